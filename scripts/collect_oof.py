@@ -1,0 +1,12 @@
+"""Rule collect_oof -> audiofold.oof.collect (one backbone x head)."""
+from audiofold.oof import collect
+from audiofold.prepare import load_task
+from audiofold.rulekit import run_rule
+
+
+def main(smk):
+    collect(smk.input.preds, smk.input.targets, load_task(smk.input.task),
+            smk.output.oof, smk.output.test, smk.output.scores)
+
+
+run_rule(snakemake, main)  # noqa: F821

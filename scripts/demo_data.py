@@ -1,0 +1,13 @@
+"""Rule demo_data -> audiofold.demo.generate_demo (writes into a temp folder, then moves into place)."""
+from pathlib import Path
+
+from audiofold.demo import materialise_demo
+from audiofold.rulekit import run_rule
+
+
+def main(smk):
+    materialise_demo(Path(smk.output.train).parent, smk.params.demo,
+                     outputs=dict(smk.output.items()))
+
+
+run_rule(snakemake, main)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,14 @@
+"""Rule metrics -> audiofold.report.summarise (metrics.json and the report plots)."""
+from audiofold.prepare import load_task
+from audiofold.report import summarise
+from audiofold.rulekit import run_rule
+
+
+def main(smk):
+    summarise(candidates=smk.params.candidates, score_paths=smk.input.scores, decision_paths=smk.input.decisions,
+              candidate_oof_paths=smk.input.candidates, blend_oof_path=smk.input.blend_oof,
+              weights_path=smk.input.weights, task=load_task(smk.input.task), metrics_out=smk.output.metrics,
+              plots={k: smk.output[k] for k in ("summary", "truth", "weights", "calibration")})
+
+
+run_rule(snakemake, main)  # noqa: F821

@@ -1,0 +1,12 @@
+"""Rule submit -> audiofold.submit.write_submission (fold-averaged, blended, on the label grid)."""
+from audiofold.prepare import load_task
+from audiofold.rulekit import run_rule
+from audiofold.submit import write_submission
+
+
+def main(smk):
+    write_submission(smk.input.test, load_task(smk.input.task), smk.params.data.get("sample_submission"),
+                     smk.output[0], threshold=smk.params.submission["threshold"])
+
+
+run_rule(snakemake, main)  # noqa: F821

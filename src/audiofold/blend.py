@@ -1,0 +1,146 @@
+"""Blend weights by grid search over the weight simplex against an OOF criterion.
+
+Criteria: regression kinds -> RMSE (mean over targets); classification -> log loss (accuracy
+ties too often to separate blends); multilabel -> lwlrap of rank-averaged scores (each
+candidate's class columns become ranks scaled to [0, 1], so candidates on different score
+scales mix fairly). ``apply_weights`` applies the same transform to test predictions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable
+
+import numpy as np
+from scipy.stats import rankdata
+
+from . import metrics
+from .errors import ConfigError, DataError
+from .tasks import TaskSpec
+
+# A grid point replaces the incumbent only if better by more than this (float noise is no gain).
+MIN_IMPROVEMENT = 1e-12
+
+
+def _criterion(task: TaskSpec) -> tuple[str, bool, Callable[[np.ndarray, np.ndarray], float]]:
+    """(name, greater_is_better, fn(y, P)) of the blend search for this task kind."""
+    if task.is_regression:
+        return "rmse", False, metrics.rmse
+    if task.kind == "classification":
+        return "log_loss", False, lambda y, P: metrics.classification_log_loss(y, P, task)
+    return "lwlrap", True, metrics.lwlrap
+
+
+def rank_columns(P: np.ndarray) -> np.ndarray:
+    """Each column replaced by its ranks scaled to [0, 1] (ties share their average rank)."""
+    P = np.asarray(P, dtype=np.float64)
+    if len(P) < 2:
+        return np.full(P.shape, 0.5)
+    return (rankdata(P, axis=0) - 1.0) / (len(P) - 1)
+
+
+def _transform(P: np.ndarray, task: TaskSpec) -> np.ndarray:
+    P = np.asarray(P, dtype=np.float64)
+    if task.kind == "multilabel":
+        return rank_columns(P)
+    return P.reshape(len(P), -1)
+
+
+def _combine(weights: np.ndarray, transformed: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """Weighted sum of the stacked transformed candidates (N, n, C)."""
+    blended = np.tensordot(weights, transformed, axes=1)
+    if task.kind == "classification":
+        blended = blended / blended.sum(axis=1, keepdims=True)
+    return blended
+
+
+def simplex_grid(n_candidates: int, step: float) -> np.ndarray:
+    """All weight vectors with entries in {0, step, .., 1} summing to 1, shape (G, n_candidates).
+
+    The vertices (one candidate alone, in candidate order) come first, then the mixtures in
+    lexicographic stars-and-bars order, so ties resolve towards single candidates.
+    """
+    units = round(1.0 / step)
+    if units < 1 or not math.isclose(units * step, 1.0, rel_tol=1e-9):
+        raise ConfigError(f"blend.step: 1/step must be a whole number (e.g. 0.1, 0.05, 0.25), got {step}.")
+    points = [np.eye(n_candidates, dtype=np.int64)]
+    for bars in itertools.combinations(range(units + n_candidates - 1), n_candidates - 1):
+        counts = np.diff([-1, *bars, units + n_candidates - 1]) - 1
+        if counts.max() < units:  # vertices are already listed
+            points.append(counts[None, :])
+    return np.concatenate(points).astype(np.float64) / units
+
+
+def _check_candidates(candidates: dict[str, np.ndarray], n_rows: int | None = None) -> None:
+    if not candidates:
+        raise DataError("blend: no candidates; check that the heads produced OOF predictions.")
+    shapes = {name: np.shape(P) for name, P in candidates.items()}
+    if len(set(shapes.values())) > 1:
+        raise DataError(f"blend: candidates have different shapes {shapes}; they must predict the same rows and columns.")
+    shape = next(iter(shapes.values()))
+    if n_rows is not None and shape[0] != n_rows:
+        raise DataError(f"blend: candidates have {shape[0]} rows but there are {n_rows} targets.")
+    for name, P in candidates.items():
+        if not np.all(np.isfinite(P)):
+            raise DataError(f"blend: candidate {name!r} contains NaN or inf.")
+
+
+def search_weights(
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    task: TaskSpec,
+    step: float = 0.1,
+    max_candidates: int = 6,
+) -> dict[str, Any]:
+    """Best simplex weights for the OOF candidates.
+
+    Returns weights (every input candidate; 0.0 for those left out), score (criterion of the
+    blend), criterion, greater_is_better, single_scores (criterion of each candidate alone,
+    after the same transform), n_grid (points evaluated) and searched (candidates in the grid,
+    best single first). Candidates beyond ``max_candidates`` (ranked by single score) get 0.
+    """
+    _check_candidates(candidates, n_rows=len(y))
+    if max_candidates < 1:
+        raise ConfigError(f"blend.max_candidates: must be >= 1, got {max_candidates}.")
+    criterion, greater_is_better, fn = _criterion(task)
+    sign = 1.0 if greater_is_better else -1.0  # search maximises sign * score
+
+    transformed = {name: _transform(P, task) for name, P in candidates.items()}
+    single_scores = {name: float(fn(y, _combine(np.ones(1), P[None], task))) for name, P in transformed.items()}
+    # best single first; names break ties so the result does not depend on dict order
+    ranked = sorted(candidates, key=lambda name: (-sign * single_scores[name], name))
+    searched = ranked[:max_candidates]
+    stack = np.stack([transformed[name] for name in searched])
+
+    grid = simplex_grid(len(searched), step)
+    best_weights, best_value = grid[0], -np.inf
+    for weights in grid:
+        value = sign * fn(y, _combine(weights, stack, task))
+        if value > best_value + MIN_IMPROVEMENT:
+            best_weights, best_value = weights, value
+
+    chosen = dict(zip(searched, best_weights.tolist()))
+    return {
+        "weights": {name: float(chosen.get(name, 0.0)) for name in candidates},
+        "score": float(sign * best_value),
+        "criterion": criterion,
+        "greater_is_better": greater_is_better,
+        "single_scores": single_scores,
+        "n_grid": int(len(grid)),
+        "searched": searched,
+    }
+
+
+def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], task: TaskSpec) -> np.ndarray:
+    """Blend predictions with the searched weights (same transform as the search)."""
+    used = {name: w for name, w in weights.items() if w > 0}
+    if not used:
+        raise DataError("blend: every weight is 0; re-run the blend search.")
+    missing = sorted(set(used) - set(candidates))
+    if missing:
+        raise DataError(f"blend: weighted candidate(s) {missing} have no predictions; available: {sorted(candidates)}.")
+    _check_candidates({name: candidates[name] for name in used})
+    stack = np.stack([_transform(candidates[name], task) for name in used])
+    w = np.array(list(used.values()), dtype=np.float64)
+    return _combine(w / w.sum(), stack, task)

@@ -1,0 +1,103 @@
+"""Load config.yaml, fill defaults and validate it against workflow/schemas/config.schema.yaml.
+
+Errors name the offending key path (e.g. ``backbones.logmel.tta.n_crops``) and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .io import stable_hash
+
+SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
+
+
+def find_schema(start: str | Path | None = None) -> Path:
+    """The schema of the project that holds ``start`` (default: cwd), else of this source tree."""
+    candidates = []
+    if start is not None:
+        start = Path(start).resolve()
+        candidates += [p / SCHEMA_RELPATH for p in [start, *start.parents]]
+    candidates += [Path.cwd() / SCHEMA_RELPATH, Path(__file__).resolve().parents[2] / SCHEMA_RELPATH]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"cannot find {SCHEMA_RELPATH}; run from the project folder (where the Snakefile is).")
+
+
+def load_schema(path: str | Path | None = None) -> dict:
+    return yaml.safe_load(Path(path or find_schema()).read_text(encoding="utf-8"))
+
+
+def _with_defaults(validator_class):
+    """jsonschema validator that also fills ``default`` values of missing properties."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate_config(config: dict, schema: dict | None = None, source: str = "config.yaml") -> dict:
+    """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem."""
+    schema = schema if schema is not None else load_schema()
+    validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
+    # Two passes: defaults added by the first (e.g. a nested {}) get their own defaults in the second.
+    for _ in range(2):
+        errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
+            hint = ""
+            if err.validator == "additionalProperties":
+                allowed = sorted(err.schema.get("properties", {}))
+                hint = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
+            raise ConfigError(f"{source}: key {_key_path(err)}: {err.message}.{hint}{more}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict, source: str) -> None:
+    """Rules a JSON schema cannot express."""
+    data = config["data"]
+    if config.get("demo", {}).get("enabled") and data.get("test_csv") is None and data.get("sample_submission") is None:
+        raise ConfigError(f"{source}: demo.enabled needs data.test_csv and data.sample_submission paths to write to.")
+    if data.get("test_csv") is None and data.get("sample_submission") is None:
+        raise ConfigError(f"{source}: set data.test_csv or data.sample_submission so the test ids are known.")
+    scale = config.get("task", {}).get("scale")
+    if scale is not None and not (scale.get("min", 0) < scale.get("max", 1)):
+        raise ConfigError(f"{source}: key task.scale: min must be below max (got {scale}).")
+
+
+def load_config(path: str | Path = "config.yaml", schema_path: str | Path | None = None) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; copy config.yaml from the project root or run `audiofold init`.")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(config).__name__}.")
+    schema = load_schema(schema_path or find_schema(path.parent))
+    return validate_config(config, schema, source=str(path))
+
+
+def section_hash(config: dict, *keys: str) -> str:
+    """Hash of the named config sections, recorded in artifact metadata."""
+    return stable_hash({k: config.get(k) for k in keys})

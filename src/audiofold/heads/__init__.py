@@ -1,0 +1,50 @@
+"""Head registry: ``build_head(params, task, seed)`` with ``params["type"]`` naming the class."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..errors import ConfigError
+from ..tasks import TaskSpec
+from .base import Head, HeadOptionError
+from .knn import KNNHead
+from .linear import LinearHead
+
+HEADS: dict[str, type[Head]] = {"linear": LinearHead, "knn": KNNHead}
+
+
+def head_options(cls: type[Head]) -> list[str]:
+    """Keyword options a head class accepts (its ``__init__`` keywords after task and seed)."""
+    signature = inspect.signature(cls.__init__)
+    return [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | None = None) -> Head:
+    """Instantiate the head ``params["type"]`` with the other keys as options.
+
+    ``name`` is the head's key under ``heads:`` in config.yaml (defaults to its type); it only
+    makes error messages point at the right key.
+    """
+    head_type = params.get("type")
+    name = name or str(head_type)
+    if head_type not in HEADS:
+        raise ConfigError(
+            f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
+        )
+    cls = HEADS[head_type]
+    options = {k: v for k, v in params.items() if k != "type"}
+    allowed = head_options(cls)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"heads.{name}.{unknown[0]}: unknown option for head type {head_type!r}; "
+            f"allowed options: {', '.join(allowed) or '(none)'}."
+        )
+    try:
+        return cls(task, seed, **options)
+    except HeadOptionError as exc:
+        raise ConfigError(f"heads.{name}.{exc.key}: {exc.problem}") from None
+
+
+__all__ = ["HEADS", "Head", "HeadOptionError", "KNNHead", "LinearHead", "build_head", "head_options"]

@@ -1,0 +1,47 @@
+"""Head interface: a model fitted per fold on embeddings, predicting P in the task's contract."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..tasks import TaskSpec
+
+
+class HeadOptionError(ConfigError):
+    """A bad head option; ``build_head`` re-words it with the head's config name."""
+
+    def __init__(self, head_type: str, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"heads.{head_type}.{key}: {problem}")
+
+
+class Head(abc.ABC):
+    """Subclasses declare their options as keyword arguments of ``__init__``.
+
+    ``build_head`` checks config keys against that signature, so the signature is the one
+    place that lists what a head accepts.
+    """
+
+    type_name: str = ""
+
+    def __init__(self, task: TaskSpec, seed: int = 0, **params: Any) -> None:
+        self.task = task
+        self.seed = int(seed)
+        self.params = dict(params)
+
+    @abc.abstractmethod
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "Head":
+        """Fit on embeddings X (n, D) and targets y (shape per task kind); return self."""
+
+    @abc.abstractmethod
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Map variant name -> P (n, n_outputs); single-output heads return ``{"main": P}``."""
+
+    def describe(self) -> dict[str, Any]:
+        """What was trained, for artifact metadata."""
+        return {"type": self.type_name, "seed": self.seed, "params": dict(self.params)}

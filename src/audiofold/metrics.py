@@ -1,0 +1,212 @@
+"""Metric registry: ``METRICS[name](y, P, task) -> float``, grouped by task kind.
+
+Shapes follow the task contract (see ``audiofold.tasks``): regression kinds score (n, T) arrays
+(overall value = mean over targets), classification scores int labels against (n, C)
+probabilities, multilabel scores (n, C) 0/1 targets against (n, C) scores.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.stats import pearsonr, rankdata
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, log_loss
+
+from .errors import DataError
+from .tasks import TaskSpec
+
+MetricFn = Callable[[np.ndarray, np.ndarray, TaskSpec], float]
+
+# Probabilities are clipped away from 0 so one confident miss gives a large, finite log loss.
+PROB_EPS = 1e-7
+
+
+# ---- shape helpers ------------------------------------------------------------------------
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(-1, 1) if a.ndim == 1 else a
+
+
+def _check_same_shape(y: np.ndarray, P: np.ndarray) -> None:
+    if y.shape != P.shape:
+        raise DataError(f"targets have shape {y.shape} but predictions {P.shape}; they must match row for row.")
+
+
+def _check_class_shapes(y: np.ndarray, P: np.ndarray, task: TaskSpec) -> None:
+    n_classes = len(task.classes or [])
+    if P.ndim != 2 or P.shape != (len(y), n_classes):
+        raise DataError(f"predictions have shape {P.shape}; expected ({len(y)}, {n_classes}) for {n_classes} classes.")
+
+
+def normalize_probabilities(P: np.ndarray) -> np.ndarray:
+    """Clip to [PROB_EPS, 1] and rescale rows to sum 1 (what log loss expects)."""
+    P = np.clip(np.asarray(P, dtype=np.float64), PROB_EPS, 1.0)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+# ---- regression ---------------------------------------------------------------------------
+def rmse_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    y, P = _as_2d(y), _as_2d(P)
+    _check_same_shape(y, P)
+    return np.sqrt(np.mean((y - P) ** 2, axis=0))
+
+
+def mae_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    y, P = _as_2d(y), _as_2d(P)
+    _check_same_shape(y, P)
+    return np.mean(np.abs(y - P), axis=0)
+
+
+def pearson_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
+    y, P = _as_2d(y), _as_2d(P)
+    _check_same_shape(y, P)
+    out = np.zeros(y.shape[1])
+    for t in range(y.shape[1]):
+        # A constant column has no correlation; 0.0 keeps the score usable instead of NaN.
+        if len(y) < 2 or np.ptp(y[:, t]) == 0 or np.ptp(P[:, t]) == 0:
+            continue
+        r = pearsonr(y[:, t], P[:, t]).statistic
+        out[t] = float(r) if np.isfinite(r) else 0.0
+    return out
+
+
+def rmse(y, P, task=None) -> float:
+    return float(np.mean(rmse_per_target(y, P)))
+
+
+def mae(y, P, task=None) -> float:
+    return float(np.mean(mae_per_target(y, P)))
+
+
+def pearson(y, P, task=None) -> float:
+    return float(np.mean(pearson_per_target(y, P)))
+
+
+# ---- classification -----------------------------------------------------------------------
+def accuracy(y, P, task: TaskSpec) -> float:
+    _check_class_shapes(y, P, task)
+    return float(accuracy_score(y, np.argmax(P, axis=1)))
+
+
+def macro_f1(y, P, task: TaskSpec) -> float:
+    # Averaged over the classes seen in y or predicted (sklearn's default); classes absent from
+    # both would otherwise count as F1 = 0 and drag the score down for no reason.
+    _check_class_shapes(y, P, task)
+    return float(f1_score(y, np.argmax(P, axis=1), average="macro", zero_division=0))
+
+
+def classification_log_loss(y, P, task: TaskSpec) -> float:
+    _check_class_shapes(y, P, task)
+    return float(log_loss(y, normalize_probabilities(P), labels=np.arange(P.shape[1])))
+
+
+# ---- multilabel ---------------------------------------------------------------------------
+def lwlrap_per_class(y: np.ndarray, P: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Label-weighted label-ranking average precision (Kaggle FSD 2019) and its per-class parts.
+
+    For each positive (row, label): precision at the label's rank within the row, i.e.
+    #positives scored >= it / #labels scored >= it (ties count against, like sklearn's LRAP).
+    Per class: mean over its positive rows. Overall: per-class values weighted by each class's
+    share of all positives, which equals the plain mean over all positive (row, label) pairs.
+    """
+    positive = np.asarray(y) > 0.5
+    P = np.asarray(P, dtype=np.float64)
+    _check_same_shape(positive, P)
+    n_classes = P.shape[1]
+    per_class_count = positive.sum(axis=0)
+    if per_class_count.sum() == 0:
+        return 0.0, np.zeros(n_classes), np.zeros(n_classes)
+    # rank "max" on -P: number of labels in the row scored >= this one
+    rank_all = rankdata(-P, method="max", axis=1)
+    rank_pos = rankdata(-np.where(positive, P, -np.inf), method="max", axis=1)
+    precision = np.where(positive, rank_pos / rank_all, 0.0)
+    per_class = np.divide(
+        precision.sum(axis=0), per_class_count, out=np.zeros(n_classes), where=per_class_count > 0
+    )
+    weights = per_class_count / per_class_count.sum()
+    return float(np.sum(per_class * weights)), per_class, weights
+
+
+def lwlrap(y, P, task=None) -> float:
+    return lwlrap_per_class(y, P)[0]
+
+
+def mean_average_precision(y, P, task=None) -> float:
+    """Macro average precision over the classes that have at least one positive."""
+    positive = np.asarray(y) > 0.5
+    P = np.asarray(P, dtype=np.float64)
+    _check_same_shape(positive, P)
+    has_positive = positive.any(axis=0)
+    if not has_positive.any():
+        return 0.0
+    return float(average_precision_score(positive[:, has_positive], P[:, has_positive], average="macro"))
+
+
+# ---- registry -----------------------------------------------------------------------------
+METRICS: dict[str, MetricFn] = {
+    "rmse": rmse,
+    "mae": mae,
+    "pearson": pearson,
+    "accuracy": accuracy,
+    "macro_f1": macro_f1,
+    "log_loss": classification_log_loss,
+    "lwlrap": lwlrap,
+    "map": mean_average_precision,
+}
+
+_BY_KIND = {
+    "regression": ["rmse", "mae", "pearson"],
+    "multitarget": ["rmse", "mae", "pearson"],
+    "classification": ["accuracy", "macro_f1", "log_loss"],
+    "multilabel": ["lwlrap", "map"],
+}
+
+_PRIMARY = {
+    "regression": ("rmse", False),
+    "multitarget": ("rmse", False),
+    "classification": ("accuracy", True),
+    "multilabel": ("lwlrap", True),
+}
+
+_PER_TARGET = {"rmse": rmse_per_target, "mae": mae_per_target, "pearson": pearson_per_target}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _BY_KIND:
+        raise DataError(f"task kind {kind!r} has no metrics; expected one of {', '.join(_BY_KIND)}.")
+
+
+def metrics_for(kind: str) -> list[str]:
+    _check_kind(kind)
+    return list(_BY_KIND[kind])
+
+
+def primary(kind: str) -> tuple[str, bool]:
+    """(metric name, greater_is_better) used to rank models of this kind."""
+    _check_kind(kind)
+    return _PRIMARY[kind]
+
+
+def score(y: np.ndarray, P: np.ndarray, task: TaskSpec) -> dict[str, float]:
+    """All metrics of the task's kind; multitarget also gets ``name/target`` keys."""
+    out = {name: METRICS[name](y, P, task) for name in metrics_for(task.kind)}
+    if task.kind == "multitarget":
+        for name, per_target in _PER_TARGET.items():
+            for target, value in zip(task.label_columns, per_target(y, P)):
+                out[f"{name}/{target}"] = float(value)
+    return out
+
+
+def baseline_predictions(y_train: np.ndarray, n: int, task: TaskSpec) -> np.ndarray:
+    """Predictions of the trivial model (ignores the input) for ``n`` rows.
+
+    Train mean for regression kinds, train class frequencies for classification (its argmax is
+    the majority class), per-label frequencies for multilabel.
+    """
+    if task.kind == "classification":
+        counts = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(task.classes or []))
+        row = counts / max(counts.sum(), 1)
+    else:
+        row = _as_2d(y_train).mean(axis=0)
+    return np.tile(row.astype(np.float64), (n, 1))

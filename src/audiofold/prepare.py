@@ -1,0 +1,131 @@
+"""The prepare step: read the tables, infer the task, make folds, resolve audio paths into a manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .folds import make_folds
+from .io import save_npz, write_csv, write_json, write_meta
+from .tables import raw_column, read_table
+from .tasks import TaskSpec, infer_task
+
+log = logging.getLogger(__name__)
+
+
+def resolve_audio_path(audio_dir: Path, clip_id: str, extensions: list[str], where: str) -> Path:
+    """The file for one clip: the id as a relative path, else the id plus each extension in turn."""
+    root = audio_dir.resolve()
+    candidates = [audio_dir / clip_id] + [audio_dir / f"{clip_id}.{ext.lstrip('.')}" for ext in extensions]
+    for cand in candidates:
+        if cand.is_file():
+            resolved = cand.resolve()
+            if root not in resolved.parents:
+                raise DataError(f"{where}: id {clip_id!r} points outside the audio folder {audio_dir} ({resolved}); refused.")
+            return cand
+    raise DataError(
+        f"{where}: no audio file for id {clip_id!r} in {audio_dir} (tried {', '.join(c.name for c in candidates)}). "
+        "Check data.*_audio_dir, data.path_column and data.audio_extensions."
+    )
+
+
+def prepare(config: dict, out_dir: str | Path) -> dict:
+    """Write ``task.json``, ``folds.csv`` and ``manifest.csv`` under ``out_dir``; return the task summary."""
+    out_dir = Path(out_dir)
+    data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
+    train = read_table(data["train_csv"], "training table (data.train_csv)")
+    test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
+    sample = read_table(data["sample_submission"], "sample submission (data.sample_submission)") if data.get("sample_submission") else None
+
+    spec, notes = infer_task(
+        train, test, sample,
+        id_column=data.get("id_column"),
+        label_columns=data.get("label_columns"),
+        kind=task_cfg.get("kind", "auto"),
+        label_sep=task_cfg.get("label_sep"),
+        classes=task_cfg.get("classes"),
+        scale=task_cfg.get("scale"),
+        ignore_columns=tuple(c for c in (data.get("group_column"), data.get("fold_column"), data.get("path_column")) if c),
+    )
+    for line in notes:
+        log.info("inferred %s", line)
+
+    train_ids = raw_column(train, spec.id_column)
+    _check_unique(train_ids, data["train_csv"])
+    y = spec.encode_targets(train, source=data["train_csv"])
+
+    groups = None
+    if data.get("group_column"):
+        groups = _column(train, data["group_column"], data["train_csv"], "data.group_column")
+    predefined = None
+    if data.get("fold_column"):
+        predefined = _column(train, data["fold_column"], data["train_csv"], "data.fold_column")
+    folds, scheme = make_folds(y, spec, cv.get("n_folds", 5), config.get("seed", 42), groups=groups,
+                               predefined=predefined, n_bins=cv.get("n_bins", 10))
+    n_folds = int(folds.max()) + 1
+    if n_folds != cv.get("n_folds", 5):
+        raise DataError(f"data.fold_column gives {n_folds} folds but cv.n_folds is {cv.get('n_folds', 5)}; make them agree.")
+    log.info("folds: %s", scheme)
+
+    if test is not None:
+        test_ids = raw_column(test, spec.id_column if spec.id_column in test.columns else test.columns[0])
+        test_where = data["test_csv"]
+    else:
+        test_ids = raw_column(sample, spec.id_column if spec.id_column in sample.columns else sample.columns[0])
+        test_where = data["sample_submission"]
+    _check_unique(test_ids, test_where)
+
+    ext = data.get("audio_extensions", ["wav", "flac", "ogg", "mp3", "m4a"])
+    train_dir = Path(data["train_audio_dir"])
+    test_dir = Path(data.get("test_audio_dir") or data["train_audio_dir"])
+    path_col = data.get("path_column")
+    train_rel = raw_column(train, path_col) if path_col else train_ids
+    test_rel = raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids
+    train_paths = [resolve_audio_path(train_dir, rel, ext, f"{data['train_csv']}, row {i + 2}") for i, rel in enumerate(train_rel)]
+    test_paths = [resolve_audio_path(test_dir, rel, ext, f"{test_where}, row {i + 2}") for i, rel in enumerate(test_rel)]
+
+    n_test_shards = min(config.get("audio", {}).get("test_shards", 1), max(1, len(test_ids)))
+    test_shard = np.concatenate([np.full(len(a), j) for j, a in enumerate(np.array_split(np.arange(len(test_ids)), n_test_shards))])
+    manifest = pd.DataFrame({
+        "id": train_ids + test_ids,
+        "split": ["train"] * len(train_ids) + ["test"] * len(test_ids),
+        "fold": np.concatenate([folds, np.full(len(test_ids), -1)]),
+        "shard": [f"fold{k}" for k in folds] + [f"test{j}" for j in test_shard],
+        "path": [str(p) for p in train_paths + test_paths],
+    })
+    fold_table = pd.DataFrame({"id": train_ids, "fold": folds})
+    if groups is not None:
+        fold_table["group"] = groups
+
+    summary = {"task": spec.to_dict(), "inferred": notes, "fold_scheme": scheme, "n_train": len(train_ids),
+               "n_test": len(test_ids), "n_folds": n_folds, "test_shards": int(n_test_shards)}
+    write_json(out_dir / "task.json", summary)
+    write_csv(out_dir / "folds.csv", fold_table)
+    write_meta(out_dir / "folds.csv", scheme=scheme, n_rows=len(fold_table), seed=config.get("seed", 42))
+    write_csv(out_dir / "manifest.csv", manifest)
+    save_npz(out_dir / "targets.npz", ids=np.asarray(train_ids, dtype=str), y=y, fold=folds)
+    return summary
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    from .io import read_json
+
+    return TaskSpec.from_dict(read_json(path)["task"])
+
+
+def _column(df: pd.DataFrame, col: str, where: str, key: str) -> np.ndarray:
+    if col not in df.columns:
+        raise DataError(f"{key} {col!r} is not a column of {where} (columns: {list(df.columns)}).")
+    return np.asarray(raw_column(df, col), dtype=object)
+
+
+def _check_unique(ids: list[str], where: str) -> None:
+    seen: dict[str, int] = {}
+    for i, v in enumerate(ids):
+        if v in seen:
+            raise DataError(f"{where}: id {v!r} appears on rows {seen[v] + 2} and {i + 2}; ids must be unique.")
+        seen[v] = i

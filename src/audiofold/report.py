@@ -1,0 +1,164 @@
+"""The run's summary: ``metrics.json`` (OOF scores per backbone x head x fold, calibration, blend) and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .io import atomic_path, load_npz, read_json, write_json
+from .tasks import TaskSpec
+
+
+def _variant_arrays(npz: dict) -> dict[str, np.ndarray]:
+    return {k[len("P__"):]: v for k, v in npz.items() if k.startswith("P__")}
+
+
+def summarise(
+    *,
+    candidates: list[str],
+    score_paths: list[str],
+    decision_paths: list[str],
+    candidate_oof_paths: list[str],
+    blend_oof_path: str,
+    weights_path: str,
+    task: TaskSpec,
+    metrics_out: str,
+    plots: dict[str, str],
+) -> dict:
+    primary, greater = metrics.primary(task.kind)
+    out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
+    baseline = None
+    for name, score_path, decision_path, oof_path in zip(candidates, score_paths, decision_paths, candidate_oof_paths):
+        scores, decisions = read_json(score_path), read_json(decision_path)
+        baseline = baseline or scores["baseline"]
+        cal = load_npz(oof_path)
+        for variant, entry in scores["variants"].items():
+            key = f"{name}/{variant}"
+            P = _variant_arrays(cal)[variant]
+            out["candidates"][key] = {
+                "overall": entry["overall"],
+                "per_fold": entry["per_fold"],
+                "calibration": decisions.get(variant, {}),
+                "calibrated_overall": metrics.score(cal["y"], P, task),
+            }
+    blend = load_npz(blend_oof_path)
+    y, folds, P = blend["y"], blend["fold"], blend["P"]
+    weights = read_json(weights_path)
+    out["blend"] = {
+        "overall": metrics.score(y, P, task),
+        "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
+        "weights": weights["weights"],
+        "criterion": weights.get("criterion"),
+    }
+    out["baseline"] = baseline
+    write_json(metrics_out, out)
+    _plot_scores(out, plots["summary"])
+    _plot_truth(y, P, task, plots["truth"])
+    _plot_weights(weights["weights"], plots["weights"])
+    _plot_calibration(out, plots["calibration"])
+    return out
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _figure().close(fig)
+
+
+def _plot_scores(summary: dict, path: str) -> None:
+    plt = _figure()
+    primary = summary["primary"]
+    rows = [(k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()]) for k, v in summary["candidates"].items()]
+    rows.append(("BLEND", summary["blend"]["overall"][primary], [f[primary] for f in summary["blend"]["per_fold"].values()]))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5))
+    pos = np.arange(len(rows))
+    ax.barh(pos, [r[1] for r in rows], color=["tab:blue"] * (len(rows) - 1) + ["tab:orange"], alpha=0.7)
+    for i, (_, _, per_fold) in enumerate(rows):
+        ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3)
+    if summary.get("baseline"):
+        ax.axvline(summary["baseline"][primary], color="gray", ls="--", label="trivial predictor")
+        ax.legend(loc="lower right")
+    ax.set_yticks(pos, [r[0] for r in rows])
+    ax.set_xlabel(f"OOF {primary} ({'higher' if summary['greater_is_better'] else 'lower'} is better)")
+    ax.set_title("Out-of-fold scores")
+    _save(fig, path)
+
+
+def _plot_truth(y: np.ndarray, P: np.ndarray, task: TaskSpec, path: str) -> None:
+    plt = _figure()
+    if task.is_regression:
+        n = P.shape[1]
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+        for j, ax in enumerate(axes[0]):
+            ax.scatter(y[:, j], P[:, j], s=8, alpha=0.5)
+            lo, hi = float(min(y[:, j].min(), P[:, j].min())), float(max(y[:, j].max(), P[:, j].max()))
+            ax.plot([lo, hi], [lo, hi], color="gray", ls="--")
+            ax.set_xlabel(f"true {task.output_names[j]}")
+            ax.set_ylabel("OOF prediction")
+            r = metrics.METRICS["pearson"](y[:, j:j + 1], P[:, j:j + 1], task)
+            ax.set_title(f"{task.output_names[j]}: Pearson r = {r:.3f}")
+    elif task.kind == "classification":
+        from sklearn.metrics import confusion_matrix
+
+        cm = confusion_matrix(y, P.argmax(axis=1), labels=range(len(task.classes)))
+        size = max(4, 0.5 * len(task.classes) + 2)
+        fig, ax = plt.subplots(figsize=(size, size))
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(task.classes)), task.classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(task.classes)), task.classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("Confusion matrix (blend, OOF)")
+    else:
+        score, per_class, _ = metrics.lwlrap_per_class(y, P)
+        fig, ax = plt.subplots(figsize=(7, 0.35 * len(task.classes) + 1.5))
+        ax.barh(range(len(per_class)), per_class)
+        ax.set_yticks(range(len(per_class)), task.classes)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("per-class LWLRAP")
+        ax.set_title(f"Per-class LWLRAP (blend, OOF): overall {score:.3f}")
+    _save(fig, path)
+
+
+def _plot_weights(weights: dict[str, float], path: str) -> None:
+    plt = _figure()
+    names = list(weights)
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
+    ax.barh(range(len(names)), [weights[n] for n in names], color="tab:orange")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("blend weight")
+    ax.set_title("Blend weights")
+    _save(fig, path)
+
+
+def _plot_calibration(summary: dict, path: str) -> None:
+    plt = _figure()
+    names = [k for k, v in summary["candidates"].items() if v.get("calibration")]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(1, len(names)) + 1.5))
+    if names:
+        before = [summary["candidates"][k]["calibration"].get("before", np.nan) for k in names]
+        after = [summary["candidates"][k]["calibration"].get("after", np.nan) for k in names]
+        pos = np.arange(len(names))
+        ax.barh(pos - 0.2, before, height=0.4, label="before")
+        ax.barh(pos + 0.2, after, height=0.4, label="after")
+        labels = [f"{k} ({'kept' if summary['candidates'][k]['calibration'].get('applied') else 'not kept'})" for k in names]
+        ax.set_yticks(pos, labels)
+        crit = summary["candidates"][names[0]]["calibration"].get("criterion", "criterion")
+        ax.set_xlabel(f"OOF {crit} (lower is better)")
+        ax.legend()
+    ax.set_title("Calibration")
+    _save(fig, path)

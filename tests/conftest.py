@@ -1,0 +1,40 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with the test interpreter's snakemake."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def small_config(kind: str, **overrides) -> dict:
+    """The default config.yaml shrunk to a quick run on the demo data of one task kind."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["demo"].update(kind=kind, n_train=90, n_test=20)
+    config["cv"]["n_folds"] = 3
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    def make(config: dict) -> Path:
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return tmp_path
+
+    return make

@@ -1,0 +1,59 @@
+import copy
+
+import pytest
+import yaml
+
+from audiofold.config import load_config, load_schema, validate_config
+from audiofold.errors import ConfigError
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+
+
+@pytest.fixture
+def base():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_are_filled(base, schema):
+    config = validate_config(copy.deepcopy(base), schema)
+    assert config["cv"]["n_bins"] == 10
+    assert config["backbones"]["logmel"]["tta"] == {"n_crops": 1, "pad": "zeros", "aggregate": "mean", "keep_crops": False}
+    assert config["submission"]["threshold"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "mutate, named",
+    [
+        (lambda c: c["cv"].update(n_fold=3), "cv"),
+        (lambda c: c["cv"].update(n_folds=1), "cv.n_folds"),
+        (lambda c: c["task"].update(kind="ranking"), "task.kind"),
+        (lambda c: c["backbones"]["logmel"].update(tta={"n_crops": 0}), "backbones.logmel.tta.n_crops"),
+        (lambda c: c.pop("heads"), "heads"),
+        (lambda c: c["data"].pop("train_csv"), "train_csv"),
+        (lambda c: c["task"].update(scale={"min": 5, "max": 0, "step": 0.5}), "task.scale"),
+    ],
+)
+def test_bad_values_name_their_key(base, schema, mutate, named):
+    mutate(base)
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        validate_config(base, schema)
+
+
+def test_unknown_key_lists_allowed_keys(base, schema):
+    base["cv"]["n_fold"] = 3
+    with pytest.raises(ConfigError, match="Allowed keys here: n_bins, n_folds"):
+        validate_config(base, schema)
+
+
+def test_load_config_reports_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "config.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, schema_path=ROOT / "workflow/schemas/config.schema.yaml")

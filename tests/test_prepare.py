@@ -1,0 +1,81 @@
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from audiofold.errors import DataError
+from audiofold.io import load_npz, read_json
+from audiofold.prepare import load_task, prepare
+
+
+def make_data(tmp_path, n=24, groups=False):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    ids = [f"{i:04d}" for i in range(n + 5)]
+    for i, clip in enumerate(ids):
+        ext = ["wav", "flac", "ogg"][i % 3]
+        sf.write(audio / f"{clip}.{ext}", np.zeros(800, dtype=np.float32), 8000)
+    train = pd.DataFrame({"clip_id": ids[:n], "rating": np.tile([0.0, 1.5, 3.0, 4.5], n // 4)})
+    if groups:
+        train["speaker"] = [f"s{i % 6}" for i in range(n)]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"clip_id": ids[n:]}).to_csv(tmp_path / "test.csv", index=False)
+    config = {
+        "seed": 3,
+        "data": {"train_csv": str(tmp_path / "train.csv"), "test_csv": str(tmp_path / "test.csv"),
+                 "sample_submission": None, "train_audio_dir": str(audio), "test_audio_dir": None,
+                 "id_column": None, "label_columns": None, "group_column": "speaker" if groups else None,
+                 "fold_column": None, "path_column": None, "audio_extensions": ["wav", "flac", "ogg"]},
+        "task": {"kind": "auto"}, "cv": {"n_folds": 3, "n_bins": 4}, "audio": {"test_shards": 2},
+    }
+    return config
+
+
+def test_prepare_writes_task_folds_manifest_and_targets(tmp_path):
+    config = make_data(tmp_path)
+    summary = prepare(config, tmp_path / "results")
+    manifest = pd.read_csv(tmp_path / "results/manifest.csv", dtype={"id": str})
+    assert summary["n_train"] == 24 and summary["n_test"] == 5
+    assert manifest["id"].iloc[0] == "0000"  # leading zeros kept
+    assert sorted(manifest["shard"].unique()) == ["fold0", "fold1", "fold2", "test0", "test1"]
+    assert (manifest.loc[manifest.split == "test", "fold"] == -1).all()
+    assert manifest["path"].str.endswith((".wav", ".flac", ".ogg")).all()
+    task = load_task(tmp_path / "results/task.json")
+    assert task.kind == "regression" and task.scale == {"min": 0.0, "max": 4.5, "step": 0.5}
+    targets = load_npz(tmp_path / "results/targets.npz")
+    assert targets["y"].shape == (24, 1) and set(targets["fold"]) == {0, 1, 2}
+    assert any("id column" in line for line in read_json(tmp_path / "results/task.json")["inferred"])
+
+
+def test_groups_stay_in_one_fold(tmp_path):
+    config = make_data(tmp_path, groups=True)
+    prepare(config, tmp_path / "results")
+    folds = pd.read_csv(tmp_path / "results/folds.csv")
+    assert folds.groupby("group")["fold"].nunique().max() == 1
+
+
+def test_missing_audio_names_row_and_tried_files(tmp_path):
+    config = make_data(tmp_path)
+    next((tmp_path / "audio").glob("0005.*")).unlink()
+    with pytest.raises(DataError, match=r"row 7: no audio file for id '0005'.*tried 0005, 0005.wav"):
+        prepare(config, tmp_path / "results")
+    assert not (tmp_path / "results/manifest.csv").exists()
+
+
+def test_ids_escaping_the_audio_folder_are_refused(tmp_path):
+    config = make_data(tmp_path)
+    sf.write(tmp_path / "secret.wav", np.zeros(10, dtype=np.float32), 8000)
+    train = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    train.loc[0, "clip_id"] = "../secret"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(DataError, match="outside the audio folder"):
+        prepare(config, tmp_path / "results")
+
+
+def test_duplicate_ids_are_reported_with_rows(tmp_path):
+    config = make_data(tmp_path)
+    train = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    train.loc[3, "clip_id"] = train.loc[1, "clip_id"]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(DataError, match="rows 3 and 5"):
+        prepare(config, tmp_path / "results")

@@ -1,0 +1,96 @@
+"""The whole Snakemake workflow on small generated data, one run per task kind."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audiofold.io import load_npz
+
+from conftest import small_config, snakemake
+
+pytestmark = pytest.mark.e2e
+
+
+def _jobs_to_run(workdir, *extra):
+    """Rule name -> job count of what a dry run would execute."""
+    out = snakemake(workdir, "-n", "--quiet", "rules", *extra).stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize("kind", ["regression", "multitarget", "classification", "multilabel"])
+def test_workflow_end_to_end(kind, workdir):
+    wd = workdir(small_config(kind))
+    snakemake(wd, "--cores", "2")
+
+    metrics = json.loads((wd / "results/metrics.json").read_text())
+    primary, greater = metrics["primary"], metrics["greater_is_better"]
+    blend, baseline = metrics["blend"]["overall"][primary], metrics["baseline"][primary]
+    assert (blend > baseline) if greater else (blend < baseline), (kind, primary, blend, baseline)
+    assert metrics["candidates"], "every backbone x head should be scored"
+    for entry in metrics["candidates"].values():
+        assert set(entry["per_fold"]) == {"0", "1", "2"}
+
+    sub = pd.read_csv(wd / "results/submission.csv", dtype=str)
+    sample = pd.read_csv(wd / "results/demo/sample_submission.csv", dtype=str)
+    assert list(sub.columns) == list(sample.columns)
+    assert sub.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()
+    values = sub.iloc[:, 1:]
+    if kind == "regression":
+        rating = values.iloc[:, 0].astype(float).to_numpy()
+        assert np.allclose(rating * 2, np.round(rating * 2)) and rating.min() >= 0 and rating.max() <= 5
+    if kind == "multilabel":
+        scores = values.astype(float).to_numpy()
+        assert scores.min() >= 0 and scores.max() <= 1
+
+    for plot in ("scores", "oof_vs_truth", "blend_weights", "calibration"):
+        assert (wd / f"results/plots/{plot}.png").stat().st_size > 1000
+    for log_name in ("prepare", "blend", "submit"):
+        assert (wd / f"results/logs/{log_name}.log").exists()
+
+    # Nothing changed: nothing reruns.
+    assert _jobs_to_run(wd) == {}
+
+
+def test_head_param_change_reruns_only_that_head(workdir):
+    config = small_config("regression")
+    wd = workdir(config)
+    snakemake(wd, "--cores", "2")
+    embeddings = sorted((wd / "results/embeddings").rglob("*.npz"))
+    stamps = {p: p.stat().st_mtime_ns for p in embeddings}
+
+    config["heads"]["knn"]["k"] = 5
+    workdir(config)
+    planned = _jobs_to_run(wd)
+    assert planned.get("train") == config["cv"]["n_folds"] * len(config["backbones"])
+    assert not {"demo_data", "prepare", "decode", "embed"} & set(planned)
+    snakemake(wd, "--cores", "2")
+    assert {p: p.stat().st_mtime_ns for p in embeddings} == stamps
+
+
+def test_dry_run_shows_one_job_per_step_and_shard(workdir):
+    config = small_config("classification")
+    wd = workdir(config)
+    planned = _jobs_to_run(wd)
+    n_folds, n_backbones, n_heads = 3, len(config["backbones"]), len(config["heads"])
+    shards = n_folds + 1
+    assert planned["decode"] == shards  # both backbones run at 16 kHz: one decode per shard
+    assert planned["embed"] == shards * n_backbones
+    assert planned["train"] == n_folds * n_backbones * n_heads
+    assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
+    assert planned["blend"] == planned["submit"] == planned["prepare"] == 1
+
+
+def test_bad_config_key_is_named(workdir):
+    config = small_config("regression")
+    config["cv"]["n_fold"] = 3
+    wd = workdir(config)
+    proc = snakemake(wd, "-n", check=False)
+    assert proc.returncode != 0
+    assert "cv" in proc.stderr + proc.stdout and "n_fold" in proc.stderr + proc.stdout

@@ -1,0 +1,64 @@
+if config["demo"]["enabled"]:
+
+    rule demo_data:
+        output:
+            train=DATA["train_csv"],
+            test=DATA["test_csv"],
+            sample=DATA["sample_submission"],
+            train_audio=directory(DATA["train_audio_dir"]),
+            test_audio=directory(DATA["test_audio_dir"]),
+        params:
+            demo=config["demo"],
+        log:
+            f"{R}/logs/demo_data.log",
+        benchmark:
+            f"{R}/benchmarks/demo_data.tsv"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../../scripts/demo_data.py"
+
+
+rule prepare:
+    input:
+        tables=table_inputs(),
+    output:
+        task=f"{R}/task.json",
+        folds=f"{R}/folds.csv",
+        manifest=f"{R}/manifest.csv",
+        targets=f"{R}/targets.npz",
+    params:
+        data=DATA,
+        task=config["task"],
+        cv=config["cv"],
+        audio=config["audio"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/prepare.log",
+    benchmark:
+        f"{R}/benchmarks/prepare.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/prepare.py"
+
+
+rule decode:
+    input:
+        manifest=f"{R}/manifest.csv",
+    output:
+        f"{R}/audio/{{sr}}hz/{{shard}}.npz",
+    params:
+        max_seconds=config["audio"]["max_seconds"],
+    log:
+        f"{R}/logs/decode/{{sr}}hz/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/decode/{{sr}}hz/{{shard}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../../scripts/decode.py"

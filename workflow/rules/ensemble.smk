@@ -1,0 +1,94 @@
+CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS]
+
+
+rule calibrate:
+    input:
+        oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
+        test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
+        task=f"{R}/task.json",
+    output:
+        oof=f"{R}/calibrated/{{backbone}}/{{head}}/oof.npz",
+        test=f"{R}/calibrated/{{backbone}}/{{head}}/test.npz",
+        decision=f"{R}/calibrated/{{backbone}}/{{head}}/decision.json",
+    params:
+        calibrate=config["calibrate"],
+    log:
+        f"{R}/logs/calibrate/{{backbone}}/{{head}}.log",
+    benchmark:
+        f"{R}/benchmarks/calibrate/{{backbone}}/{{head}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/calibrate.py"
+
+
+rule blend:
+    input:
+        oof=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
+        test=[f"{R}/calibrated/{b}/{h}/test.npz" for b, h in CANDIDATES],
+        task=f"{R}/task.json",
+    output:
+        oof=f"{R}/blend/oof.npz",
+        test=f"{R}/blend/test.npz",
+        weights=f"{R}/blend/weights.json",
+    params:
+        blend=config["blend"],
+        candidates=[f"{b}/{h}" for b, h in CANDIDATES],
+    log:
+        f"{R}/logs/blend.log",
+    benchmark:
+        f"{R}/benchmarks/blend.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../../scripts/blend.py"
+
+
+rule submit:
+    input:
+        test=f"{R}/blend/test.npz",
+        task=f"{R}/task.json",
+        tables=table_inputs(),
+    output:
+        f"{R}/submission.csv",
+    params:
+        data=DATA,
+        submission=config["submission"],
+    log:
+        f"{R}/logs/submit.log",
+    benchmark:
+        f"{R}/benchmarks/submit.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/submit.py"
+
+
+rule metrics:
+    input:
+        scores=[f"{R}/oof/{b}/{h}/scores.json" for b, h in CANDIDATES],
+        decisions=[f"{R}/calibrated/{b}/{h}/decision.json" for b, h in CANDIDATES],
+        candidates=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
+        blend_oof=f"{R}/blend/oof.npz",
+        weights=f"{R}/blend/weights.json",
+        task=f"{R}/task.json",
+    output:
+        metrics=f"{R}/metrics.json",
+        summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),
+        truth=report(f"{R}/plots/oof_vs_truth.png", category="2. OOF predictions", caption="../report/oof_vs_truth.rst"),
+        weights=report(f"{R}/plots/blend_weights.png", category="3. Blend", caption="../report/blend_weights.rst"),
+        calibration=report(f"{R}/plots/calibration.png", category="4. Calibration", caption="../report/calibration.rst"),
+    params:
+        candidates=[f"{b}/{h}" for b, h in CANDIDATES],
+    log:
+        f"{R}/logs/metrics.log",
+    benchmark:
+        f"{R}/benchmarks/metrics.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/metrics.py"

@@ -1,0 +1,42 @@
+rule train:
+    input:
+        train=lambda wc: embeddings(wc.backbone, TRAIN_SHARDS),
+        test=lambda wc: embeddings(wc.backbone, TEST_SHARDS),
+        targets=f"{R}/targets.npz",
+        task=f"{R}/task.json",
+    output:
+        model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
+        preds=f"{R}/preds/{{backbone}}/{{head}}/fold{{fold}}.npz",
+    params:
+        head=lambda wc: config["heads"][wc.head],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{backbone}}/{{head}}/fold{{fold}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../../scripts/train.py"
+
+
+rule collect_oof:
+    input:
+        preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
+        targets=f"{R}/targets.npz",
+        task=f"{R}/task.json",
+    output:
+        oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
+        test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
+        scores=f"{R}/oof/{{backbone}}/{{head}}/scores.json",
+    log:
+        f"{R}/logs/collect_oof/{{backbone}}/{{head}}.log",
+    benchmark:
+        f"{R}/benchmarks/collect_oof/{{backbone}}/{{head}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/collect_oof.py"
