@@ -8,9 +8,9 @@ from audiofold.train import train_fold
 def main(smk):
     train_fold(train_shards=smk.input.train, test_shards=smk.input.test, targets_path=smk.input.targets,
                task=load_task(smk.input.task), fold=int(smk.wildcards.fold), head_params=dict(smk.params.head),
-               seed=smk.params.seed, model_out=smk.output.model, preds_out=smk.output.preds,
-               meta={"backbone": smk.wildcards.backbone, "head_name": smk.wildcards.head,
-                     "config_hash": stable_hash(smk.params.head)})
+               head_name=smk.wildcards.head, seed=smk.params.seed, model_out=smk.output.model,
+               preds_out=smk.output.preds,
+               meta={"backbone": smk.wildcards.backbone, "config_hash": stable_hash(smk.params.head)})
 
 
 run_rule(snakemake, main)  # noqa: F821

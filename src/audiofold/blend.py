@@ -17,6 +17,7 @@ from scipy.stats import rankdata
 
 from . import metrics
 from .errors import ConfigError, DataError
+from .io import load_npz, save_npz, write_json
 from .tasks import TaskSpec
 
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
@@ -32,18 +33,23 @@ def _criterion(task: TaskSpec) -> tuple[str, bool, Callable[[np.ndarray, np.ndar
     return "lwlrap", True, metrics.lwlrap
 
 
-def rank_columns(P: np.ndarray) -> np.ndarray:
-    """Each column replaced by its ranks scaled to [0, 1] (ties share their average rank)."""
+def rank_matrix(P: np.ndarray) -> np.ndarray:
+    """Every cell replaced by its rank among all cells, scaled to [0, 1] (ties share their average rank).
+
+    Ranking the whole matrix, not each class column, puts candidates with different score scales
+    on one footing while keeping each row's class order, which is what LWLRAP scores; per-column
+    ranks reorder a row's classes and cost LWLRAP when class frequencies differ.
+    """
     P = np.asarray(P, dtype=np.float64)
-    if len(P) < 2:
+    if P.size < 2:
         return np.full(P.shape, 0.5)
-    return (rankdata(P, axis=0) - 1.0) / (len(P) - 1)
+    return ((rankdata(P, axis=None) - 1.0) / (P.size - 1)).reshape(P.shape)
 
 
 def _transform(P: np.ndarray, task: TaskSpec) -> np.ndarray:
     P = np.asarray(P, dtype=np.float64)
     if task.kind == "multilabel":
-        return rank_columns(P)
+        return rank_matrix(P)
     return P.reshape(len(P), -1)
 
 
@@ -64,7 +70,7 @@ def simplex_grid(n_candidates: int, step: float) -> np.ndarray:
     units = round(1.0 / step)
     if units < 1 or not math.isclose(units * step, 1.0, rel_tol=1e-9):
         raise ConfigError(f"blend.step: 1/step must be a whole number (e.g. 0.1, 0.05, 0.25), got {step}.")
-    points = [np.eye(n_candidates, dtype=np.int64)]
+    points = [units * np.eye(n_candidates, dtype=np.int64)]
     for bars in itertools.combinations(range(units + n_candidates - 1), n_candidates - 1):
         counts = np.diff([-1, *bars, units + n_candidates - 1]) - 1
         if counts.max() < units:  # vertices are already listed
@@ -77,7 +83,7 @@ def _check_candidates(candidates: dict[str, np.ndarray], n_rows: int | None = No
         raise DataError("blend: no candidates; check that the heads produced OOF predictions.")
     shapes = {name: np.shape(P) for name, P in candidates.items()}
     if len(set(shapes.values())) > 1:
-        raise DataError(f"blend: candidates have different shapes {shapes}; they must predict the same rows and columns.")
+        raise DataError(f"blend: candidates have different shapes {shapes}; they must cover the same rows and columns.")
     shape = next(iter(shapes.values()))
     if n_rows is not None and shape[0] != n_rows:
         raise DataError(f"blend: candidates have {shape[0]} rows but there are {n_rows} targets.")
@@ -144,3 +150,24 @@ def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], 
     stack = np.stack([_transform(candidates[name], task) for name in used])
     w = np.array(list(used.values()), dtype=np.float64)
     return _combine(w / w.sum(), stack, task)
+
+
+def blend_files(oof_paths: dict[str, str], test_paths: dict[str, str], task: TaskSpec, oof_out, test_out, weights_out,
+                step: float = 0.1, max_candidates: int = 6) -> dict:
+    """Blend every ``{backbone}/{head}/{variant}`` candidate; write blended OOF and test predictions and the weights."""
+    oof_cands: dict[str, np.ndarray] = {}
+    test_cands: dict[str, np.ndarray] = {}
+    first = None
+    for name, path in oof_paths.items():
+        oof, test = load_npz(path), load_npz(test_paths[name])
+        first = first or (oof, test)
+        for key in (k for k in oof if k.startswith("P__")):
+            oof_cands[f"{name}/{key[3:]}"] = oof[key]
+            test_cands[f"{name}/{key[3:]}"] = test[key]
+    oof, test = first
+    result = search_weights(oof_cands, oof["y"], task, step=step, max_candidates=max_candidates)
+    save_npz(oof_out, ids=oof["ids"], fold=oof["fold"], y=oof["y"],
+             P=apply_weights(result["weights"], oof_cands, task).astype(np.float32))
+    save_npz(test_out, ids=test["ids"], P=apply_weights(result["weights"], test_cands, task).astype(np.float32))
+    write_json(weights_out, result)
+    return result

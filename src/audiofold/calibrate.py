@@ -21,6 +21,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from . import metrics
 from .errors import DataError
+from .io import load_npz, save_npz, write_json
 from .tasks import TaskSpec
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -163,3 +164,18 @@ def calibrate_candidate(
     if not applied:
         return np.asarray(oof_P), np.asarray(test_P), decision
     return oof_cal, test_cal, decision
+
+
+def calibrate_files(oof_path, test_path, task: TaskSpec, oof_out, test_out, decision_out, enabled: bool = True) -> dict:
+    """Calibrate every output variant of one backbone x head; write the same layout plus the decisions."""
+    oof, test = load_npz(oof_path), load_npz(test_path)
+    decisions: dict[str, Any] = {}
+    for key in [k for k in oof if k.startswith("P__")]:
+        if enabled:
+            oof[key], test[key], decisions[key[3:]] = calibrate_candidate(oof[key], oof["y"], oof["fold"], test[key], task)
+        else:
+            decisions[key[3:]] = {"method": "disabled", "applied": False}
+    save_npz(oof_out, **oof)
+    save_npz(test_out, **test)
+    write_json(decision_out, decisions)
+    return decisions

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.stats import pearsonr, rankdata
+from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, log_loss
 
 from .errors import DataError
@@ -117,12 +117,16 @@ def lwlrap_per_class(y: np.ndarray, P: np.ndarray) -> tuple[float, np.ndarray, n
     per_class_count = positive.sum(axis=0)
     if per_class_count.sum() == 0:
         return 0.0, np.zeros(n_classes), np.zeros(n_classes)
-    # rank "max" on -P: number of labels in the row scored >= this one
-    rank_all = rankdata(-P, method="max", axis=1)
-    rank_pos = rankdata(-np.where(positive, P, -np.inf), method="max", axis=1)
-    precision = np.where(positive, rank_pos / rank_all, 0.0)
+    # Only positive cells need a precision, and labels are usually sparse: compare each positive
+    # cell with its row (n_positives x C) instead of ranking the whole matrix.
+    rows, cols = np.nonzero(positive)
+    at_or_above = P[rows] >= P[rows, cols][:, None]
+    precision = (at_or_above & positive[rows]).sum(axis=1) / at_or_above.sum(axis=1)
     per_class = np.divide(
-        precision.sum(axis=0), per_class_count, out=np.zeros(n_classes), where=per_class_count > 0
+        np.bincount(cols, weights=precision, minlength=n_classes),
+        per_class_count,
+        out=np.zeros(n_classes),
+        where=per_class_count > 0,
     )
     weights = per_class_count / per_class_count.sum()
     return float(np.sum(per_class * weights)), per_class, weights

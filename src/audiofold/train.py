@@ -45,6 +45,7 @@ def train_fold(
     task: TaskSpec,
     fold: int,
     head_params: dict,
+    head_name: str | None = None,
     seed: int,
     model_out: str | Path,
     preds_out: str | Path,
@@ -60,7 +61,7 @@ def train_fold(
     is_val = folds == fold
     if not is_val.any():
         raise DataError(f"fold {fold} has no rows; check cv.n_folds / data.fold_column.")
-    head = build_head(head_params, task, seed)
+    head = build_head(head_params, task, seed, name=head_name)
     started = time.perf_counter()
     head.fit(X[~is_val], y[~is_val])
     fit_seconds = time.perf_counter() - started

@@ -20,6 +20,15 @@ class HeadOptionError(ConfigError):
         super().__init__(f"heads.{head_type}.{key}: {problem}")
 
 
+def require_positive(head_type: str, key: str, value: Any, integer: bool = False) -> Any:
+    """``value`` if it is a positive number (an integer when asked), else HeadOptionError."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise HeadOptionError(head_type, key, f"must be {what}, got {value!r}.")
+    return value
+
+
 class Head(abc.ABC):
     """Subclasses declare their options as keyword arguments of ``__init__``.
 

@@ -7,17 +7,15 @@ from scipy.special import softmax
 from sklearn.neighbors import NearestNeighbors
 
 from ..tasks import TaskSpec
-from .base import Head, HeadOptionError
+from .base import Head, require_positive
 
 
 class KNNHead(Head):
     type_name = "knn"
 
     def __init__(self, task: TaskSpec, seed: int = 0, *, k: int = 11, temperature: float = 0.15) -> None:
-        if not (isinstance(k, (int, np.integer)) and k >= 1):
-            raise HeadOptionError(self.type_name, "k", f"must be an integer >= 1, got {k!r}.")
-        if not temperature > 0:
-            raise HeadOptionError(self.type_name, "temperature", f"must be > 0, got {temperature!r}.")
+        k = require_positive(self.type_name, "k", k, integer=True)
+        temperature = require_positive(self.type_name, "temperature", temperature)
         super().__init__(task, seed, k=int(k), temperature=float(temperature))
         self.index: NearestNeighbors | None = None
         self.targets: np.ndarray | None = None
@@ -37,4 +35,6 @@ class KNNHead(Head):
         distance, neighbour = self.index.kneighbors(np.asarray(X, dtype=np.float64))
         weights = softmax((1.0 - distance) / self.params["temperature"], axis=1)
         P = np.einsum("nk,nkc->nc", weights, self.targets[neighbour])
+        if self.task.kind == "multilabel":
+            P = np.clip(P, 0.0, 1.0)  # weights sum to 1 only up to rounding: 1.0000000000000002
         return {"main": P}

@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..tasks import TaskSpec
-from .base import Head, HeadOptionError
+from .base import Head, require_positive
 
 # Inverse regularisation defaults per kind; multilabel uses the FSD seed notebook's value.
 DEFAULT_C = {"classification": 1.0, "multilabel": 2.0}
@@ -29,11 +29,11 @@ class LinearHead(Head):
         C: float | None = None,
         max_iter: int = 2000,
     ) -> None:
-        if C is None:
-            C = DEFAULT_C.get(task.kind)
-        for key, value in (("alpha", alpha), ("C", C), ("max_iter", max_iter)):
-            if value is not None and not value > 0:
-                raise HeadOptionError(self.type_name, key, f"must be > 0, got {value!r}.")
+        C = DEFAULT_C.get(task.kind) if C is None else C
+        require_positive(self.type_name, "alpha", alpha)
+        require_positive(self.type_name, "max_iter", max_iter, integer=True)
+        if C is not None:  # unused by regression kinds
+            require_positive(self.type_name, "C", C)
         super().__init__(task, seed, alpha=alpha, C=C, max_iter=max_iter)
         self.model: Pipeline | None = None
         self.constant_class: int | None = None

@@ -1,0 +1,61 @@
+"""Backbone registry: ``build_backbone(name, params)`` with ``params["type"]`` naming the class."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Backbone, BackboneOptionError
+from .handcrafted import LogMelBackbone, MFCCBackbone
+
+BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBackbone}
+
+
+def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
+    """Keyword options a backbone class accepts, mapped to their defaults (``inspect.Parameter.empty`` if none)."""
+    signature = inspect.signature(cls.__init__)
+    return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
+    backbone_type = params.get("type")
+    if backbone_type not in BACKBONES:
+        raise ConfigError(
+            f"backbones.{name}.type: unknown backbone type {backbone_type!r}; choose one of {', '.join(sorted(BACKBONES))}."
+        )
+    return BACKBONES[backbone_type]
+
+
+def build_backbone(name: str, params: dict[str, Any]) -> Backbone:
+    """Instantiate ``params["type"]`` with the other keys as options; ``name`` is its key under ``backbones:``."""
+    cls = _backbone_class(name, params)
+    options = {k: v for k, v in params.items() if k != "type"}
+    allowed = backbone_options(cls)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"backbones.{name}.{unknown[0]}: unknown option for backbone type {params['type']!r}; "
+            f"allowed options: {', '.join(allowed) or '(none)'}."
+        )
+    try:
+        backbone = cls(**options)
+    except BackboneOptionError as exc:
+        raise ConfigError(f"backbones.{name}.{exc.key}: {exc.problem}") from None
+    backbone.name = name
+    return backbone
+
+
+def declared_sample_rate(params: dict[str, Any], name: str | None = None) -> int:
+    """The sample rate a backbone config asks for (its ``sample_rate`` key, else the class default),
+    known without building the model, so the workflow can plan the decode jobs from config alone."""
+    name = name or str(params.get("type"))
+    cls = _backbone_class(name, params)
+    rate = params.get("sample_rate", backbone_options(cls).get("sample_rate", inspect.Parameter.empty))
+    if rate is inspect.Parameter.empty:
+        raise ConfigError(f"backbones.{name}.sample_rate: required for backbone type {params['type']!r}.")
+    return int(rate)
+
+
+__all__ = ["BACKBONES", "Backbone", "BackboneOptionError", "LogMelBackbone", "MFCCBackbone",
+           "backbone_options", "build_backbone", "declared_sample_rate"]

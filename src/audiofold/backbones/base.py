@@ -1,0 +1,64 @@
+"""Backbone interface: turns fixed-length float32 crops at ``sample_rate`` into embedding vectors."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+class BackboneOptionError(ConfigError):
+    """A bad backbone option; ``build_backbone`` re-words it with the backbone's config name."""
+
+    def __init__(self, backbone_type: str, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"backbones.{backbone_type}.{key}: {problem}")
+
+
+class Backbone(abc.ABC):
+    """Subclasses declare their options as keyword-only arguments of ``__init__``.
+
+    ``build_backbone`` checks config keys against that signature, so the signature is the one
+    place that lists what a backbone accepts (and its default ``sample_rate``).
+    """
+
+    type_name: str = ""
+
+    def __init__(self, *, sample_rate: int, crop_seconds: float | None = None, **params: Any) -> None:
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise BackboneOptionError(self.type_name, "sample_rate", f"must be a positive integer (Hz), got {sample_rate!r}")
+        if crop_seconds is not None and not crop_seconds > 0:
+            raise BackboneOptionError(self.type_name, "crop_seconds", f"must be positive or null (whole clip), got {crop_seconds!r}")
+        self.name = self.type_name  # build_backbone replaces it with the config key
+        self.sample_rate = int(sample_rate)
+        self.crop_seconds = None if crop_seconds is None else float(crop_seconds)
+        self.params = {"sample_rate": self.sample_rate, "crop_seconds": self.crop_seconds, **params}
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int:
+        """Length D of one embedding."""
+
+    @abc.abstractmethod
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        """float32 (B, T) crops at ``sample_rate`` -> float32 (B, D) embeddings."""
+
+    def describe(self) -> dict[str, Any]:
+        """What made the embeddings, for artifact metadata."""
+        return {"type": self.type_name, "name": self.name, "params": dict(self.params), "dim": self.dim,
+                "sample_rate": self.sample_rate, "crop_seconds": self.crop_seconds}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({options})"
+
+
+def positive_int(backbone_type: str, key: str, value: Any) -> int:
+    """``value`` as an int, or BackboneOptionError naming the key."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise BackboneOptionError(backbone_type, key, f"must be a positive integer, got {value!r}")
+    return int(value)

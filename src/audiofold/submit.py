@@ -1,0 +1,237 @@
+"""Final predictions -> submission table in the sample submission's exact layout, and its checks.
+
+Layouts: regression kinds write one column per target; classification writes either one
+probability column per class (when the sample's value columns are the class names) or one
+label column with the most probable class; multilabel writes either one score column per class
+or one column of labels joined by the task's separator.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .io import load_npz, write_csv
+from .tables import read_table
+from .tasks import TaskSpec, _class_key
+
+# Value tolerance when checking that ratings lie on the scale grid (CSV round trips lose bits).
+GRID_TOLERANCE = 1e-6
+MAX_LISTED = 10
+
+
+# ---- values -------------------------------------------------------------------------------
+def _scale(task: TaskSpec) -> tuple[float | None, float | None, float | None]:
+    scale = task.scale or {}
+    return scale.get("min"), scale.get("max"), scale.get("step")
+
+
+def finalize_predictions(P: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """Predictions made valid for the task: ratings on the scale grid, scores in [0, 1].
+
+    The rating grid is ``min + k * step`` (anchored at 0 when min is unset); values are rounded
+    to the nearest grid point inside [min, max].
+    """
+    P = np.asarray(P, dtype=np.float64)
+    if task.kind == "classification":
+        return P.copy()
+    if task.kind == "multilabel":
+        return np.clip(P, 0.0, 1.0)
+    low, high, step = _scale(task)
+    low_bound = -np.inf if low is None else low
+    high_bound = np.inf if high is None else high
+    if not step:
+        return np.clip(P, low_bound, high_bound)
+    origin = 0.0 if low is None else low
+    # clip in grid units, so a max that is not itself on the grid cannot pull values off it
+    k = np.round((P - origin) / step)
+    k = np.clip(k, (low_bound - origin) / step, np.floor((high_bound - origin) / step + GRID_TOLERANCE))
+    # drop float noise such as 1.3000000000000003 so the CSV shows grid values
+    return np.clip(np.round(origin + k * step, 10), low_bound, high_bound)
+
+
+def _labels_string(scores: np.ndarray, classes: list[str], threshold: float, sep: str) -> list[str]:
+    """Per row, the classes scoring >= threshold (best first), always at least the top one."""
+    out = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")
+        keep = [j for j in order if row[j] >= threshold] or [order[0]]
+        out.append(sep.join(classes[j] for j in keep))
+    return out
+
+
+# ---- layout -------------------------------------------------------------------------------
+def _id_column(sample: pd.DataFrame | None, task: TaskSpec) -> str:
+    if sample is None or task.id_column in sample.columns:
+        return task.id_column
+    return str(sample.columns[0])
+
+
+def _default_value_columns(task: TaskSpec) -> list[str]:
+    if task.is_regression:
+        return list(task.label_columns)
+    if task.kind == "multilabel" and task.label_sep is None:
+        return list(task.classes)
+    return [task.label_columns[0]]
+
+
+def _layout(columns: list[str], task: TaskSpec) -> str:
+    """How the value columns hold predictions: "targets", "scores" (one per class) or "labels"."""
+    if task.is_regression:
+        names = task.output_names
+        if set(columns) <= set(names) or len(columns) == len(names) == 1:
+            return "targets"
+        raise DataError(
+            f"sample submission columns {columns[:MAX_LISTED]} do not match the label columns {names}; "
+            "set data.label_columns to the sample submission's column names."
+        )
+    classes = task.output_names
+    if sorted(columns) == sorted(classes):
+        return "scores"
+    if len(columns) == 1:
+        return "labels"
+    raise DataError(
+        f"sample submission value columns {columns[:MAX_LISTED]} are neither the {len(classes)} class names "
+        f"({classes[:MAX_LISTED]}) nor a single label column; check data.sample_submission and task.classes."
+    )
+
+
+def _values_frame(P: np.ndarray, task: TaskSpec, columns: list[str], threshold: float) -> pd.DataFrame:
+    """The value columns, in ``columns`` order, from P (rows already in output order)."""
+    names = task.output_names
+    layout = _layout(columns, task)
+    if layout == "targets" and not set(columns) <= set(names):  # one target under another name
+        return pd.DataFrame({columns[0]: P[:, 0]})
+    if layout in ("targets", "scores"):
+        return pd.DataFrame({c: P[:, names.index(c)] for c in columns})
+    if task.kind == "classification":
+        return pd.DataFrame({columns[0]: [names[j] for j in np.argmax(P, axis=1)]})
+    return pd.DataFrame({columns[0]: _labels_string(P, names, threshold, task.label_sep or ",")})
+
+
+def _id_differences(ids: list[str], expected: list[str]) -> str:
+    missing = sorted(set(expected) - set(ids))
+    extra = sorted(set(ids) - set(expected))
+    return f"{len(missing)} missing (e.g. {missing[:MAX_LISTED]}), {len(extra)} unexpected (e.g. {extra[:MAX_LISTED]})"
+
+
+def make_submission(
+    test_ids: list[str],
+    P: np.ndarray,
+    task: TaskSpec,
+    sample: pd.DataFrame | None,
+    threshold: float = 0.5,
+) -> pd.DataFrame:
+    """Submission table: the sample's columns and id order (else ``test_ids`` order, default columns).
+
+    ``P`` rows follow ``test_ids``; values go through ``finalize_predictions`` first.
+    """
+    P = finalize_predictions(np.asarray(P, dtype=np.float64).reshape(len(P), -1), task)
+    test_ids = [str(i) for i in test_ids]
+    if len(test_ids) != len(P):
+        raise DataError(f"submission: {len(test_ids)} test ids but {len(P)} prediction rows.")
+    if len(set(test_ids)) != len(test_ids):
+        raise DataError("submission: test ids are not unique; check the test table.")
+    id_col = _id_column(sample, task)
+
+    if sample is None:
+        ids_out, order = test_ids, np.arange(len(test_ids))
+        columns = _default_value_columns(task)
+    else:
+        sample_ids = sample[id_col].astype(str).tolist()
+        if len(set(sample_ids)) != len(sample_ids):
+            raise DataError(f"sample submission: column {id_col!r} has duplicated ids; check data.sample_submission.")
+        if sorted(sample_ids) != sorted(test_ids):
+            differences = _id_differences(test_ids, sample_ids)
+            raise DataError(f"sample submission ids differ from the test ids: {differences}.")
+        position = {i: k for k, i in enumerate(test_ids)}
+        ids_out = sample[id_col].tolist()  # the sample's own id values and formatting
+        order = np.array([position[i] for i in sample_ids], dtype=np.int64)
+        columns = [str(c) for c in sample.columns if c != id_col]
+
+    sub = pd.concat([pd.DataFrame({id_col: ids_out}), _values_frame(P[order], task, columns, threshold)], axis=1)
+    if sample is not None:
+        sub.columns = list(sample.columns)  # exact names, even non-string ones
+    return sub
+
+
+# ---- validation ---------------------------------------------------------------------------
+def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: TaskSpec) -> None:
+    """Raise DataError if ``sub`` would be rejected: ids, columns, NaN/inf, off-grid or out-of-range values."""
+    id_col = _id_column(sample, task)
+    if id_col not in sub.columns:
+        raise DataError(f"submission has no id column {id_col!r}; columns are {list(sub.columns)[:MAX_LISTED]}.")
+    ids = sub[id_col].astype(str)
+    if sample is not None:
+        if list(sub.columns) != list(sample.columns):
+            raise DataError(
+                f"submission columns {list(sub.columns)[:MAX_LISTED]} differ from the sample submission's "
+                f"{list(sample.columns)[:MAX_LISTED]} (names and order must match)."
+            )
+        expected = sample[id_col].astype(str).tolist()
+        if sorted(ids) != sorted(expected):
+            differences = _id_differences(ids.tolist(), expected)
+            raise DataError(f"submission ids differ from the sample submission: {differences}.")
+        if ids.tolist() != expected:
+            raise DataError("submission ids are not in the sample submission's order; reorder the rows.")
+    if ids.duplicated().any():
+        raise DataError(f"submission ids are duplicated: {ids[ids.duplicated()].tolist()[:MAX_LISTED]}.")
+
+    value_columns = [c for c in sub.columns if c != id_col]
+    layout = _layout([str(c) for c in value_columns], task)
+    for col in value_columns:
+        if layout == "labels":
+            _check_labels(sub[col], col, task)
+            continue
+        values = pd.to_numeric(sub[col], errors="coerce").to_numpy(dtype=np.float64)
+        for bad, rule in _value_problems(values, task, layout):
+            if bad.any():
+                first = ids.iloc[int(np.flatnonzero(bad)[0])]
+                raise DataError(f"submission column {col!r} has {rule}: {int(bad.sum())} row(s), first id {first!r}.")
+
+
+def _value_problems(values: np.ndarray, task: TaskSpec, layout: str) -> Iterator[tuple[np.ndarray, str]]:
+    """(rows that break a rule, the rule) for a numeric value column."""
+    yield ~np.isfinite(values), "NaN, inf or non-numeric values"
+    if layout == "scores":
+        yield (values < 0) | (values > 1), "values outside [0, 1]"
+        return
+    low, high, step = _scale(task)
+    if low is not None:
+        yield values < low, f"ratings below the scale minimum {low}"
+    if high is not None:
+        yield values > high, f"ratings above the scale maximum {high}"
+    if step:
+        origin = 0.0 if low is None else low
+        units = (values - origin) / step
+        yield np.abs(units - np.round(units)) > GRID_TOLERANCE, (
+            f"ratings off the scale grid {origin} + k * {step} (use finalize_predictions)"
+        )
+
+
+def _check_labels(series: pd.Series, col: str, task: TaskSpec) -> None:
+    def tokens(value) -> list[str]:
+        if pd.isna(value):
+            return []
+        return task.split_labels(value) if task.kind == "multilabel" else [_class_key(value)]
+
+    rows = series.map(tokens)
+    empty = int(rows.map(len).eq(0).sum())
+    if empty:
+        raise DataError(f"submission column {col!r} has empty labels in {empty} row(s).")
+    unknown = sorted({t for row in rows for t in row} - set(task.classes))
+    if unknown:
+        raise DataError(f"submission column {col!r} has unknown labels {unknown[:MAX_LISTED]}.")
+
+
+def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, threshold: float = 0.5) -> pd.DataFrame:
+    """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout."""
+    blend = load_npz(test_blend_path)
+    sample = read_table(sample_path, "sample submission (data.sample_submission)").attrs["raw"] if sample_path else None
+    sub = make_submission([str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold)
+    validate_submission(sub, sample, task)
+    write_csv(out_path, sub)
+    return sub

@@ -1,0 +1,193 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiofold import audio
+from audiofold.audio import decode_file, decode_shard, load_mono, read_shard
+from audiofold.errors import DataError
+from audiofold.io import read_json, save_npz
+
+
+def sine(freq, sr, seconds, amp=0.5):
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture
+def no_ffmpeg(monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+
+
+@pytest.mark.parametrize("ext,fmt,subtype,tol", [
+    ("wav", "WAV", "PCM_16", 1e-4), ("wav", "WAV", "PCM_24", 1e-6), ("wav", "WAV", "FLOAT", 0),
+    ("wav", "WAV", "PCM_U8", 1e-2), ("wav", "WAV", "PCM_32", 1e-8), ("wav", "WAV", "DOUBLE", 1e-7),
+    ("flac", "FLAC", "PCM_16", 1e-4), ("flac", "FLAC", "PCM_24", 1e-6),
+])
+def test_lossless_formats_decode_to_channels_first_float32(tmp_path, ext, fmt, subtype, tol):
+    left, right = sine(440, 22050, 0.3), sine(660, 22050, 0.3, amp=0.25)
+    path = tmp_path / f"clip.{ext}"
+    sf.write(path, np.stack([left, right], axis=1), 22050, format=fmt, subtype=subtype)
+    wave, sr = decode_file(path)
+    assert sr == 22050 and wave.dtype == np.float32 and wave.shape == (2, len(left))
+    np.testing.assert_allclose(wave, np.stack([left, right]), atol=tol)
+
+
+@pytest.mark.parametrize("ext,fmt", [("ogg", "OGG"), ("mp3", "MP3")])
+def test_lossy_formats_decode_close_to_source(tmp_path, ext, fmt):
+    source = sine(1000, 16000, 1.0)
+    path = tmp_path / f"clip.{ext}"
+    sf.write(path, source, 16000, format=fmt)
+    wave, sr = decode_file(path)
+    assert sr == 16000 and wave.shape[0] == 1 and abs(wave.shape[1] - len(source)) < 0.05 * len(source)
+    rms = np.sqrt(np.mean(wave[0] ** 2))
+    assert rms == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+
+
+def test_load_mono_downmixes_resamples_and_keeps_the_tone(tmp_path):
+    tone = sine(1000, 44100, 1.0)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([tone, 0.5 * tone], axis=1), 44100, subtype="FLOAT")
+    mono = load_mono(path, 16000)
+    assert mono.dtype == np.float32 and mono.ndim == 1
+    assert len(mono) == 16000
+    spectrum = np.abs(np.fft.rfft(mono))
+    assert np.argmax(spectrum) == pytest.approx(1000, abs=1)  # 1 s long: bin k is k Hz
+    assert np.sqrt(np.mean(mono[1000:-1000] ** 2)) == pytest.approx(0.75 * 0.5 / np.sqrt(2), rel=0.01)
+
+
+def test_load_mono_same_rate_is_untouched(tmp_path):
+    wave = np.random.default_rng(0).uniform(-0.5, 0.5, 8000).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, 8000, subtype="FLOAT")
+    np.testing.assert_array_equal(load_mono(tmp_path / "a.wav", 8000), wave)
+
+
+def test_max_seconds_reads_only_the_start(tmp_path, monkeypatch):
+    wave = np.linspace(-0.5, 0.5, 48000 * 3, dtype=np.float32)
+    sf.write(tmp_path / "long.flac", wave, 48000, subtype="PCM_24")
+    read_frames = []
+    real_read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kw: read_frames.append(frames) or real_read(self, frames, **kw))
+    decoded, sr = decode_file(tmp_path / "long.flac", max_seconds=0.5)
+    assert read_frames == [24000] and decoded.shape == (1, 24000)
+    assert len(load_mono(tmp_path / "long.flac", 16000, max_seconds=0.5)) == 8000
+    assert len(load_mono(tmp_path / "long.flac", 16000, max_seconds=10)) == 48000  # shorter file: whole file
+
+
+def test_missing_corrupt_and_empty_files_name_the_file(tmp_path, no_ffmpeg):
+    with pytest.raises(DataError, match="nothere.wav does not exist"):
+        decode_file(tmp_path / "nothere.wav")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk-not-audio")
+    with pytest.raises(DataError, match=r"broken\.wav.*corrupt"):
+        decode_file(bad)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 8000)
+    with pytest.raises(DataError, match=r"empty\.wav holds no audio"):
+        decode_file(tmp_path / "empty.wav")
+
+
+def test_non_finite_samples_are_refused(tmp_path):
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2], dtype=np.float32), 8000, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"nan\.wav contains NaN"):
+        load_mono(tmp_path / "nan.wav", 8000)
+
+
+def test_m4a_without_ffmpeg_says_how_to_fix(tmp_path, no_ffmpeg):
+    path = tmp_path / "clip.m4a"
+    path.write_bytes(b"\x00\x00\x00\x18ftypM4A not really")
+    with pytest.raises(DataError, match=r"clip\.m4a.*apt-get install ffmpeg.*convert"):
+        decode_file(path)
+
+
+FAKE_FFMPEG = """#!{python}
+# Stand-in for ffmpeg: "decodes" by reading the input with soundfile; fails on request.
+import sys, soundfile as sf
+args = sys.argv[1:]
+src, dst = args[args.index("-i") + 1], args[-1]
+if "fail" in src:
+    sys.stderr.write("Invalid data found when processing input\\n")
+    sys.exit(1)
+data, sr = sf.read(src, dtype="float32", always_2d=True)
+if "-t" in args:
+    data = data[: int(float(args[args.index("-t") + 1]) * sr)]
+sf.write(dst, data, sr, format="WAV", subtype="FLOAT")
+"""
+
+
+@pytest.fixture
+def fake_ffmpeg(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "ffmpeg"
+    exe.write_text(FAKE_FFMPEG.format(python=sys.executable))
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_m4a_goes_through_ffmpeg(tmp_path, fake_ffmpeg):
+    tone = sine(440, 16000, 1.0)
+    path = tmp_path / "clip.m4a"  # wav bytes under an m4a name: only the fake ffmpeg reads it
+    sf.write(path, np.stack([tone, tone], axis=1), 16000, format="WAV", subtype="FLOAT")
+    wave, sr = decode_file(path)
+    assert sr == 16000 and wave.shape == (2, 16000)
+    np.testing.assert_allclose(wave[0], tone, atol=1e-7)
+    assert len(load_mono(path, 16000, max_seconds=0.25)) == 4000
+
+
+def test_ffmpeg_failure_names_the_file(tmp_path, fake_ffmpeg):
+    path = tmp_path / "fail.webm"
+    path.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"fail\.webm with ffmpeg: Invalid data"):
+        decode_file(path)
+
+
+@pytest.mark.skipif(audio.shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_real_ffmpeg_decodes_wav(tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, sine(440, 8000, 0.5), 8000)
+    wave, sr = audio._decode_ffmpeg(Path(path), None)
+    assert sr == 8000 and wave.shape == (1, 4000)
+
+
+def test_decode_shard_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    specs = [("a", "wav", 8000, 1, 1.0), ("b", "flac", 44100, 2, 0.5), ("c", "ogg", 16000, 1, 2.0)]
+    paths = []
+    for clip_id, ext, sr, channels, seconds in specs:
+        data = rng.uniform(-0.3, 0.3, (int(sr * seconds), channels)).astype(np.float32)
+        paths.append(str(tmp_path / f"{clip_id}.{ext}"))
+        sf.write(paths[-1], data, sr)
+    out = tmp_path / "audio" / "16000hz" / "fold0.npz"
+    stats = decode_shard(paths, ["a", "b", "c"], 16000, out, max_seconds=1.5, progress=False)
+    assert stats == {"n_clips": 3, "total_seconds": pytest.approx(1.0 + 0.5 + 1.5, abs=1e-3), "sr": 16000}
+
+    with np.load(out) as npz:
+        assert set(npz.files) == {"ids", "offsets", "samples", "sr"}
+        assert npz["ids"].dtype.kind == "U" and npz["offsets"].dtype == np.int64
+        assert npz["samples"].dtype == np.float32 and npz["sr"].shape == () and npz["sr"].dtype == np.int64
+    ids, waves, sr = read_shard(out)
+    assert ids == ["a", "b", "c"] and sr == 16000
+    assert [len(w) for w in waves] == [16000, 8000, 24000]
+    np.testing.assert_array_equal(waves[0], load_mono(paths[0], 16000))
+    assert read_json(out.with_name("fold0.meta.json"))["n_clips"] == 3
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fold0.meta.json", "fold0.npz"]  # no temp files
+
+
+def test_decode_shard_fails_on_bad_clip_without_writing(tmp_path, no_ffmpeg):
+    sf.write(tmp_path / "ok.wav", np.zeros(800, dtype=np.float32), 8000)
+    (tmp_path / "bad.flac").write_bytes(b"fLaC broken")
+    out = tmp_path / "shard.npz"
+    with pytest.raises(DataError, match=r"bad\.flac"):
+        decode_shard([str(tmp_path / "ok.wav"), str(tmp_path / "bad.flac")], ["ok", "bad"], 8000, out, progress=False)
+    assert not out.exists()
+
+
+def test_empty_shard_and_foreign_npz(tmp_path):
+    decode_shard([], [], 16000, tmp_path / "test0.npz", progress=False)
+    assert read_shard(tmp_path / "test0.npz") == ([], [], 16000)
+    save_npz(tmp_path / "other.npz", X=np.zeros(3))
+    with pytest.raises(DataError, match="not a decoded audio shard"):
+        read_shard(tmp_path / "other.npz")

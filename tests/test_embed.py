@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+
+from audiofold.audio import decode_shard
+from audiofold.backbones import Backbone, build_backbone
+from audiofold.crops import make_crops
+from audiofold.embed import embed_shard, embed_waves
+from audiofold.errors import DataError
+from audiofold.io import load_npz, read_json, save_npz
+
+
+class Recorder(Backbone):
+    """Cheap stand-in backbone: features (mean, max, first sample); records every batch it sees."""
+
+    type_name = "recorder"
+
+    def __init__(self, *, sample_rate: int = 100, crop_seconds: float | None = 0.1) -> None:
+        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds)
+        self.batches: list[int] = []
+
+    @property
+    def dim(self) -> int:
+        return 3
+
+    def embed_batch(self, crops):
+        self.batches.append(len(crops))
+        return np.stack([crops.mean(axis=1), crops.max(axis=1), crops[:, 0]], axis=1).astype(np.float32)
+
+
+def waves_of(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(np.float32) for n in lengths]
+
+
+def test_crops_are_aggregated_per_clip():
+    backbone = Recorder()  # crop_len = 10 samples
+    waves = waves_of([50, 25, 10, 80])
+    X, X_crops = embed_waves(waves, backbone, n_crops=5, keep_crops=True, progress=False)
+    assert X.shape == (4, 3) and X_crops.shape == (4, 5, 3) and X.dtype == np.float32
+    for wave, x, per_crop in zip(waves, X, X_crops):
+        expected = backbone.embed_batch(make_crops(wave, 10, 5))
+        np.testing.assert_allclose(per_crop, expected, rtol=1e-6)
+        np.testing.assert_allclose(x, expected.mean(axis=0), rtol=1e-6)
+    X_max, none = embed_waves(waves, backbone, n_crops=5, aggregate="max", progress=False)
+    assert none is None
+    np.testing.assert_allclose(X_max, X_crops.max(axis=1))
+
+
+def test_identical_crops_run_once_and_batches_stay_bounded():
+    backbone = Recorder()
+    waves = waves_of([5, 8, 10] * 4)  # all no longer than a crop: one distinct crop each
+    X, X_crops = embed_waves(waves, backbone, n_crops=8, keep_crops=True, batch_size=5, progress=False)
+    assert sum(backbone.batches) == len(waves) and max(backbone.batches) <= 5
+    assert (X_crops == X_crops[:, :1]).all()
+
+    backbone.batches.clear()
+    embed_waves(waves_of([100] * 7), backbone, n_crops=5, batch_size=4, progress=False)
+    assert sum(backbone.batches) == 35 and max(backbone.batches) <= 4
+
+
+def test_results_do_not_depend_on_batch_size_or_neighbours():
+    backbone = build_backbone("lm", {"type": "logmel", "crop_seconds": 0.5})
+    waves = waves_of([16000, 4000, 12345, 30000], seed=3)
+    a, _ = embed_waves(waves, backbone, n_crops=7, batch_size=1, progress=False)
+    b, _ = embed_waves(waves, backbone, n_crops=7, batch_size=64, progress=False)
+    c, _ = embed_waves(waves[2:3], backbone, n_crops=7, progress=False)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(a[2], c[0], rtol=1e-5, atol=1e-4)
+
+
+def test_whole_clip_backbone_ignores_n_crops_and_groups_equal_lengths():
+    backbone = Recorder(crop_seconds=None)
+    waves = waves_of([30, 50, 30, 30, 70])
+    X, X_crops = embed_waves(waves, backbone, n_crops=5, keep_crops=True, batch_size=2, progress=False)
+    assert X_crops.shape == (5, 1, 3)
+    assert sorted(backbone.batches) == [1, 1, 1, 2]  # the three 30-sample clips share batches of <= 2
+    for wave, x in zip(waves, X):
+        np.testing.assert_allclose(x, backbone.embed_batch(wave[None])[0])
+
+
+def test_bad_arguments_and_no_clips():
+    with pytest.raises(ValueError, match="aggregate"):
+        embed_waves(waves_of([20]), Recorder(), aggregate="median", progress=False)
+    with pytest.raises(ValueError, match="n_crops"):
+        embed_waves(waves_of([20]), Recorder(), n_crops=0, progress=False)
+    X, X_crops = embed_waves([], Recorder(), n_crops=3, keep_crops=True, progress=False)
+    assert X.shape == (0, 3) and X_crops.shape == (0, 3, 3)
+
+
+def write_shard(path, lengths, sr):
+    waves = waves_of(lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    save_npz(path, ids=np.array([f"c{i}" for i in range(len(lengths))]), offsets=offsets,
+             samples=np.concatenate(waves), sr=np.array(sr, dtype=np.int64))
+    return waves
+
+
+def test_embed_shard_writes_embeddings_and_metadata(tmp_path):
+    shard = tmp_path / "audio" / "100hz" / "fold1.npz"
+    waves = write_shard(shard, [40, 9, 120], 100)
+    out = tmp_path / "embeddings" / "rec" / "fold1.npz"
+    meta = embed_shard(shard, Recorder(), out, n_crops=6, keep_crops=True, meta={"shard": "fold1"})
+    data = load_npz(out)
+    assert data["ids"].tolist() == ["c0", "c1", "c2"] and data["X"].shape == (3, 3) and data["X_crops"].shape == (3, 6, 3)
+    np.testing.assert_allclose(data["X"], embed_waves(waves, Recorder(), n_crops=6, progress=False)[0])
+    sidecar = read_json(tmp_path / "embeddings" / "rec" / "fold1.meta.json")
+    assert sidecar == meta
+    assert meta["shape"] == [3, 3] and meta["n_crops"] == 6 and meta["shard"] == "fold1"
+    assert meta["backbone"]["type"] == "recorder" and meta["backbone"]["dim"] == 3
+
+    embed_shard(shard, Recorder(), out)
+    assert set(load_npz(out)) == {"ids", "X"}
+
+
+def test_embed_shard_from_decoded_audio(tmp_path):
+    import soundfile as sf
+
+    tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
+    sf.write(tmp_path / "a.wav", tone, 8000)
+    decode_shard([str(tmp_path / "a.wav")], ["a"], 16000, tmp_path / "audio.npz", progress=False)
+    meta = embed_shard(tmp_path / "audio.npz", build_backbone("lm", {"type": "logmel"}), tmp_path / "emb.npz", n_crops=5)
+    assert meta["n_crops"] == 1 and meta["shape"] == [1, 192] and meta["backbone"]["name"] == "lm"
+
+
+def test_embed_shard_refuses_a_sample_rate_mismatch(tmp_path):
+    write_shard(tmp_path / "a.npz", [50], 8000)
+    with pytest.raises(DataError, match=r"a\.npz is at 8000 Hz but backbone 'recorder' expects 100 Hz"):
+        embed_shard(tmp_path / "a.npz", Recorder(), tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
