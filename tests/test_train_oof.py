@@ -1,0 +1,75 @@
+"""train_fold + collect without Snakemake, on synthetic embeddings with a known signal."""
+
+import numpy as np
+import pytest
+
+from audiofold import metrics
+from audiofold.errors import DataError
+from audiofold.io import load_npz, read_json, save_npz
+from audiofold.oof import collect
+from audiofold.tasks import TaskSpec
+from audiofold.train import train_fold
+
+TASK = TaskSpec("classification", "id", ["y"], classes=["a", "b", "c"])
+
+
+def write_shards(tmp_path, n=90, n_folds=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    X[:, 0] += 6 * y  # class signal in one dimension
+    folds = rng.permutation(np.arange(n) % n_folds)
+    ids = np.array([f"c{i:03d}" for i in range(n)])
+    shards = []
+    for k in range(n_folds):
+        shards.append(tmp_path / f"emb/fold{k}.npz")
+        rows = np.flatnonzero(folds == k)[::-1]  # shard order differs from table order on purpose
+        save_npz(shards[-1], ids=ids[rows], X=X[rows])
+    test = tmp_path / "emb/test0.npz"
+    X_test = rng.normal(size=(12, 8)).astype(np.float32)
+    X_test[:, 0] += 6 * (np.arange(12) % 3)
+    save_npz(test, ids=np.array([f"t{i}" for i in range(12)]), X=X_test)
+    save_npz(tmp_path / "targets.npz", ids=ids, y=y, fold=folds)
+    return shards, [test], folds, y
+
+
+def test_train_then_collect_gives_full_oof_and_fold_averaged_test(tmp_path):
+    shards, tests, folds, y = write_shards(tmp_path)
+    pred_paths = []
+    for k in range(3):
+        pred_paths.append(tmp_path / f"preds/fold{k}.npz")
+        info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
+                          fold=k, head_params={"type": "linear"}, seed=0, model_out=tmp_path / f"models/fold{k}.joblib",
+                          preds_out=pred_paths[-1])
+        assert info["n_val"] == int((folds == k).sum()) and info["variants"] == ["main"]
+        part = load_npz(pred_paths[-1])
+        assert part["val__main"].shape == (info["n_val"], 3) and part["test__main"].shape == (12, 3)
+        assert read_json(tmp_path / f"preds/fold{k}.meta.json")["fold"] == k
+
+    scores = collect(pred_paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
+                     tmp_path / "scores.json")
+    oof, test = load_npz(tmp_path / "oof.npz"), load_npz(tmp_path / "test.npz")
+    assert not np.isnan(oof["P__main"]).any() and (oof["y"] == y).all()
+    assert scores["variants"]["main"]["overall"]["accuracy"] > 0.9 > scores["baseline"]["accuracy"]
+    assert set(scores["variants"]["main"]["per_fold"]) == {0, 1, 2}
+    folds_test = np.mean([load_npz(p)["test__main"] for p in pred_paths], axis=0)
+    np.testing.assert_allclose(test["P__main"], folds_test, rtol=1e-6)
+    assert metrics.METRICS["accuracy"](np.arange(12) % 3, test["P__main"], TASK) > 0.8
+
+
+def test_missing_embedding_names_the_ids(tmp_path):
+    shards, tests, _, _ = write_shards(tmp_path)
+    with pytest.raises(DataError, match="no embedding for .* id"):
+        train_fold(train_shards=shards[:2], test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
+                   fold=0, head_params={"type": "knn"}, seed=0, model_out=tmp_path / "m.joblib",
+                   preds_out=tmp_path / "p.npz")
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_collect_refuses_missing_folds(tmp_path):
+    shards, tests, _, _ = write_shards(tmp_path)
+    train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK, fold=0,
+               head_params={"type": "knn"}, seed=0, model_out=tmp_path / "m.joblib", preds_out=tmp_path / "p0.npz")
+    with pytest.raises(RuntimeError, match="no OOF prediction"):
+        collect([tmp_path / "p0.npz"], tmp_path / "targets.npz", TASK, tmp_path / "o.npz", tmp_path / "t.npz",
+                tmp_path / "s.json")
