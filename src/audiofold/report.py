@@ -79,16 +79,21 @@ def _save(fig, path: str) -> None:
 def _plot_scores(summary: dict, path: str) -> None:
     plt = _figure()
     primary = summary["primary"]
-    rows = [(k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()]) for k, v in summary["candidates"].items()]
-    rows.append(("BLEND", summary["blend"]["overall"][primary], [f[primary] for f in summary["blend"]["per_fold"].values()]))
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5))
+    rows = [(k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()], v["calibrated_overall"][primary])
+            for k, v in summary["candidates"].items()]
+    rows.append(("BLEND", summary["blend"]["overall"][primary],
+                 [f[primary] for f in summary["blend"]["per_fold"].values()], None))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8))
     pos = np.arange(len(rows))
     ax.barh(pos, [r[1] for r in rows], color=["tab:blue"] * (len(rows) - 1) + ["tab:orange"], alpha=0.7)
-    for i, (_, _, per_fold) in enumerate(rows):
-        ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3)
+    for i, (_, _, per_fold, calibrated) in enumerate(rows):
+        ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3, label="per fold" if i == 0 else None)
+        if calibrated is not None:
+            ax.scatter([calibrated], [i], marker="D", color="tab:green", s=30, zorder=4,
+                       label="after calibration (what the blend uses)" if i == 0 else None)
     if summary.get("baseline"):
         ax.axvline(summary["baseline"][primary], color="gray", ls="--", label="trivial predictor")
-        ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
     ax.set_yticks(pos, [r[0] for r in rows])
     ax.set_xlabel(f"OOF {primary} ({'higher' if summary['greater_is_better'] else 'lower'} is better)")
     ax.set_title("Out-of-fold scores")
