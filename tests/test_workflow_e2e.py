@@ -26,8 +26,14 @@ def _jobs_to_run(workdir, *extra):
 
 @pytest.mark.parametrize("kind", ["regression", "multitarget", "classification", "multilabel"])
 def test_workflow_end_to_end(kind, workdir):
-    wd = workdir(small_config(kind))
+    config = small_config(kind)
+    if kind == "multilabel":  # seed 004's setting: 5 deterministic crops per clip, embeddings averaged
+        config["backbones"]["logmel"].update(crop_seconds=1.0, tta={"n_crops": 5})
+    wd = workdir(config)
     snakemake(wd, "--cores", "2")
+    if kind == "multilabel":
+        meta = json.loads((wd / "results/embeddings/logmel/fold0.meta.json").read_text())
+        assert meta["n_crops"] == 5
 
     metrics = json.loads((wd / "results/metrics.json").read_text())
     primary, greater = metrics["primary"], metrics["greater_is_better"]
