@@ -11,7 +11,7 @@ def main(smk):
     batch_size = params.pop("batch_size", 32)
     backbone = build_backbone(smk.wildcards.backbone, params)
     embed_shard(smk.input.audio, backbone, smk.output[0], batch_size=batch_size, seed=smk.params.seed,
-                meta={"backbone_name": smk.wildcards.backbone, "shard": smk.wildcards.shard,
+                threads=smk.threads, meta={"backbone_name": smk.wildcards.backbone, "shard": smk.wildcards.shard,
                       "config_hash": stable_hash(smk.params.backbone)}, **tta)
 
 

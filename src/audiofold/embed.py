@@ -17,7 +17,14 @@ from .io import save_npz, write_meta
 AGGREGATES = {"mean": np.mean, "max": np.max}
 
 
-def embed_waves(
+def embed_waves(waves: list[np.ndarray], backbone: Backbone, **options) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings X (n, D) aggregated over crops, and the per-crop ones (n, K, D) when ``keep_crops``;
+    ``options`` as for ``extract``."""
+    out = extract(waves, backbone, **options)
+    return out["X"], out.get("X_crops")
+
+
+def extract(
     waves: list[np.ndarray],
     backbone: Backbone,
     n_crops: int = 1,
@@ -27,8 +34,11 @@ def embed_waves(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Embeddings X (n, D) aggregated over crops, and the per-crop ones (n, K, D) when ``keep_crops``.
+) -> dict:
+    """Every shard array the backbone produces (docs/DESIGN.md "Embedding shard"): ``X`` (n, D);
+    ``X_crops`` (n, K, D) when ``keep_crops``; ``X_layers`` (n, L, D) when the backbone keeps layers
+    (aggregated over crops like X); ``seq`` (a list of n float16 arrays) when it keeps frame sequences;
+    a clip's sequence is the frames of its distinct crops, one after the other.
 
     With ``backbone.crop_seconds`` None the whole clip is the only crop (K = 1, ``n_crops`` ignored).
     Every clip uses the same crop ``seed``, so a clip's embedding does not depend on its neighbours.
@@ -39,50 +49,90 @@ def embed_waves(
         raise ValueError(f"n_crops must be at least 1, got {n_crops}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    k = 1 if backbone.crop_seconds is None else n_crops
+    sink = _Sink(len(waves), k, backbone)
     bar = tqdm(total=len(waves), desc=f"embed {backbone.name}", unit="clip", disable=not progress)
     with bar:
         if backbone.crop_seconds is None:
-            per_crop = _embed_whole_clips(waves, backbone, batch_size, bar)
+            _embed_whole_clips(waves, backbone, batch_size, bar, sink)
         else:
             crop_len = max(1, round(backbone.crop_seconds * backbone.sample_rate))
-            per_crop = _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar)
-    X = AGGREGATES[aggregate](per_crop, axis=1).astype(np.float32)
-    return X, (per_crop if keep_crops else None)
+            _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink)
+    result = {"X": AGGREGATES[aggregate](sink.X, axis=1).astype(np.float32)}
+    if keep_crops:
+        result["X_crops"] = sink.X
+    if sink.layers is not None:
+        result["X_layers"] = AGGREGATES[aggregate](sink.layers, axis=1).astype(np.float32)
+    if sink.seq is not None:
+        result["seq"] = [np.concatenate(parts) if parts else np.zeros((0,), np.float16) for parts in sink.seq]
+    return result
 
 
-def _run(backbone: Backbone, batch: np.ndarray) -> np.ndarray:
-    out = np.asarray(backbone.embed_batch(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float32)
-    if out.shape != (len(batch), backbone.dim):
-        raise RuntimeError(f"backbone {backbone.name} returned shape {out.shape} for {len(batch)} crops; "
+class _Sink:
+    """Per-clip, per-crop outputs as they come back from the batches."""
+
+    def __init__(self, n: int, k: int, backbone: Backbone) -> None:
+        self.X = np.zeros((n, k, backbone.dim), dtype=np.float32)
+        self.layers = (None if backbone.n_layers is None
+                       else np.zeros((n, k, backbone.n_layers, backbone.dim), dtype=np.float32))
+        self.seq: list[list[np.ndarray]] | None = [[] for _ in range(n)] if backbone.keeps_sequence else None
+
+    def put(self, clip: int, out: dict, rows: np.ndarray, distinct_rows: np.ndarray) -> None:
+        """Clip ``clip``'s crop k is ``out`` row ``rows[k]``; its distinct crops are ``distinct_rows``."""
+        self.X[clip] = out["X"][rows]
+        if self.layers is not None:
+            self.layers[clip] = out["layers"][rows]
+        if self.seq is not None:
+            self.seq[clip] = [out["seq"][r] for r in distinct_rows]
+
+
+def _run(backbone: Backbone, batch: np.ndarray) -> dict:
+    out = backbone.embed_outputs(np.ascontiguousarray(batch, dtype=np.float32))
+    out["X"] = np.asarray(out["X"], dtype=np.float32)
+    if out["X"].shape != (len(batch), backbone.dim):
+        raise RuntimeError(f"backbone {backbone.name} returned shape {out['X'].shape} for {len(batch)} crops; "
                            f"expected ({len(batch)}, {backbone.dim})")
+    if backbone.n_layers is not None:
+        out["layers"] = np.asarray(out["layers"], dtype=np.float32)
+        if out["layers"].shape != (len(batch), backbone.n_layers, backbone.dim):
+            raise RuntimeError(f"backbone {backbone.name} returned layers of shape {out['layers'].shape}; expected "
+                               f"({len(batch)}, {backbone.n_layers}, {backbone.dim})")
+    if backbone.keeps_sequence and len(out["seq"]) != len(batch):
+        raise RuntimeError(f"backbone {backbone.name} returned {len(out['seq'])} sequences for {len(batch)} crops")
     return out
 
 
-def _embed_whole_clips(waves, backbone, batch_size, bar) -> np.ndarray:
-    """(n, 1, D); clips of equal length share a batch, the others run one by one."""
-    out = np.zeros((len(waves), 1, backbone.dim), dtype=np.float32)
+def _concat(outs: list[dict]) -> dict:
+    merged = {key: np.concatenate([o[key] for o in outs]) for key in ("X", "layers") if key in outs[0]}
+    if "seq" in outs[0]:
+        merged["seq"] = [s for o in outs for s in o["seq"]]
+    return merged
+
+
+def _embed_whole_clips(waves, backbone, batch_size, bar, sink) -> None:
+    """Clips of equal length share a batch, the others run one by one."""
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, wave in enumerate(waves):
         by_length[len(wave)].append(i)
     for indices in by_length.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            out[chunk, 0] = _run(backbone, np.stack([waves[i] for i in chunk]))
+            out = _run(backbone, np.stack([waves[i] for i in chunk]))
+            for row, clip in enumerate(chunk):
+                sink.put(clip, out, np.array([row]), np.array([row]))
             bar.update(len(chunk))
-    return out
 
 
-def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar) -> np.ndarray:
-    """(n, K, D); distinct crops of consecutive clips are pooled into batches of ``batch_size``."""
-    out = np.zeros((len(waves), n_crops, backbone.dim), dtype=np.float32)
+def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink) -> None:
+    """Distinct crops of consecutive clips are pooled into batches of ``batch_size``."""
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (clip, distinct crops, crop -> row)
 
     def flush() -> None:
         crops = np.concatenate([c for _, c, _ in pending])
-        emb = np.concatenate([_run(backbone, crops[s : s + batch_size]) for s in range(0, len(crops), batch_size)])
+        out = _concat([_run(backbone, crops[s : s + batch_size]) for s in range(0, len(crops), batch_size)])
         row = 0
         for clip, distinct, index in pending:
-            out[clip] = emb[row + index]
+            sink.put(clip, out, row + index, row + np.arange(len(distinct)))
             row += len(distinct)
         bar.update(len(pending))
         pending.clear()
@@ -97,7 +147,6 @@ def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar)
             n_pending = 0
     if pending:
         flush()
-    return out
 
 
 def embed_shard(
@@ -111,6 +160,7 @@ def embed_shard(
     keep_crops: bool = False,
     batch_size: int = 32,
     seed: int = 0,
+    threads: int | None = None,
     meta: dict | None = None,
 ) -> dict:
     """Embed one decoded shard; writes ``ids``, ``X`` (and ``X_crops``) plus the metadata sidecar, returns the metadata."""
@@ -120,11 +170,14 @@ def embed_shard(
             f"audio shard {audio_shard_path} is at {sr} Hz but backbone {backbone.name!r} expects "
             f"{backbone.sample_rate} Hz; embed it from the {backbone.sample_rate} Hz shard (results/audio/{backbone.sample_rate}hz/)."
         )
-    X, X_crops = embed_waves(waves, backbone, n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops,
-                             batch_size=batch_size, seed=seed)
-    arrays = {"ids": np.array(ids, dtype=str), "X": X}
-    if X_crops is not None:
-        arrays["X_crops"] = X_crops
+    if threads:
+        set_torch_threads(threads)
+    out = extract(waves, backbone, n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops,
+                  batch_size=batch_size, seed=seed)
+    X = out["X"]
+    arrays = {"ids": np.array(ids, dtype=str), **{k: v for k, v in out.items() if k != "seq"}}
+    if "seq" in out:
+        arrays["seq"], arrays["seq_offsets"] = pack_sequences(out["seq"], backbone)
     save_npz(out_path, **arrays)
     n_effective = 1 if backbone.crop_seconds is None else n_crops
     info = {"backbone": backbone.describe(), "shape": list(X.shape), "n_crops": n_effective,
@@ -132,3 +185,26 @@ def embed_shard(
             **(meta or {})}
     write_meta(out_path, **info)
     return info
+
+
+def pack_sequences(seqs: list[np.ndarray], backbone: Backbone) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length frame sequences -> ``seq`` float16 (sum T_i, ...) and ``seq_offsets`` int64 (n+1)."""
+    frame_shape = (backbone.dim,) if backbone.n_layers is None else (backbone.n_layers, backbone.dim)
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(s) for s in seqs])
+    parts = [np.asarray(s, dtype=np.float16) for s in seqs if len(s)]
+    seq = np.concatenate(parts) if parts else np.zeros((0, *frame_shape), dtype=np.float16)
+    return seq, offsets
+
+
+def unpack_sequences(seq: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Inverse of ``pack_sequences``: clip i's (T_i, ...) float32 frames."""
+    return [seq[offsets[i] : offsets[i + 1]].astype(np.float32) for i in range(len(offsets) - 1)]
+
+
+def set_torch_threads(threads: int) -> None:
+    """Match torch's intra-op pool to the job's cores (a rule's ``threads``); oversubscription slows CPU inference."""
+    import sys
+
+    if "torch" in sys.modules:  # hand-crafted backbones never import torch
+        sys.modules["torch"].set_num_threads(int(threads))

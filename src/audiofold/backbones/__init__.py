@@ -8,8 +8,13 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Backbone, BackboneOptionError
 from .handcrafted import LogMelBackbone, MFCCBackbone
+from .packaged import AisfxBackbone, DistillMOSBackbone
+from .panns import PannsBackbone
+from .torchaudio_ssl import TorchaudioSSLBackbone
 
-BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBackbone}
+BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBackbone,
+                                        "torchaudio": TorchaudioSSLBackbone, "aisfx": AisfxBackbone,
+                                        "distillmos": DistillMOSBackbone, "panns": PannsBackbone}
 
 
 def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
@@ -52,10 +57,12 @@ def declared_sample_rate(params: dict[str, Any], name: str | None = None) -> int
     name = name or str(params.get("type"))
     cls = _backbone_class(name, params)
     rate = params.get("sample_rate", backbone_options(cls).get("sample_rate", inspect.Parameter.empty))
+    if rate is None and hasattr(cls, "default_sample_rate"):  # the rate follows another option (e.g. a variant)
+        rate = cls.default_sample_rate(params)
     if rate is inspect.Parameter.empty:
         raise ConfigError(f"backbones.{name}.sample_rate: required for backbone type {params['type']!r}.")
     return int(rate)
 
 
-__all__ = ["BACKBONES", "Backbone", "BackboneOptionError", "LogMelBackbone", "MFCCBackbone",
-           "backbone_options", "build_backbone", "declared_sample_rate"]
+__all__ = ["AisfxBackbone", "DistillMOSBackbone", "BACKBONES", "Backbone", "BackboneOptionError", "LogMelBackbone", "MFCCBackbone", "PannsBackbone",
+           "TorchaudioSSLBackbone", "backbone_options", "build_backbone", "declared_sample_rate"]

@@ -47,6 +47,16 @@ class Backbone(abc.ABC):
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
         """float32 (B, T) crops at ``sample_rate`` -> float32 (B, D) embeddings."""
 
+    # Extra shard outputs (docs/DESIGN.md "Embedding shard"): subclasses that can produce them set
+    # these from their options and override ``embed_outputs``.
+    n_layers: int | None = None  # L when the backbone returns pooled per-layer embeddings (X_layers)
+    keeps_sequence: bool = False  # True when it returns frame sequences (seq)
+
+    def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
+        """``{"X": (B, D)}``, plus ``"layers"`` float32 (B, L, D) when ``n_layers`` is set and ``"seq"``
+        (a list of B float arrays (T_i, D), or (T_i, L, D) with layers) when ``keeps_sequence``."""
+        return {"X": self.embed_batch(crops)}
+
     def describe(self) -> dict[str, Any]:
         """What made the embeddings, for artifact metadata."""
         return {"type": self.type_name, "name": self.name, "params": dict(self.params), "dim": self.dim,

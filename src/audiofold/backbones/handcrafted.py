@@ -47,16 +47,28 @@ class LogMelBackbone(_MelBackbone):
     type_name = "logmel"
 
     def __init__(self, *, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024, hop_length: int = 320,
-                 fmin: float = 50.0, fmax: float | None = None, crop_seconds: float | None = None) -> None:
+                 fmin: float = 50.0, fmax: float | None = None, crop_seconds: float | None = None,
+                 keep_sequence: bool = False) -> None:
         super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, n_mels=n_mels, n_fft=n_fft,
-                         hop_length=hop_length, fmin=fmin, fmax=fmax)
+                         hop_length=hop_length, fmin=fmin, fmax=fmax, keep_sequence=bool(keep_sequence))
+        # keep_sequence: also write the log-mel frames (T, n_mels) as ``seq`` for attention heads
+        self.keeps_sequence = bool(keep_sequence)
 
     @property
     def dim(self) -> int:
         return 3 * self.params["n_mels"]
 
-    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+    def embed_outputs(self, crops: np.ndarray) -> dict:
+        if not self.keeps_sequence:
+            return {"X": self.embed_batch(crops)}
         logmel = self.log_mel(crops)
+        return {"X": self._stats(logmel), "seq": [frames.T.astype(np.float32) for frames in logmel]}
+
+    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        return self._stats(self.log_mel(crops))
+
+    @staticmethod
+    def _stats(logmel: np.ndarray) -> np.ndarray:
         delta = np.abs(np.diff(logmel, axis=-1))
         delta_mean = delta.mean(axis=-1) if delta.shape[-1] else np.zeros(logmel.shape[:-1], dtype=logmel.dtype)
         return np.concatenate([logmel.mean(axis=-1), logmel.std(axis=-1), delta_mean], axis=-1).astype(np.float32)

@@ -1,0 +1,128 @@
+"""Embedding extraction speed on CPU: seed-style loop vs bare batched forward vs audiofold (fp32, int8).
+
+Same clips (the first N of ESC-10, real audio from ../shared/datasets/esc10) and the same model
+(the WavLM-base architecture with random weights, saved and loaded as a torchaudio checkpoint;
+speed does not depend on the weights' values). Prints clips/s, realtime factor and ratios and
+writes benchmarks/results/extract_speed.json.
+
+    .venv/bin/python benchmarks/extract_speed.py [--clips 80] [--batch-size 16] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+
+from audiofold.audio import load_mono
+from audiofold.backbones import build_backbone
+from audiofold.backbones.torchaudio_ssl import save_random_checkpoint
+from audiofold.embed import extract
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+def seed_style(paths, model) -> np.ndarray:
+    """As the seed notebooks do it: librosa.load per file, one clip per forward pass."""
+    out = []
+    with torch.no_grad():
+        for path in paths:
+            wave, _ = librosa.load(path, sr=SR)
+            layers, _ = model.extract_features(torch.from_numpy(wave)[None])
+            out.append(layers[-1].mean(dim=1)[0].numpy())
+    return np.stack(out)
+
+
+def bare_forward(waves, model, batch_size) -> None:
+    """Only the model: pre-decoded tensors, equal-length clips batched, inference mode."""
+    by_length: dict[int, list[np.ndarray]] = {}
+    for wave in waves:
+        by_length.setdefault(len(wave), []).append(wave)
+    with torch.inference_mode():
+        for group in by_length.values():
+            for start in range(0, len(group), batch_size):
+                model.extract_features(torch.from_numpy(np.stack(group[start : start + batch_size])))
+
+
+def ours(paths, backbone, batch_size) -> np.ndarray:
+    """audiofold: decode (soundfile + soxr) then ``extract`` (length-batched, inference mode)."""
+    waves = [load_mono(p, SR) for p in paths]
+    return extract(waves, backbone, batch_size=batch_size, progress=False)["X"]
+
+
+def timed(fn, *args):
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/datasets/esc10"))
+    parser.add_argument("--clips", type=int, default=80)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/extract_speed.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    table = pd.read_csv(Path(args.data) / "esc10.csv").head(args.clips)
+    paths = [str(Path(args.data) / f) for f in table["filename"]]
+    waves = [load_mono(p, SR) for p in paths]
+    audio_seconds = sum(len(w) for w in waves) / SR
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = save_random_checkpoint("wavlm_base", Path(tmp) / "wavlm_base.pth", arch={})
+        config = {"type": "torchaudio", "bundle": "wavlm_base", "checkpoint": str(checkpoint)}
+        fp32 = build_backbone("wavlm", config)
+        int8 = build_backbone("wavlm", {**config, "precision": "int8"})
+    model = fp32.model
+
+    bare_forward(waves[:2], model, 2)  # warm-up (allocator, kernels)
+    runs = {}
+    runs["seed_style"], X_seed = timed(seed_style, paths, model)
+    runs["bare_forward"], _ = timed(bare_forward, waves, model, args.batch_size)
+    runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, args.batch_size)
+    runs["ours_int8"], X_int8 = timed(ours, paths, int8, args.batch_size)
+
+    def cosine(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    report = {
+        "clips": len(paths), "audio_seconds": round(audio_seconds, 1), "batch_size": args.batch_size,
+        "threads": args.threads, "model": "WavLM-base architecture (torchaudio), random weights", "device": "cpu",
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "seconds": {k: round(v, 2) for k, v in runs.items()},
+        "clips_per_s": {k: round(len(paths) / v, 2) for k, v in runs.items()},
+        "realtime_factor": {k: round(audio_seconds / v, 2) for k, v in runs.items()},
+        "ratios": {
+            "ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
+            "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
+            "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
+            "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3),
+        },
+        "fidelity": {
+            "int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
+            "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
+            "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4),
+        },
+    }
+    for key in runs:
+        print(f"{key:14s} {runs[key]:7.1f} s  {report['clips_per_s'][key]:6.2f} clips/s  "
+              f"{report['realtime_factor'][key]:6.1f}x realtime")
+    print(json.dumps({"ratios": report["ratios"], "fidelity": report["fidelity"]}, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

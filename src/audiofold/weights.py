@@ -1,0 +1,113 @@
+"""Pretrained checkpoints: where they are looked for, their identity, and the explicit fetch step.
+
+Nothing downloads during a run: backbones resolve their checkpoint when they are built and fail
+with a message naming the file, the places searched and the ``audiofold weights fetch`` command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .io import atomic_path, file_sha256  # noqa: F401 - file_sha256 re-exported for the CLI
+
+TORCHAUDIO_URL = "https://download.pytorch.org/torchaudio/models/"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A fetchable checkpoint: ``name`` as used by ``audiofold weights fetch``, its file name and URL."""
+
+    name: str
+    filename: str
+    url: str
+
+
+def torchaudio_bundle(name: str):
+    """The torchaudio pipeline bundle for a lower-case bundle name (e.g. ``wavlm_base_plus``)."""
+    from torchaudio import pipelines
+
+    return getattr(pipelines, name.upper())
+
+
+# Lower-case torchaudio bundle names the torchaudio backbone supports (SSL encoders and their ASR fine-tunes).
+TORCHAUDIO_BUNDLES = (
+    "wavlm_base", "wavlm_base_plus", "wavlm_large",
+    "wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k", "wav2vec2_xlsr53",
+    "wav2vec2_asr_base_10m", "wav2vec2_asr_base_100h", "wav2vec2_asr_base_960h",
+    "wav2vec2_asr_large_960h", "wav2vec2_asr_large_lv60k_960h",
+    "hubert_base", "hubert_large", "hubert_xlarge", "hubert_asr_large",
+)
+
+
+# Official PANNs checkpoints (Kong et al., Zenodo record 3987831).
+PANNS_FILES = {"panns_cnn14": "Cnn14_mAP=0.431.pth", "panns_cnn14_16k": "Cnn14_16k_mAP=0.438.pth"}
+PANNS_URL = "https://zenodo.org/record/3987831/files/"
+
+
+def known_weights() -> tuple[str, ...]:
+    return (*TORCHAUDIO_BUNDLES, *PANNS_FILES)
+
+
+def weights_spec(name: str) -> WeightsSpec:
+    """The fetchable checkpoint called ``name``; ConfigError listing the known names otherwise."""
+    key = name.lower()
+    if key in PANNS_FILES:
+        filename = PANNS_FILES[key]
+        return WeightsSpec(key, filename, PANNS_URL + filename.replace("=", "%3D") + "?download=1")
+    if key in TORCHAUDIO_BUNDLES:
+        filename = torchaudio_bundle(key)._path  # torchaudio keeps the file name in a private field only
+        return WeightsSpec(key, filename, TORCHAUDIO_URL + filename)
+    raise ConfigError(f"unknown weights {name!r}; known: {', '.join(known_weights())}.")
+
+
+def checkpoint_dir() -> Path:
+    """Where torch hub caches checkpoints: ``$TORCH_HOME/hub/checkpoints`` (default ~/.cache/torch)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def fetch_command(name: str) -> str:
+    return f"audiofold weights fetch {name}"
+
+
+def resolve_checkpoint(name: str, explicit: str | os.PathLike | None) -> Path:
+    """The checkpoint file to load: ``explicit`` when given, else the file in ``checkpoint_dir()``.
+
+    ConfigError (worded as the problem with the ``checkpoint`` option) when the file is missing.
+    """
+    spec = weights_spec(name)
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"checkpoint file {str(path)!r} does not exist. Fix the path, or remove the key to use "
+                f"{checkpoint_dir() / spec.filename} (fetch it with `{fetch_command(spec.name)}` on a machine with internet)."
+            )
+        return path
+    path = checkpoint_dir() / spec.filename
+    if not path.is_file():
+        raise ConfigError(
+            f"weights {spec.filename!r} for {spec.name} are not on this machine; looked in {path.parent} "
+            f"($TORCH_HOME/hub/checkpoints). Run `{fetch_command(spec.name)}` on a machine with internet (it writes "
+            f"them there; copy that file to {path.parent} here), or set `checkpoint:` to the file's path."
+        )
+    return path
+
+
+def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Download ``name``'s checkpoint into ``dest_dir`` (default ``checkpoint_dir()``), atomically."""
+    import torch.hub
+
+    spec = weights_spec(name)
+    dest = Path(dest_dir) if dest_dir is not None else checkpoint_dir()
+    target = dest / spec.filename
+    if target.is_file():
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        torch.hub.download_url_to_file(spec.url, str(tmp), progress=progress)
+    return target

@@ -1,0 +1,79 @@
+"""aisfx and distillmos with the real pretrained weights their PyPI packages ship."""
+
+import numpy as np
+import pytest
+import torch
+
+from audiofold.backbones import build_backbone
+from audiofold.embed import extract
+from audiofold.errors import ConfigError
+
+
+def sounds(sr, seconds, n=3, seed=0):
+    """Noise, a tone and a click train: clearly different sounds."""
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(seed)
+    clicks = np.zeros_like(t)
+    clicks[:: sr // 8] = 1.0
+    return np.stack([0.1 * rng.standard_normal(len(t)), 0.3 * np.sin(2 * np.pi * 440 * t), clicks][:n]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def aisfx():
+    return build_backbone("sfx", {"type": "aisfx", "keep_sequence": True})
+
+
+@pytest.fixture(scope="module")
+def distillmos():
+    return build_backbone("mos", {"type": "distillmos", "keep_sequence": True})
+
+
+def test_aisfx_loads_the_package_weights_like_the_package(aisfx):
+    from aisfx import inference
+
+    weights, datasets = torch.load(inference.get_path_modelWeights(), map_location="cpu", weights_only=False)
+    reference = inference.load_bestModel(weights, datasets, "cpu")
+    spec = torch.from_numpy(aisfx.log_mel(sounds(44100, 2.5)))[:, :100]
+    with torch.inference_mode():
+        np.testing.assert_allclose(aisfx.model(spec).numpy(), reference.get_embedding(spec).numpy(), rtol=1e-5, atol=1e-6)
+    assert len(aisfx.describe()["checkpoint"]["sha256"]) == 64
+
+
+def test_aisfx_blocks_pooling_and_batch_independence(aisfx):
+    crops = sounds(44100, 5.0)
+    out = aisfx.embed_outputs(crops)
+    assert out["X"].shape == (3, 512) and [s.shape for s in out["seq"]] == [(3, 512)] * 3  # 216 frames: 3 blocks
+    np.testing.assert_allclose(out["X"], np.stack([s.astype(np.float32).mean(0) for s in out["seq"]]), atol=5e-3)
+    np.testing.assert_allclose(aisfx.embed_batch(crops[1:2])[0], out["X"][1], rtol=1e-4, atol=1e-5)
+    cos = out["X"] @ out["X"].T / np.outer(*(2 * [np.linalg.norm(out["X"], axis=1)]))
+    assert cos[0, 1] < 0.99 and cos[1, 2] < 0.99  # different sounds, different embeddings
+    short = aisfx.embed_outputs(crops[:, :10000])
+    assert [s.shape for s in short["seq"]] == [(1, 512)] * 3  # shorter than a block: one zero-padded block
+
+
+def test_distillmos_frames_at_50_fps_across_windows(distillmos):
+    crops = sounds(16000, 9.0, n=2)  # longer than its 7.68 s window: two windows
+    out = distillmos.embed_outputs(crops)
+    assert out["X"].shape == (2, 200) and [s.shape for s in out["seq"]] == [(450, 200)] * 2
+    assert np.isfinite(out["X"]).all() and not np.allclose(out["X"][0], out["X"][1])
+    np.testing.assert_allclose(distillmos.embed_batch(crops[1:]), out["X"][1:], rtol=1e-4, atol=1e-4)
+    mean_std = build_backbone("m", {"type": "distillmos", "pooling": "mean_std"}).embed_batch(crops)
+    assert mean_std.shape == (2, 400)
+    np.testing.assert_allclose(mean_std[:, :200], out["X"], rtol=1e-4, atol=1e-4)
+
+
+def test_packaged_backbones_through_multi_crop_extraction(distillmos):
+    waves = list(sounds(16000, 1.2)) + [sounds(16000, 0.3, n=1)[0]]
+    mos = build_backbone("mos", {"type": "distillmos", "crop_seconds": 1.0, "keep_sequence": True})
+    out = extract(waves, mos, n_crops=5, keep_crops=True, progress=False)
+    assert out["X"].shape == (4, 200) and out["X_crops"].shape == (4, 5, 200)
+    assert len(out["seq"][3]) == 50  # the short clip: 5 identical zero-padded crops computed and kept once
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"type": "aisfx", "sample_rate": 16000}, r"backbones\.b\.sample_rate: aisfx was trained at 44100 Hz"),
+    ({"type": "distillmos", "pooling": "attention"}, r"backbones\.b\.pooling: must be one of mean, mean_std"),
+])
+def test_packaged_bad_options(params, message):
+    with pytest.raises(ConfigError, match=message):
+        build_backbone("b", params)
