@@ -26,8 +26,8 @@ def test_registry_builds_heads_with_options():
 
 
 def test_unknown_type_and_option_name_the_config_key():
-    with pytest.raises(ConfigError, match=r"heads\.mlp\.type.*knn, linear"):
-        build_head({"type": "mlp"}, REG, seed=0)
+    with pytest.raises(ConfigError, match=r"heads\.gru\.type.*knn, lgbm, linear"):
+        build_head({"type": "gru"}, REG, seed=0)
     with pytest.raises(ConfigError, match=r"heads\.linear\.alpah.*alpha"):
         build_head({"type": "linear", "alpah": 2.0}, REG, seed=0)
     with pytest.raises(ConfigError, match=r"heads\.knn_small\.k"):

@@ -10,31 +10,51 @@ import joblib
 import numpy as np
 
 from .errors import DataError
-from .heads import build_head
+from .heads import HEADS, build_head, head_options
+from .embed import unpack_sequences
 from .io import atomic_path, load_npz, save_npz, write_meta
 from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
 
-def load_embeddings(paths: list[str | Path]) -> tuple[list[str], np.ndarray]:
-    """Concatenate embedding shards: (ids, X)."""
+# Head input kind -> (shard key, backbone option that makes the embed step write it)
+INPUT_KEYS = {"pooled": ("X", None), "layers": ("X_layers", "layers: all"), "sequence": ("seq", "keep_sequence: true")}
+
+
+def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[list[str], np.ndarray | list[np.ndarray]]:
+    """Concatenate embedding shards: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays)."""
+    key, option = INPUT_KEYS[inputs]
     ids: list[str] = []
-    blocks = []
+    blocks: list = []
     for p in paths:
         shard = load_npz(p)
+        if key not in shard:
+            raise DataError(f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
+                            f"option `{option}` in config.yaml (or give the head inputs: pooled).")
         ids += [str(i) for i in shard["ids"]]
-        blocks.append(shard["X"])
+        if inputs == "sequence":
+            blocks += unpack_sequences(shard["seq"], shard["seq_offsets"])
+        else:
+            blocks.append(shard[key])
+    if inputs == "sequence":
+        return ids, blocks
     return ids, np.concatenate(blocks).astype(np.float32, copy=False)
 
 
-def align(ids: list[str], X: np.ndarray, wanted: list[str], what: str) -> np.ndarray:
-    """Rows of X in the order of ``wanted``."""
+def align(ids: list[str], X, wanted: list[str], what: str):
+    """Rows of X (array or list of per-clip arrays) in the order of ``wanted``."""
     index = {i: r for r, i in enumerate(ids)}
     missing = [w for w in wanted if w not in index]
     if missing:
         raise DataError(f"{what}: no embedding for {len(missing)} id(s), e.g. {missing[:5]}; rerun the embed step.")
-    return X[[index[w] for w in wanted]]
+    rows = [index[w] for w in wanted]
+    return [X[r] for r in rows] if isinstance(X, list) else X[rows]
+
+
+def take(X, mask: np.ndarray):
+    """Rows of X where ``mask`` is True, for arrays and per-clip lists alike."""
+    return [x for x, keep in zip(X, mask) if keep] if isinstance(X, list) else X[mask]
 
 
 def train_fold(
@@ -50,22 +70,27 @@ def train_fold(
     model_out: str | Path,
     preds_out: str | Path,
     meta: dict | None = None,
+    threads: int = 1,
 ) -> dict:
     targets = load_npz(targets_path)
     all_ids = [str(i) for i in targets["ids"]]
     y, folds = targets["y"], targets["fold"]
-    emb_ids, X_all = load_embeddings(train_shards)
+    head_type = HEADS.get(head_params.get("type"))
+    if head_type is not None and "threads" in head_options(head_type) and "threads" not in head_params:
+        head_params = {**head_params, "threads": threads}  # e.g. LightGBM's num_threads follows the rule's threads
+    head = build_head(head_params, task, seed, name=head_name)
+    inputs = getattr(head, "inputs", "pooled")
+    emb_ids, X_all = load_embeddings(train_shards, inputs)
     X = align(emb_ids, X_all, all_ids, "training clips")
-    test_ids, X_test = load_embeddings(test_shards)
+    test_ids, X_test = load_embeddings(test_shards, inputs)
 
     is_val = folds == fold
     if not is_val.any():
         raise DataError(f"fold {fold} has no rows; check cv.n_folds / data.fold_column.")
-    head = build_head(head_params, task, seed, name=head_name)
     started = time.perf_counter()
-    head.fit(X[~is_val], y[~is_val])
+    head.fit(take(X, ~is_val), y[~is_val])
     fit_seconds = time.perf_counter() - started
-    val_pred = head.predict(X[is_val])
+    val_pred = head.predict(take(X, is_val))
     test_pred = head.predict(X_test)
 
     with atomic_path(model_out) as tmp:
@@ -76,7 +101,7 @@ def train_fold(
         arrays[f"test__{variant}"] = np.asarray(test_pred[variant], dtype=np.float32)
     save_npz(preds_out, **arrays)
     info = {"fold": fold, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()), "n_test": len(test_ids),
-            "dim": int(X.shape[1]), "variants": sorted(val_pred), "fit_seconds": round(fit_seconds, 3),
+            "inputs": inputs, "dim": int(X[0].shape[-1]), "variants": sorted(val_pred), "fit_seconds": round(fit_seconds, 3),
             "head": head.describe(), **(meta or {})}
     write_meta(preds_out, **info)
     log.info("fold %d: trained on %d rows, validated on %d in %.2fs", fold, info["n_train"], info["n_val"], fit_seconds)

@@ -9,9 +9,14 @@ from ..errors import ConfigError
 from ..tasks import TaskSpec
 from .base import Head, HeadOptionError
 from .knn import KNNHead
+from .lgbm import LGBMHead
 from .linear import LinearHead
+from .mlp import MLPHead
+from .prompt import PromptHead
+from .va import VAHead
 
-HEADS: dict[str, type[Head]] = {"linear": LinearHead, "knn": KNNHead}
+HEADS: dict[str, type[Head]] = {"linear": LinearHead, "knn": KNNHead, "lgbm": LGBMHead, "mlp": MLPHead,
+                                "prompt": PromptHead, "va": VAHead}
 
 
 def head_options(cls: type[Head]) -> list[str]:
@@ -47,4 +52,5 @@ def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | No
         raise ConfigError(f"heads.{name}.{exc.key}: {exc.problem}") from None
 
 
-__all__ = ["HEADS", "Head", "HeadOptionError", "KNNHead", "LinearHead", "build_head", "head_options"]
+__all__ = ["HEADS", "Head", "HeadOptionError", "KNNHead", "LGBMHead", "LinearHead", "MLPHead", "PromptHead", "VAHead",
+           "build_head", "head_options"]

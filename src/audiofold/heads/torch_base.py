@@ -1,0 +1,238 @@
+"""Shared machinery of the torch heads: inputs, learnable layer weights, a seeded training loop.
+
+A torch head trains on an inner split carved from its training fold (the fold's own validation
+rows never reach ``fit``), keeps the weights of the best inner-validation epoch (that state is
+what joblib pickles with the head, so the saved model *is* the best-epoch checkpoint), logs one
+line of inner-validation metrics per epoch and shows a tqdm bar over epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..tasks import TaskSpec
+from .base import Head, HeadOptionError, require_positive
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("pooled", "layers", "sequence")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> the GPU when torch sees one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_torch(seed: int) -> torch.Generator:
+    """Seed torch globally, ask for deterministic kernels, return a generator for the DataLoader."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+class LayerWeights(nn.Module):
+    """Softmax-weighted sum over the layer axis (s3prl's weighted-sum featurizer): (..., L, D) -> (..., D)."""
+
+    def __init__(self, n_layers: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_layers))  # uniform mix at the start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.logits, dim=0)
+        return torch.einsum("...ld,l->...d", x, weights)
+
+
+def pad_sequences(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T_max, ...) zero-padded frames and a (B, T_max) bool mask that is True on real frames."""
+    lengths = [max(len(i), 1) for i in items]
+    frame_shape = items[0].shape[1:]
+    out = np.zeros((len(items), max(lengths), *frame_shape), dtype=np.float32)
+    mask = np.zeros((len(items), max(lengths)), dtype=bool)
+    for row, item in enumerate(items):
+        out[row, : len(item)] = item
+        mask[row, : lengths[row]] = True  # an empty clip keeps one zero frame so attention has a key
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+class TorchHead(Head):
+    """Base of the torch heads. Subclasses implement ``build_module``, ``loss``, ``outputs_to_variants``
+    and ``inner_metrics`` (lower ``metrics["score"]`` is better)."""
+
+    inputs = "pooled"
+
+    def __init__(self, task: TaskSpec, seed: int = 0, **params: Any) -> None:
+        for key in ("epochs", "batch_size", "patience"):
+            require_positive(self.type_name, key, params[key], integer=True)
+        for key in ("lr", "grad_clip"):
+            require_positive(self.type_name, key, params[key])
+        if not params["weight_decay"] >= 0:
+            raise HeadOptionError(self.type_name, "weight_decay", "must be >= 0.")
+        if not 0 < params["inner_val_fraction"] < 0.5:
+            raise HeadOptionError(self.type_name, "inner_val_fraction", "must be in (0, 0.5).")
+        if params["inputs"] not in INPUTS:
+            raise HeadOptionError(self.type_name, "inputs", f"must be one of {', '.join(INPUTS)}, got {params['inputs']!r}.")
+        super().__init__(task, seed, **params)
+        self.inputs = params["inputs"]
+        self.module: nn.Module | None = None
+        self.history: list[dict[str, float]] = []
+
+    # -- subclass hooks -------------------------------------------------------------------
+    def build_module(self, frame_shape: tuple[int, ...]) -> nn.Module:
+        raise NotImplementedError
+
+    def prepare_targets(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float32)
+
+    def loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def outputs_to_variants(self, out: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def inner_metrics(self, variants: dict[str, np.ndarray], y: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        return None
+
+    def stratify_on(self, y: np.ndarray) -> np.ndarray | None:
+        return None
+
+    # -- shared training loop ---------------------------------------------------------------
+    def _rows(self, X: Any) -> list[np.ndarray]:
+        if self.inputs == "sequence":
+            return [np.asarray(x, dtype=np.float32) for x in X]
+        X = np.asarray(X, dtype=np.float32)
+        expected = 3 if self.inputs == "layers" else 2
+        if X.ndim != expected:
+            raise ValueError(f"head {self.type_name} with inputs={self.inputs} needs a {expected}-d array, got {X.shape}")
+        return list(X)
+
+    def _batch(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.inputs == "sequence":
+            return pad_sequences(rows)
+        return torch.from_numpy(np.stack(rows)).float(), None
+
+    def _forward_all(self, rows: list[np.ndarray], device: torch.device) -> dict[str, np.ndarray]:
+        self.module.eval()
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(rows), self.params["batch_size"]):
+                x, mask = self._batch(rows[start : start + self.params["batch_size"]])
+                out = self.module(x.to(device), None if mask is None else mask.to(device))
+                outs.append(self._to_numpy(out))
+        merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]} if outs else {}
+        return self.outputs_to_variants(merged)
+
+    @staticmethod
+    def _to_numpy(out: Any) -> dict[str, np.ndarray]:
+        if isinstance(out, torch.Tensor):
+            out = {"out": out}
+        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+
+    def fit(self, X: Any, y: np.ndarray) -> "TorchHead":
+        generator = seed_torch(self.seed)
+        device = resolve_device(self.params["device"])
+        rows = self._rows(X)
+        targets = self.prepare_targets(y)
+        index = np.arange(len(rows))
+        stratify = self.stratify_on(targets)
+        try:
+            fit_idx, val_idx = train_test_split(index, test_size=self.params["inner_val_fraction"],
+                                                random_state=self.seed, stratify=stratify)
+        except ValueError:  # a class too rare to stratify on: plain random split
+            fit_idx, val_idx = train_test_split(index, test_size=self.params["inner_val_fraction"], random_state=self.seed)
+        frame_shape = rows[0].shape[1:] if self.inputs == "sequence" else rows[0].shape
+        self.module = self.build_module(tuple(frame_shape)).to(device)
+        optimizer = torch.optim.AdamW(self.module.parameters(), lr=self.params["lr"],
+                                      weight_decay=self.params["weight_decay"])
+        batch_size = self.params["batch_size"]
+        loader = torch.utils.data.DataLoader(fit_idx.tolist(), batch_size=batch_size, shuffle=True,
+                                             generator=generator, collate_fn=lambda ids: ids)
+        scheduler = self.make_scheduler(optimizer, max(len(loader), 1))
+        use_amp = device.type == "cuda"
+        best_score, best_state, stale = np.inf, None, 0
+        self.history = []
+        val_rows, val_y = [rows[i] for i in val_idx], targets[val_idx]
+        bar = tqdm(range(self.params["epochs"]), desc=f"{self.type_name} (seed {self.seed})", leave=False)
+        for epoch in bar:
+            self.module.train()
+            total, seen = 0.0, 0
+            for batch_ids in loader:
+                x, mask = self._batch([rows[i] for i in batch_ids])
+                yb = torch.from_numpy(targets[batch_ids]).to(device)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    out = self.module(x.to(device), None if mask is None else mask.to(device))
+                    loss = self.loss(out, yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.module.parameters(), self.params["grad_clip"])
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                total += float(loss.detach()) * len(batch_ids)
+                seen += len(batch_ids)
+            metrics = self.inner_metrics(self._forward_all(val_rows, device), val_y)
+            record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), **metrics}
+            self.history.append(record)
+            log.info("%s epoch %d: %s", self.type_name, epoch + 1,
+                     ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+            bar.set_postfix(score=f"{metrics['score']:.4f}")
+            if metrics["score"] < best_score - 1e-9 or best_state is None:
+                best_score, stale = metrics["score"], 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.module.state_dict().items()})
+                self.best_epoch = epoch + 1
+            else:
+                stale += 1
+                if stale >= self.params["patience"]:
+                    log.info("%s: early stop after epoch %d (best %d)", self.type_name, epoch + 1, self.best_epoch)
+                    break
+        self.module.load_state_dict(best_state)
+        self.module.to("cpu").eval()  # pickled on the CPU so a GPU-trained head loads anywhere
+        return self
+
+    def predict(self, X: Any) -> dict[str, np.ndarray]:
+        device = resolve_device(self.params["device"])
+        self.module.to(device)
+        try:
+            return self._forward_all(self._rows(X), device)
+        finally:
+            self.module.to("cpu")
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "best_epoch": getattr(self, "best_epoch", None), "history": self.history}
+
+
+def torch_defaults(**overrides: Any) -> dict[str, Any]:
+    """Training options every torch head accepts, with per-head overrides of the defaults."""
+    return {"inputs": "pooled", "epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4,
+            "grad_clip": 1.0, "patience": 5, "inner_val_fraction": 0.15, "device": "auto", **overrides}
+
+
+def mlp(dim_in: int, hidden: int, dim_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, dim_out))
+
+
+class Pooled(nn.Module):
+    """Input adapter of pooled-feature heads: learnable layer weights when inputs are layers."""
+
+    def __init__(self, frame_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.layer_weights = LayerWeights(frame_shape[0]) if len(frame_shape) == 2 else None
+        self.dim = frame_shape[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.layer_weights is None else self.layer_weights(x)
+
