@@ -23,6 +23,7 @@ from .io import load_npz, save_npz, write_meta
 # Containers libsndfile never reads: skip straight to ffmpeg instead of a doomed soundfile attempt.
 FFMPEG_ONLY_EXTENSIONS = {".m4a", ".aac", ".mp4", ".m4b", ".webm", ".wma", ".mka", ".mkv", ".amr"}
 SHARD_KEYS = ("ids", "offsets", "samples", "sr")
+ZERO_FILL_SECONDS = 1.0
 
 
 def decode_file(path: str | os.PathLike, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -102,19 +103,26 @@ def decode_shard(
     out_path: str | os.PathLike,
     max_seconds: float | None = None,
     progress: bool = True,
+    zero_fill: set[str] | frozenset[str] = frozenset(),
 ) -> dict:
-    """Decode every clip of one shard to mono ``sr`` and write the shard npz (see DESIGN.md)."""
+    """Decode every clip of one shard to mono ``sr`` and write the shard npz (see DESIGN.md).
+
+    Ids in ``zero_fill`` (bad clips under the ``zeros`` policy, listed in the validation report)
+    get ``ZERO_FILL_SECONDS`` of silence instead, so they still get a prediction.
+    """
     if len(paths) != len(ids):
         raise ValueError(f"decode_shard got {len(paths)} paths but {len(ids)} ids")
     shard = Path(out_path).name.split(".")[0]
-    waves = [load_mono(p, sr, max_seconds) for p in tqdm(paths, desc=f"decode {shard}", unit="clip", disable=not progress)]
+    silence = np.zeros(int(round(ZERO_FILL_SECONDS * sr)), dtype=np.float32)
+    waves = [silence if i in zero_fill else load_mono(p, sr, max_seconds)
+             for p, i in tqdm(list(zip(paths, ids)), desc=f"decode {shard}", unit="clip", disable=not progress)]
     offsets = np.zeros(len(waves) + 1, dtype=np.int64)
     np.cumsum([len(w) for w in waves], out=offsets[1:])
     samples = np.concatenate(waves) if waves else np.zeros(0, dtype=np.float32)
     save_npz(out_path, ids=np.array([str(i) for i in ids], dtype=str), offsets=offsets, samples=samples,
              sr=np.array(sr, dtype=np.int64))
     stats = {"n_clips": len(waves), "total_seconds": float(offsets[-1] / sr), "sr": int(sr)}
-    write_meta(out_path, **stats, max_seconds=max_seconds)
+    write_meta(out_path, **stats, max_seconds=max_seconds, zero_filled=sorted(set(ids) & set(zero_fill)))
     return stats
 
 

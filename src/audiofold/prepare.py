@@ -17,8 +17,13 @@ from .tasks import TaskSpec, infer_task
 log = logging.getLogger(__name__)
 
 
-def resolve_audio_path(audio_dir: Path, clip_id: str, extensions: list[str], where: str) -> Path:
-    """The file for one clip: the id as a relative path, else the id plus each extension in turn."""
+def resolve_audio_path(audio_dir: Path, clip_id: str, extensions: list[str], where: str,
+                       missing_ok: bool = False) -> Path | None:
+    """The file for one clip: the id as a relative path, else the id plus each extension in turn.
+
+    Paths that resolve outside ``audio_dir`` (``../x``, absolute ids, symlinks) are always refused;
+    a missing file is an error unless ``missing_ok`` (the validate step then applies the bad-audio policy).
+    """
     root = audio_dir.resolve()
     candidates = [audio_dir / clip_id] + [audio_dir / f"{clip_id}.{ext.lstrip('.')}" for ext in extensions]
     for cand in candidates:
@@ -27,6 +32,8 @@ def resolve_audio_path(audio_dir: Path, clip_id: str, extensions: list[str], whe
             if root not in resolved.parents:
                 raise DataError(f"{where}: id {clip_id!r} points outside the audio folder {audio_dir} ({resolved}); refused.")
             return cand
+    if missing_ok:
+        return None
     raise DataError(
         f"{where}: no audio file for id {clip_id!r} in {audio_dir} (tried {', '.join(c.name for c in candidates)}). "
         "Check data.*_audio_dir, data.path_column and data.audio_extensions."
@@ -85,8 +92,14 @@ def prepare(config: dict, out_dir: str | Path) -> dict:
     path_col = data.get("path_column")
     train_rel = raw_column(train, path_col) if path_col else train_ids
     test_rel = raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids
-    train_paths = [resolve_audio_path(train_dir, rel, ext, f"{data['train_csv']}, row {i + 2}") for i, rel in enumerate(train_rel)]
-    test_paths = [resolve_audio_path(test_dir, rel, ext, f"{test_where}, row {i + 2}") for i, rel in enumerate(test_rel)]
+    missing_ok = config.get("audio", {}).get("bad_audio", "error") != "error"
+    train_paths = [resolve_audio_path(train_dir, rel, ext, f"{data['train_csv']}, row {i + 2}", missing_ok)
+                   for i, rel in enumerate(train_rel)]
+    test_paths = [resolve_audio_path(test_dir, rel, ext, f"{test_where}, row {i + 2}", missing_ok)
+                  for i, rel in enumerate(test_rel)]
+    if test is not None and sample is not None:
+        sample_ids = raw_column(sample, spec.id_column if spec.id_column in sample.columns else sample.columns[0])
+        check_same_ids(test_ids, sample_ids, data["test_csv"], data["sample_submission"])
 
     n_test_shards = min(config.get("audio", {}).get("test_shards", 1), max(1, len(test_ids)))
     test_shard = np.concatenate([np.full(len(a), j) for j, a in enumerate(np.array_split(np.arange(len(test_ids)), n_test_shards))])
@@ -95,7 +108,7 @@ def prepare(config: dict, out_dir: str | Path) -> dict:
         "split": ["train"] * len(train_ids) + ["test"] * len(test_ids),
         "fold": np.concatenate([folds, np.full(len(test_ids), -1)]),
         "shard": [f"fold{k}" for k in folds] + [f"test{j}" for j in test_shard],
-        "path": [str(p) for p in train_paths + test_paths],
+        "path": ["" if p is None else str(p) for p in train_paths + test_paths],
     })
     fold_table = pd.DataFrame({"id": train_ids, "fold": folds})
     if groups is not None:
@@ -121,6 +134,19 @@ def _column(df: pd.DataFrame, col: str, where: str, key: str) -> np.ndarray:
     if col not in df.columns:
         raise DataError(f"{key} {col!r} is not a column of {where} (columns: {list(df.columns)}).")
     return np.asarray(raw_column(df, col), dtype=object)
+
+
+def check_same_ids(test_ids: list[str], sample_ids: list[str], test_where: str, sample_where: str) -> None:
+    """The test table and the sample submission must name the same clips (order may differ)."""
+    only_test = sorted(set(test_ids) - set(sample_ids))
+    only_sample = sorted(set(sample_ids) - set(test_ids))
+    if only_test or only_sample:
+        raise DataError(
+            f"{test_where} and {sample_where} name different clips: {len(only_test)} test id(s) missing from the "
+            f"sample submission {only_test[:10]}, {len(only_sample)} sample-submission id(s) missing from the test "
+            f"table {only_sample[:10]}. Use the matching files, or set data.test_csv: null to take the ids from "
+            "the sample submission."
+        )
 
 
 def _check_unique(ids: list[str], where: str) -> None:

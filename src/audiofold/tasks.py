@@ -77,7 +77,7 @@ class TaskSpec:
                 f"{source}: label column(s) {missing} not found; columns are {list(df.columns)}. "
                 "Set data.label_columns in config.yaml."
             )
-        ids = df[self.id_column].astype(str).tolist() if self.id_column in df.columns else None
+        ids = _raw(df)[self.id_column].astype(str).tolist() if self.id_column in df.columns else None  # '0004', not '4'
 
         def where(i: int) -> str:
             return f"{source}, row {i + 2} (id {ids[i]!r})" if ids else f"{source}, row {i + 2}"
@@ -88,9 +88,10 @@ class TaskSpec:
             if len(bad):
                 i, j = bad[0]
                 raise DataError(
-                    f"{where(int(i))}: label {self.label_columns[j]!r} is {df.iloc[i][self.label_columns[j]]!r}, "
+                    f"{where(int(i))}: label {self.label_columns[j]!r} is {_cell(df, int(i), self.label_columns[j])}, "
                     f"not a number ({len(bad)} such cells). Fix or drop these rows."
                 )
+            self._check_scale(values, where)
             return values.astype(np.float32)
 
         classes = list(self.classes or [])
@@ -119,6 +120,12 @@ class TaskSpec:
         col = self.label_columns[0]
         out = np.zeros((len(df), len(classes)), dtype=np.float32)
         unknown: dict[str, int] = {}
+        empty = [i for i, v in enumerate(df[col].tolist()) if not self.split_labels(v)]
+        if empty:
+            raise DataError(
+                f"{where(empty[0])}: column {col!r} is empty ({len(empty)} such rows, e.g. rows "
+                f"{[i + 2 for i in empty[:10]]}); every clip needs at least one label. Fill or drop these rows."
+            )
         for i, v in enumerate(df[col].tolist()):
             for tok in self.split_labels(v):
                 if tok in index:
@@ -132,6 +139,41 @@ class TaskSpec:
                 "Add them to the class list (sample submission columns) or fix the rows."
             )
         return out
+
+
+    def _check_scale(self, values: np.ndarray, where) -> None:
+        """Ratings must lie inside the declared task.scale and on its step grid."""
+        scale = self.scale or {}
+        low, high, step = scale.get("min"), scale.get("max"), scale.get("step")
+        checks = []
+        if low is not None:
+            checks.append((values < low - 1e-9, f"below the declared minimum {low}"))
+        if high is not None:
+            checks.append((values > high + 1e-9, f"above the declared maximum {high}"))
+        if step:
+            origin = low if low is not None else 0.0
+            off = ~np.isclose((values - origin) / step, np.round((values - origin) / step), atol=1e-6)
+            checks.append((off, f"off the declared step {step}"))
+        for mask, what in checks:
+            bad = np.argwhere(mask)
+            if len(bad):
+                i, j = bad[0]
+                raise DataError(
+                    f"{where(int(i))}: label {self.label_columns[j]!r} = {values[i, j]:g} is {what} "
+                    f"(task.scale; {len(bad)} such cells). Fix the labels or the declared task.scale."
+                )
+
+
+def _raw(df: pd.DataFrame) -> pd.DataFrame:
+    """The table's cells as text when read by read_table (and not since subset), else the frame itself."""
+    raw = df.attrs.get("raw")
+    return raw if raw is not None and raw.index.equals(df.index) else df
+
+
+def _cell(df: pd.DataFrame, i: int, col: str) -> str:
+    """One cell as written in the file, for messages ('empty' for a blank cell)."""
+    v = _raw(df)[col].iloc[i]
+    return "empty" if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip() else repr(str(v))
 
 
 def _class_key(v: Any) -> str:

@@ -1,0 +1,176 @@
+"""The validate step: check every clip the manifest names before any heavy work, apply the bad-audio policy.
+
+Runs after ``prepare`` and before ``decode``. Each clip is opened and its first ``max_seconds``
+decoded (the same code path as the decode step, so a clip that passes here decodes there), which
+keeps memory bounded however long the file is. Problems are either fatal (policy ``error``) or
+handled and listed in ``validation/report.json``: ``skip`` drops bad training rows from the
+targets (test rows cannot be dropped, they get zeros), ``zeros`` replaces every bad clip by
+silence so every row still gets a prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from .audio import decode_file
+from .errors import DataError
+from .io import load_npz, save_npz, write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("error", "skip", "zeros")
+MAX_LISTED = 20
+
+
+def inspect_clip(path: str, max_seconds: float | None) -> tuple[str | None, list[str], dict]:
+    """(problem or None, warnings, header info) of one clip; reads at most ``max_seconds`` of audio."""
+    if not path or not isinstance(path, str):
+        return "missing file: no audio file for this id", [], {}
+    info: dict = {}
+    try:
+        header = sf.info(path)
+        info = {"sample_rate": int(header.samplerate), "channels": int(header.channels),
+                "subtype": header.subtype, "seconds": round(float(header.duration), 3)}
+    except (sf.SoundFileError, RuntimeError):
+        pass  # formats libsndfile does not know (m4a) are still decoded below through ffmpeg
+    try:
+        wave, sr = decode_file(path, max_seconds)
+    except DataError as exc:
+        return f"unreadable: {exc}", [], info
+    info.setdefault("sample_rate", int(sr))
+    info.setdefault("channels", int(wave.shape[0]))
+    if not np.isfinite(wave).all():
+        return "NaN or infinite samples", [], info
+    warnings = []
+    if not np.any(wave):
+        warnings.append("all-silent (every sample is zero)")
+    return None, warnings, info
+
+
+def unlisted_files(audio_dirs: list[str | Path], listed: set[Path]) -> list[str]:
+    """Files under the audio folders that no table row names (reported, not an error)."""
+    out: set[str] = set()
+    for d in {Path(d).resolve() for d in audio_dirs}:
+        if not d.is_dir():
+            continue
+        for root, _, files in os.walk(d):
+            for name in files:
+                p = Path(root) / name
+                if not name.startswith(".") and p.resolve() not in listed:
+                    out.add(str(p))
+    return sorted(out)
+
+
+def validate(
+    manifest: pd.DataFrame,
+    targets: dict[str, np.ndarray],
+    *,
+    policy: str,
+    max_seconds: float | None,
+    audio_dirs: list[str | Path],
+    report_out: str | Path,
+    manifest_out: str | Path,
+    targets_out: str | Path,
+    progress: bool = True,
+) -> dict:
+    """Check every manifest clip; write the report, the manifest with an ``action`` per row, the kept targets.
+
+    ``action`` is ``decode``, ``zeros`` (decode writes silence instead) or ``skip`` (training row dropped).
+    """
+    if policy not in POLICIES:
+        raise DataError(f"audio.bad_audio is {policy!r}; use one of {list(POLICIES)}.")
+    manifest = manifest.copy()
+    paths = manifest["path"].fillna("").astype(str).tolist()
+    problems, actions, clips = [], [], []
+    for clip_id, split, path in tqdm(zip(manifest["id"], manifest["split"], paths), total=len(paths),
+                                     desc="validate", unit="clip", disable=not progress):
+        problem, warnings, info = inspect_clip(path, max_seconds)
+        action = "decode"
+        if problem is not None:
+            action = "skip" if (policy == "skip" and split == "train") else "zeros"
+            problems.append({"id": clip_id, "split": split, "path": path, "problem": problem, "action": action})
+        clips.append({"id": clip_id, "split": split, **info, **({"warnings": warnings} if warnings else {})})
+        actions.append(action)
+
+    if problems and policy == "error":
+        listed = "\n".join(f"  {p['split']} id {p['id']!r} ({p['path'] or 'no file'}): {p['problem']}"
+                           for p in problems[:MAX_LISTED])
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DataError(
+            f"{len(problems)} clip(s) cannot be used:\n{listed}{more}\n"
+            "Fix or remove these files/rows, or set audio.bad_audio to 'skip' (drop bad training rows) "
+            "or 'zeros' (predict from silence) in config.yaml."
+        )
+
+    manifest["action"] = actions
+    skipped = set(manifest.loc[manifest["action"] == "skip", "id"])
+    ids = np.asarray([str(i) for i in targets["ids"]])
+    keep = ~np.isin(ids, list(skipped))
+    folds = targets["fold"]
+    for k in np.unique(folds):
+        if not keep[folds == k].any():
+            raise DataError(f"audio.bad_audio=skip drops every row of fold {int(k)}; fix the audio files instead.")
+    if keep.sum() == 0:
+        raise DataError("audio.bad_audio=skip drops every training row; fix the audio files.")
+
+    silent = [c["id"] for c in clips if c.get("warnings")]
+    listed_paths = {Path(p).resolve() for p in paths if p}
+    extra = unlisted_files(audio_dirs, listed_paths)
+    report = {
+        "policy": policy,
+        "n_clips": len(clips),
+        "n_ok": len(clips) - len(problems),
+        "problems": problems,
+        "skipped": sorted(skipped),
+        "zero_filled": [p["id"] for p in problems if p["action"] == "zeros"],
+        "all_silent": silent,
+        "unlisted_files": extra,
+        "sample_rates": _counts(c.get("sample_rate") for c in clips),
+        "channels": _counts(c.get("channels") for c in clips),
+        "subtypes": _counts(c.get("subtype") for c in clips),
+    }
+    write_json(report_out, report)
+    write_csv(manifest_out, manifest)
+    save_npz(targets_out, **{k: v[keep] for k, v in targets.items()})
+    for line in summary_lines(report):
+        log.info("%s", line)
+    return report
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v is not None:
+            out[str(v)] = out.get(str(v), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The readable summary written to the rule's log."""
+    lines = [f"{report['n_ok']}/{report['n_clips']} clips OK (bad-audio policy: {report['policy']})",
+             f"sample rates: {report['sample_rates']}; channels: {report['channels']}; sample formats: {report['subtypes']}"]
+    for p in report["problems"]:
+        lines.append(f"{p['action'].upper()}: {p['split']} id {p['id']!r} ({p['path'] or 'no file'}): {p['problem']}")
+    if report["all_silent"]:
+        lines.append(f"WARNING: {len(report['all_silent'])} all-silent clip(s): {report['all_silent'][:MAX_LISTED]}")
+    if report["unlisted_files"]:
+        lines.append(f"NOTE: {len(report['unlisted_files'])} file(s) in the audio folders that no table row names "
+                     f"(not used): {report['unlisted_files'][:MAX_LISTED]}")
+    return lines
+
+
+def run_validation(manifest_path, targets_path, *, policy, max_seconds, audio_dirs, out_dir) -> dict:
+    """File-level entry point for the rule script."""
+    out_dir = Path(out_dir)
+    manifest = pd.read_csv(manifest_path, dtype={"id": str, "split": str, "shard": str, "path": str},
+                           keep_default_na=False)
+    return validate(manifest, load_npz(targets_path), policy=policy, max_seconds=max_seconds,
+                    audio_dirs=audio_dirs, report_out=out_dir / "report.json",
+                    manifest_out=out_dir / "manifest.csv", targets_out=out_dir / "targets.npz")
