@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .errors import AudiofoldError
+from .tasks import KINDS
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import load_config, schema_reference
 
+    if args.reference:
+        sys.stdout.write(schema_reference())
+        return 0
     config = load_config(args.config)
     print(f"{args.config}: valid. Backbones: {', '.join(config['backbones'])}; heads: {', '.join(config['heads'])}; "
           f"{config['cv']['n_folds']} folds.")
@@ -20,13 +25,98 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _init(args: argparse.Namespace) -> int:
+    from .scaffold import scaffold, write_config
+
+    labels = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None
+    result = scaffold(args.data_dir, base_dir=Path(args.output).resolve().parent, id_column=args.id_column,
+                      label_columns=labels, kind=args.kind, label_sep=args.label_sep,
+                      group_column=args.group_column, train_audio_dir=args.train_audio_dir,
+                      test_audio_dir=args.test_audio_dir)
+    print("Inferred (override any of these with the flags of `audiofold init -h`):")
+    for note in result.notes:
+        print(f"  - {note}")
+    path = write_config(result, args.output, force=args.force)
+    print(f"wrote {path}; next: `audiofold doctor {path}`, then `snakemake --cores 8 --configfile {path}`")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks(args.config)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.ok is False]
+    print(f"{len(failed)} problem(s)" if failed else "ready")
+    return 1 if failed else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import collect_status, format_status
+
+    status = collect_status(args.results)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from . import weights
+
+    if args.action == "fetch":
+        path = weights.fetch(args.name, args.dest)
+        print(f"{path}  sha256 {weights.file_sha256(path)}")
+        return 0
+    for name in weights.known_weights():
+        path = weights.checkpoint_dir() / weights.weights_spec(name).filename
+        print(f"{name:32s} {'present' if path.is_file() else 'missing':8s} {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiofold", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate config.yaml against the schema (defaults filled)")
     check.add_argument("config", nargs="?", default="config.yaml")
     check.add_argument("--show", action="store_true", help="print the config with defaults filled")
+    check.add_argument("--reference", action="store_true",
+                       help="print the Markdown reference of every config key (docs/CONFIG.md) instead")
     check.set_defaults(func=_check)
+
+    init = sub.add_parser("init", help="inspect a data folder and write a config.yaml for it")
+    init.add_argument("data_dir", help="folder with train.csv, test.csv and/or sample_submission.csv and the audio")
+    init.add_argument("--output", "-o", default="config.yaml", help="config file to write (default: config.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing config file")
+    init.add_argument("--id-column", help="clip id column (default: inferred)")
+    init.add_argument("--label-columns", help="comma-separated label column(s) (default: inferred)")
+    init.add_argument("--kind", default="auto", choices=["auto", *KINDS], help="task kind (default: inferred)")
+    init.add_argument("--label-sep", help="separator of a multilabel string column (default: inferred)")
+    init.add_argument("--group-column", help="column whose groups (e.g. speaker) stay inside one fold")
+    init.add_argument("--train-audio-dir", help="training clips folder (default: the folder matching the ids)")
+    init.add_argument("--test-audio-dir", help="test clips folder (default: the folder matching the ids)")
+    init.set_defaults(func=_init)
+
+    doctor = sub.add_parser("doctor", help="check versions, GPU, ffmpeg, backbone weights and free disk")
+    doctor.add_argument("config", nargs="?", default="config.yaml")
+    doctor.set_defaults(func=_doctor)
+
+    status = sub.add_parser("status", help="what is computed under results/ and the current OOF scores")
+    status.add_argument("--results", default="results", help="results folder (default: results)")
+    status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.set_defaults(func=_status)
+
+    weights_cmd = sub.add_parser("weights", help="list or fetch pretrained checkpoints (runs never download)")
+    weights_sub = weights_cmd.add_subparsers(dest="action", required=True)
+    weights_sub.add_parser("list", help="known checkpoints and whether they are in $TORCH_HOME/hub/checkpoints")
+    fetch = weights_sub.add_parser("fetch", help="download a checkpoint to where the pipeline looks for it")
+    fetch.add_argument("name", help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`)")
+    fetch.add_argument("--dest", help="folder to write to (default: $TORCH_HOME/hub/checkpoints)")
+    weights_cmd.set_defaults(func=_weights)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)

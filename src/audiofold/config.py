@@ -101,3 +101,52 @@ def load_config(path: str | Path = "config.yaml", schema_path: str | Path | None
 def section_hash(config: dict, *keys: str) -> str:
     """Hash of the named config sections, recorded in artifact metadata."""
     return stable_hash({k: config.get(k) for k in keys})
+
+
+# ---- the config reference (docs/CONFIG.md) ----------------------------------------------------
+def _type_text(sub: dict) -> str:
+    if "enum" in sub:
+        return " \\| ".join(f"`{v}`" for v in sub["enum"])
+    for key in ("oneOf", "anyOf"):
+        if key in sub:
+            return " or ".join(_type_text(alt) for alt in sub[key])
+    kind = sub.get("type", "")
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(k for k in kinds if k)
+    bounds = [f"{word} {sub[key]}" for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"))
+              if key in sub]
+    return text + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _reference_rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    rows = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        default = f"`{yaml.safe_dump(sub['default'], default_flow_style=True).strip().removesuffix('...').strip()}`" \
+            if "default" in sub else ("required" if key in schema.get("required", []) else "")
+        rows.append((path, _type_text(sub), default, " ".join(str(sub.get("description", "")).split())))
+        rows += _reference_rows(sub, f"{path}.")
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, dict) and extra.get("properties"):
+            rows += _reference_rows(extra, f"{path}.<name>.")
+    return rows
+
+
+def schema_reference(schema: dict | None = None) -> str:
+    """Markdown reference of every config key (path, type, default, description) from the JSON schema."""
+    schema = schema if schema is not None else load_schema()
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from workflow/schemas/config.schema.yaml by audiofold.config.schema_reference();",
+        "     regenerate with `audiofold check --reference > docs/CONFIG.md` (tests/test_docs.py checks it). -->",
+        "",
+        " ".join(str(schema.get("description", "")).split()),
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
+    for path, kind, default, description in _reference_rows(schema):
+        description = description.replace("|", "\\|")
+        lines.append(f"| `{path}` | {kind} | {default} | {description} |")
+    return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .io import atomic_path, load_npz, read_json, write_json
+from .io import atomic_path, load_npz, read_json, write_csv, write_json
 from .tasks import TaskSpec
 
 
@@ -26,6 +26,7 @@ def summarise(
     task: TaskSpec,
     metrics_out: str,
     plots: dict[str, str],
+    plot_data: dict[str, str] | None = None,
 ) -> dict:
     primary, greater = metrics.primary(task.kind)
     out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
@@ -58,7 +59,82 @@ def summarise(
     _plot_truth(y, P, task, plots["truth"])
     _plot_weights(weights["weights"], plots["weights"])
     _plot_calibration(out, plots["calibration"])
+    if "table" in plots:
+        write_scores_html(out, plots["table"])
+    if plot_data:
+        write_csv(plot_data["truth"], oof_vs_truth_table(y, P, task))
+        write_csv(plot_data["per_class"], per_output_scores(y, P, task))
     return out
+
+
+def scores_table(summary: dict):
+    """One row per candidate (backbone/head/variant) and the blend: primary OOF score per fold and overall,
+    after calibration, the calibration decision and the blend weight."""
+    import pandas as pd
+
+    primary = summary["primary"]
+    weights = summary["blend"]["weights"]
+    rows = []
+    for name, entry in list(summary["candidates"].items()) + [("BLEND", summary["blend"])]:
+        row = {"candidate": name}
+        row.update({f"fold {k}": v[primary] for k, v in entry["per_fold"].items()})
+        row[f"OOF {primary}"] = entry["overall"][primary]
+        if name != "BLEND":
+            cal = entry.get("calibration") or {}
+            row[f"calibrated {primary}"] = entry["calibrated_overall"][primary]
+            row["calibration"] = (f"{cal.get('method', '')} {'kept' if cal.get('applied') else 'not kept'}"
+                                  if cal else "off")
+            row["blend weight"] = weights.get(name, 0.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_scores_html(summary: dict, path: str) -> None:
+    """The scores table as a small standalone HTML page (the report embeds it)."""
+    table = scores_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
+    better = "higher" if summary["greater_is_better"] else "lower"
+    html = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>OOF scores</title><style>"
+        "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
+        f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}</body></html>"
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+
+
+def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):
+    """Long table (row, output, truth, predicted) of the blend's OOF predictions, for `dvc plots`.
+
+    Regression: one row per clip and target. Classification: true and argmax class names (a confusion
+    plot). Multilabel: one row per clip and class with the 0/1 truth and the predicted score.
+    """
+    import pandas as pd
+
+    if task.kind == "classification":
+        names = np.asarray(task.classes)
+        return pd.DataFrame({"row": np.arange(len(y)), "output": "class", "truth": names[np.asarray(y, int)],
+                             "predicted": names[P.argmax(axis=1)]})
+    Y = y.reshape(len(y), -1)
+    n, m = P.shape
+    return pd.DataFrame({"row": np.repeat(np.arange(n), m), "output": np.tile(task.output_names, n),
+                         "truth": Y.ravel(), "predicted": P.ravel()})
+
+
+def per_output_scores(y: np.ndarray, P: np.ndarray, task: TaskSpec):
+    """One score per target/class of the blend's OOF predictions (metric named in the table), for `dvc plots`."""
+    import pandas as pd
+
+    if task.is_regression:
+        metric, values = "pearson", metrics.pearson_per_target(y.reshape(len(y), -1), P)
+    elif task.kind == "classification":
+        from sklearn.metrics import f1_score
+
+        metric = "f1"
+        values = f1_score(y, P.argmax(axis=1), labels=range(len(task.classes)), average=None, zero_division=0)
+    else:
+        metric, values = "lwlrap", metrics.lwlrap_per_class(y, P)[1]
+    return pd.DataFrame({"output": task.output_names, "metric": metric, "score": np.round(np.asarray(values, float), 6)})
 
 
 def _figure():

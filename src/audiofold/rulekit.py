@@ -48,4 +48,17 @@ def run_rule(smk: Any, main: Callable[[Any], Any]) -> None:
     except AudiofoldError as exc:
         log.error("%s", exc)
         sys.exit(1)
-    log.info("rule %s done in %.1fs", smk.rule, time.perf_counter() - started)
+    log.info("rule %s done in %.1fs; wrote %s", smk.rule, time.perf_counter() - started, describe_outputs(smk.output))
+
+
+def describe_outputs(paths) -> str:
+    """'3 file(s): a.npz (1.2 MB), ...' for the rule log, so the log says what the step produced."""
+    parts = []
+    for p in map(Path, paths):
+        if p.is_file():
+            parts.append(f"{p} ({p.stat().st_size / 1e6:.2f} MB)")
+        elif p.is_dir():
+            parts.append(f"{p}/ ({sum(1 for q in p.rglob('*') if q.is_file())} files)")
+        else:
+            parts.append(f"{p} (missing)")
+    return f"{len(parts)} output(s): {', '.join(parts)}" if parts else "no declared outputs"

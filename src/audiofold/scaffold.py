@@ -1,0 +1,185 @@
+"""``audiofold init``: look at a Kaggle-style data folder and write a config.yaml for it.
+
+Finds the tables by name (train / test / sample_submission), the audio folders by matching the
+table ids to file names, and the id/label columns and task kind through ``audiofold.tasks`` (the
+same inference the prepare step runs), so what ``init`` prints is what the pipeline will do.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .config import find_schema, load_schema, validate_config
+from .errors import ConfigError, DataError
+from .tables import raw_column, read_table
+from .tasks import infer_task
+
+AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "mp3", "m4a", "aac", "opus")
+_SAMPLE = re.compile(r"(sample|submission)", re.I)
+_TRAIN = re.compile(r"train", re.I)
+_TEST = re.compile(r"test", re.I)
+_GROUP = re.compile(r"^(speaker.*|group|subject.*|user.*|session)$", re.I)
+
+
+@dataclass
+class Scaffold:
+    """What ``init`` found: the config it will write and one line per inference, with the reason."""
+
+    config: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def find_tables(data_dir: Path) -> tuple[Path, Path | None, Path | None, list[str]]:
+    """(train, test, sample submission, notes): CSVs in ``data_dir`` (and one level down) chosen by name."""
+    csvs = sorted(p for pattern in ("*.csv", "*/*.csv") for p in data_dir.glob(pattern) if p.is_file())
+    if not csvs:
+        raise DataError(f"{data_dir}: no .csv file here or one folder down; point `audiofold init` at the data folder.")
+    sample = [p for p in csvs if _SAMPLE.search(p.name)]
+    test = [p for p in csvs if _TEST.search(p.name) and p not in sample]
+    train = [p for p in csvs if _TRAIN.search(p.name) and p not in sample and p not in test]
+    notes = []
+    if not train:
+        rest = [p for p in csvs if p not in sample and p not in test]
+        if len(rest) != 1:
+            raise DataError(f"{data_dir}: cannot tell which CSV is the training table among "
+                            f"{[p.name for p in csvs]}; name it train.csv.")
+        train = rest
+        notes.append(f"train table: {train[0]} (the only CSV that is neither test nor sample submission)")
+    else:
+        notes.append(f"train table: {train[0]} (file name contains 'train')")
+    if test:
+        notes.append(f"test table: {test[0]} (file name contains 'test')")
+    if sample:
+        notes.append(f"sample submission: {sample[0]} (file name contains 'sample'/'submission')")
+    if not test and not sample:
+        raise DataError(f"{data_dir}: no test table or sample submission found (CSV names: "
+                        f"{[p.name for p in csvs]}); the test ids must come from one of them.")
+    return train[0], test[0] if test else None, sample[0] if sample else None, notes
+
+
+def _audio_index(data_dir: Path) -> dict[Path, set[str]]:
+    """Folder -> the names a clip id can take there (relative path with and without extension)."""
+    index: dict[Path, set[str]] = {}
+    for root, _dirs, files in os.walk(data_dir):
+        for name in files:
+            if name.rsplit(".", 1)[-1].lower() not in AUDIO_EXTENSIONS:
+                continue
+            path = Path(root) / name
+            # An id may name a file in a sub-folder ("dog/1-100.wav"), so index every ancestor up to data_dir.
+            for folder in [path.parent, *path.parent.parents]:
+                rel = path.relative_to(folder).as_posix()
+                names = index.setdefault(folder, set())
+                names.update((rel, rel.rsplit(".", 1)[0]))
+                if folder == data_dir:
+                    break
+    return index
+
+
+def find_audio_dir(index: dict[Path, set[str]], ids: list[str], what: str) -> tuple[Path, str]:
+    """The folder in which most ``ids`` name a file, and why; DataError when none matches."""
+    scores = Counter({folder: sum(i in names for i in ids) for folder, names in index.items()})
+    if not scores or scores.most_common(1)[0][1] == 0:
+        raise DataError(f"no audio folder holds files named after the {what} ids (e.g. {ids[:3]}); "
+                        f"looked for {', '.join(AUDIO_EXTENSIONS)} files. Pass --{what}-audio-dir.")
+    best = max(scores.values())
+    # Among equally good folders take the deepest: train/ rather than the data folder above it.
+    folder = max((f for f, s in scores.items() if s == best), key=lambda f: len(f.parts))
+    return folder, f"{best} of {len(ids)} {what} ids name a file there"
+
+
+def _rel(path: Path | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    path = path.resolve()
+    try:
+        return path.relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def default_config_path() -> Path:
+    """The project's config.yaml (backbones and heads to start from), beside the config schema."""
+    return find_schema().parents[2] / "config.yaml"
+
+
+def scaffold(
+    data_dir: str | Path,
+    *,
+    base_dir: str | Path = ".",
+    template: str | Path | None = None,
+    id_column: str | None = None,
+    label_columns: list[str] | None = None,
+    kind: str = "auto",
+    label_sep: str | None = None,
+    group_column: str | None = None,
+    train_audio_dir: str | Path | None = None,
+    test_audio_dir: str | Path | None = None,
+) -> Scaffold:
+    """Inspect ``data_dir`` and build a validated config; paths are written relative to ``base_dir``."""
+    data_dir, base_dir = Path(data_dir), Path(base_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir} is not a folder; pass the folder holding train.csv and the audio.")
+    train_csv, test_csv, sample_csv, notes = find_tables(data_dir)
+    train = read_table(train_csv, "train table")
+    test = read_table(test_csv, "test table") if test_csv else None
+    sample = read_table(sample_csv, "sample submission") if sample_csv else None
+    if group_column is not None and group_column not in train.columns:
+        raise DataError(f"--group-column {group_column!r} is not a column of {train_csv} ({list(train.columns)}).")
+    spec, task_notes = infer_task(train, test, sample, id_column=id_column, label_columns=label_columns, kind=kind,
+                                  label_sep=label_sep, ignore_columns=(group_column,) if group_column else ())
+    notes += task_notes
+    if group_column is None:
+        hint = [c for c in train.columns if _GROUP.match(str(c)) and c not in (spec.id_column, *spec.label_columns)]
+        if hint:
+            notes.append(f"column {hint[0]!r} looks like a group (speaker); pass --group-column {hint[0]} to keep "
+                         "each group inside one fold")
+
+    index = _audio_index(data_dir)
+    if train_audio_dir is None:
+        train_audio_dir, why = find_audio_dir(index, raw_column(train, spec.id_column), "train")
+        notes.append(f"train audio: {train_audio_dir} ({why})")
+    test_ids_table = test if test is not None else sample
+    if test_audio_dir is None and spec.id_column in test_ids_table.columns:
+        test_audio_dir, why = find_audio_dir(index, raw_column(test_ids_table, spec.id_column), "test")
+        notes.append(f"test audio: {test_audio_dir} ({why})")
+
+    template = Path(template) if template is not None else default_config_path()
+    config = yaml.safe_load(template.read_text(encoding="utf-8")) or {}
+    config["demo"] = {"enabled": False}
+    config["data"] = {
+        "train_csv": _rel(train_csv, base_dir), "test_csv": _rel(test_csv, base_dir),
+        "sample_submission": _rel(sample_csv, base_dir),
+        "train_audio_dir": _rel(Path(train_audio_dir), base_dir),
+        "test_audio_dir": _rel(Path(test_audio_dir), base_dir) if test_audio_dir else None,
+        "id_column": spec.id_column, "label_columns": list(spec.label_columns), "group_column": group_column,
+    }
+    task: dict = {"kind": spec.kind}
+    if spec.label_sep is not None:
+        task["label_sep"] = spec.label_sep
+    if spec.scale is not None:
+        task["scale"] = dict(spec.scale)
+    config["task"] = task
+    # Validate a copy: the written file keeps only what was chosen, defaults stay implicit.
+    validate_config(copy.deepcopy(config), load_schema(), source="the generated config")
+    return Scaffold(config, notes)
+
+
+def write_config(result: Scaffold, path: str | Path, force: bool = False) -> Path:
+    """Write the scaffolded config with a header listing the inferences; refuses to overwrite unless ``force``."""
+    from .io import atomic_path
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it or --output to write elsewhere.")
+    header = ["# Written by `audiofold init`; edit freely. Inferred:"] + [f"#   {n}" for n in result.notes]
+    text = "\n".join(header) + "\n\n" + yaml.safe_dump(result.config, sort_keys=False, allow_unicode=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,128 @@
+"""`audiofold init`: finds tables and audio folders in a Kaggle-style folder, infers the task, writes a
+config that validates and that the prepare step reads back to the same task."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from audiofold.cli import main as cli
+from audiofold.config import load_config
+from audiofold.errors import ConfigError, DataError
+from audiofold.prepare import prepare
+from audiofold.scaffold import scaffold, write_config
+
+
+def _clip(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.random.default_rng(seed).normal(0, 0.1, 1600).astype(np.float32), 16000)
+
+
+def make_folder(root, train: pd.DataFrame, test_ids, sample: pd.DataFrame | None = None, ext="wav",
+                train_sub="train_audio", test_sub="test_audio", test_csv=True):
+    root.mkdir(parents=True, exist_ok=True)
+    train.to_csv(root / "train.csv", index=False)
+    if test_csv:
+        pd.DataFrame({train.columns[0]: test_ids}).to_csv(root / "test.csv", index=False)
+    if sample is not None:
+        sample.to_csv(root / "sample_submission.csv", index=False)
+    for i, clip in enumerate(train.iloc[:, 0]):
+        _clip(root / train_sub / f"{clip}.{ext}", i)
+    for i, clip in enumerate(test_ids):
+        _clip(root / test_sub / f"{clip}.{ext}", 1000 + i)
+    return root
+
+
+def _ids(prefix, n):
+    return [f"{prefix}{i:04d}" for i in range(n)]
+
+
+def test_rating_scale_with_step(tmp_path):
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"utt_id": _ids("a", 30), "speaker": np.repeat(_ids("s", 6), 5),
+                          "score": rng.integers(0, 21, 30) / 2})
+    data = make_folder(tmp_path / "data", train, _ids("b", 8), test_csv=True)
+    result = scaffold(data, base_dir=tmp_path)
+    cfg = result.config
+    assert cfg["data"]["train_csv"] == "data/train.csv" and cfg["data"]["test_csv"] == "data/test.csv"
+    assert cfg["data"]["train_audio_dir"] == "data/train_audio" and cfg["data"]["test_audio_dir"] == "data/test_audio"
+    assert cfg["data"]["id_column"] == "utt_id" and cfg["data"]["label_columns"] == ["score"]
+    assert cfg["task"]["kind"] == "regression" and cfg["task"]["scale"]["step"] == 0.5
+    assert cfg["demo"] == {"enabled": False}
+    assert set(cfg["backbones"]) == {"logmel", "mfcc"}  # kept from the project's config.yaml
+    notes = "\n".join(result.notes)
+    assert "rating scale" in notes and "30 of 30 train ids name a file there" in notes
+    assert "--group-column speaker" in notes  # a speaker column is pointed out, not silently used
+
+
+def test_written_config_validates_and_prepare_reads_the_same_task(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"fname": _ids("c", 24), "labels": [",".join(rng.choice(["dog", "rain", "bell"], 2, replace=False))
+                                                              for _ in range(24)]})
+    sample = pd.DataFrame({"fname": _ids("t", 6), "bell": 0.0, "dog": 0.0, "rain": 0.0})
+    data = make_folder(tmp_path / "data", train, _ids("t", 6), sample=sample, ext="flac", test_csv=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli(["init", "data", "--output", "my.yaml"]) == 0
+    config = load_config("my.yaml")
+    assert config["task"]["kind"] == "multilabel" and config["task"]["label_sep"] == ","
+    assert config["data"]["test_csv"] is None and config["data"]["sample_submission"] == "data/sample_submission.csv"
+    assert "multilabel separator" in (tmp_path / "my.yaml").read_text()  # the reasons are in the file
+    prepare(config, tmp_path / "results")
+    task = yaml.safe_load((tmp_path / "results" / "task.json").read_text())["task"]
+    assert task["kind"] == "multilabel" and task["classes"] == ["bell", "dog", "rain"] and task["label_sep"] == ","
+    assert data.is_dir()
+
+
+def test_multitarget_and_classes(tmp_path):
+    rng = np.random.default_rng(2)
+    va = pd.DataFrame({"id": _ids("v", 20), "valence": rng.normal(size=20), "arousal": rng.normal(size=20)})
+    result = scaffold(make_folder(tmp_path / "va", va, _ids("w", 4)), base_dir=tmp_path)
+    assert result.config["task"]["kind"] == "multitarget"
+    assert result.config["data"]["label_columns"] == ["valence", "arousal"]
+
+    cls = pd.DataFrame({"clip": _ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
+    result = scaffold(make_folder(tmp_path / "cls", cls, _ids("m", 4)), base_dir=tmp_path)
+    assert result.config["task"]["kind"] == "classification"
+    assert any("3 classes" in n for n in result.notes)
+
+
+def test_every_guess_can_be_overridden(tmp_path):
+    train = pd.DataFrame({"id": _ids("a", 20), "spk": np.repeat(["x", "y"], 10), "grade": [1, 2, 3, 4] * 5})
+    data = make_folder(tmp_path / "d", train, _ids("b", 4), train_sub="wavs/tr", test_sub="wavs/te")
+    result = scaffold(data, base_dir=tmp_path, kind="classification", group_column="spk", label_columns=["grade"],
+                      id_column="id", train_audio_dir=data / "wavs" / "tr")
+    cfg = result.config
+    assert cfg["task"] == {"kind": "classification"} and cfg["data"]["group_column"] == "spk"
+    assert cfg["data"]["train_audio_dir"] == "d/wavs/tr" and cfg["data"]["test_audio_dir"] == "d/wavs/te"
+    with pytest.raises(DataError, match="--group-column 'nope'"):
+        scaffold(data, base_dir=tmp_path, group_column="nope")
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, capsys):
+    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0] * 10})
+    data = make_folder(tmp_path / "d", train, _ids("b", 4))
+    out = tmp_path / "config.yaml"
+    out.write_text("keep: me\n")
+    result = scaffold(data, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="--force"):
+        write_config(result, out)
+    assert out.read_text() == "keep: me\n"
+    assert cli(["init", str(data), "--output", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert cli(["init", str(data), "--output", str(out), "--force"]) == 0
+    assert load_config(out)["data"]["id_column"] == "id"
+
+
+def test_missing_pieces_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .csv file"):
+        scaffold(tmp_path / "empty")
+    only_train = tmp_path / "t"
+    only_train.mkdir()
+    pd.DataFrame({"id": ["a", "b"], "y": [1, 2]}).to_csv(only_train / "train.csv", index=False)
+    with pytest.raises(DataError, match="no test table or sample submission"):
+        scaffold(only_train)
+    pd.DataFrame({"id": ["c"]}).to_csv(only_train / "test.csv", index=False)
+    with pytest.raises(DataError, match="no audio folder holds files named after the train ids"):
+        scaffold(only_train)
