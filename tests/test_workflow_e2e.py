@@ -75,7 +75,7 @@ def test_head_param_change_reruns_only_that_head(workdir):
     workdir(config)
     planned = _jobs_to_run(wd)
     assert planned.get("train") == config["cv"]["n_folds"] * len(config["backbones"])
-    assert not {"demo_data", "prepare", "decode", "embed"} & set(planned)
+    assert not {"demo_data", "prepare", "validate", "decode", "embed"} & set(planned)
     snakemake(wd, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in embeddings} == stamps
 
@@ -90,7 +90,7 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     assert planned["embed"] == shards * n_backbones
     assert planned["train"] == n_folds * n_backbones * n_heads
     assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
-    assert planned["blend"] == planned["submit"] == planned["prepare"] == 1
+    assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["validate"] == 1
 
 
 def test_bad_config_key_is_named(workdir):

@@ -15,6 +15,18 @@ def backbone_sr(backbone):
     return declared_sample_rate(config["backbones"][backbone])
 
 
+def backbone_gpus(backbone):
+    """GPUs one embed job of this backbone asks the executor for (see resources.gpu_backbones)."""
+    wants = backbone in config["resources"]["gpu_backbones"] or config["backbones"][backbone].get("device") == "cuda"
+    return int(wants)
+
+
+def head_gpus(head):
+    """GPUs one train job of this head asks for (see resources.gpu_heads): listed, or its own device is cuda."""
+    wants = head in config["resources"].get("gpu_heads", []) or config["heads"][head].get("device") == "cuda"
+    return int(wants)
+
+
 def table_inputs():
     return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
 

@@ -45,9 +45,32 @@ rule prepare:
         "../../scripts/prepare.py"
 
 
-rule decode:
+rule validate:
     input:
         manifest=f"{R}/manifest.csv",
+        targets=f"{R}/targets.npz",
+    output:
+        report=f"{R}/validation/report.json",
+        manifest=f"{R}/validation/manifest.csv",
+        targets=f"{R}/validation/targets.npz",
+    params:
+        data=DATA,
+        audio=config["audio"],
+    log:
+        f"{R}/logs/validate.log",
+    benchmark:
+        f"{R}/benchmarks/validate.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../../scripts/validate.py"
+
+
+rule decode:
+    input:
+        # The validated manifest: no decode starts before every clip has been checked.
+        manifest=f"{R}/validation/manifest.csv",
     output:
         f"{R}/audio/{{sr}}hz/{{shard}}.npz",
     params:

@@ -81,6 +81,10 @@ rule metrics:
         truth=report(f"{R}/plots/oof_vs_truth.png", category="2. OOF predictions", caption="../report/oof_vs_truth.rst"),
         weights=report(f"{R}/plots/blend_weights.png", category="3. Blend", caption="../report/blend_weights.rst"),
         calibration=report(f"{R}/plots/calibration.png", category="4. Calibration", caption="../report/calibration.rst"),
+        table=report(f"{R}/plots/scores_table.html", category="1. Scores", caption="../report/scores_table.rst"),
+        # the same data as tables, declared as `dvc plots` in dvc.yaml
+        truth_data=f"{R}/plots/oof_vs_truth.csv",
+        per_class_data=f"{R}/plots/per_class.csv",
     params:
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:

@@ -2,7 +2,7 @@ rule train:
     input:
         train=lambda wc: embeddings(wc.backbone, TRAIN_SHARDS),
         test=lambda wc: embeddings(wc.backbone, TEST_SHARDS),
-        targets=f"{R}/targets.npz",
+        targets=f"{R}/validation/targets.npz",
         task=f"{R}/task.json",
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
@@ -18,6 +18,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=lambda wc: head_gpus(wc.head),
     script:
         "../../scripts/train.py"
 
@@ -25,7 +26,7 @@ rule train:
 rule collect_oof:
     input:
         preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
-        targets=f"{R}/targets.npz",
+        targets=f"{R}/validation/targets.npz",
         task=f"{R}/task.json",
     output:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
