@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry import config_options, keyword_options
 from .base import Backbone, BackboneOptionError
 from .handcrafted import LogMelBackbone, MFCCBackbone
 from .packaged import AisfxBackbone, DistillMOSBackbone
@@ -19,8 +20,7 @@ BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBa
 
 def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
     """Keyword options a backbone class accepts, mapped to their defaults (``inspect.Parameter.empty`` if none)."""
-    signature = inspect.signature(cls.__init__)
-    return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return keyword_options(cls)
 
 
 def _backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
@@ -35,14 +35,7 @@ def _backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
 def build_backbone(name: str, params: dict[str, Any]) -> Backbone:
     """Instantiate ``params["type"]`` with the other keys as options; ``name`` is its key under ``backbones:``."""
     cls = _backbone_class(name, params)
-    options = {k: v for k, v in params.items() if k != "type"}
-    allowed = backbone_options(cls)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"backbones.{name}.{unknown[0]}: unknown option for backbone type {params['type']!r}; "
-            f"allowed options: {', '.join(allowed) or '(none)'}."
-        )
+    options = config_options(cls, "backbones", name, params)
     try:
         backbone = cls(**options)
     except BackboneOptionError as exc:

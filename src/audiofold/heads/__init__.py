@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry import config_options, keyword_options
 from ..tasks import TaskSpec
 from .base import Head, HeadOptionError
 from .knn import KNNHead
@@ -21,8 +21,7 @@ HEADS: dict[str, type[Head]] = {"linear": LinearHead, "knn": KNNHead, "lgbm": LG
 
 def head_options(cls: type[Head]) -> list[str]:
     """Keyword options a head class accepts (its ``__init__`` keywords after task and seed)."""
-    signature = inspect.signature(cls.__init__)
-    return [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return list(keyword_options(cls))
 
 
 def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | None = None) -> Head:
@@ -38,14 +37,7 @@ def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | No
             f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
         )
     cls = HEADS[head_type]
-    options = {k: v for k, v in params.items() if k != "type"}
-    allowed = head_options(cls)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"heads.{name}.{unknown[0]}: unknown option for head type {head_type!r}; "
-            f"allowed options: {', '.join(allowed) or '(none)'}."
-        )
+    options = config_options(cls, "heads", name, params)
     try:
         return cls(task, seed, **options)
     except HeadOptionError as exc:
