@@ -4,6 +4,7 @@ Needs root and Debian's slurm packages: tests/slurm/up.sh installs them with apt
 (.ci/run runs this in CI as root). The cluster advertises one GPU so `gpu=1` jobs schedule.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import yaml
 
 from conftest import BIN, ROOT, small_config, snakemake
 
-# one cluster per machine: both tests share the module's cluster, so they run on one xdist worker
+# both tests share the module's cluster; xdist_group keeps them on one worker where --dist loadgroup applies
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e, pytest.mark.xdist_group("slurm")]
 
 SLURM_ARGS = ("--executor", "slurm", "--jobs", "4", "--latency-wait", "5",
@@ -32,17 +33,21 @@ SLURM_ARGS = ("--executor", "slurm", "--jobs", "4", "--latency-wait", "5",
 def slurm_cluster():
     if os.geteuid() != 0 or not shutil.which("apt-get") and not shutil.which("slurmctld"):
         pytest.fail("the SLURM test needs root (and apt-get to install slurm); run it through .ci/run")
-    # not under pytest's tmp dir: that is private to root, and munged runs as the munge user
-    state = Path(tempfile.mkdtemp(prefix="audiofold-slurm-"))
-    state.chmod(0o755)
-    try:
-        subprocess.run(["bash", str(ROOT / "tests/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True)
-    except subprocess.CalledProcessError as err:
-        subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
-        pytest.fail(f"could not start SLURM:\n{err.stdout}\n{err.stderr}")
-    yield state
-    subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)], check=True)
-    shutil.rmtree(state, ignore_errors=True)
+    # One cluster per machine (/etc/slurm/slurm.conf and the daemons' ports are shared): whichever
+    # xdist worker or pytest session gets here second waits until the first cluster is down.
+    with open(Path(tempfile.gettempdir()) / "audiofold-slurm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # not under pytest's tmp dir: that is private to root, and munged runs as the munge user
+        state = Path(tempfile.mkdtemp(prefix="audiofold-slurm-"))
+        state.chmod(0o755)
+        try:
+            subprocess.run(["bash", str(ROOT / "tests/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as err:
+            subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
+            pytest.fail(f"could not start SLURM:\n{err.stdout}\n{err.stderr}")
+        yield state
+        subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)], check=True)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _jobs(part: str, workdir: Path) -> list[str]:
