@@ -15,16 +15,10 @@ def backbone_sr(backbone):
     return declared_sample_rate(config["backbones"][backbone])
 
 
-def backbone_gpus(backbone):
-    """GPUs one embed job of this backbone asks the executor for (see resources.gpu_backbones)."""
-    wants = backbone in config["resources"]["gpu_backbones"] or config["backbones"][backbone].get("device") == "cuda"
-    return int(wants)
-
-
-def head_gpus(head):
-    """GPUs one train job of this head asks for (see resources.gpu_heads): listed, or its own device is cuda."""
-    wants = head in config["resources"].get("gpu_heads", []) or config["heads"][head].get("device") == "cuda"
-    return int(wants)
+def gpus(section, name):
+    """GPUs one job of this backbone/head asks the executor for: listed in resources.gpu_<section>, or device cuda."""
+    listed = config["resources"].get(f"gpu_{section}", [])
+    return int(name in listed or config[section][name].get("device") == "cuda")
 
 
 def table_inputs():

@@ -14,6 +14,6 @@ rule embed:
     resources:
         mem_mb=8000,
         runtime=120,
-        gpu=lambda wc: backbone_gpus(wc.backbone),
+        gpu=lambda wc: gpus("backbones", wc.backbone),
     script:
         "../../scripts/embed.py"

@@ -18,7 +18,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=60,
-        gpu=lambda wc: head_gpus(wc.head),
+        gpu=lambda wc: gpus("heads", wc.head),
     script:
         "../../scripts/train.py"
 
