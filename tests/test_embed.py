@@ -127,3 +127,42 @@ def test_embed_shard_refuses_a_sample_rate_mismatch(tmp_path):
     with pytest.raises(DataError, match=r"a\.npz is at 8000 Hz but backbone 'recorder' expects 100 Hz"):
         embed_shard(tmp_path / "a.npz", Recorder(), tmp_path / "out.npz")
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_length_batches_sort_bound_padding_and_size():
+    from audiofold.embed import length_batches
+
+    lengths = [100, 80, 79, 100, 60, 50, 99, 10]
+    batches = length_batches(lengths, batch_size=2, max_padding=0.25)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 2
+        longest = max(lengths[i] for i in batch)
+        assert all(lengths[i] >= 0.75 * longest for i in batch)
+    assert batches[0] == [0, 3]  # longest first, stable among equals
+    assert all(len(set(lengths[i] for i in b)) == 1 for b in length_batches(lengths, 8, 0.0))
+
+
+class MaskingRecorder(Recorder):
+    """Takes ``lengths``: features of the unpadded rows, so padded batches must give identical results."""
+
+    accepts_lengths = True
+
+    def embed_outputs(self, crops, lengths=None):
+        self.batches.append(len(crops))
+        rows = [c if lengths is None else c[:n] for c, n in zip(crops, lengths if lengths is not None else [None] * len(crops))]
+        return {"X": np.stack([[r.mean(), r.max(), r[0]] for r in rows]).astype(np.float32)}
+
+
+def test_padded_batches_for_backbones_that_mask_padding():
+    waves = waves_of([30, 50, 29, 45, 70, 24])
+    plain = Recorder(crop_seconds=None)
+    masked = MaskingRecorder(crop_seconds=None)
+    X_plain, _ = embed_waves(waves, plain, batch_size=4, progress=False)
+    X_masked, _ = embed_waves(waves, masked, batch_size=4, progress=False)
+    np.testing.assert_allclose(X_masked, X_plain, rtol=1e-6)
+    assert len(plain.batches) == 6  # no two lengths are equal
+    assert sorted(masked.batches) == [1, 2, 3]  # [70] alone (50 < 0.75 * 70), [50, 45], [30, 29, 24]
+    masked.batches.clear()
+    embed_waves(waves, masked, batch_size=4, max_padding=0.0, progress=False)
+    assert len(masked.batches) == 6

@@ -169,3 +169,21 @@ def test_schema_accepts_layer_choices_and_adds_no_type_specific_defaults():
     config["backbones"]["w"] = {"type": "torchaudio", "layer": "first"}
     with pytest.raises(ConfigError, match="layer"):
         validate_config(config, schema)
+
+
+@pytest.mark.parametrize("bundle", ["wavlm_base_plus", "wav2vec2_large_lv60k", "hubert_base"])
+def test_padded_batches_equal_one_clip_at_a_time(torch_home, bundle):
+    """Clips of different lengths share a zero-padded batch; masking (and, for group-norm CNNs, the CNN run
+    per clip) keeps every output equal to the clip run alone."""
+    hub_checkpoint(bundle)
+    bb = build_backbone("w", {"type": "torchaudio", "bundle": bundle, "arch": ARCH, "layer": "all",
+                              "pooling": "mean_std", "keep_sequence": True})
+    waves = [w[:n] for w, n in zip(noise(4, seconds=1.0, seed=5), (16000, 14500, 13000, 12200))]
+    alone = extract(waves, bb, batch_size=1, progress=False)
+    padded = extract(waves, bb, batch_size=4, max_padding=0.25, progress=False)
+    for key in ("X", "X_layers"):
+        np.testing.assert_allclose(padded[key], alone[key], rtol=1e-4, atol=1e-4)
+    for a, p in zip(alone["seq"], padded["seq"]):
+        assert a.shape == p.shape
+        np.testing.assert_allclose(p.astype(np.float32), a.astype(np.float32), atol=2e-2)
+    assert bb.accepts_lengths == (not bundle.startswith("wavlm"))  # torchaudio's WavLM has no padding mask

@@ -34,6 +34,7 @@ def extract(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = True,
+    max_padding: float = 0.25,
 ) -> dict:
     """Every shard array the backbone produces (docs/DESIGN.md "Embedding shard"): ``X`` (n, D);
     ``X_crops`` (n, K, D) when ``keep_crops``; ``X_layers`` (n, L, D) when the backbone keeps layers
@@ -42,6 +43,8 @@ def extract(
 
     With ``backbone.crop_seconds`` None the whole clip is the only crop (K = 1, ``n_crops`` ignored).
     Every clip uses the same crop ``seed``, so a clip's embedding does not depend on its neighbours.
+    Whole clips of different lengths share a batch (zero-padded, at most ``max_padding`` of a row)
+    when the backbone masks padding (``accepts_lengths``); otherwise only equal lengths do.
     """
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {sorted(AGGREGATES)}, got {aggregate!r}")
@@ -54,7 +57,7 @@ def extract(
     bar = tqdm(total=len(waves), desc=f"embed {backbone.name}", unit="clip", disable=not progress)
     with bar:
         if backbone.crop_seconds is None:
-            _embed_whole_clips(waves, backbone, batch_size, bar, sink)
+            _embed_whole_clips(waves, backbone, batch_size, max_padding, bar, sink)
         else:
             crop_len = max(1, round(backbone.crop_seconds * backbone.sample_rate))
             _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink)
@@ -86,8 +89,9 @@ class _Sink:
             self.seq[clip] = [out["seq"][r] for r in distinct_rows]
 
 
-def _run(backbone: Backbone, batch: np.ndarray) -> dict:
-    out = backbone.embed_outputs(np.ascontiguousarray(batch, dtype=np.float32))
+def _run(backbone: Backbone, batch: np.ndarray, lengths: np.ndarray | None = None) -> dict:
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    out = backbone.embed_outputs(batch) if lengths is None else backbone.embed_outputs(batch, lengths=lengths)
     out["X"] = np.asarray(out["X"], dtype=np.float32)
     if out["X"].shape != (len(batch), backbone.dim):
         raise RuntimeError(f"backbone {backbone.name} returned shape {out['X'].shape} for {len(batch)} crops; "
@@ -109,18 +113,31 @@ def _concat(outs: list[dict]) -> dict:
     return merged
 
 
-def _embed_whole_clips(waves, backbone, batch_size, bar, sink) -> None:
-    """Clips of equal length share a batch, the others run one by one."""
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for i, wave in enumerate(waves):
-        by_length[len(wave)].append(i)
-    for indices in by_length.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            out = _run(backbone, np.stack([waves[i] for i in chunk]))
-            for row, clip in enumerate(chunk):
-                sink.put(clip, out, np.array([row]), np.array([row]))
-            bar.update(len(chunk))
+def length_batches(lengths: list[int], batch_size: int, max_padding: float) -> list[list[int]]:
+    """Clip indices in batches of at most ``batch_size``, longest first, a batch closing before a clip
+    would be padded by more than ``max_padding`` of the batch's longest (0: equal lengths only)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[i] >= (1 - max_padding) * lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _embed_whole_clips(waves, backbone, batch_size, max_padding, bar, sink) -> None:
+    """Clips of similar length share a zero-padded batch when the backbone masks padding; equal lengths otherwise."""
+    padded = backbone.accepts_lengths and max_padding > 0
+    for chunk in length_batches([len(w) for w in waves], batch_size, max_padding if padded else 0.0):
+        lengths = np.array([len(waves[i]) for i in chunk])
+        batch = np.zeros((len(chunk), lengths.max()), dtype=np.float32)
+        for row, clip in enumerate(chunk):
+            batch[row, : lengths[row]] = waves[clip]
+        out = _run(backbone, batch, lengths if padded and lengths.min() < lengths.max() else None)
+        for row, clip in enumerate(chunk):
+            sink.put(clip, out, np.array([row]), np.array([row]))
+        bar.update(len(chunk))
 
 
 def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink) -> None:
@@ -159,6 +176,7 @@ def embed_shard(
     aggregate: str = "mean",
     keep_crops: bool = False,
     batch_size: int = 32,
+    max_padding: float = 0.25,
     seed: int = 0,
     threads: int | None = None,
     meta: dict | None = None,
@@ -173,7 +191,7 @@ def embed_shard(
     if threads:
         set_torch_threads(threads)
     out = extract(waves, backbone, n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops,
-                  batch_size=batch_size, seed=seed)
+                  batch_size=batch_size, seed=seed, max_padding=max_padding)
     X = out["X"]
     arrays = {"ids": np.array(ids, dtype=str), **{k: v for k, v in out.items() if k != "seq"}}
     if "seq" in out:
@@ -182,6 +200,7 @@ def embed_shard(
     n_effective = 1 if backbone.crop_seconds is None else n_crops
     info = {"backbone": backbone.describe(), "shape": list(X.shape), "n_crops": n_effective,
             "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
+            "batching": {"batch_size": batch_size, "max_padding": max_padding},
             **(meta or {})}
     write_meta(out_path, **info)
     return info

@@ -51,10 +51,16 @@ class Backbone(abc.ABC):
     # these from their options and override ``embed_outputs``.
     n_layers: int | None = None  # L when the backbone returns pooled per-layer embeddings (X_layers)
     keeps_sequence: bool = False  # True when it returns frame sequences (seq)
+    # True when embed_outputs takes ``lengths`` and masks the zero padding (clips of different
+    # lengths then share a batch); the others only see batches of equal-length crops.
+    accepts_lengths: bool = False
 
-    def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
+    def embed_outputs(self, crops: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
         """``{"X": (B, D)}``, plus ``"layers"`` float32 (B, L, D) when ``n_layers`` is set and ``"seq"``
-        (a list of B float arrays (T_i, D), or (T_i, L, D) with layers) when ``keeps_sequence``."""
+        (a list of B float arrays (T_i, D), or (T_i, L, D) with layers) when ``keeps_sequence``.
+
+        ``lengths`` (B,), only passed when ``accepts_lengths``: row i holds ``lengths[i]`` real samples
+        followed by zero padding, and its outputs must be those of the unpadded row."""
         return {"X": self.embed_batch(crops)}
 
     def describe(self) -> dict[str, Any]:

@@ -84,14 +84,25 @@ def autocast_context(device: str, precision: str):
     return contextlib.nullcontext()
 
 
-def pool_frames(frames, pooling: str):
-    """(..., T, D) -> (..., D) mean or (..., 2D) mean and standard deviation over frames."""
-    mean = frames.mean(dim=-2)
-    if pooling == "mean":
-        return mean
+def pool_frames(frames, pooling: str, n_frames=None):
+    """(B, ..., T, D) -> (B, ..., D) mean or (B, ..., 2D) mean and standard deviation over frames;
+    with ``n_frames`` (B,) only row b's first ``n_frames[b]`` frames count (the rest is padding)."""
     import torch
 
-    return torch.cat([mean, frames.std(dim=-2, unbiased=False)], dim=-1)
+    if n_frames is None:
+        mean = frames.mean(dim=-2)
+        if pooling == "mean":
+            return mean
+        return torch.cat([mean, frames.std(dim=-2, unbiased=False)], dim=-1)
+    n_time = frames.shape[-2]
+    valid = torch.arange(n_time, device=frames.device)[None, :] < n_frames.to(frames.device)[:, None]  # (B, T)
+    weight = valid.to(frames.dtype).view(frames.shape[0], *([1] * (frames.dim() - 3)), n_time, 1)
+    count = weight.sum(dim=-2).clamp(min=1)
+    mean = (frames * weight).sum(dim=-2) / count
+    if pooling == "mean":
+        return mean
+    var = (((frames - mean.unsqueeze(-2)) ** 2) * weight).sum(dim=-2) / count
+    return torch.cat([mean, var.sqrt()], dim=-1)
 
 
 class TorchaudioSSLBackbone(Backbone):
@@ -134,6 +145,12 @@ class TorchaudioSSLBackbone(Backbone):
             raise BackboneOptionError(kind, "checkpoint", str(exc)) from None
         self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
         self.normalize_waveform = bool(spec._normalize_waveform)
+        # group_norm extractors (the base models) normalise the first conv layer over the whole input,
+        # padding included, so padded batches run that CNN clip by clip to stay exact
+        self.group_norm_extractor = params.get("extractor_mode", "group_norm") == "group_norm"
+        # torchaudio's WavLM attention takes no padding mask: WavLM batches equal lengths only
+        # (the hf backbone's WavLM masks padding)
+        self.accepts_lengths = spec._model_type != "WavLM"
         self.model = self._load(spec._model_type, params)
 
     def _load(self, model_type: str, params: dict):
@@ -172,33 +189,55 @@ class TorchaudioSSLBackbone(Backbone):
         """For ``audiofold doctor``: the checkpoint in use and its sha256 (build fails when it is missing)."""
         return {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256, "present": True}
 
-    def _hidden(self, crops: np.ndarray):
-        """Selected transformer layer outputs, float32 on CPU: (B, L_sel, T, D)."""
+    def _hidden(self, crops: np.ndarray, lengths: np.ndarray | None = None):
+        """Selected transformer layer outputs, float32 on CPU: (B, L_sel, T, D), and the valid frame
+        count per row ((B,) tensor, None without ``lengths``)."""
         import torch
         import torch.nn.functional as F
 
         waves = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))
+        valid = None if lengths is None else torch.as_tensor(np.asarray(lengths), dtype=torch.long)
+        if self.normalize_waveform:  # the large models were trained on per-clip normalised audio
+            if valid is None:
+                waves = F.layer_norm(waves, waves.shape[-1:])
+            else:
+                waves = torch.stack([F.pad(F.layer_norm(w[:n], (int(n),)), (0, waves.shape[-1] - int(n)))
+                                     for w, n in zip(waves, valid)])
         if self.device == "cuda":
             waves = waves.pin_memory().to(self.device, non_blocking=True)
-        if self.normalize_waveform:  # the large models were trained on per-clip normalised audio
-            waves = F.layer_norm(waves, waves.shape[-1:])
+        # the encoder stops after the deepest layer asked for: early layers cost less
+        num_layers = max(self.layer_indices) + 1
         with torch.inference_mode(), autocast_context(self.device, self.precision):
-            # extract_features stops after the deepest layer asked for: early layers cost less.
-            layers, _ = self.model.extract_features(waves, num_layers=max(self.layer_indices) + 1)
+            if valid is None:
+                layers, n_frames = self.model.extract_features(waves, num_layers=num_layers)
+            else:
+                features, n_frames = self._padded_features(waves, valid.to(self.device))
+                layers = self.model.encoder.extract_features(features, n_frames, num_layers)
             hidden = torch.stack([layers[i] for i in self.layer_indices], dim=1)
-        return hidden.float().cpu()
+        return hidden.float().cpu(), None if n_frames is None else n_frames.cpu()
 
-    def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
-        hidden = self._hidden(crops)  # (B, L_sel, T, D)
+    def _padded_features(self, waves, valid):
+        """CNN features of a zero-padded batch, (B, T, C) and valid frames (B,), as unpadded rows give them."""
+        if not self.group_norm_extractor:  # per-frame layer norm: a frame inside the clip never sees padding
+            return self.model.feature_extractor(waves, valid)
+        from torch.nn.utils.rnn import pad_sequence
+
+        rows = [self.model.feature_extractor(w[None, : int(n)], None)[0][0] for w, n in zip(waves, valid)]
+        n_frames = valid.new_tensor([len(r) for r in rows])
+        return pad_sequence(rows, batch_first=True), n_frames
+
+    def embed_outputs(self, crops: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
+        hidden, n_frames = self._hidden(crops, lengths)  # (B, L_sel, T, D)
         if self.layer_mode == "all":
-            per_layer = pool_frames(hidden, self.pooling)  # (B, L, D)
+            per_layer = pool_frames(hidden, self.pooling, n_frames)  # (B, L, D)
             out = {"X": per_layer.mean(dim=1).numpy(), "layers": per_layer.numpy()}
             frames = hidden.permute(0, 2, 1, 3)  # (B, T, L, D)
         else:
             frames = hidden.mean(dim=1)  # one layer, or the mean over a layer range
-            out = {"X": pool_frames(frames, self.pooling).numpy()}
+            out = {"X": pool_frames(frames, self.pooling, n_frames).numpy()}
         if self.keeps_sequence:
-            out["seq"] = [f.numpy().astype(np.float16) for f in frames]
+            ends = [len(f) for f in frames] if n_frames is None else n_frames.tolist()
+            out["seq"] = [f[:end].numpy().astype(np.float16) for f, end in zip(frames, ends)]
         return out
 
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
