@@ -70,8 +70,18 @@ def test_packaged_backbones_through_multi_crop_extraction(distillmos):
     assert len(out["seq"][3]) == 50  # the short clip: 5 identical zero-padded crops computed and kept once
 
 
+def test_distillmos_int8_stays_close_to_fp32(distillmos):
+    """int8 dynamic quantization of the real model's Linear layers: fidelity to fp32 (cosine)."""
+    crops = sounds(16000, 3.0)
+    fp32 = distillmos.embed_batch(crops)
+    int8 = build_backbone("m", {"type": "distillmos", "precision": "int8"}).embed_batch(crops)
+    cosine = (fp32 * int8).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
+    assert cosine.min() >= 0.99 and not np.array_equal(fp32, int8)
+
+
 @pytest.mark.parametrize("params,message", [
     ({"type": "aisfx", "sample_rate": 16000}, r"backbones\.b\.sample_rate: aisfx was trained at 44100 Hz"),
+    ({"type": "aisfx", "precision": "fp16"}, r"backbones\.b\.precision: fp16 autocast is for GPU"),
     ({"type": "distillmos", "pooling": "attention"}, r"backbones\.b\.pooling: must be one of mean, mean_std"),
 ])
 def test_packaged_bad_options(params, message):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
-from .torchaudio_ssl import POOLINGS, pool_frames
+from .torchaudio_ssl import POOLINGS, check_precision, pool_frames, quantize_linear_int8
 
 
 class _PackagedBackbone(Backbone):
@@ -27,14 +27,16 @@ class _PackagedBackbone(Backbone):
     frame_dim: int = 0
     trained_rate: int = 0  # the only sample rate the model takes
 
-    def __init__(self, *, sample_rate: int, crop_seconds: float | None, pooling: str, keep_sequence: bool) -> None:
+    def __init__(self, *, sample_rate: int, crop_seconds: float | None, pooling: str, keep_sequence: bool,
+                 precision: str = "fp32") -> None:
+        self.precision = check_precision(self.type_name, precision, "cpu")  # these run on CPU
         if sample_rate != self.trained_rate:
             raise BackboneOptionError(self.type_name, "sample_rate", f"{self.type_name} was trained at "
                                       f"{self.trained_rate} Hz; leave sample_rate out")
         if pooling not in POOLINGS:
             raise BackboneOptionError(self.type_name, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling,
-                         keep_sequence=bool(keep_sequence))
+                         keep_sequence=bool(keep_sequence), precision=precision)
         self.pooling = pooling
         self.keeps_sequence = bool(keep_sequence)
 
@@ -55,7 +57,7 @@ class _PackagedBackbone(Backbone):
         crops = np.ascontiguousarray(crops, dtype=np.float32)
         if crops.ndim != 2:
             raise ValueError(f"{self.type_name}.embed_batch expects a (batch, samples) array, got shape {crops.shape}")
-        with torch.inference_mode():
+        with torch.inference_mode(), self._int8_context():
             frames = self.frames(torch.from_numpy(crops))
         out = {"X": torch.stack([pool_frames(f, self.pooling) for f in frames]).numpy().astype(np.float32)}
         if self.keeps_sequence:
@@ -64,6 +66,27 @@ class _PackagedBackbone(Backbone):
 
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
         return self.embed_outputs(crops)["X"]
+
+    def _int8_context(self):
+        """nn.TransformerEncoderLayer's fused fast path reads Linear weights as tensors, which quantized
+        Linear layers do not have: int8 runs the plain path."""
+        import contextlib
+
+        import torch
+
+        if self.precision != "int8":
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def plain_path():
+            before = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+            try:
+                yield
+            finally:
+                torch.backends.mha.set_fastpath_enabled(before)
+
+        return plain_path()
 
 
 def _package_import(kind: str, module: str):
@@ -86,8 +109,9 @@ class AisfxBackbone(_PackagedBackbone):
     LOG_MAX = 9.457798957824707  # the package's min-max scale of its log-mel values (min 0)
 
     def __init__(self, *, pooling: str = "mean", keep_sequence: bool = False, sample_rate: int = 44100,
-                 crop_seconds: float | None = None) -> None:
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence)
+                 crop_seconds: float | None = None, precision: str = "fp32") -> None:
+        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence,
+                         precision=precision)
         import librosa
         import torch
 
@@ -102,6 +126,8 @@ class AisfxBackbone(_PackagedBackbone):
         prefix = "embedding_net."
         self.model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         self.model.eval()
+        if self.precision == "int8":
+            self.model = quantize_linear_int8(self.model)
         # HTK mel bands with unit-area (L1) weights, as the package's librosa front end.
         self.mel_basis = librosa.filters.mel(sr=44100, n_fft=self.N_FFT, n_mels=self.N_MELS, fmin=0.0, fmax=22050.0,
                                              htk=True, norm=1.0).astype(np.float32)
@@ -141,8 +167,9 @@ class DistillMOSBackbone(_PackagedBackbone):
     HOP = 320  # samples per output frame at 16 kHz
 
     def __init__(self, *, pooling: str = "mean", keep_sequence: bool = False, sample_rate: int = 16000,
-                 crop_seconds: float | None = None) -> None:
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence)
+                 crop_seconds: float | None = None, precision: str = "fp32") -> None:
+        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence,
+                         precision=precision)
         sqa = _package_import(self.type_name, "distillmos.sqa")
         import contextlib
         import io
@@ -152,6 +179,8 @@ class DistillMOSBackbone(_PackagedBackbone):
         with contextlib.redirect_stdout(io.StringIO()):  # it prints where it loaded from
             self.model = sqa.ConvTransformerSQAModel(load_weights=True, segmenting_in_forward=False)
         self.model.eval()
+        if self.precision == "int8":
+            self.model = quantize_linear_int8(self.model)
         self.window = sqa.SEQ_LEN  # the transformer's positional table fixes the input at 7.68 s
         self._captured = []
         self.model.transformer_pool_attn.norm_trans.register_forward_hook(
