@@ -166,3 +166,12 @@ def test_padded_batches_for_backbones_that_mask_padding():
     masked.batches.clear()
     embed_waves(waves, masked, batch_size=4, max_padding=0.0, progress=False)
     assert len(masked.batches) == 6
+
+
+def test_split_backbone_config_separates_embed_step_options():
+    from audiofold.embed import split_backbone_config
+
+    backbone, extraction = split_backbone_config({"type": "logmel", "n_mels": 64, "batch_size": 8, "max_padding": 0.1,
+                                                  "tta": {"n_crops": 5, "pad": "loop"}})
+    assert backbone == {"type": "logmel", "n_mels": 64}
+    assert extraction == {"n_crops": 5, "pad": "loop", "batch_size": 8, "max_padding": 0.1}

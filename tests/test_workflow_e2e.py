@@ -24,6 +24,18 @@ def _jobs_to_run(workdir, *extra):
     return counts
 
 
+def test_head_backbones_limit_the_candidates(workdir):
+    config = small_config("regression")
+    config["heads"]["knn"]["backbones"] = ["mfcc"]
+    wd = workdir(config)
+    jobs = _jobs_to_run(wd)
+    n_folds = config["cv"]["n_folds"]
+    assert jobs["train"] == 3 * n_folds  # linear on logmel and mfcc, knn on mfcc only
+    assert jobs["collect_oof"] == 3 and jobs["calibrate"] == 3
+    plan = snakemake(wd, "-n").stdout
+    assert "oof/mfcc/knn/oof.npz" in plan and "oof/logmel/knn" not in plan
+
+
 @pytest.mark.parametrize("kind", ["regression", "multitarget", "classification", "multilabel"])
 def test_workflow_end_to_end(kind, workdir):
     config = small_config(kind)

@@ -79,6 +79,11 @@ def _check_consistency(config: dict, source: str) -> None:
         raise ConfigError(f"{source}: demo.enabled needs data.test_csv and data.sample_submission paths to write to.")
     if data.get("test_csv") is None and data.get("sample_submission") is None:
         raise ConfigError(f"{source}: set data.test_csv or data.sample_submission so the test ids are known.")
+    for head, params in config.get("heads", {}).items():
+        unknown = [b for b in params.get("backbones", []) if b not in config.get("backbones", {})]
+        if unknown:
+            raise ConfigError(f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
+                              f"this config; choose from {', '.join(config.get('backbones', {}))}.")
     scale = config.get("task", {}).get("scale")
     if scale is not None and not (scale.get("min", 0) < scale.get("max", 1)):
         raise ConfigError(f"{source}: key task.scale: min must be below max (got {scale}).")

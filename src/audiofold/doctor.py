@@ -74,9 +74,9 @@ def backbone_weights(name: str, params: dict) -> list[Check]:
     """Build the backbone as the embed step does: a missing checkpoint fails the build with a message
     naming the file and the fetch command; a built one reports its ``weights_status()`` if it has one."""
     from .backbones import build_backbone
+    from .embed import split_backbone_config
 
-    # tta and batch_size are the embed step's options, not the backbone's (scripts/embed.py pops them too)
-    params = {k: v for k, v in params.items() if k not in ("tta", "batch_size")}
+    params, _ = split_backbone_config(params)  # as the embed step does
     try:
         backbone = build_backbone(name, params)
     except AudiofoldError as exc:

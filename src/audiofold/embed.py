@@ -17,6 +17,14 @@ from .io import save_npz, write_meta
 AGGREGATES = {"mean": np.mean, "max": np.max}
 
 
+def split_backbone_config(params: dict) -> tuple[dict, dict]:
+    """A ``backbones.<name>`` config entry -> (the backbone's own options, the embed step's options:
+    ``tta`` keys, ``batch_size``, ``max_padding``) as ``embed_shard`` takes them."""
+    backbone = {k: v for k, v in params.items() if k not in ("tta", "batch_size", "max_padding")}
+    extraction = {**params.get("tta", {}), **{k: params[k] for k in ("batch_size", "max_padding") if k in params}}
+    return backbone, extraction
+
+
 def embed_waves(waves: list[np.ndarray], backbone: Backbone, **options) -> tuple[np.ndarray, np.ndarray | None]:
     """Embeddings X (n, D) aggregated over crops, and the per-crop ones (n, K, D) when ``keep_crops``;
     ``options`` as for ``extract``."""

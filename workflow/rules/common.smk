@@ -21,6 +21,20 @@ def gpus(section, name):
     return int(name in listed or config[section][name].get("device") == "cuda")
 
 
+def head_backbones(head):
+    """Backbones a head trains on: its `backbones` list, else all of them."""
+    return config["heads"][head].get("backbones", BACKBONES)
+
+
+def head_params(head):
+    """A head's own options (its `backbones` list only picks where it runs)."""
+    return {k: v for k, v in config["heads"][head].items() if k != "backbones"}
+
+
+# (backbone, head) pairs trained, collected and offered to the blend
+CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)]
+
+
 def table_inputs():
     return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
 

@@ -1,6 +1,3 @@
-CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS]
-
-
 rule calibrate:
     input:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",

@@ -8,7 +8,7 @@ rule train:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/fold{{fold}}.npz",
     params:
-        head=lambda wc: config["heads"][wc.head],
+        head=lambda wc: head_params(wc.head),
         seed=config["seed"],
     log:
         f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
