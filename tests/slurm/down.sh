@@ -6,7 +6,8 @@ for f in "$D/slurmd.pid" "$D/slurmctld.pid" "$D/munge/munged.pid"; do
   [ -s "$f" ] || continue
   p=$(cat "$f")
   kill "$p" 2>/dev/null || continue
-  for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+  for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$p" 2>/dev/null  # still there after 30 s: the next cluster needs its ports
 done
 for f in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
   [ "$(readlink "$f")" = "$D/${f##*/}" ] && rm -f "$f"

@@ -57,7 +57,11 @@ ln -sf "$D/gres.conf" /etc/slurm/gres.conf
 /usr/sbin/slurmctld -i
 /usr/sbin/slurmd
 for _ in $(seq 60); do
-  sinfo -h -o %T 2>/dev/null | grep -q idle && { sinfo; exit 0; }
+  # idle, and answered by the daemons started here (not a previous cluster's still shutting down)
+  if sinfo -h -o %T 2>/dev/null | grep -q idle && kill -0 "$(cat "$D/slurmctld.pid" 2>/dev/null)" 2>/dev/null \
+     && kill -0 "$(cat "$D/slurmd.pid" 2>/dev/null)" 2>/dev/null; then
+    sinfo; exit 0
+  fi
   sleep 1
 done
 echo "SLURM node never became idle; logs in $D/log" >&2
