@@ -27,7 +27,7 @@ def test_build_uses_defaults_and_config_name():
 
 
 @pytest.mark.parametrize("params,message", [
-    ({"type": "wavlm_xxl"}, r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, logmel, mfcc, panns, torchaudio"),
+    ({"type": "wavlm_xxl"}, r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, hf, logmel, mfcc, panns, torchaudio"),
     ({}, r"backbones\.bb\.type: unknown backbone type None"),
     ({"type": "logmel", "n_mel": 32}, r"backbones\.bb\.n_mel: unknown option .*allowed options: .*n_mels"),
     ({"type": "logmel", "n_mels": 0}, r"backbones\.bb\.n_mels: must be a positive integer"),

@@ -64,8 +64,9 @@ def _weights(args: argparse.Namespace) -> int:
     from . import weights
 
     if args.action == "fetch":
-        path = weights.fetch(args.name, args.dest)
-        print(f"{path}  sha256 {weights.file_sha256(path)}")
+        path = weights.fetch(args.name, args.dest, revision=args.revision)
+        for file in weights.hf_weight_files(path) if path.is_dir() else [path]:  # hf: a snapshot folder
+            print(f"{file}  sha256 {weights.file_sha256(file)}")
         return 0
     for name in weights.known_weights():
         path = weights.checkpoint_dir() / weights.weights_spec(name).filename
@@ -109,8 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     weights_sub = weights_cmd.add_subparsers(dest="action", required=True)
     weights_sub.add_parser("list", help="known checkpoints and whether they are in $TORCH_HOME/hub/checkpoints")
     fetch = weights_sub.add_parser("fetch", help="download a checkpoint to where the pipeline looks for it")
-    fetch.add_argument("name", help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`)")
-    fetch.add_argument("--dest", help="folder to write to (default: $TORCH_HOME/hub/checkpoints)")
+    fetch.add_argument("name", help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`), or "
+                       "hf:<model id> (e.g. hf:microsoft/wavlm-base-plus) for the hf backbone")
+    fetch.add_argument("--dest", help="folder to write to (default: $TORCH_HOME/hub/checkpoints; for hf: the "
+                       "Hugging Face cache, $HF_HOME/hub)")
+    fetch.add_argument("--revision", help="hf: only: branch, tag or commit (default: main)")
     weights_cmd.set_defaults(func=_weights)
     return parser
 

@@ -2,6 +2,8 @@
 
 Nothing downloads during a run: backbones resolve their checkpoint when they are built and fail
 with a message naming the file, the places searched and the ``audiofold weights fetch`` command.
+Hugging Face models (the ``hf`` backbone) live in the Hugging Face cache ($HF_HOME/hub) and are
+fetched with ``audiofold weights fetch hf:<model id>``.
 """
 
 from __future__ import annotations
@@ -98,10 +100,18 @@ def resolve_checkpoint(name: str, explicit: str | os.PathLike | None) -> Path:
     return path
 
 
-def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
-    """Download ``name``'s checkpoint into ``dest_dir`` (default ``checkpoint_dir()``), atomically."""
+def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True,
+          revision: str | None = None) -> Path:
+    """Download ``name``'s checkpoint into ``dest_dir`` (default ``checkpoint_dir()``), atomically.
+
+    ``hf:<model id>`` downloads a Hugging Face model snapshot into the Hugging Face cache
+    (``dest_dir`` as its cache_dir) and returns the snapshot folder."""
     import torch.hub
 
+    if name.startswith(HF_PREFIX):
+        return fetch_hf(name[len(HF_PREFIX):], cache_dir=dest_dir, revision=revision)
+    if revision is not None:
+        raise ConfigError(f"--revision is for hf:<model id> only; {name!r} is a fixed checkpoint file.")
     spec = weights_spec(name)
     dest = Path(dest_dir) if dest_dir is not None else checkpoint_dir()
     target = dest / spec.filename
@@ -111,3 +121,54 @@ def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool =
     with atomic_path(target) as tmp:
         torch.hub.download_url_to_file(spec.url, str(tmp), progress=progress)
     return target
+
+
+# Hugging Face models: ``hf:<model id>`` for the fetch command; the cache is huggingface_hub's own.
+HF_PREFIX = "hf:"
+# Weight files in the order transformers prefers them (safetensors first; an index names the shards).
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
+                   "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face hub cache that ``cache_dir`` names, or huggingface_hub's default ($HF_HOME/hub)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hf_fetch_command(model: str, revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> str:
+    command = fetch_command(HF_PREFIX + model)
+    if revision is not None:
+        command += f" --revision {revision}"
+    if cache_dir is not None:
+        command += f" --dest {cache_dir}"
+    return command
+
+
+def hf_weight_files(snapshot_dir: str | os.PathLike) -> list[Path]:
+    """The weight file(s) transformers loads from a model folder: one file, or the shards an index lists."""
+    import json
+
+    folder = Path(snapshot_dir)
+    for name in HF_WEIGHT_FILES:
+        path = folder / name
+        if path.is_file():
+            if name.endswith(".index.json"):
+                shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+                return [folder / shard for shard in shards]
+            return [path]
+    return []
+
+
+def fetch_hf(model: str, cache_dir: str | os.PathLike | None = None, revision: str | None = None) -> Path:
+    """Download a Hugging Face model snapshot (config, feature extractor and one weight format) into
+    the Hugging Face cache; returns the snapshot folder (``models--ORG--NAME/snapshots/<commit>``)."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    files = HfApi().list_repo_files(model, revision=revision)
+    weights_format = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
+    return Path(snapshot_download(model, revision=revision, cache_dir=None if cache_dir is None else str(cache_dir),
+                                  allow_patterns=["*.json", "*.txt", weights_format]))

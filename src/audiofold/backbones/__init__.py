@@ -9,13 +9,14 @@ from ..errors import ConfigError
 from ..registry import config_options, keyword_options
 from .base import Backbone, BackboneOptionError
 from .handcrafted import LogMelBackbone, MFCCBackbone
+from .hf import HFBackbone
 from .packaged import AisfxBackbone, DistillMOSBackbone
 from .panns import PannsBackbone
 from .torchaudio_ssl import TorchaudioSSLBackbone
 
 BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBackbone,
                                         "torchaudio": TorchaudioSSLBackbone, "aisfx": AisfxBackbone,
-                                        "distillmos": DistillMOSBackbone, "panns": PannsBackbone}
+                                        "distillmos": DistillMOSBackbone, "panns": PannsBackbone, "hf": HFBackbone}
 
 
 def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
@@ -57,5 +58,6 @@ def declared_sample_rate(params: dict[str, Any], name: str | None = None) -> int
     return int(rate)
 
 
-__all__ = ["AisfxBackbone", "DistillMOSBackbone", "BACKBONES", "Backbone", "BackboneOptionError", "LogMelBackbone", "MFCCBackbone", "PannsBackbone",
+__all__ = ["AisfxBackbone", "DistillMOSBackbone", "BACKBONES", "Backbone", "BackboneOptionError", "HFBackbone", "LogMelBackbone",
+           "MFCCBackbone", "PannsBackbone",
            "TorchaudioSSLBackbone", "backbone_options", "build_backbone", "declared_sample_rate"]
