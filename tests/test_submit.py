@@ -162,3 +162,33 @@ def test_validate_rejects_probabilities_outside_unit_interval_and_unknown_labels
         validate_submission(labels, labels, ML_STR)
     with pytest.raises(DataError, match="empty labels"):
         validate_submission(labels.assign(labels=["a", None]), labels, ML_STR)
+
+
+def test_auto_threshold_matches_the_label_rate_of_rank_blended_scores(tmp_path):
+    """Rank-scaled blend scores: 0.5 would write half of all cells as labels; 'auto' learns the
+    quantile on the OOF blend and writes about as many labels per clip as the truth has."""
+    from scipy.stats import rankdata
+
+    from audiofold.io import save_npz
+    from audiofold.submit import label_mask, tune_label_quantile, write_submission
+
+    rng = np.random.default_rng(0)
+    n, k = 400, 3
+    Y = np.zeros((n, k))
+    Y[np.arange(n), rng.integers(0, k, n)] = 1  # one label per clip
+    scores = Y + 0.6 * rng.standard_normal((n, k))
+    ranks = ((rankdata(scores, axis=None) - 1) / (scores.size - 1)).reshape(scores.shape)
+    oof, test = ranks[:300], ranks[300:]
+    quantile = tune_label_quantile(oof, Y[:300])
+    assert quantile > 0.5  # fewer labels than half of the cells
+    assert label_mask(oof, np.quantile(oof, quantile)).sum(1).mean() < 1.5
+    assert label_mask(oof, 0.5).sum(1).mean() > 1.4  # what a fixed 0.5 writes
+
+    save_npz(tmp_path / "oof.npz", ids=np.arange(300).astype(str), y=Y[:300], P=oof.astype(np.float32))
+    save_npz(tmp_path / "test.npz", ids=np.array([f"t{i}" for i in range(100)]), P=test.astype(np.float32))
+    sub = write_submission(tmp_path / "test.npz", ML_STR, None, tmp_path / "sub.csv", threshold="auto",
+                           oof_blend_path=tmp_path / "oof.npz")
+    written = sub["labels"].str.split(",")
+    assert written.map(len).mean() < 1.5
+    truth = [",".join(np.array(["a", "b", "c"])[row > 0]) for row in Y[300:]]
+    assert np.mean([t in w for t, w in zip(truth, written)]) > 0.7  # the true label is among those written

@@ -53,6 +53,29 @@ def finalize_predictions(P: np.ndarray, task: TaskSpec) -> np.ndarray:
     return np.clip(np.round(origin + k * step, 10), low_bound, high_bound)
 
 
+def label_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Labels a label-string submission writes: scores >= threshold, and each row's top label."""
+    mask = scores >= threshold
+    mask[np.arange(len(scores)), np.argmax(scores, axis=1)] = True
+    return mask
+
+
+def tune_label_quantile(P_oof: np.ndarray, Y: np.ndarray, levels: int = 201) -> float:
+    """The score quantile whose threshold gives the best sample-averaged F1 of label strings on the OOF.
+
+    Blended multilabel scores are ranks, not probabilities, so a fixed 0.5 would write half of all
+    cells as labels; a quantile carries over to the test scores (same scale, same label rate).
+    """
+    Y = np.asarray(Y) > 0.5
+    best_q, best_f1 = 1.0, -1.0
+    for q in np.linspace(0.0, 1.0, levels):
+        mask = label_mask(P_oof, float(np.quantile(P_oof, q)))
+        f1 = float(np.mean(2 * (mask & Y).sum(1) / np.maximum(mask.sum(1) + Y.sum(1), 1)))
+        if f1 > best_f1 + 1e-12:
+            best_q, best_f1 = float(q), f1
+    return best_q
+
+
 def _labels_string(scores: np.ndarray, classes: list[str], threshold: float, sep: str) -> list[str]:
     """Per row, the classes scoring >= threshold (best first), always at least the top one."""
     out = []
@@ -227,10 +250,23 @@ def _check_labels(series: pd.Series, col: str, task: TaskSpec) -> None:
         raise DataError(f"submission column {col!r} has unknown labels {unknown[:MAX_LISTED]}.")
 
 
-def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, threshold: float = 0.5) -> pd.DataFrame:
-    """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout."""
+def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, threshold: float | str = 0.5,
+                     oof_blend_path=None) -> pd.DataFrame:
+    """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout.
+
+    ``threshold="auto"`` (multilabel label strings): the threshold at the test-score quantile that
+    ``tune_label_quantile`` picks on the OOF blend (``oof_blend_path``: ids, y, P)."""
     blend = load_npz(test_blend_path)
     sample = read_table(sample_path, "sample submission (data.sample_submission)").attrs["raw"] if sample_path else None
+    if threshold == "auto":
+        threshold = 0.5
+        if task.kind == "multilabel":
+            if oof_blend_path is None:
+                raise ValueError("threshold 'auto' needs the OOF blend (oof_blend_path)")
+            oof = load_npz(oof_blend_path)
+            quantile = tune_label_quantile(finalize_predictions(oof["P"].astype(np.float64), task), oof["y"])
+            threshold = float(np.quantile(finalize_predictions(blend["P"].astype(np.float64), task), quantile))
+            print(f"multilabel label threshold: {threshold:.4f} (score quantile {quantile:.3f}, best OOF F1)")
     sub = make_submission([str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold)
     validate_submission(sub, sample, task)
     write_csv(out_path, sub)

@@ -46,6 +46,7 @@ rule blend:
 rule submit:
     input:
         test=f"{R}/blend/test.npz",
+        oof=f"{R}/blend/oof.npz",
         task=f"{R}/task.json",
         tables=table_inputs(),
     output:
