@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -15,6 +15,8 @@ from .base import Head, require_positive
 
 # Inverse regularisation defaults per kind; multilabel uses the FSD seed notebook's value.
 DEFAULT_C = {"classification": 1.0, "multilabel": 2.0}
+# alpha "auto": leave-one-out (efficient GCV) choice inside the training fold, per target
+AUTO_ALPHAS = np.logspace(-2, 5, 15)
 
 
 class LinearHead(Head):
@@ -25,12 +27,13 @@ class LinearHead(Head):
         task: TaskSpec,
         seed: int = 0,
         *,
-        alpha: float = 1.0,
+        alpha: float | str = "auto",
         C: float | None = None,
         max_iter: int = 2000,
     ) -> None:
         C = DEFAULT_C.get(task.kind) if C is None else C
-        require_positive(self.type_name, "alpha", alpha)
+        if alpha != "auto":
+            require_positive(self.type_name, "alpha", alpha)
         require_positive(self.type_name, "max_iter", max_iter, integer=True)
         if C is not None:  # unused by regression kinds
             require_positive(self.type_name, "C", C)
@@ -45,7 +48,9 @@ class LinearHead(Head):
         X = np.asarray(X, dtype=np.float64)
         kind = self.task.kind
         if self.task.is_regression:
-            estimator = Ridge(alpha=self.params["alpha"], random_state=self.seed)
+            alpha = self.params["alpha"]
+            estimator = (RidgeCV(alphas=AUTO_ALPHAS, alpha_per_target=True) if alpha == "auto"
+                         else Ridge(alpha=alpha, random_state=self.seed))
             target = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
         elif kind == "classification":
             target = np.asarray(y, dtype=np.int64)
