@@ -1,8 +1,10 @@
 """Embedding extraction speed on CPU: seed-style loop vs bare batched forward vs audiofold (fp32, int8).
 
-Same clips (the first N of ESC-10, real audio from ../shared/datasets/esc10) and the same model
-(the WavLM-base architecture with random weights, saved and loaded as a torchaudio checkpoint;
-speed does not depend on the weights' values). Prints clips/s, realtime factor and ratios and
+Same clips (the first N of ESC-10, real audio from ../shared/datasets/esc10) and the same model:
+the WavLM-base architecture with random weights, saved and loaded as a torchaudio checkpoint (speed
+does not depend on the weights' values), and distillmos with its real packaged weights. A third
+part times padded length batches on variable-length speech (speechocean762, HuBERT-base
+architecture) against equal-length-only batching. Prints clips/s, realtime factor and ratios and
 writes benchmarks/results/extract_speed.json.
 
     .venv/bin/python benchmarks/extract_speed.py [--clips 80] [--batch-size 16] [--threads 2]
@@ -59,16 +61,99 @@ def ours(paths, backbone, batch_size) -> np.ndarray:
     return extract(waves, backbone, batch_size=batch_size, progress=False)["X"]
 
 
+def seed_style_backbone(paths, backbone) -> np.ndarray:
+    """The seed loop around a packaged model: librosa.load per file, one clip per forward pass."""
+    return np.concatenate([backbone.embed_batch(librosa.load(p, sr=SR)[0][None]) for p in paths])
+
+
+def bare_backbone(waves, backbone, batch_size) -> None:
+    """The packaged model's forward on pre-decoded equal-length batches."""
+    by_length: dict[int, list[np.ndarray]] = {}
+    for wave in waves:
+        by_length.setdefault(len(wave), []).append(wave)
+    for group in by_length.values():
+        for start in range(0, len(group), batch_size):
+            backbone.embed_batch(np.stack(group[start : start + batch_size]))
+
+
+def cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def summarize(runs: dict, n_clips: int, audio_seconds: float) -> dict:
+    return {"seconds": {k: round(v, 2) for k, v in runs.items()},
+            "clips_per_s": {k: round(n_clips / v, 2) for k, v in runs.items()},
+            "realtime_factor": {k: round(audio_seconds / v, 2) for k, v in runs.items()}}
+
+
+def distillmos_part(paths, waves, audio_seconds, batch_size) -> dict:
+    fp32 = build_backbone("distillmos", {"type": "distillmos"})
+    int8 = build_backbone("distillmos", {"type": "distillmos", "precision": "int8"})
+    bare_backbone(waves[:2], fp32, 2)
+    runs = {}
+    runs["seed_style"], X_seed = timed(seed_style_backbone, paths, fp32)
+    runs["bare_forward"], _ = timed(bare_backbone, waves, fp32, batch_size)
+    runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, batch_size)
+    runs["ours_int8"], X_int8 = timed(ours, paths, int8, batch_size)
+    return {"model": "distillmos 0.9.1, real packaged weights", **summarize(runs, len(paths), audio_seconds),
+            "ratios": {"ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
+                       "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
+                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3)},
+            "fidelity": {"int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
+                         "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4)}}
+
+
+def padded_part(speech_dir: Path, n_clips: int, batch_size: int, tmp: str) -> dict:
+    """Variable-length utterances: equal-length-only batches (mostly batch 1) vs padded length batches."""
+    table = pd.read_csv(speech_dir / "labels.csv").head(n_clips)
+    waves = [load_mono(str(speech_dir / f), SR) for f in table["filename"]]
+    audio_seconds = sum(len(w) for w in waves) / SR
+    checkpoint = save_random_checkpoint("hubert_base", Path(tmp) / "hubert_base.pth", arch={})
+    backbone = build_backbone("hubert", {"type": "torchaudio", "bundle": "hubert_base", "checkpoint": str(checkpoint)})
+    runs = {}
+    runs["equal_lengths_only"], X_equal = timed(lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.0, progress=False)["X"])
+    runs["padded_batches"], X_padded = timed(lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.25, progress=False)["X"])
+    return {"model": "HuBERT-base architecture (torchaudio), random weights", "clips": len(waves),
+            "audio_seconds": round(audio_seconds, 1), "clip_seconds_range": [round(min(map(len, waves)) / SR, 2), round(max(map(len, waves)) / SR, 2)],
+            **summarize(runs, len(waves), audio_seconds),
+            "speedup_padded_vs_equal_lengths": round(runs["equal_lengths_only"] / runs["padded_batches"], 3),
+            "padded_vs_unpadded_cosine_min": round(float(cosine(X_padded, X_equal).min()), 6)}
+
+
 def timed(fn, *args):
     started = time.perf_counter()
     result = fn(*args)
     return time.perf_counter() - started, result
 
 
+def wavlm_part(paths, waves, audio_seconds, batch_size, tmp) -> dict:
+    checkpoint = save_random_checkpoint("wavlm_base", Path(tmp) / "wavlm_base.pth", arch={})
+    config = {"type": "torchaudio", "bundle": "wavlm_base", "checkpoint": str(checkpoint)}
+    fp32 = build_backbone("wavlm", config)
+    int8 = build_backbone("wavlm", {**config, "precision": "int8"})
+    model = fp32.model
+    bare_forward(waves[:2], model, 2)  # warm-up (allocator, kernels)
+    runs = {}
+    runs["seed_style"], X_seed = timed(seed_style, paths, model)
+    runs["bare_forward"], _ = timed(bare_forward, waves, model, batch_size)
+    runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, batch_size)
+    runs["ours_int8"], X_int8 = timed(ours, paths, int8, batch_size)
+    return {"model": "WavLM-base architecture (torchaudio), random weights", **summarize(runs, len(paths), audio_seconds),
+            "ratios": {"ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
+                       "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
+                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
+                       "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3)},
+            "fidelity": {"int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
+                         "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
+                         "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/datasets/esc10"))
     parser.add_argument("--clips", type=int, default=80)
+    parser.add_argument("--speech", default=str(ROOT.parent / "shared/datasets/speechocean762_train"))
+    parser.add_argument("--parts", nargs="+", default=["wavlm", "distillmos", "padded"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/extract_speed.json"))
@@ -79,46 +164,24 @@ def main() -> None:
     waves = [load_mono(p, SR) for p in paths]
     audio_seconds = sum(len(w) for w in waves) / SR
 
+    report = {"clips": len(paths), "audio_seconds": round(audio_seconds, 1), "batch_size": args.batch_size,
+              "threads": args.threads, "device": "cpu", "cpu": platform.processor() or platform.machine(),
+              "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = save_random_checkpoint("wavlm_base", Path(tmp) / "wavlm_base.pth", arch={})
-        config = {"type": "torchaudio", "bundle": "wavlm_base", "checkpoint": str(checkpoint)}
-        fp32 = build_backbone("wavlm", config)
-        int8 = build_backbone("wavlm", {**config, "precision": "int8"})
-    model = fp32.model
-
-    bare_forward(waves[:2], model, 2)  # warm-up (allocator, kernels)
-    runs = {}
-    runs["seed_style"], X_seed = timed(seed_style, paths, model)
-    runs["bare_forward"], _ = timed(bare_forward, waves, model, args.batch_size)
-    runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, args.batch_size)
-    runs["ours_int8"], X_int8 = timed(ours, paths, int8, args.batch_size)
-
-    def cosine(a, b):
-        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-    report = {
-        "clips": len(paths), "audio_seconds": round(audio_seconds, 1), "batch_size": args.batch_size,
-        "threads": args.threads, "model": "WavLM-base architecture (torchaudio), random weights", "device": "cpu",
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "seconds": {k: round(v, 2) for k, v in runs.items()},
-        "clips_per_s": {k: round(len(paths) / v, 2) for k, v in runs.items()},
-        "realtime_factor": {k: round(audio_seconds / v, 2) for k, v in runs.items()},
-        "ratios": {
-            "ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
-            "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
-            "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
-            "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3),
-        },
-        "fidelity": {
-            "int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
-            "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
-            "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4),
-        },
-    }
-    for key in runs:
-        print(f"{key:14s} {runs[key]:7.1f} s  {report['clips_per_s'][key]:6.2f} clips/s  "
-              f"{report['realtime_factor'][key]:6.1f}x realtime")
-    print(json.dumps({"ratios": report["ratios"], "fidelity": report["fidelity"]}, indent=2))
+        if "wavlm" in args.parts:
+            report["wavlm"] = wavlm_part(paths, waves, audio_seconds, args.batch_size, tmp)
+        if "distillmos" in args.parts:
+            report["distillmos"] = distillmos_part(paths, waves, audio_seconds, args.batch_size)
+        if "padded" in args.parts:
+            report["padded"] = padded_part(Path(args.speech), args.clips, args.batch_size, tmp)
+    for part in ("wavlm", "distillmos", "padded"):
+        if part not in report:
+            continue
+        print(f"== {part}: {report[part]['model']}")
+        for key, seconds in report[part]["seconds"].items():
+            print(f"{key:20s} {seconds:7.1f} s  {report[part]['clips_per_s'][key]:6.2f} clips/s  "
+                  f"{report[part]['realtime_factor'][key]:6.1f}x realtime")
+        print(json.dumps({k: v for k, v in report[part].items() if k in ("ratios", "fidelity") or k.startswith(("speedup", "padded_vs"))}, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -35,7 +35,7 @@ DEFAULT_BACKBONES = {
     "logmel": {"type": "logmel", "sample_rate": 16000, "n_mels": 64, "keep_sequence": True},
     "mfcc": {"type": "mfcc", "sample_rate": 16000, "n_mfcc": 20},
     "aisfx": {"type": "aisfx"},
-    "distillmos": {"type": "distillmos"},
+    "distillmos": {"type": "distillmos", "keep_sequence": True},
 }
 
 
@@ -44,16 +44,18 @@ def head_configs(epochs: int) -> dict[str, dict]:
             "lgbm": {"type": "lgbm"},
             # pooled input works for every backbone; sequence needs keep_sequence on the backbone
             "prompt": {"type": "prompt", "inputs": "pooled", "epochs": epochs},
+            # seed 000's setting: prompts attend over frame sequences (backbones with keep_sequence)
+            "prompt_seq": {"type": "prompt", "inputs": "sequence", "epochs": epochs},
             "va": {"type": "va", "epochs": epochs}}
 
 
 DATASETS = {
     "esc10": {"csv": "esc10/esc10.csv", "audio": "esc10", "label": "category", "kind": "classification",
               "fold_column": "fold", "group_column": None, "metrics": ["accuracy", "macro_f1"],
-              "heads": ["linear", "knn", "lgbm", "prompt"]},
+              "heads": ["linear", "knn", "lgbm", "prompt", "prompt_seq"]},
     "speechocean762": {"csv": "speechocean762_train/labels.csv", "audio": "speechocean762_train",
                        "label": "total_mean", "kind": "regression", "fold_column": None, "group_column": "speaker",
-                       "metrics": ["pearson", "rmse"], "heads": ["linear", "knn", "lgbm", "prompt", "va"]},
+                       "metrics": ["pearson", "rmse"], "heads": ["linear", "knn", "lgbm", "prompt", "prompt_seq", "va"]},
 }
 
 
@@ -100,8 +102,15 @@ def run_dataset(name: str, backbones: list[str], heads: list[str], epochs: int, 
     config["backbones"] = {b: DEFAULT_BACKBONES[b] for b in backbones}
     all_heads = head_configs(epochs)
     config["heads"] = {h: all_heads[h] for h in heads if h in spec["heads"]}
+    with_sequences = [b for b in backbones if DEFAULT_BACKBONES[b].get("keep_sequence")]
+    if "prompt_seq" in config["heads"]:
+        if with_sequences:
+            config["heads"]["prompt_seq"]["backbones"] = with_sequences
+        else:
+            del config["heads"]["prompt_seq"]
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"),
                            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
@@ -121,7 +130,9 @@ def run_dataset(name: str, backbones: list[str], heads: list[str], epochs: int, 
         weights = metrics["blend"]["weights"]
         label = ", ".join(f"{w:.2g}·{k}" for k, w in weights.items() if w > 0) if isinstance(weights, dict) else str(weights)
         rows.append(summarise(name, "BLEND", label, blend_folds, spec["metrics"]))
-    return {"dataset": name, "wall_seconds": round(seconds, 1), "rows": rows}
+    return {"dataset": name, "wall_seconds": round(seconds, 1), "rows": rows,
+            "measured": f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, load average "
+                        f"{load_before:.1f} at start and {os.getloadavg()[0]:.1f} at end"}
 
 
 def summarise(dataset: str, backbone: str, head: str, per_fold: dict, names: list[str]) -> dict:
@@ -137,6 +148,8 @@ def markdown(results: list[dict]) -> str:
     for result in results:
         names = DATASETS[result["dataset"]]["metrics"]
         lines += [f"## {result['dataset']} ({result['wall_seconds']} s wall)", "",
+                  f"Measured {result.get('measured', 'before load was recorded')}; every backbone x head "
+                  f"in the run is listed, helpful or not.", "",
                   "| backbone | head | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
         for r in result["rows"]:
             lines.append(f"| {r['backbone']} | {r['head']} | "
@@ -149,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), choices=list(DEFAULT_BACKBONES))
-    parser.add_argument("--heads", nargs="+", default=["linear", "knn", "lgbm", "prompt", "va"])
+    parser.add_argument("--heads", nargs="+", default=["linear", "knn", "lgbm", "prompt", "prompt_seq", "va"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -160,6 +173,11 @@ def main() -> None:
         scratch = args.keep or Path(tmp)
         results = [run_dataset(d, backbones, args.heads, args.epochs, args.cores, scratch) for d in args.datasets]
     args.out.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "quality.json"
+    if previous.is_file():  # keep the data sets this run did not redo
+        done = {r["dataset"] for r in results}
+        results = [r for r in json.loads(previous.read_text()) if r["dataset"] not in done] + results
+        results.sort(key=lambda r: list(DATASETS).index(r["dataset"]))
     (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "quality.md").write_text(markdown(results) + "\n")
     print(markdown(results))
