@@ -90,9 +90,13 @@ def write_dataset(name: str, workdir: Path) -> dict:
             "group_column": spec["group_column"], "fold_column": spec["fold_column"]}
 
 
-def run_dataset(name: str, backbones: list[str], heads: list[str], epochs: int, cores: int, scratch: Path) -> dict:
+def run_dataset(name: str, backbones: list[str], heads: list[str], epochs: int, cores: int, scratch: Path,
+                reuse: bool = False) -> dict:
     spec = DATASETS[name]
     workdir = scratch / name
+    if reuse and (workdir / "config.yaml").is_file():  # an earlier --keep run: Snakemake redoes what is missing
+        # only what was deleted (and what depends on it) reruns, not everything whose code changed
+        return {**_run_workflow(name, workdir, cores, "--rerun-triggers", "mtime"), "incremental": True}
     workdir.mkdir(parents=True)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"] = {"enabled": False}
@@ -109,12 +113,17 @@ def run_dataset(name: str, backbones: list[str], heads: list[str], epochs: int, 
         else:
             del config["heads"]["prompt_seq"]
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return _run_workflow(name, workdir, cores)
+
+
+def _run_workflow(name: str, workdir: Path, cores: int, *extra: str) -> dict:
+    spec = DATASETS[name]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"),
                            "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-                           "--cores", str(cores), "--quiet"], env=env, capture_output=True, text=True)
+                           "--cores", str(cores), "--quiet", *extra], env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{name}: workflow failed\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     seconds = time.perf_counter() - started
@@ -147,7 +156,8 @@ def markdown(results: list[dict]) -> str:
              "calibrated blend). References: ../shared/datasets/README.md.", ""]
     for result in results:
         names = DATASETS[result["dataset"]]["metrics"]
-        lines += [f"## {result['dataset']} ({result['wall_seconds']} s wall)", "",
+        rerun = ", an incremental rerun of a kept run folder" if result.get("incremental") else ""
+        lines += [f"## {result['dataset']} ({result['wall_seconds']} s wall{rerun})", "",
                   f"Measured {result.get('measured', 'before load was recorded')}; every backbone x head "
                   f"in the run is listed, helpful or not.", "",
                   "| backbone | head | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
@@ -167,11 +177,14 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the run folders here instead of a temp dir.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="With --keep: rerun an existing run folder incrementally (delete outputs to redo them).")
     args = parser.parse_args()
     backbones = available_backbones(args.backbones)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = args.keep or Path(tmp)
-        results = [run_dataset(d, backbones, args.heads, args.epochs, args.cores, scratch) for d in args.datasets]
+        results = [run_dataset(d, backbones, args.heads, args.epochs, args.cores, scratch, args.reuse)
+                   for d in args.datasets]
     args.out.mkdir(parents=True, exist_ok=True)
     previous = args.out / "quality.json"
     if previous.is_file():  # keep the data sets this run did not redo
