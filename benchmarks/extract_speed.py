@@ -88,18 +88,27 @@ def summarize(runs: dict, n_clips: int, audio_seconds: float) -> dict:
 
 def distillmos_part(paths, waves, audio_seconds, batch_size) -> dict:
     fp32 = build_backbone("distillmos", {"type": "distillmos"})
-    int8 = build_backbone("distillmos", {"type": "distillmos", "precision": "int8"})
     bare_backbone(waves[:2], fp32, 2)
+    return four_ways("distillmos 0.9.1, real packaged weights", paths, waves, audio_seconds, batch_size, fp32,
+                     build_backbone("distillmos", {"type": "distillmos", "precision": "int8"}),
+                     seed_fn=lambda: seed_style_backbone(paths, fp32),
+                     bare_fn=lambda: bare_backbone(waves, fp32, batch_size))
+
+
+def four_ways(model, paths, waves, audio_seconds, batch_size, fp32, int8, seed_fn, bare_fn) -> dict:
+    """Seed-style loop, bare forward, ours fp32 and ours int8 on the same clips: times, ratios, fidelity."""
     runs = {}
-    runs["seed_style"], X_seed = timed(seed_style_backbone, paths, fp32)
-    runs["bare_forward"], _ = timed(bare_backbone, waves, fp32, batch_size)
+    runs["seed_style"], X_seed = timed(seed_fn)
+    runs["bare_forward"], _ = timed(bare_fn)
     runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, batch_size)
     runs["ours_int8"], X_int8 = timed(ours, paths, int8, batch_size)
-    return {"model": "distillmos 0.9.1, real packaged weights", **summarize(runs, len(paths), audio_seconds),
+    return {"model": model, **summarize(runs, len(paths), audio_seconds),
             "ratios": {"ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
                        "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
-                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3)},
+                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
+                       "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3)},
             "fidelity": {"int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
+                         "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
                          "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4)}}
 
 
@@ -130,22 +139,11 @@ def wavlm_part(paths, waves, audio_seconds, batch_size, tmp) -> dict:
     checkpoint = save_random_checkpoint("wavlm_base", Path(tmp) / "wavlm_base.pth", arch={})
     config = {"type": "torchaudio", "bundle": "wavlm_base", "checkpoint": str(checkpoint)}
     fp32 = build_backbone("wavlm", config)
-    int8 = build_backbone("wavlm", {**config, "precision": "int8"})
-    model = fp32.model
-    bare_forward(waves[:2], model, 2)  # warm-up (allocator, kernels)
-    runs = {}
-    runs["seed_style"], X_seed = timed(seed_style, paths, model)
-    runs["bare_forward"], _ = timed(bare_forward, waves, model, batch_size)
-    runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, batch_size)
-    runs["ours_int8"], X_int8 = timed(ours, paths, int8, batch_size)
-    return {"model": "WavLM-base architecture (torchaudio), random weights", **summarize(runs, len(paths), audio_seconds),
-            "ratios": {"ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
-                       "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
-                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
-                       "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3)},
-            "fidelity": {"int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
-                         "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
-                         "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4)}}
+    bare_forward(waves[:2], fp32.model, 2)  # warm-up (allocator, kernels)
+    return four_ways("WavLM-base architecture (torchaudio), random weights", paths, waves, audio_seconds, batch_size,
+                     fp32, build_backbone("wavlm", {**config, "precision": "int8"}),
+                     seed_fn=lambda: seed_style(paths, fp32.model),
+                     bare_fn=lambda: bare_forward(waves, fp32.model, batch_size))
 
 
 def main() -> None:

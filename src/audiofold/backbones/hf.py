@@ -21,7 +21,7 @@ from .. import weights
 from ..errors import ConfigError
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
-from .torchaudio_ssl import (POOLINGS, autocast_context, check_precision, parse_layer, pick_device, pool_frames,
+from .torchaudio_ssl import (POOLINGS, autocast_context, check_precision, layer_outputs, parse_layer, pick_device,
                              quantize_linear_int8)
 
 # config.model_type of the wav2vec2-style encoders (raw waveform in, CNN features, transformer layers)
@@ -298,17 +298,7 @@ class HFBackbone(Backbone):
 
     def _embed(self, crops: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
         hidden, n_frames = self._hidden(crops, lengths)  # (B, L_sel, T, D)
-        if self.layer_mode == "all":
-            per_layer = pool_frames(hidden, self.pooling, n_frames)  # (B, L, D)
-            out = {"X": per_layer.mean(dim=1).numpy(), "layers": per_layer.numpy()}
-            frames = hidden.permute(0, 2, 1, 3)  # (B, T, L, D)
-        else:
-            frames = hidden.mean(dim=1)  # one layer, or the mean over a layer range
-            out = {"X": pool_frames(frames, self.pooling, n_frames).numpy()}
-        if self.keeps_sequence:
-            ends = [len(f) for f in frames] if n_frames is None else n_frames.tolist()
-            out["seq"] = [f[:end].numpy().astype(np.float16) for f, end in zip(frames, ends)]
-        return out
+        return layer_outputs(hidden, n_frames, self.layer_mode, self.pooling, self.keeps_sequence)
 
     def embed_outputs(self, crops: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
         crops = np.ascontiguousarray(crops, dtype=np.float32)

@@ -105,6 +105,23 @@ def pool_frames(frames, pooling: str, n_frames=None):
     return torch.cat([mean, var.sqrt()], dim=-1)
 
 
+def layer_outputs(hidden, n_frames, layer_mode: str, pooling: str, keep_sequence: bool) -> dict[str, Any]:
+    """Selected layers (B, L_sel, T, D) and valid frames per row (None: all) -> the shard outputs:
+    X (pooled; with layer_mode "all" the mean of the per-layer poolings, kept as "layers") and the
+    frame sequences trimmed to their rows (float16) when ``keep_sequence``."""
+    if layer_mode == "all":
+        per_layer = pool_frames(hidden, pooling, n_frames)  # (B, L, D)
+        out = {"X": per_layer.mean(dim=1).numpy(), "layers": per_layer.numpy()}
+        frames = hidden.permute(0, 2, 1, 3)  # (B, T, L, D)
+    else:
+        frames = hidden.mean(dim=1)  # one layer, or the mean over a layer range
+        out = {"X": pool_frames(frames, pooling, n_frames).numpy()}
+    if keep_sequence:
+        ends = [len(f) for f in frames] if n_frames is None else n_frames.tolist()
+        out["seq"] = [f[:end].numpy().astype(np.float16) for f, end in zip(frames, ends)]
+    return out
+
+
 class TorchaudioSSLBackbone(Backbone):
     """A torchaudio SSL bundle (``bundle: wavlm_base_plus``, ``hubert_large``, ...) from a local checkpoint."""
 
@@ -228,17 +245,7 @@ class TorchaudioSSLBackbone(Backbone):
 
     def embed_outputs(self, crops: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
         hidden, n_frames = self._hidden(crops, lengths)  # (B, L_sel, T, D)
-        if self.layer_mode == "all":
-            per_layer = pool_frames(hidden, self.pooling, n_frames)  # (B, L, D)
-            out = {"X": per_layer.mean(dim=1).numpy(), "layers": per_layer.numpy()}
-            frames = hidden.permute(0, 2, 1, 3)  # (B, T, L, D)
-        else:
-            frames = hidden.mean(dim=1)  # one layer, or the mean over a layer range
-            out = {"X": pool_frames(frames, self.pooling, n_frames).numpy()}
-        if self.keeps_sequence:
-            ends = [len(f) for f in frames] if n_frames is None else n_frames.tolist()
-            out["seq"] = [f[:end].numpy().astype(np.float16) for f, end in zip(frames, ends)]
-        return out
+        return layer_outputs(hidden, n_frames, self.layer_mode, self.pooling, self.keeps_sequence)
 
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
         return self.embed_outputs(crops)["X"]
