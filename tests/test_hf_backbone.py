@@ -56,7 +56,7 @@ def direct_layers(path, crops):
     return torch.stack(states[1:], dim=1).numpy()
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [*FAMILIES, "wav2vec2-large"])
 def test_layer_choices_shapes_and_agreement(models, family):
     crops = noise(2, seed=1)
     all_layers = hf(models[family], layer="all").embed_outputs(crops)
@@ -66,6 +66,8 @@ def test_layer_choices_shapes_and_agreement(models, family):
     for layer, index in (("last", 1), (0, 0), (-2, 0)):
         bb = hf(models[family], layer=layer)
         assert bb.n_layers is None and bb.dim == 32
+        encoder = bb.model if family == "whisper" else bb.model.encoder
+        assert len(encoder.layers) == index + 1  # layers above the selected one are not run
         np.testing.assert_allclose(bb.embed_batch(crops), all_layers["layers"][:, index], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(hf(models[family], layer=[0, 2]).embed_batch(crops), all_layers["layers"].mean(axis=1),
                                rtol=1e-4, atol=1e-5)

@@ -141,6 +141,7 @@ class HFBackbone(Backbone):
             self.accepts_lengths = self.uses_attention_mask and self.model_type not in PADDING_LEAKS
         self.group_norm_cnn = getattr(config, "feat_extract_norm", "layer") == "group"
         self.model.eval()
+        self._stop_after_deepest_layer()
         if self.precision == "int8":
             self.model = self._quantize_int8(self.model)
         self.model = self.model.to(self.device)
@@ -216,6 +217,21 @@ class HFBackbone(Backbone):
             if self.crop_seconds is not None and self.crop_seconds > limit:
                 raise BackboneOptionError(kind, "crop_seconds", f"Whisper's encoder takes at most {limit:g} s; "
                                           f"set crop_seconds: {limit:g} or less")
+
+    def _stop_after_deepest_layer(self) -> None:
+        """Drop the transformer layers above the deepest selected one: nothing kept depends on them, and
+        seed 003's first-10-of-12 or a middle layer of a large model then costs less."""
+        import torch
+
+        keep = max(self.layer_indices) + 1
+        encoder = self.model if self.is_whisper else self.model.encoder
+        if keep == len(encoder.layers):
+            return
+        encoder.layers = encoder.layers[:keep]
+        # pre-norm encoders (Whisper, the "stable layer norm" large models) end with a norm that transformers
+        # may fold into the last hidden state (Whisper does); an inner layer's state is taken before it
+        if self.is_whisper or getattr(self.model.config, "do_stable_layer_norm", False):
+            encoder.layer_norm = torch.nn.Identity()
 
     def _quantize_int8(self, model):
         if self.model_type != "wavlm":
