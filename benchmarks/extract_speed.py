@@ -7,7 +7,7 @@ part times padded length batches on variable-length speech (speechocean762, HuBE
 architecture) against equal-length-only batching. Prints clips/s, realtime factor and ratios and
 writes benchmarks/results/extract_speed.json.
 
-    .venv/bin/python benchmarks/extract_speed.py [--clips 80] [--batch-size 16] [--threads 2]
+    .venv/bin/python benchmarks/extract_speed.py [--clips 80] [--batch-size 4] [--threads 2]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from audiofold.audio import load_mono
 from audiofold.backbones import build_backbone
 from audiofold.backbones.torchaudio_ssl import save_random_checkpoint
-from audiofold.embed import extract
+from audiofold.embed import AUTO_BATCH, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=80)
     parser.add_argument("--speech", default=str(ROOT.parent / "shared/datasets/speechocean762_train"))
     parser.add_argument("--parts", nargs="+", default=["wavlm", "distillmos", "padded"])
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=AUTO_BATCH["cpu"], help="default: batch_size auto on a CPU")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/extract_speed.json"))
     args = parser.parse_args()

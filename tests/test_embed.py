@@ -4,7 +4,7 @@ import pytest
 from audiofold.audio import decode_shard
 from audiofold.backbones import Backbone, build_backbone
 from audiofold.crops import make_crops
-from audiofold.embed import embed_shard, embed_waves
+from audiofold.embed import AUTO_BATCH, embed_shard, embed_waves, resolve_batch_size
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
 
@@ -108,8 +108,20 @@ def test_embed_shard_writes_embeddings_and_metadata(tmp_path):
     assert meta["shape"] == [3, 3] and meta["n_crops"] == 6 and meta["shard"] == "fold1"
     assert meta["backbone"]["type"] == "recorder" and meta["backbone"]["dim"] == 3
 
+    assert meta["batching"] == {"batch_size": 4, "requested": "auto", "max_padding": 0.25}  # auto on a CPU backbone
+
     embed_shard(shard, Recorder(), out)
     assert set(load_npz(out)) == {"ids", "X"}
+
+
+def test_auto_batch_size_follows_the_backbone_device():
+    cpu = Recorder()
+    embed_waves(waves_of([100] * 9), cpu, n_crops=2, progress=False)
+    assert max(cpu.batches) == AUTO_BATCH["cpu"] == 4
+    gpu = Recorder()
+    gpu.device = "cuda"  # as torchaudio/hf backbones built with device: cuda (or auto on a GPU machine)
+    assert resolve_batch_size("auto", gpu) == AUTO_BATCH["cuda"] == 32
+    assert resolve_batch_size(7, gpu) == 7
 
 
 def test_embed_shard_from_decoded_audio(tmp_path):
