@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -15,8 +14,8 @@ from .errors import DataError
 from .io import save_npz, write_meta
 
 AGGREGATES = {"mean": np.mean, "max": np.max}
-# batch_size "auto": on a 2-core AVX2 CPU, WavLM-base on 5 s clips took 18 s at 1-4 clips per batch and
-# 23-24 s at 16-32 (larger activations fall out of cache); a GPU needs large batches to be busy
+# batch_size "auto": on a 2-core AVX2 CPU, WavLM-base on 40 clips of 5 s took 17-19 s at 1-4 clips per
+# batch and 22-24 s at 16-32 (benchmarks/results/extract_speed.md); a GPU needs large batches to be busy
 AUTO_BATCH = {"cpu": 4, "cuda": 32}
 
 

@@ -77,12 +77,10 @@ def tune_label_quantile(P_oof: np.ndarray, Y: np.ndarray, levels: int = 201) -> 
 
 
 def _labels_string(scores: np.ndarray, classes: list[str], threshold: float, sep: str) -> list[str]:
-    """Per row, the classes scoring >= threshold (best first), always at least the top one."""
+    """Per row, the classes ``label_mask`` keeps, best first."""
     out = []
-    for row in scores:
-        order = np.argsort(-row, kind="stable")
-        keep = [j for j in order if row[j] >= threshold] or [order[0]]
-        out.append(sep.join(classes[j] for j in keep))
+    for row, keep in zip(scores, label_mask(scores, threshold)):
+        out.append(sep.join(classes[j] for j in np.argsort(-row, kind="stable") if keep[j]))
     return out
 
 
