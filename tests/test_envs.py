@@ -1,7 +1,10 @@
-"""envs/*.yaml (conda environments) list exactly pyproject.toml's runtime dependencies.
+"""The lock (requirements/lock.txt) and the conda environments (envs/*.yaml) agree with pyproject.toml.
 
-conda itself cannot be installed on these machines, so the files are checked, not built: the pip
-requirements must parse and match pyproject.toml (dependencies + the slurm extra) one to one.
+The lock must pin every dependency of pyproject.toml (runtime + test extra) to one exact version
+inside its specifier, and torch/torchaudio to the one pair that imports together; a dependency
+changed in pyproject.toml without `make lock` fails here. conda itself cannot be installed on these
+machines, so the env files are checked, not built: their pip requirements must match pyproject.toml
+(dependencies + the slurm extra) one to one and be constrained by the lock.
 """
 
 import tomllib
@@ -10,9 +13,11 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from conftest import ROOT
 
+LOCK = ROOT / "requirements/lock.txt"
 ENVS = {"cpu": ROOT / "envs/audiofold-cpu.yaml", "cuda": ROOT / "envs/audiofold-cuda.yaml"}
 
 
@@ -20,6 +25,39 @@ def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = project["dependencies"] + project["optional-dependencies"]["slurm"]
     return {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in reqs}
+
+
+def _lock_pins() -> dict[str, Version]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier  # exactly one `==` per locked package
+        assert spec.operator == "==", f"lock line not an exact pin: {line!r}"
+        pins.setdefault(req.name.lower().replace("_", "-"), []).append(Version(spec.version))
+    return pins
+
+
+def test_lock_pins_every_dependency_inside_its_specifier():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _lock_pins()
+    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(line)
+        versions = pins.get(req.name.lower().replace("_", "-"))
+        assert versions, f"{req.name} is in pyproject.toml but not in requirements/lock.txt: run `make lock`"
+        for version in versions:
+            assert version in req.specifier, f"lock has {req.name}=={version}, outside {req.specifier}: run `make lock`"
+
+
+def test_torch_pair_is_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = {Requirement(r).name: str(Requirement(r).specifier) for r in project["dependencies"]}
+    # torchaudio 2.11.1 beside torch 2.11.0 fails to import: a wildcard is not a pin
+    assert specs["torch"] == "==2.11.0" and specs["torchaudio"] == "==2.11.0"
+    pins = _lock_pins()
+    assert pins["torch"] == [Version("2.11.0")] and pins["torchaudio"] == [Version("2.11.0")]
 
 
 def _pip_section(env: dict) -> list[str]:
@@ -43,5 +81,6 @@ def test_env_matches_pyproject(variant):
     reqs = {Requirement(line).name.lower(): str(Requirement(line).specifier) for line in pip_lines if not line.startswith("-")}
     assert reqs == _pyproject_requirements()
     assert "-e .." in options, "the env installs audiofold itself"
+    assert "-c ../requirements/lock.txt" in options, "the env takes the lock's exact versions"
     cpu_index = any("download.pytorch.org/whl/cpu" in o for o in options)
     assert cpu_index == (variant == "cpu"), "CPU variant takes CPU torch wheels; CUDA variant PyPI's CUDA builds"
