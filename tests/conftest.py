@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,25 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Daemons (slurmctld, munged) live in sbin, which a non-root PATH often lacks.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+INSTALL_HINT = ".ci/system-packages.sh installs it (as root; `make test` runs it)"
+
+
+def find_tool(*names: str) -> str | None:
+    """The first of ``names`` on PATH or in sbin (alternatives, e.g. chromium, chromium-browser)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), *SBIN])
+    return next((found for name in names if (found := shutil.which(name, path=search))), None)
+
+
+def requires_tool(*names: str, why: str):
+    """Skip marker for a test that runs a system tool for real: without any of ``names`` installed it
+    skips, and the reason (shown by pytest -ra) names the tool and how to get it."""
+    return pytest.mark.skipif(find_tool(*names) is None,
+                              reason=f"{' or '.join(names)} not installed ({why}); {INSTALL_HINT}")
+
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (starts system daemons); run it through .ci/run")
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,8 @@ from audiofold import audio
 from audiofold.audio import decode_file, decode_shard, load_mono, read_shard
 from audiofold.errors import DataError
 from audiofold.io import read_json, save_npz
+
+from conftest import requires_tool
 
 
 def sine(freq, sr, seconds, amp=0.5):
@@ -145,8 +146,8 @@ def test_ffmpeg_failure_names_the_file(tmp_path, fake_ffmpeg):
         decode_file(path)
 
 
-# m4a is optional for users (needs ffmpeg) but CI installs ffmpeg, so there this must run.
-@pytest.mark.skipif(audio.shutil.which("ffmpeg") is None and not os.environ.get("CI"), reason="ffmpeg not installed")
+# m4a is optional for users (needs ffmpeg); .ci/run installs ffmpeg, so CI runs this for real.
+@requires_tool("ffmpeg", why="encodes and decodes a real m4a")
 def test_real_m4a_round_trip_through_ffmpeg(tmp_path):
     wav = tmp_path / "clip.wav"
     sf.write(wav, np.stack([sine(440, 22050, 1.0)] * 2, axis=1), 22050)

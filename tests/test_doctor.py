@@ -1,18 +1,39 @@
 """`audiofold doctor`: environment facts, backbone weights through the weights_status protocol, disk."""
 
 import copy
+import os
+import subprocess
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from audiofold import backbones
 from audiofold.backbones.base import Backbone, BackboneOptionError
 from audiofold.cli import main as cli
-from audiofold.doctor import backbone_weights, check_packages, estimate_cache_bytes, run_checks
+from audiofold.doctor import (backbone_weights, check_imports, check_packaged_backbone, check_packages,
+                              estimate_cache_bytes, run_checks)
 from audiofold.io import file_sha256
 
 from conftest import ROOT
+
+# Stand-ins that shadow the installed packages through PYTHONPATH and fail as a mismatched install does:
+# (package source, what the FAIL line must quote).
+BROKEN = {
+    "torchaudio": ('raise OSError("/venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error")\n',
+                   "OSError: /venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error"),
+    "transformers": ('raise ImportError("cannot import name GenerationMixin")\n',
+                     "ImportError: cannot import name GenerationMixin"),
+}
+
+
+def _doctor_imports_only(pythonpath: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    return subprocess.run([sys.executable, "-m", "audiofold.cli", "doctor", "--imports-only"], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
 
 
 def _config():
@@ -95,3 +116,53 @@ def test_cache_estimate_scales_with_data_and_sample_rates():
     two["backbones"]["mfcc"]["sample_rate"] = 32000
     assert estimate_cache_bytes(two, 10**9) == 3 * one_rate
     assert estimate_cache_bytes(config, 0) == 0
+
+
+def test_imports_only_passes_in_the_installed_environment():
+    proc = _doctor_imports_only(os.environ.get("PYTHONPATH", ""))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for piece in ("torch", "torchaudio", "transformers", "aisfx", "distillmos"):
+        assert f"[ok  ] {piece}: " in proc.stdout, piece
+    assert "libtorchaudio loaded" in proc.stdout and proc.stdout.rstrip().endswith("imports ok")
+
+
+@pytest.mark.parametrize("piece", sorted(BROKEN))
+def test_imports_only_fails_on_a_package_that_does_not_import(tmp_path, piece):
+    """Metadata says the package is installed; only importing it shows it is broken."""
+    source, error = BROKEN[piece]
+    (tmp_path / piece).mkdir()
+    (tmp_path / piece / "__init__.py").write_text(source)
+    proc = _doctor_imports_only(os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(row for row in proc.stdout.splitlines() if row.startswith(f"[FAIL] {piece}: "))
+    assert f"import failed: {error};" in line  # the piece, its error line ...
+    assert "make install" in line and "requirements/lock.txt" in line  # ... and the fix
+    # what imports the broken piece fails too (distillmos imports torchaudio); the summary names it first
+    assert proc.stdout.splitlines()[-1].split(": ")[1].split(", ")[0] == piece
+
+
+def test_torchaudio_without_its_compiled_extension_fails(monkeypatch):
+    import torchaudio  # noqa: F401
+
+    monkeypatch.setitem(sys.modules, "torchaudio._extension", types.SimpleNamespace(_IS_TORCHAUDIO_EXT_AVAILABLE=False))
+    checks = {c.name: c for c in check_imports()}
+    assert checks["torch"].ok is True and checks["torchaudio"].ok is False
+    assert "compiled extension" in checks["torchaudio"].detail and "make install" in checks["torchaudio"].detail
+
+
+def test_packaged_backbone_package_missing_or_broken():
+    missing = ("surely_not_installed_audiofold_pkg.sub",)
+    assert check_packaged_backbone("aisfx", missing, needed=False).ok is None  # unused type: a fact
+    needed = check_packaged_backbone("aisfx", missing, needed=True)
+    assert needed.ok is False and "the aisfx backbone needs it" in needed.detail
+    assert "requirements/packaged-weights.txt" in needed.detail
+    broken = check_packaged_backbone("aisfx", ("aisfx.no_such_module",), needed=False)  # installed, does not import
+    assert broken.ok is False and "import failed: ModuleNotFoundError" in broken.detail and "aisfx.no_such_module" in broken.detail
+
+
+def test_broken_import_skips_the_backbone_builds(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` raises ImportError
+    checks = {c.name: c for c in run_checks("config.yaml")}
+    assert checks["transformers"].ok is False
+    assert checks["backbone logmel"].ok is None and "transformers must import first" in checks["backbone logmel"].detail

@@ -4,7 +4,6 @@
 import base64
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 from audiofold.cli import main as cli
 from audiofold.status import collect_status
 
-from conftest import small_config, snakemake
+from conftest import find_tool, requires_tool, small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +30,13 @@ def run_dir(tmp_path_factory):
     return wd
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "chromium is needed for the report test (.ci/run installs Debian's chromium)"
-    return path
+CHROMIUM = ("chromium", "chromium-browser")
 
 
 def _render(html, tmp_path, *args):
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
-    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args,
+    cmd = [find_tool(*CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args,
            html.as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
@@ -59,6 +55,7 @@ def test_report_has_every_section_and_image(run_dir):
     assert b"BLEND" in table and b"blend weight" in table and b"fold 2" in table
 
 
+@requires_tool(*CHROMIUM, why="renders the Snakemake HTML report headless")
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     page = run_dir / "report.html"
     dom = _render(page, tmp_path, "--dump-dom")

@@ -1,7 +1,7 @@
 """The demo workflow through a real single-node SLURM cluster (snakemake-executor-plugin-slurm).
 
-Needs root and Debian's slurm packages: tests/slurm/up.sh installs them with apt when missing
-(.ci/run runs this in CI as root). The cluster advertises one GPU so `gpu=1` jobs schedule.
+Needs root and Debian's slurm packages (.ci/system-packages.sh installs them; .ci/run runs this in CI
+as root); without them it skips, naming what is missing. The cluster advertises one GPU so `gpu=1` jobs schedule.
 """
 
 import fcntl
@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, small_config, snakemake
+from conftest import BIN, ROOT, requires_root, requires_tool, small_config, snakemake
 
 # One test function, so one cluster per run: xdist may put two tests of a module on two workers, and a
 # second cluster starting right after the first one's teardown is what hung a CI run.
-pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e, requires_root,
+              *(requires_tool(tool, why=f"Debian's {package} package; the test starts a SLURM cluster")
+                for tool, package in (("slurmctld", "slurmctld"), ("slurmd", "slurmd"), ("squeue", "slurm-client"),
+                                      ("munged", "munge")))]
 
 SLURM_ARGS = ("--executor", "slurm", "--jobs", "4", "--latency-wait", "5",
               "--default-resources", "slurm_partition=debug", "mem_mb=500", "runtime=10",
@@ -32,8 +35,6 @@ SLURM_ARGS = ("--executor", "slurm", "--jobs", "4", "--latency-wait", "5",
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    if os.geteuid() != 0 or not shutil.which("apt-get") and not shutil.which("slurmctld"):
-        pytest.fail("the SLURM test needs root (and apt-get to install slurm); run it through .ci/run")
     # One cluster per machine (/etc/slurm/slurm.conf and the daemons' ports are shared): whichever
     # xdist worker or pytest session gets here second waits until the first cluster is down.
     with open(Path(tempfile.gettempdir()) / "audiofold-slurm.lock", "w") as lock:

@@ -42,13 +42,16 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from .doctor import check_imports, run_checks
 
-    checks = run_checks(args.config)
+    checks = check_imports() if args.imports_only else run_checks(args.config)
     for check in checks:
         print(check.line())
     failed = [c for c in checks if c.ok is False]
-    print(f"{len(failed)} problem(s)" if failed else "ready")
+    if failed:
+        print(f"{len(failed)} problem(s): {', '.join(c.name for c in failed)}")
+    else:
+        print("imports ok" if args.imports_only else "ready")
     return 1 if failed else 0
 
 
@@ -97,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--test-audio-dir", help="test clips folder (default: the folder matching the ids)")
     init.set_defaults(func=_init)
 
-    doctor = sub.add_parser("doctor", help="check versions, GPU, ffmpeg, backbone weights and free disk")
+    doctor = sub.add_parser("doctor", help="check imports, versions, GPU, ffmpeg, backbone weights and free disk")
     doctor.add_argument("config", nargs="?", default="config.yaml")
+    doctor.add_argument("--imports-only", action="store_true",
+                        help="only import torch, torchaudio (and its compiled extension), transformers and the "
+                        "packaged backbones' packages; needs no config (`make install` ends with this)")
     doctor.set_defaults(func=_doctor)
 
     status = sub.add_parser("status", help="what is computed under results/ and the current OOF scores")

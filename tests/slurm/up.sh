@@ -5,11 +5,10 @@
 # The node advertises one GPU (gres File=/dev/null) so `--gpus=1` jobs schedule without real hardware.
 set -euo pipefail
 D=${1:?usage: up.sh STATE_DIR}
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
-fi
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in slurmctld slurmd munged sinfo; do
+  command -v "$tool" >/dev/null || { echo "$tool not installed: run .ci/system-packages.sh (as root)" >&2; exit 1; }
+done
 mkdir -p "$D"/{state,spool,log,munge} /etc/slurm
 chmod 755 "$D/munge"; chown munge:munge "$D/munge"
 H=$(hostname -s); CPUS=$(nproc)

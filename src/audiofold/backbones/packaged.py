@@ -89,6 +89,10 @@ class _PackagedBackbone(Backbone):
         return plain_path()
 
 
+# What each packaged backbone imports from its package (``audiofold doctor`` imports the same).
+PACKAGE_MODULES = {"aisfx": ("aisfx.inference", "aisfx.models.cnn2d"), "distillmos": ("distillmos.sqa",)}
+
+
 def _package_import(kind: str, module: str):
     import importlib
 
