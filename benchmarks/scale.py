@@ -75,7 +75,7 @@ def run_size(n: int, cores: int, scratch: Path) -> dict:
     # two calls: --until does not follow the validate checkpoint into the chunks it reveals
     for target in (["validate"], ["--until", "embed"]):
         subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory",
-                        str(wd), "--configfile", str(wd / "config.yaml"), "--cores", str(cores), "--quiet", *target],
+                        str(wd), "--configfile", str(wd / "config.yaml"), "--cores", str(cores), *target],
                        check=True, env=env, capture_output=True)
     wall = time.perf_counter() - started
     results = wd / "results"
