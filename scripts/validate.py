@@ -1,4 +1,4 @@
-"""Rule validate -> audiofold.validate.run_validation (check every clip, apply audio.bad_audio)."""
+"""Rule validate -> audiofold.validate.run_validation (list the clips and their chunks, check every clip)."""
 from pathlib import Path
 
 from audiofold.rulekit import run_rule
@@ -6,11 +6,8 @@ from audiofold.validate import run_validation
 
 
 def main(smk):
-    data = smk.params.data
-    audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
-    run_validation(smk.input.manifest, smk.input.targets, policy=smk.params.audio["bad_audio"],
-                   max_seconds=smk.params.audio["max_seconds"], audio_dirs=audio_dirs,
-                   out_dir=Path(smk.output.report).parent)
+    run_validation(smk.params.data, policy=smk.params.bad_audio, max_seconds=smk.params.max_seconds,
+                   shard_clips=smk.params.shard_clips, out_dir=Path(smk.output.report).parent)
 
 
 run_rule(snakemake, main)  # noqa: F821

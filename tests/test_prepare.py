@@ -5,6 +5,7 @@ import soundfile as sf
 
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json
+from audiofold.clips import list_clips
 from audiofold.prepare import load_task, prepare
 
 
@@ -26,24 +27,33 @@ def make_data(tmp_path, n=24, groups=False):
                  "sample_submission": None, "train_audio_dir": str(audio), "test_audio_dir": None,
                  "id_column": None, "label_columns": None, "group_column": "speaker" if groups else None,
                  "fold_column": None, "path_column": None, "audio_extensions": ["wav", "flac", "ogg"]},
-        "task": {"kind": "auto"}, "cv": {"n_folds": 3, "n_bins": 4}, "audio": {"test_shards": 2},
+        "task": {"kind": "auto"}, "cv": {"n_folds": 3, "n_bins": 4}, "audio": {"shard_clips": 4},
     }
     return config
 
 
-def test_prepare_writes_task_folds_manifest_and_targets(tmp_path):
+def test_clip_list_has_paths_and_chunks_independent_of_folds(tmp_path):
     config = make_data(tmp_path)
-    summary = prepare(config, tmp_path / "results")
-    manifest = pd.read_csv(tmp_path / "results/manifest.csv", dtype={"id": str})
-    assert summary["n_train"] == 24 and summary["n_test"] == 5
-    assert manifest["id"].iloc[0] == "0000"  # leading zeros kept
-    assert sorted(manifest["shard"].unique()) == ["fold0", "fold1", "fold2", "test0", "test1"]
-    assert (manifest.loc[manifest.split == "test", "fold"] == -1).all()
-    assert manifest["path"].str.endswith((".wav", ".flac", ".ogg")).all()
+    clips = list_clips(config["data"], shard_clips=4)
+    assert clips["id"].iloc[0] == "0000"  # leading zeros kept
+    assert (clips["split"] == "train").sum() == 24 and (clips["split"] == "test").sum() == 5
+    assert set(clips.loc[clips.split == "train", "chunk"]) <= {f"train{c}" for c in range(6)}
+    assert set(clips.loc[clips.split == "test", "chunk"]) <= {"test0", "test1"}
+    assert clips["path"].str.endswith((".wav", ".flac", ".ogg")).all()
+    assert "fold" not in clips.columns
+
+
+def test_prepare_writes_task_folds_and_targets_without_skipped_rows(tmp_path):
+    config = make_data(tmp_path)
+    summary = prepare(config, tmp_path / "results", skipped={"0003"})
+    assert summary["n_train"] == 24 and summary["n_test"] == 5 and summary["n_skipped"] == 1
+    assert not (tmp_path / "results/manifest.csv").exists()
+    assert len(pd.read_csv(tmp_path / "results/folds.csv")) == 24  # folds are made on every row
+    assert "0003" not in load_npz(tmp_path / "results/targets.npz")["ids"].tolist()
     task = load_task(tmp_path / "results/task.json")
     assert task.kind == "regression" and task.scale == {"min": 0.0, "max": 4.5, "step": 0.5}
     targets = load_npz(tmp_path / "results/targets.npz")
-    assert targets["y"].shape == (24, 1) and set(targets["fold"]) == {0, 1, 2}
+    assert targets["y"].shape == (23, 1) and set(targets["fold"]) == {0, 1, 2}
     assert any("id column" in line for line in read_json(tmp_path / "results/task.json")["inferred"])
 
 
@@ -58,8 +68,7 @@ def test_missing_audio_names_row_and_tried_files(tmp_path):
     config = make_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()
     with pytest.raises(DataError, match=r"row 7: no audio file for id '0005'.*tried 0005, 0005.wav"):
-        prepare(config, tmp_path / "results")
-    assert not (tmp_path / "results/manifest.csv").exists()
+        list_clips(config["data"])
 
 
 def test_ids_escaping_the_audio_folder_are_refused(tmp_path):
@@ -69,7 +78,7 @@ def test_ids_escaping_the_audio_folder_are_refused(tmp_path):
     train.loc[0, "clip_id"] = "../secret"
     train.to_csv(tmp_path / "train.csv", index=False)
     with pytest.raises(DataError, match="outside the audio folder"):
-        prepare(config, tmp_path / "results")
+        list_clips(config["data"])
 
 
 def test_duplicate_ids_are_reported_with_rows(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from audiofold.audio import ZERO_FILL_SECONDS, decode_shard, read_shard
+from audiofold.clips import list_clips
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
@@ -197,12 +198,13 @@ def test_one_hour_file_reads_only_max_seconds(tmp_path):
 def test_manifest_rows_without_a_file_are_missing_under_a_lenient_policy(tmp_path):
     config = make_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()
-    config["audio"]["bad_audio"] = "skip"
-    prepare(config, tmp_path / "results")
-    report = run_validation(tmp_path / "results/manifest.csv", tmp_path / "results/targets.npz", policy="skip",
-                            max_seconds=5, audio_dirs=[tmp_path / "audio"], out_dir=tmp_path / "results/validation")
+    report = run_validation(config["data"], policy="skip", max_seconds=5, shard_clips=4,
+                            out_dir=tmp_path / "results/validation")
     assert report["skipped"] == ["0005"] and report["problems"][0]["problem"].startswith("missing file")
-    assert "0005" not in load_npz(tmp_path / "results/validation/targets.npz")["ids"].tolist()
+    clips = pd.read_csv(tmp_path / "results/validation/clips.csv", dtype=str, keep_default_na=False)
+    assert clips.set_index("id").loc["0005", "action"] == "skip" and clips["chunk"].str.match(r"(train|test)\d+$").all()
+    prepare(config, tmp_path / "results", skipped=set(clips.loc[clips["action"] == "skip", "id"]))
+    assert "0005" not in load_npz(tmp_path / "results/targets.npz")["ids"].tolist()
 
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def test_test_ids_and_sample_submission_ids_must_agree(tmp_path):
     config["data"]["sample_submission"] = str(tmp_path / "sample.csv")
     with pytest.raises(DataError, match=r"1 test id\(s\) missing from the sample submission \['0024'\], "
                                         r"1 sample-submission id\(s\) missing from the test table \['9999'\]"):
-        prepare(config, tmp_path / "results")
+        list_clips(config["data"], missing_ok=True)
 
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
@@ -305,4 +307,4 @@ def test_ids_escaping_the_audio_folder_are_refused_in_every_form(tmp_path, kind)
                      for i, v in enumerate(df["clip_id"])]))
     config["audio"]["bad_audio"] = "zeros"  # refused whatever the bad-audio policy
     with pytest.raises(DataError, match="outside the audio folder.*refused"):
-        prepare(config, tmp_path / "results")
+        list_clips(config["data"], missing_ok=True)

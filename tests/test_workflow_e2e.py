@@ -28,6 +28,7 @@ def test_head_backbones_limit_the_candidates(workdir):
     config = small_config("regression")
     config["heads"]["knn"]["backbones"] = ["mfcc"]
     wd = workdir(config)
+    snakemake(wd, "--cores", "2", "validate")  # the checkpoint that lists the clips and their chunks
     jobs = _jobs_to_run(wd)
     n_folds = config["cv"]["n_folds"]
     assert jobs["train"] == 3 * n_folds  # linear on logmel and mfcc, knn on mfcc only
@@ -95,14 +96,18 @@ def test_head_param_change_reruns_only_that_head(workdir):
 def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     config = small_config("classification")
     wd = workdir(config)
+    before = _jobs_to_run(wd)  # a fresh run: the chunks are known once the validate checkpoint has run
+    assert before["demo_data"] == before["validate"] == 1 and "embed" not in before
+    snakemake(wd, "--cores", "2", "validate")
     planned = _jobs_to_run(wd)
     n_folds, n_backbones, n_heads = 3, len(config["backbones"]), len(config["heads"])
-    shards = n_folds + 1
-    assert planned["decode"] == shards  # both backbones run at 16 kHz: one decode per shard
-    assert planned["embed"] == shards * n_backbones
+    clips = pd.read_csv(wd / "results/validation/clips.csv", dtype=str)
+    n_chunks = clips["chunk"].nunique()  # 110 clips, auto: 32 per chunk -> 3 train + 1 test chunks
+    assert n_chunks == 4 and "decode" not in planned
+    assert planned["embed"] == n_chunks * n_backbones
     assert planned["train"] == n_folds * n_backbones * n_heads
     assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
-    assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["validate"] == 1
+    assert planned["blend"] == planned["submit"] == planned["prepare"] == 1
 
 
 def test_bad_config_key_is_named(workdir):

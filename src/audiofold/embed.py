@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .audio import read_shard
+from .audio import ZERO_FILL_SECONDS, load_mono, read_shard
 from .backbones import Backbone
 from .crops import unique_crops
 from .errors import DataError
 from .io import save_npz, write_meta
+
+log = logging.getLogger(__name__)
 
 AGGREGATES = {"mean": np.mean, "max": np.max}
 # batch_size "auto": on a 2-core AVX2 CPU, WavLM-base on 40 clips of 5 s took 17-19 s at 1-4 clips per
@@ -220,6 +224,93 @@ def embed_shard(
             "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
             "batching": {"batch_size": resolve_batch_size(batch_size, backbone), "requested": batch_size,
                          "max_padding": max_padding},
+            **(meta or {})}
+    write_meta(out_path, **info)
+    return info
+
+
+# Clips decoded per block in embed_clips: the next block decodes while the model runs on this one
+DECODE_BLOCK = 32
+
+
+def embed_clips(
+    rows: list[tuple[str, str, str]],
+    backbone: Backbone,
+    out_path: str | os.PathLike,
+    *,
+    max_seconds: float | None,
+    cache=None,
+    n_crops: int = 1,
+    pad: str = "zeros",
+    aggregate: str = "mean",
+    keep_crops: bool = False,
+    batch_size: int | str = "auto",
+    max_padding: float = 0.25,
+    seed: int = 0,
+    threads: int | None = None,
+    decode_workers: int = 2,
+    meta: dict | None = None,
+) -> dict:
+    """Embed one chunk of clips straight from their files; writes the embedding shard and its metadata.
+
+    ``rows`` are (id, path, action) from the validated clip table: ``skip`` rows are left out,
+    ``zeros`` rows embed ``ZERO_FILL_SECONDS`` of silence. With ``cache`` (an
+    ``audiofold.cache.EmbeddingCache``) a clip whose file content was embedded before under the same
+    config is read back, and only the misses are decoded and run through the model. Decoding runs in a
+    thread pool one block ahead of the model, so a job holds at most two blocks of audio.
+    """
+    rows = [tuple(r) for r in rows if r[2] != "skip"]
+    sr = backbone.sample_rate
+    if threads:
+        set_torch_threads(threads)
+    per_clip: list[dict | None] = [None] * len(rows)
+    digests: list[str | None] = [None] * len(rows)
+    for i, (_, path, action) in enumerate(rows):
+        if cache is not None and action != "zeros":
+            digests[i] = cache.digest(path)
+            per_clip[i] = cache.get(digests[i])
+    todo = [i for i, got in enumerate(per_clip) if got is None]
+    if cache is not None:
+        log.info("embedding cache %s: %d hit(s), %d miss(es)", cache.root / "emb" / cache.key, len(rows) - len(todo), len(todo))
+
+    def decode(i: int) -> np.ndarray:
+        _, path, action = rows[i]
+        return np.zeros(int(round(ZERO_FILL_SECONDS * sr)), np.float32) if action == "zeros" else load_mono(path, sr, max_seconds)
+
+    blocks = [todo[s : s + DECODE_BLOCK] for s in range(0, len(todo), DECODE_BLOCK)]
+    options = dict(n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops, batch_size=batch_size,
+                   seed=seed, max_padding=max_padding, progress=False)
+    with ThreadPoolExecutor(max(1, decode_workers)) as pool, tqdm(total=len(todo), desc=f"embed {backbone.name}",
+                                                                 unit="clip", disable=not todo) as bar:
+        pending = [pool.submit(decode, i) for i in blocks[0]] if blocks else []
+        for k, block in enumerate(blocks):
+            waves = [f.result() for f in pending]
+            pending = [pool.submit(decode, i) for i in blocks[k + 1]] if k + 1 < len(blocks) else []
+            out = extract(waves, backbone, **options)
+            for j, i in enumerate(block):
+                per_clip[i] = {key: value[j] for key, value in out.items()}
+                if digests[i] is not None:
+                    cache.put(digests[i], per_clip[i])
+            bar.update(len(block))
+            del waves, out
+
+    arrays = {"ids": np.array([r[0] for r in rows], dtype=str)}
+    keys = per_clip[0].keys() if per_clip else ["X"]
+    for key in keys:
+        if key == "seq":
+            arrays["seq"], arrays["seq_offsets"] = pack_sequences([p["seq"] for p in per_clip], backbone)
+        else:
+            arrays[key] = (np.stack([p[key] for p in per_clip]).astype(np.float32) if per_clip
+                           else np.zeros((0, backbone.dim), np.float32))
+    save_npz(out_path, **arrays)
+    info = {"backbone": backbone.describe(), "shape": list(arrays["X"].shape),
+            "n_crops": 1 if backbone.crop_seconds is None else n_crops,
+            "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
+            "batching": {"batch_size": resolve_batch_size(batch_size, backbone), "requested": batch_size,
+                         "max_padding": max_padding},
+            "cache": None if cache is None else {"dir": str(cache.root), "key": cache.key,
+                                                 "hits": len(rows) - len(todo), "misses": len(todo)},
+            "zero_filled": [r[0] for r in rows if r[2] == "zeros"],
             **(meta or {})}
     write_meta(out_path, **info)
     return info

@@ -1,4 +1,4 @@
-"""The prepare step: read the tables, infer the task, make folds, resolve audio paths into a manifest."""
+"""The prepare step: read the tables, infer the task, make folds and targets (audio paths: audiofold.clips)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ def resolve_audio_path(audio_dir: Path, clip_id: str, extensions: list[str], whe
     )
 
 
-def prepare(config: dict, out_dir: str | Path) -> dict:
-    """Write ``task.json``, ``folds.csv`` and ``manifest.csv`` under ``out_dir``; return the task summary."""
+def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str] = frozenset()) -> dict:
+    """Write ``task.json``, ``folds.csv`` and ``targets.npz`` under ``out_dir``; return the task summary.
+
+    Folds are made on every training row; the rows in ``skipped`` (bad clips under ``audio.bad_audio:
+    skip``, from the validate step) are then left out of the targets. The clip list and audio paths
+    are the validate step's (``audiofold.clips``): nothing here decides what is embedded.
+    """
     out_dir = Path(out_dir)
     data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
     train = read_table(data["train_csv"], "training table (data.train_csv)")
@@ -78,50 +83,33 @@ def prepare(config: dict, out_dir: str | Path) -> dict:
         raise DataError(f"data.fold_column gives {n_folds} folds but cv.n_folds is {cv.get('n_folds', 5)}; make them agree.")
     log.info("folds: %s", scheme)
 
-    if test is not None:
-        test_ids = raw_column(test, spec.id_column if spec.id_column in test.columns else test.columns[0])
-        test_where = data["test_csv"]
-    else:
-        test_ids = raw_column(sample, spec.id_column if spec.id_column in sample.columns else sample.columns[0])
-        test_where = data["sample_submission"]
-    _check_unique(test_ids, test_where)
-
-    ext = data.get("audio_extensions", ["wav", "flac", "ogg", "mp3", "m4a"])
-    train_dir = Path(data["train_audio_dir"])
-    test_dir = Path(data.get("test_audio_dir") or data["train_audio_dir"])
-    path_col = data.get("path_column")
-    train_rel = raw_column(train, path_col) if path_col else train_ids
-    test_rel = raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids
-    missing_ok = config.get("audio", {}).get("bad_audio", "error") != "error"
-    train_paths = [resolve_audio_path(train_dir, rel, ext, f"{data['train_csv']}, row {i + 2}", missing_ok)
-                   for i, rel in enumerate(train_rel)]
-    test_paths = [resolve_audio_path(test_dir, rel, ext, f"{test_where}, row {i + 2}", missing_ok)
-                  for i, rel in enumerate(test_rel)]
-    if test is not None and sample is not None:
-        sample_ids = raw_column(sample, spec.id_column if spec.id_column in sample.columns else sample.columns[0])
-        check_same_ids(test_ids, sample_ids, data["test_csv"], data["sample_submission"])
-
-    n_test_shards = min(config.get("audio", {}).get("test_shards", 1), max(1, len(test_ids)))
-    test_shard = np.concatenate([np.full(len(a), j) for j, a in enumerate(np.array_split(np.arange(len(test_ids)), n_test_shards))])
-    manifest = pd.DataFrame({
-        "id": train_ids + test_ids,
-        "split": ["train"] * len(train_ids) + ["test"] * len(test_ids),
-        "fold": np.concatenate([folds, np.full(len(test_ids), -1)]),
-        "shard": [f"fold{k}" for k in folds] + [f"test{j}" for j in test_shard],
-        "path": ["" if p is None else str(p) for p in train_paths + test_paths],
-    })
+    test_table = test if test is not None else sample
+    n_test = len(test_table) if test_table is not None else 0
     fold_table = pd.DataFrame({"id": train_ids, "fold": folds})
     if groups is not None:
         fold_table["group"] = groups
 
     summary = {"task": spec.to_dict(), "inferred": notes, "fold_scheme": scheme, "n_train": len(train_ids),
-               "n_test": len(test_ids), "n_folds": n_folds, "test_shards": int(n_test_shards)}
+               "n_test": n_test, "n_folds": n_folds, "n_skipped": len(set(skipped) & set(train_ids))}
     write_json(out_dir / "task.json", summary)
     write_csv(out_dir / "folds.csv", fold_table)
     write_meta(out_dir / "folds.csv", scheme=scheme, n_rows=len(fold_table), seed=config.get("seed", 42))
-    write_csv(out_dir / "manifest.csv", manifest)
-    save_npz(out_dir / "targets.npz", ids=np.asarray(train_ids, dtype=str), y=y, fold=folds)
+    targets = drop_skipped({"ids": np.asarray(train_ids, dtype=str), "y": y, "fold": folds}, set(skipped))
+    save_npz(out_dir / "targets.npz", **targets)
     return summary
+
+
+def drop_skipped(targets: dict[str, np.ndarray], skipped: set[str]) -> dict[str, np.ndarray]:
+    """Targets without the training rows the bad-audio policy skipped; no fold may end up empty."""
+    ids = np.asarray([str(i) for i in targets["ids"]])
+    keep = ~np.isin(ids, list(skipped))
+    folds = targets["fold"]
+    for k in np.unique(folds):
+        if not keep[folds == k].any():
+            raise DataError(f"audio.bad_audio=skip drops every row of fold {int(k)}; fix the audio files instead.")
+    if keep.sum() == 0:
+        raise DataError("audio.bad_audio=skip drops every training row; fix the audio files.")
+    return {k: v[keep] for k, v in targets.items()}
 
 
 def load_task(path: str | Path) -> TaskSpec:

@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 
 from .audio import decode_file
 from .errors import DataError
-from .io import load_npz, save_npz, write_csv, write_json
+from .clips import list_clips
+from .io import save_npz, write_csv, write_json
+from .prepare import drop_skipped
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +72,18 @@ def unlisted_files(audio_dirs: list[str | Path], listed: set[Path]) -> list[str]
 
 def validate(
     manifest: pd.DataFrame,
-    targets: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray] | None,
     *,
     policy: str,
     max_seconds: float | None,
     audio_dirs: list[str | Path],
     report_out: str | Path,
     manifest_out: str | Path,
-    targets_out: str | Path,
+    targets_out: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Check every manifest clip; write the report, the manifest with an ``action`` per row, the kept targets.
+    """Check every manifest clip; write the report, the manifest with an ``action`` per row and, given
+    ``targets``, the targets without the skipped rows (the workflow drops them in ``prepare`` instead).
 
     ``action`` is ``decode``, ``zeros`` (decode writes silence instead) or ``skip`` (training row dropped).
     """
@@ -111,14 +114,7 @@ def validate(
 
     manifest["action"] = actions
     skipped = set(manifest.loc[manifest["action"] == "skip", "id"])
-    ids = np.asarray([str(i) for i in targets["ids"]])
-    keep = ~np.isin(ids, list(skipped))
-    folds = targets["fold"]
-    for k in np.unique(folds):
-        if not keep[folds == k].any():
-            raise DataError(f"audio.bad_audio=skip drops every row of fold {int(k)}; fix the audio files instead.")
-    if keep.sum() == 0:
-        raise DataError("audio.bad_audio=skip drops every training row; fix the audio files.")
+    kept_targets = None if targets is None else drop_skipped(targets, skipped)
 
     silent = [c["id"] for c in clips if c.get("warnings")]
     listed_paths = {Path(p).resolve() for p in paths if p}
@@ -138,7 +134,8 @@ def validate(
     }
     write_json(report_out, report)
     write_csv(manifest_out, manifest)
-    save_npz(targets_out, **{k: v[keep] for k, v in targets.items()})
+    if kept_targets is not None:
+        save_npz(targets_out, **kept_targets)
     for line in summary_lines(report):
         log.info("%s", line)
     return report
@@ -166,11 +163,13 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def run_validation(manifest_path, targets_path, *, policy, max_seconds, audio_dirs, out_dir) -> dict:
-    """File-level entry point for the rule script."""
+def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir) -> dict:
+    """File-level entry point for the rule script: list the clips (with their chunks), then check them.
+
+    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, action``) under ``out_dir``.
+    """
     out_dir = Path(out_dir)
-    manifest = pd.read_csv(manifest_path, dtype={"id": str, "split": str, "shard": str, "path": str},
-                           keep_default_na=False)
-    return validate(manifest, load_npz(targets_path), policy=policy, max_seconds=max_seconds,
-                    audio_dirs=audio_dirs, report_out=out_dir / "report.json",
-                    manifest_out=out_dir / "manifest.csv", targets_out=out_dir / "targets.npz")
+    clips = list_clips(data, shard_clips, missing_ok=policy != "error")
+    audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
+    return validate(clips, None, policy=policy, max_seconds=max_seconds, audio_dirs=audio_dirs,
+                    report_out=out_dir / "report.json", manifest_out=out_dir / "clips.csv")

@@ -1,11 +1,13 @@
-# Names derived from config alone, so the whole DAG is known before any data is read.
+# Names derived from config, and (after the validate checkpoint) from the clip table: the chunks.
+import functools
+import os
+
 from audiofold.backbones import declared_sample_rate
+from audiofold.clips import chunk_names, read_clips
 
 R = config["results_dir"]
 N_FOLDS = config["cv"]["n_folds"]
 FOLDS = list(range(N_FOLDS))
-TRAIN_SHARDS = [f"fold{k}" for k in FOLDS]
-TEST_SHARDS = [f"test{j}" for j in range(config["audio"]["test_shards"])]
 BACKBONES = list(config["backbones"])
 HEADS = list(config["heads"])
 DATA = config["data"]
@@ -39,8 +41,36 @@ def table_inputs():
     return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
 
 
-def embeddings(backbone, shards):
-    return [f"{R}/embeddings/{backbone}/{s}.npz" for s in shards]
+@functools.lru_cache(maxsize=4)
+def _clip_table(path, mtime_ns):
+    return read_clips(path)
+
+
+def clip_table():
+    """The validated clip table (id, split, path, chunk, action): known once the validate checkpoint ran."""
+    path = checkpoints.validate.get().output.clips
+    return _clip_table(path, os.stat(path).st_mtime_ns)
+
+
+def chunks(split):
+    """Embedding shards (chunks of clips, independent of folds) of one split: train0.., test0.."""
+    return chunk_names(clip_table(), split)
+
+
+def chunk_rows(shard):
+    """(id, path, action) of one chunk's clips, in clip-table order: the embed job's param, so a job
+    reruns exactly when its own clip list changes."""
+    table = clip_table()
+    return table.loc[table["chunk"] == shard, ["id", "path", "action"]].values.tolist()
+
+
+def chunk_audio(wc):
+    """The audio files one embed job reads: an edited file reruns only its chunk."""
+    return [path for _, path, action in chunk_rows(wc.shard) if action == "decode"]
+
+
+def embeddings(backbone, split):
+    return [f"{R}/embeddings/{backbone}/{s}.npz" for s in chunks(split)]
 
 
 def final_outputs():
@@ -50,6 +80,5 @@ def final_outputs():
 wildcard_constraints:
     backbone="|".join(BACKBONES),
     head="|".join(HEADS),
-    shard=r"(fold|test)\d+",
+    shard=r"(train|test)\d+",
     fold=r"\d+",
-    sr=r"\d+",

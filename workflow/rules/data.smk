@@ -20,42 +20,20 @@ if config["demo"]["enabled"]:
             "../../scripts/demo_data.py"
 
 
-rule prepare:
+# The clip list and its audio checks: everything embedding depends on, and nothing about labels or
+# folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
+checkpoint validate:
     input:
         tables=table_inputs(),
     output:
-        task=f"{R}/task.json",
-        folds=f"{R}/folds.csv",
-        manifest=f"{R}/manifest.csv",
-        targets=f"{R}/targets.npz",
-    params:
-        data=DATA,
-        task=config["task"],
-        cv=config["cv"],
-        audio=config["audio"],
-        seed=config["seed"],
-    log:
-        f"{R}/logs/prepare.log",
-    benchmark:
-        f"{R}/benchmarks/prepare.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../../scripts/prepare.py"
-
-
-rule validate:
-    input:
-        manifest=f"{R}/manifest.csv",
-        targets=f"{R}/targets.npz",
-    output:
         report=f"{R}/validation/report.json",
-        manifest=f"{R}/validation/manifest.csv",
-        targets=f"{R}/validation/targets.npz",
+        clips=f"{R}/validation/clips.csv",
     params:
-        data=DATA,
-        audio=config["audio"],
+        data={k: DATA.get(k) for k in ("train_csv", "test_csv", "sample_submission", "train_audio_dir",
+                                       "test_audio_dir", "id_column", "path_column", "audio_extensions")},
+        bad_audio=config["audio"]["bad_audio"],
+        max_seconds=config["audio"]["max_seconds"],
+        shard_clips=config["audio"]["shard_clips"],
     log:
         f"{R}/logs/validate.log",
     benchmark:
@@ -67,21 +45,26 @@ rule validate:
         "../../scripts/validate.py"
 
 
-rule decode:
+# Task, folds and targets: read by train and later steps only.
+rule prepare:
     input:
-        # The validated manifest: no decode starts before every clip has been checked.
-        manifest=f"{R}/validation/manifest.csv",
+        tables=table_inputs(),
+        clips=f"{R}/validation/clips.csv",
     output:
-        f"{R}/audio/{{sr}}hz/{{shard}}.npz",
+        task=f"{R}/task.json",
+        folds=f"{R}/folds.csv",
+        targets=f"{R}/targets.npz",
     params:
-        max_seconds=config["audio"]["max_seconds"],
+        data=DATA,
+        task=config["task"],
+        cv=config["cv"],
+        seed=config["seed"],
     log:
-        f"{R}/logs/decode/{{sr}}hz/{{shard}}.log",
+        f"{R}/logs/prepare.log",
     benchmark:
-        f"{R}/benchmarks/decode/{{sr}}hz/{{shard}}.tsv"
-    threads: 1
+        f"{R}/benchmarks/prepare.tsv"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=2000,
+        runtime=10,
     script:
-        "../../scripts/decode.py"
+        "../../scripts/prepare.py"

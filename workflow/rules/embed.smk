@@ -1,11 +1,14 @@
+# One job per backbone x chunk of clips: decodes its clips (a thread pool one block ahead of the
+# model), reuses cached per-clip embeddings (audiofold.cache) and embeds only the misses.
 rule embed:
     input:
-        audio=lambda wc: f"{R}/audio/{backbone_sr(wc.backbone)}hz/{wc.shard}.npz",
+        audio=chunk_audio,
     output:
         f"{R}/embeddings/{{backbone}}/{{shard}}.npz",
     params:
         backbone=lambda wc: config["backbones"][wc.backbone],
-        seed=config["seed"],
+        clips=lambda wc: chunk_rows(wc.shard),
+        max_seconds=config["audio"]["max_seconds"],
     log:
         f"{R}/logs/embed/{{backbone}}/{{shard}}.log",
     benchmark:

@@ -1,8 +1,11 @@
+# train and collect_oof share the group "heads": on a cluster, one (backbone, head)'s fold jobs and
+# its collect_oof go out as one submission (--group-components heads=N bundles N of those); local
+# runs ignore groups.
 rule train:
     input:
-        train=lambda wc: embeddings(wc.backbone, TRAIN_SHARDS),
-        test=lambda wc: embeddings(wc.backbone, TEST_SHARDS),
-        targets=f"{R}/validation/targets.npz",
+        train=lambda wc: embeddings(wc.backbone, "train"),
+        test=lambda wc: embeddings(wc.backbone, "test"),
+        targets=f"{R}/targets.npz",
         task=f"{R}/task.json",
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
@@ -14,6 +17,8 @@ rule train:
         f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{backbone}}/{{head}}/fold{{fold}}.tsv"
+    group:
+        "heads"
     threads: 1
     resources:
         mem_mb=4000,
@@ -26,12 +31,14 @@ rule train:
 rule collect_oof:
     input:
         preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
-        targets=f"{R}/validation/targets.npz",
+        targets=f"{R}/targets.npz",
         task=f"{R}/task.json",
     output:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
         scores=f"{R}/oof/{{backbone}}/{{head}}/scores.json",
+    group:
+        "heads"
     log:
         f"{R}/logs/collect_oof/{{backbone}}/{{head}}.log",
     benchmark:

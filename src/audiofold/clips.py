@@ -1,0 +1,109 @@
+"""The clip list: every train/test clip with its audio file and the chunk (shard) that embeds it.
+
+Chunks are independent of folds: a clip's chunk depends only on its split, its id and the number of
+chunks of its split, through a jump consistent hash (Lamping & Veach 2014). So folds, seed, labels
+and groups never move a clip, and when the chunk count grows from C to C+1 the only clips that move
+are the ~1/(C+1) that go to the new chunk (none moves between old chunks); the per-clip embedding
+cache (audiofold.cache) then serves every moved clip without running the model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .prepare import _check_unique, check_same_ids, resolve_audio_path
+from .tables import raw_column, read_table
+from .tasks import infer_id_column
+
+# shard_clips "auto": about 8 chunks so small data still runs in parallel, at least 32 clips per job
+# (each job pays a Python start-up) and at most 256 (at max_seconds 60 and 16 kHz, < 1 GB of audio)
+AUTO_CHUNKS, AUTO_MIN_CLIPS, AUTO_MAX_CLIPS = 8, 32, 256
+SPLITS = ("train", "test")
+
+
+def jump_hash(key: int, n_buckets: int) -> int:
+    """Jump consistent hash: bucket of a 64-bit key in 0..n-1; growing n only moves keys to the new bucket."""
+    if n_buckets < 1:
+        raise ValueError(f"n_buckets must be at least 1, got {n_buckets}")
+    b, j = -1, 0
+    while j < n_buckets:
+        b = j
+        key = (key * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
+        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
+    return b
+
+
+def clip_key(split: str, clip_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{split}\0{clip_id}".encode(), digest_size=8).digest(), "little")
+
+
+def resolve_shard_clips(setting: int | str, n_clips: int) -> int:
+    """``audio.shard_clips`` as configured -> clips per chunk (``auto``: see AUTO_*)."""
+    if setting == "auto":
+        return int(min(AUTO_MAX_CLIPS, max(AUTO_MIN_CLIPS, math.ceil(n_clips / AUTO_CHUNKS))))
+    return int(setting)
+
+
+def assign_chunks(split: str, ids: list[str], shard_clips: int) -> np.ndarray:
+    """Chunk index per clip: ceil(n / shard_clips) chunks of one split, each clip placed by its id alone."""
+    n_chunks = max(1, math.ceil(len(ids) / shard_clips))
+    return np.array([jump_hash(clip_key(split, i), n_chunks) for i in ids], dtype=np.int64)
+
+
+def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = False) -> pd.DataFrame:
+    """Columns ``id, split, path, chunk`` (chunk = ``train3``, ``test0``, ...), train rows then test rows.
+
+    Reads only the id (and path) columns' worth of the tables: labels, groups and folds play no part.
+    """
+    train = read_table(data["train_csv"], "training table (data.train_csv)")
+    test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
+    sample = read_table(data["sample_submission"], "sample submission (data.sample_submission)") if data.get("sample_submission") else None
+    if test is None and sample is None:
+        raise DataError("no test clips: set data.test_csv or data.sample_submission.")
+    id_col = data.get("id_column")
+    if id_col is None:
+        id_col, _ = infer_id_column(train, test)
+    elif id_col not in train.columns:
+        raise DataError(f"data.id_column {id_col!r} is not a column of the training table {list(train.columns)}.")
+    train_ids = raw_column(train, id_col)
+    _check_unique(train_ids, data["train_csv"])
+    test_table, test_where = (test, data["test_csv"]) if test is not None else (sample, data["sample_submission"])
+    test_ids = raw_column(test_table, id_col if id_col in test_table.columns else test_table.columns[0])
+    _check_unique(test_ids, test_where)
+    if test is not None and sample is not None:
+        sample_ids = raw_column(sample, id_col if id_col in sample.columns else sample.columns[0])
+        check_same_ids(test_ids, sample_ids, data["test_csv"], data["sample_submission"])
+
+    ext = data.get("audio_extensions", ["wav", "flac", "ogg", "mp3", "m4a"])
+    dirs = {"train": Path(data["train_audio_dir"]), "test": Path(data.get("test_audio_dir") or data["train_audio_dir"])}
+    path_col = data.get("path_column")
+    rels = {"train": raw_column(train, path_col) if path_col else train_ids,
+            "test": raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids}
+    wheres = {"train": data["train_csv"], "test": test_where}
+    per_clip = resolve_shard_clips(shard_clips, len(train_ids) + len(test_ids))
+    parts = []
+    for split, ids in (("train", train_ids), ("test", test_ids)):
+        paths = [resolve_audio_path(dirs[split], rel, ext, f"{wheres[split]}, row {i + 2}", missing_ok)
+                 for i, rel in enumerate(rels[split])]
+        chunk = assign_chunks(split, ids, per_clip)
+        parts.append(pd.DataFrame({"id": ids, "split": split, "path": ["" if p is None else str(p) for p in paths],
+                                   "chunk": [f"{split}{c}" for c in chunk]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_clips(path: str | Path) -> pd.DataFrame:
+    """The validated clip table (``validation/clips.csv``) with every column as text."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def chunk_names(clips: pd.DataFrame, split: str) -> list[str]:
+    """Chunks of one split in index order (``train0``, ``train1``, ...); a chunk may be empty only if
+    no clip hashed to it, and then it is left out."""
+    names = clips.loc[clips["split"] == split, "chunk"].unique().tolist()
+    return sorted(names, key=lambda s: int(s[len(split):]))
