@@ -30,11 +30,15 @@ def requires_tool(*names: str, why: str):
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (starts system daemons); run it through .ci/run")
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the project's Snakefile in ``workdir`` with the test interpreter's snakemake."""
+def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "config.yaml") -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with the test interpreter's snakemake.
+
+    ``configfile`` is relative to ``workdir``; relative paths inside it resolve against ``workdir``,
+    as for a user running snakemake there.
+    """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), *args]
+           "--configfile", str(workdir / configfile), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

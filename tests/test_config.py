@@ -36,6 +36,8 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
         (lambda c: c.pop("heads"), "heads"),
         (lambda c: c["data"].pop("train_csv"), "train_csv"),
         (lambda c: c["task"].update(scale={"min": 5, "max": 0, "step": 0.5}), "task.scale"),
+        (lambda c: c["task"].update(scale={"min": 0, "max": 5, "step": 0}), "task.scale.step"),
+        (lambda c: c["task"].update(scale={"min": 0, "step": 0.5}), "task.scale"),
         (lambda c: c["heads"]["knn"].update(backbones=["wavlm"]), "heads.knn.backbones: 'wavlm' is not a backbone"),
         (lambda c: c["heads"]["knn"].update(backbones=[]), "heads.knn.backbones"),
     ],

@@ -46,6 +46,27 @@ def test_multilabel_folds_are_iteratively_stratified():
     assert (per_fold.max(axis=0) - per_fold.min(axis=0) <= 2).all()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_multilabel_with_groups_stays_label_stratified(seed):
+    """Speakers carry fixed tags (some rare): stratifying the speakers keeps every label spread over
+    the folds; the old scheme (stratify on each row's first label) piled a rare tag into 1-2 folds."""
+    rng = np.random.default_rng(seed)
+    n_groups, rows_per_group, n_folds = 40, 5, 4
+    profile = rng.random((n_groups, 4)) < [0.9, 0.5, 0.2, 0.1]
+    profile[~profile.any(axis=1), 0] = True
+    groups = np.repeat([f"spk{g:02d}" for g in range(n_groups)], rows_per_group)
+    y = profile[np.repeat(np.arange(n_groups), rows_per_group)].astype(np.float32)
+    folds, scheme = make_folds(y, ML, n_folds, seed, groups=groups)
+    assert "multilabel-stratified group" in scheme
+    for g in np.unique(groups):
+        assert len(set(folds[groups == g])) == 1
+    per_fold = np.stack([y[folds == k].sum(axis=0) for k in range(n_folds)])
+    # each label's row count differs across folds by at most one speaker's rows
+    assert (per_fold.max(axis=0) - per_fold.min(axis=0) <= rows_per_group).all(), per_fold.T
+    common = profile.sum(axis=0) >= n_folds  # labels with a speaker for every fold appear in every fold
+    assert (per_fold[:, common] > 0).all(), per_fold.T
+
+
 def test_regression_bins_stratify_and_seed_matters():
     y = np.repeat(np.arange(0, 5.5, 0.5), 10)[:, None].astype(np.float32)
     a, _ = make_folds(y, REG, 5, seed=1)
@@ -64,5 +85,5 @@ def test_predefined_folds_are_used_as_given():
 def test_too_few_rows_or_groups_is_a_clear_error():
     with pytest.raises(DataError, match="cannot fill cv.n_folds=5"):
         make_folds(np.zeros(3, dtype=int), CLS, 5, 0)
-    with pytest.raises(DataError, match="2 groups, fewer than cv.n_folds=3"):
+    with pytest.raises(DataError, match=r"2 groups, fewer than cv.n_folds=3.*Set cv.n_folds to at most 2"):
         make_folds(np.zeros((10, 1)), REG, 3, 0, groups=np.array(["a", "b"] * 5))

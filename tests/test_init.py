@@ -13,6 +13,8 @@ from audiofold.errors import ConfigError, DataError
 from audiofold.prepare import prepare
 from audiofold.scaffold import scaffold, write_config
 
+from conftest import snakemake
+
 
 def _clip(path, seed):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,9 +53,57 @@ def test_rating_scale_with_step(tmp_path):
     assert cfg["task"]["kind"] == "regression" and cfg["task"]["scale"]["step"] == 0.5
     assert cfg["demo"] == {"enabled": False}
     assert set(cfg["backbones"]) == {"logmel", "mfcc"}  # kept from the project's config.yaml
+    assert cfg["task"]["scale"] == {"min": float(train.score.min()), "max": float(train.score.max()), "step": 0.5}
     notes = "\n".join(result.notes)
-    assert "rating scale" in notes and "30 of 30 train ids name a file there" in notes
-    assert "--group-column speaker" in notes  # a speaker column is pointed out, not silently used
+    assert "30 of 30 train ids name a file there" in notes
+    assert f"rating scale: min {train.score.min():g}, max {train.score.max():g}, step 0.5" in notes
+    assert "written to task.scale" in notes and "edit it if the real scale is wider" in notes
+    # a speaker column is used by default, with the reason and the opt-out printed
+    assert cfg["data"]["group_column"] == "speaker" and "group column: 'speaker'" in notes and "--no-group" in notes
+    assert cfg["cv"]["n_folds"] == 5  # 6 speakers fill the template's 5 folds
+
+
+def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch, capsys):
+    train = pd.DataFrame({"utt_id": _ids("a", 24), "speaker": np.repeat(_ids("s", 4), 6),
+                          "score": np.tile([1.0, 2.0, 3.0, 4.0], 6)})
+    data = make_folder(tmp_path / "data", train, _ids("b", 4))
+    opted_out = scaffold(data, base_dir=tmp_path, auto_group=False)
+    assert opted_out.config["data"]["group_column"] is None and opted_out.config["cv"]["n_folds"] == 5
+    assert any("--no-group leaves folds ungrouped" in n for n in opted_out.notes)
+
+    monkeypatch.chdir(tmp_path)
+    assert cli(["init", "data", "--output", "grouped.yaml"]) == 0
+    printed = capsys.readouterr().out
+    assert "group column: 'speaker'" in printed and "cv.n_folds: 4 (only 4 groups in 'speaker'" in printed
+    config = load_config("grouped.yaml")
+    assert config["data"]["group_column"] == "speaker" and config["cv"]["n_folds"] == 4
+    prepare(config, tmp_path / "results")  # 5 folds would stop here: 4 groups cannot fill them
+    folds = pd.read_csv(tmp_path / "results/folds.csv")
+    assert folds["fold"].nunique() == 4 and folds.groupby("group")["fold"].nunique().max() == 1
+
+    assert cli(["init", "data", "--output", "ungrouped.yaml", "--no-group"]) == 0
+    assert load_config("ungrouped.yaml")["data"]["group_column"] is None
+    with pytest.raises(SystemExit):  # one or the other
+        cli(["init", "data", "--output", "x.yaml", "--no-group", "--group-column", "speaker"])
+
+
+def test_config_written_to_a_subfolder_runs_from_the_project_folder(tmp_path, monkeypatch):
+    """Snakemake resolves relative paths against the folder it runs in, not the config's folder."""
+    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
+    make_folder(tmp_path / "data", train, _ids("b", 4))
+    monkeypatch.chdir(tmp_path)
+    assert cli(["init", "data", "--output", "configs/my.yaml"]) == 0
+    config = load_config("configs/my.yaml")
+    assert config["data"]["train_csv"] == "data/train.csv" and config["data"]["train_audio_dir"] == "data/train_audio"
+    assert (tmp_path / config["data"]["train_csv"]).is_file()
+    plan = snakemake(tmp_path, "-n", configfile="configs/my.yaml").stdout
+    assert "prepare" in plan and "submit" in plan
+
+    elsewhere = tmp_path / "project"  # data outside the project folder: absolute paths
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli(["init", "../data", "--output", "my.yaml"]) == 0
+    assert load_config("my.yaml")["data"]["train_csv"] == str((tmp_path / "data" / "train.csv").resolve())
 
 
 def test_written_config_validates_and_prepare_reads_the_same_task(tmp_path, monkeypatch):

@@ -64,6 +64,24 @@ def test_groups_stay_in_one_fold(tmp_path):
     assert folds.groupby("group")["fold"].nunique().max() == 1
 
 
+def test_configured_scale_replaces_the_inferred_one_and_bounds_the_labels(tmp_path):
+    config = make_data(tmp_path)  # labels 0 .. 4.5: inference would clip predictions there
+    config["task"]["scale"] = {"min": 0, "max": 10, "step": 0.5}
+    summary = prepare(config, tmp_path / "results")
+    assert load_task(tmp_path / "results/task.json").scale == {"min": 0, "max": 10, "step": 0.5}
+    assert not any("rating scale" in line for line in summary["inferred"])
+    config["task"]["scale"] = {"min": 0, "max": 4, "step": 0.5}
+    with pytest.raises(DataError, match=r"row 5 \(id '0003'\): label 'rating' = 4.5 is above the declared maximum 4"):
+        prepare(config, tmp_path / "results2")
+
+
+def test_more_folds_than_groups_names_both_numbers_and_the_key(tmp_path):
+    config = make_data(tmp_path, groups=True)  # 6 speakers
+    config["cv"]["n_folds"] = 8
+    with pytest.raises(DataError, match=r"6 groups, fewer than cv.n_folds=8.*cv.n_folds to at most 6"):
+        prepare(config, tmp_path / "results")
+
+
 def test_missing_audio_names_row_and_tried_files(tmp_path):
     config = make_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()

@@ -73,6 +73,19 @@ def test_workflow_end_to_end(kind, workdir):
     for log_name in ("prepare", "blend", "submit"):
         assert (wd / f"results/logs/{log_name}.log").exists()
 
+    # Every artifact has a sidecar saying what made it (logs, benchmarks, plots and the demo's clips aside).
+    results = wd / "results"
+    artifacts = [p.relative_to(results) for p in results.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")]
+    artifacts = [p for p in artifacts if p.parts[0] not in ("logs", "benchmarks", "plots")
+                 and p.parts[:2] not in (("demo", "train"), ("demo", "test"))]
+    assert {"submission.csv", "models", "oof", "calibrated", "blend"} <= {p.parts[0] for p in artifacts}
+    for artifact in artifacts:
+        sidecar = results / artifact.with_name(artifact.name.split(".")[0] + ".meta.json")
+        assert sidecar.is_file(), f"no meta.json beside results/{artifact}"
+        assert "step" in json.loads(sidecar.read_text()), sidecar
+    model_meta = json.loads((results / "models/logmel/linear/fold0.meta.json").read_text())
+    assert model_meta["step"] == "train" and model_meta["wildcards"]["head"] == "linear"
+
     # Nothing changed: nothing reruns.
     assert _jobs_to_run(wd) == {}
 

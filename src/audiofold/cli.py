@@ -29,13 +29,16 @@ def _init(args: argparse.Namespace) -> int:
     from .scaffold import scaffold, write_config
 
     labels = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None
-    result = scaffold(args.data_dir, base_dir=Path(args.output).resolve().parent, id_column=args.id_column,
+    # Snakemake resolves relative paths against the folder it runs in, not the config's folder:
+    # write them relative to here, the project folder, wherever --output puts the file.
+    result = scaffold(args.data_dir, base_dir=Path.cwd(), id_column=args.id_column,
                       label_columns=labels, kind=args.kind, label_sep=args.label_sep,
-                      group_column=args.group_column, train_audio_dir=args.train_audio_dir,
-                      test_audio_dir=args.test_audio_dir)
+                      group_column=args.group_column, auto_group=not args.no_group,
+                      train_audio_dir=args.train_audio_dir, test_audio_dir=args.test_audio_dir)
     print("Inferred (override any of these with the flags of `audiofold init -h`):")
     for note in result.notes:
         print(f"  - {note}")
+    print(f"Data paths are relative to {Path.cwd()}: run snakemake from this folder.")
     path = write_config(result, args.output, force=args.force)
     print(f"wrote {path}; next: `audiofold doctor {path}`, then `snakemake --cores 8 --configfile {path}`")
     return 0
@@ -95,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--label-columns", help="comma-separated label column(s) (default: inferred)")
     init.add_argument("--kind", default="auto", choices=["auto", *KINDS], help="task kind (default: inferred)")
     init.add_argument("--label-sep", help="separator of a multilabel string column (default: inferred)")
-    init.add_argument("--group-column", help="column whose groups (e.g. speaker) stay inside one fold")
+    grouping = init.add_mutually_exclusive_group()
+    grouping.add_argument("--group-column", help="column whose groups (e.g. speaker) stay inside one fold "
+                          "(default: a column named like speaker/group/subject/session, if any)")
+    grouping.add_argument("--no-group", action="store_true", help="do not group folds by a speaker-like column")
     init.add_argument("--train-audio-dir", help="training clips folder (default: the folder matching the ids)")
     init.add_argument("--test-audio-dir", help="test clips folder (default: the folder matching the ids)")
     init.set_defaults(func=_init)

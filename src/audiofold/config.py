@@ -85,8 +85,8 @@ def _check_consistency(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
                               f"this config; choose from {', '.join(config.get('backbones', {}))}.")
     scale = config.get("task", {}).get("scale")
-    if scale is not None and not (scale.get("min", 0) < scale.get("max", 1)):
-        raise ConfigError(f"{source}: key task.scale: min must be below max (got {scale}).")
+    if scale is not None and not scale["min"] < scale["max"]:
+        raise ConfigError(f"{source}: key task.scale: min must be below max (got min {scale['min']}, max {scale['max']}).")
 
 
 def load_config(path: str | Path = "config.yaml", schema_path: str | Path | None = None) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold, KFold
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from .errors import DataError
 from .tasks import TaskSpec
@@ -43,33 +44,30 @@ def make_folds(
     folds = np.full(n, -1, dtype=np.int64)
     index = np.arange(n)
 
-    if task.kind == "multilabel":
-        strata = None
-        if groups is None:
-            from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
-            splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-            splits = splitter.split(index, y)
-            scheme = "multilabel-stratified (iterative stratification)"
-        else:
-            strata = y.argmax(axis=1)  # groups win over label balance: stratify on the first label
-    elif task.kind == "classification":
-        strata = y
-    else:
-        strata = _regression_strata(y, n_bins, n_folds)
-
     if groups is not None:
         n_groups = len(pd.unique(groups))
         if n_groups < n_folds:
-            raise DataError(f"group column has {n_groups} groups, fewer than cv.n_folds={n_folds}; lower cv.n_folds.")
+            raise DataError(
+                f"data.group_column has {n_groups} groups, fewer than cv.n_folds={n_folds}: every fold needs a "
+                f"group of its own. Set cv.n_folds to at most {n_groups} (or data.group_column: null)."
+            )
+
+    if task.kind == "multilabel":
+        if groups is None:
+            splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, y)
+            scheme = "multilabel-stratified (iterative stratification)"
+        else:
+            splits, scheme = _multilabel_group_splits(y, groups, n_folds, seed)
+    elif groups is not None:
+        strata = y if task.kind == "classification" else _regression_strata(y, n_bins, n_folds)
         try:
-            splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-            splits = list(splitter.split(index, strata, groups))
+            splits = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, strata, groups))
             scheme = "stratified group k-fold"
         except ValueError:
             splits = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, groups=groups)
             scheme = "group k-fold"
-    elif task.kind != "multilabel":
+    else:
+        strata = y if task.kind == "classification" else _regression_strata(y, n_bins, n_folds)
         counts = np.bincount(np.asarray(strata, dtype=np.int64))
         if counts[counts > 0].min() >= n_folds:
             splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, strata)
@@ -82,3 +80,26 @@ def make_folds(
         folds[val] = k
     assert (folds >= 0).all()
     return folds, f"{scheme}, {n_folds} folds, seed {seed}"
+
+
+def _multilabel_group_splits(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int):
+    """Iterative stratification over groups: each group carries the union of its rows' labels.
+
+    Stratifying rows and then moving groups, or stratifying on one label per row, loses the label
+    balance (rare labels pile up in a few folds); stratifying the groups themselves keeps it while
+    a group never spans two folds.
+    """
+    codes, uniques = pd.factorize(pd.Series(groups))
+    group_labels = np.zeros((len(uniques), y.shape[1]), dtype=bool)
+    np.logical_or.at(group_labels, codes, np.asarray(y) > 0.5)
+    try:
+        group_splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
+            np.arange(len(uniques)), group_labels)
+    except ValueError:  # a single class: nothing to stratify
+        return GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(codes, groups=codes), "group k-fold"
+    group_fold = np.empty(len(uniques), dtype=np.int64)
+    for k, (_, val) in enumerate(group_splits):
+        group_fold[val] = k
+    row_fold = group_fold[codes]
+    splits = [(np.flatnonzero(row_fold != k), np.flatnonzero(row_fold == k)) for k in range(n_folds)]
+    return splits, "multilabel-stratified group k-fold (iterative stratification over groups)"

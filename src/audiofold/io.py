@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -88,6 +89,34 @@ def meta_path(artifact: str | os.PathLike) -> Path:
 
 def write_meta(artifact: str | os.PathLike, **meta: Any) -> None:
     write_json(meta_path(artifact), meta)
+
+
+def npz_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
+    """Array name -> shape of an ``.npz``, read from the array headers (no array data is loaded)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    shapes = {}
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            with zf.open(member) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version not in readers:  # a header version numpy writes only for exotic dtypes
+                    return {k: list(v.shape) for k, v in load_npz(path).items()}
+                shapes[member.removesuffix(".npy")] = list(readers[version](fh)[0])
+    return shapes
+
+
+def describe_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Size and, for arrays and tables, their shapes: what a sidecar says about an artifact's content."""
+    path = Path(path)
+    info: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
+    if path.suffix == ".npz":
+        info["arrays"] = npz_shapes(path)
+    elif path.suffix == ".csv":
+        import pandas as pd
+
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        info.update(rows=len(table), columns=list(table.columns))
+    return info
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:

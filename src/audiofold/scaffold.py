@@ -119,10 +119,16 @@ def scaffold(
     kind: str = "auto",
     label_sep: str | None = None,
     group_column: str | None = None,
+    auto_group: bool = True,
     train_audio_dir: str | Path | None = None,
     test_audio_dir: str | Path | None = None,
 ) -> Scaffold:
-    """Inspect ``data_dir`` and build a validated config; paths are written relative to ``base_dir``."""
+    """Inspect ``data_dir`` and build a validated config.
+
+    Paths are written relative to ``base_dir``, the folder Snakemake runs in (it resolves relative
+    paths against its working directory, not against the config file), or absolute when the data
+    lies outside it. ``auto_group`` uses a speaker-like column as ``data.group_column``.
+    """
     data_dir, base_dir = Path(data_dir), Path(base_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir} is not a folder; pass the folder holding train.csv and the audio.")
@@ -137,9 +143,14 @@ def scaffold(
     notes += task_notes
     if group_column is None:
         hint = [c for c in train.columns if _GROUP.match(str(c)) and c not in (spec.id_column, *spec.label_columns)]
-        if hint:
-            notes.append(f"column {hint[0]!r} looks like a group (speaker); pass --group-column {hint[0]} to keep "
-                         "each group inside one fold")
+        if hint and not auto_group:
+            notes.append(f"column {hint[0]!r} looks like a group (speaker) but --no-group leaves folds ungrouped")
+        elif hint and train[hint[0]].nunique() < 2:
+            notes.append(f"column {hint[0]!r} looks like a group (speaker) but holds one value; folds are not grouped")
+        elif hint:
+            group_column = hint[0]
+            notes.append(f"group column: {group_column!r} (name looks like a speaker/group; each group stays inside "
+                         "one fold, so no fold is scored on a voice heard in training; --no-group to turn off)")
 
     index = _audio_index(data_dir)
     if train_audio_dir is None:
@@ -160,11 +171,25 @@ def scaffold(
         "test_audio_dir": _rel(Path(test_audio_dir), base_dir) if test_audio_dir else None,
         "id_column": spec.id_column, "label_columns": list(spec.label_columns), "group_column": group_column,
     }
+    if group_column is not None:
+        n_groups = int(train[group_column].nunique())
+        n_folds = int(config.get("cv", {}).get("n_folds", 5))
+        if n_groups < 2:
+            raise DataError(f"--group-column {group_column!r} holds {n_groups} value(s) in {train_csv}; "
+                            "folds need at least 2 groups.")
+        if n_groups < n_folds:
+            config["cv"] = {**config.get("cv", {}), "n_folds": n_groups}
+            notes.append(f"cv.n_folds: {n_groups} (only {n_groups} groups in {group_column!r}, and every fold "
+                         f"needs one of its own; the template has {n_folds})")
     task: dict = {"kind": spec.kind}
     if spec.label_sep is not None:
         task["label_sep"] = spec.label_sep
     if spec.scale is not None:
         task["scale"] = dict(spec.scale)
+        # Inferred from the labels seen: say where it went and why it may need widening.
+        notes = [f"rating scale: min {spec.scale['min']:g}, max {spec.scale['max']:g}, step {spec.scale['step']} "
+                 "(the lowest and highest training labels), written to task.scale: predictions are clipped to it, "
+                 "so edit it if the real scale is wider" if n.startswith("rating scale:") else n for n in notes]
     config["task"] = task
     # Validate a copy: the written file keeps only what was chosen, defaults stay implicit.
     validate_config(copy.deepcopy(config), load_schema(), source="the generated config")
