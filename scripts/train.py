@@ -9,7 +9,7 @@ def main(smk):
     train_fold(train_shards=smk.input.train, test_shards=smk.input.test, targets_path=smk.input.targets,
                task=load_task(smk.input.task), fold=int(smk.wildcards.fold), head_params=dict(smk.params.head),
                head_name=smk.wildcards.head, seed=smk.params.seed, model_out=smk.output.model,
-               preds_out=smk.output.preds, threads=max(1, int(smk.threads or 1)),
+               preds_out=smk.output.preds, threads=max(1, int(smk.threads or 1)), backbone=smk.wildcards.backbone,
                meta={"backbone": smk.wildcards.backbone, "config_hash": stable_hash(smk.params.head)})
 
 

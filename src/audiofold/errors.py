@@ -11,3 +11,7 @@ class ConfigError(AudiofoldError):
 
 class DataError(AudiofoldError):
     """A table or audio file is malformed."""
+
+
+class TrainingError(AudiofoldError):
+    """A head could not give a usable model: no epoch with a finite loss, or non-finite predictions."""

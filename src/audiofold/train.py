@@ -9,7 +9,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, TrainingError
 from .heads import HEADS, build_head, head_options
 from .embed import unpack_sequences
 from .io import atomic_path, load_npz, save_npz, write_meta
@@ -57,6 +57,17 @@ def take(X, mask: np.ndarray):
     return [x for x, keep in zip(X, mask) if keep] if isinstance(X, list) else X[mask]
 
 
+def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None:
+    """TrainingError naming ``where`` when any variant holds NaN or inf predictions."""
+    for variant, P in sorted(preds.items()):
+        bad = ~np.isfinite(np.asarray(P, dtype=np.float64))
+        if bad.any():
+            rows = int(bad.reshape(len(bad), -1).any(axis=1).sum())
+            raise TrainingError(f"{where}: variant {variant!r} predicts non-finite values (NaN/inf) for {rows} of "
+                                f"{len(bad)} {split} row(s); see this head's training log (train_loss per epoch), "
+                                "check the embeddings for NaN/inf, or lower the head's lr.")
+
+
 def train_fold(
     *,
     train_shards: list[str | Path],
@@ -71,6 +82,7 @@ def train_fold(
     preds_out: str | Path,
     meta: dict | None = None,
     threads: int = 1,
+    backbone: str | None = None,
 ) -> dict:
     targets = load_npz(targets_path)
     all_ids = [str(i) for i in targets["ids"]]
@@ -87,11 +99,18 @@ def train_fold(
     is_val = folds == fold
     if not is_val.any():
         raise DataError(f"fold {fold} has no rows; check cv.n_folds / data.fold_column.")
+    where = f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, fold {fold}"
     started = time.perf_counter()
-    head.fit(take(X, ~is_val), y[~is_val])
+    try:
+        head.fit(take(X, ~is_val), y[~is_val])
+    except TrainingError as exc:
+        raise TrainingError(f"{where}: {exc}") from None
     fit_seconds = time.perf_counter() - started
     val_pred = head.predict(take(X, is_val))
     test_pred = head.predict(X_test)
+    # A NaN here would only surface in calibrate/blend, after every other fold and head has run.
+    require_finite(val_pred, "validation", where)
+    require_finite(test_pred, "test", where)
 
     with atomic_path(model_out) as tmp:
         joblib.dump(head, tmp)

@@ -3,7 +3,9 @@
 A torch head trains on an inner split carved from its training fold (the fold's own validation
 rows never reach ``fit``), keeps the weights of the best inner-validation epoch (that state is
 what joblib pickles with the head, so the saved model *is* the best-epoch checkpoint), logs one
-line of inner-validation metrics per epoch and shows a tqdm bar over epochs.
+line of inner-validation metrics per epoch and shows a tqdm bar over epochs. An epoch whose training
+loss, inner-validation predictions or score is not finite is never the best one; when no epoch is
+finite, ``fit`` raises TrainingError instead of keeping a NaN model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import TrainingError
 from ..tasks import TaskSpec
 from .base import Head, HeadOptionError, require_positive
 
@@ -164,7 +167,7 @@ class TorchHead(Head):
         scheduler = self.make_scheduler(optimizer, max(len(loader), 1))
         use_amp = device.type == "cuda"
         best_score, best_state, stale = np.inf, None, 0
-        self.history = []
+        self.history, self.best_epoch = [], None
         val_rows, val_y = [rows[i] for i in val_idx], targets[val_idx]
         bar = tqdm(range(self.params["epochs"]), desc=f"{self.type_name} (seed {self.seed})", leave=False)
         for epoch in bar:
@@ -184,21 +187,34 @@ class TorchHead(Head):
                     scheduler.step()
                 total += float(loss.detach()) * len(batch_ids)
                 seen += len(batch_ids)
-            metrics = self.inner_metrics(self._forward_all(val_rows, device), val_y)
-            record = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), **metrics}
+            train_loss = total / max(seen, 1)
+            val_variants = self._forward_all(val_rows, device)
+            # metrics of NaN predictions are NaN at best (sklearn's log_loss raises), so skip them
+            finite = np.isfinite(train_loss) and all(np.isfinite(v).all() for v in val_variants.values())
+            metrics = self.inner_metrics(val_variants, val_y) if finite else {"score": float("nan")}
+            finite = finite and bool(np.isfinite(metrics["score"]))
+            record = {"epoch": epoch + 1, "train_loss": train_loss, **metrics}
             self.history.append(record)
             log.info("%s epoch %d: %s", self.type_name, epoch + 1,
                      ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
             bar.set_postfix(score=f"{metrics['score']:.4f}")
-            if metrics["score"] < best_score - 1e-9 or best_state is None:
+            if finite and (best_state is None or metrics["score"] < best_score - 1e-9):
                 best_score, stale = metrics["score"], 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.module.state_dict().items()})
                 self.best_epoch = epoch + 1
             else:
                 stale += 1
                 if stale >= self.params["patience"]:
-                    log.info("%s: early stop after epoch %d (best %d)", self.type_name, epoch + 1, self.best_epoch)
+                    log.info("%s: early stop after epoch %d (best %s)", self.type_name, epoch + 1,
+                             self.best_epoch if best_state is not None else "none finite")
                     break
+        if best_state is None:
+            last = self.history[-1]
+            raise TrainingError(
+                f"head {self.type_name} (seed {self.seed}): no epoch of {len(self.history)} gave a finite training "
+                f"loss and inner-validation score (last: train_loss={last['train_loss']}, score={last['score']}) "
+                f"on {len(fit_idx)} inner-fit rows at batch_size={batch_size}; check the embeddings for NaN/inf, "
+                "or lower lr.")
         self.module.load_state_dict(best_state)
         self.module.to("cpu").eval()  # pickled on the CPU so a GPU-trained head loads anywhere
         return self

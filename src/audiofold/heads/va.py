@@ -4,6 +4,9 @@ Loss = MSE + lambda_var * variance penalty + lambda_corr * correlation penalty. 
 penalty (per target, relu(std(y) - std(pred))) stops the predictions from collapsing to the
 mean; the correlation penalty (squared Pearson r between each pair of predicted targets) keeps
 the heads from predicting coupled values. CyclicLR triangular2, AdamW, grad clip 1.0.
+
+Both penalties are batch statistics, undefined on a batch of one row (the last batch whenever the
+inner-fit size is 1 mod ``batch_size``); there they are zero and that row trains on MSE alone.
 """
 
 from __future__ import annotations
@@ -20,14 +23,23 @@ from ..tasks import TaskSpec
 from .torch_base import Pooled, TorchHead, mlp
 
 
+# Rows a batch needs before its spread and correlations mean anything. Skipping the terms on a smaller
+# batch (rather than drop_last) keeps every row in training, also when the inner-fit set is smaller
+# than one batch, and leaves a one-row batch its MSE gradient; the unbiased std of one row is NaN.
+MIN_ROWS_FOR_SPREAD = 2
+
+
 def variance_penalty(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over targets of relu(std(y) - std(pred)): zero once predictions are as spread as the targets."""
+    """Mean over targets of relu(std(y) - std(pred)): zero once predictions are as spread as the targets
+    (and on a batch of fewer than two rows, which has no spread)."""
+    if len(pred) < MIN_ROWS_FOR_SPREAD:
+        return pred.new_zeros(())
     return torch.relu(y.std(dim=0) - pred.std(dim=0)).mean()
 
 
 def correlation_penalty(pred: torch.Tensor) -> torch.Tensor:
-    """Mean squared Pearson r between every pair of predicted targets (0 for a single target)."""
-    if pred.shape[1] < 2:
+    """Mean squared Pearson r between every pair of predicted targets (0 for a single target or row)."""
+    if pred.shape[1] < 2 or len(pred) < MIN_ROWS_FOR_SPREAD:
         return pred.new_zeros(())
     centred = pred - pred.mean(dim=0)
     normed = centred / (centred.norm(dim=0) + 1e-8)
