@@ -278,9 +278,9 @@ def test_workflow_runs_with_an_hf_backbone(workdir, models):
     config["heads"] = {"linear": {"type": "linear"}}
     wd = workdir(config)
     snakemake(wd, "--cores", "2")
-    emb = load_npz(wd / "results/embeddings/wavlm/fold0.npz")
+    emb = load_npz(wd / "results/embeddings/wavlm/train0.npz")
     assert emb["X"].shape[1] == 32 and emb["X_layers"].shape[1:] == (2, 32) and np.isfinite(emb["X"]).all()
-    meta = json.loads((wd / "results/embeddings/wavlm/fold0.meta.json").read_text())
+    meta = json.loads((wd / "results/embeddings/wavlm/train0.meta.json").read_text())
     assert meta["backbone"]["checkpoint"]["sha256"] == file_sha256(models["wavlm"] / "model.safetensors")
     assert meta["backbone"]["hf"]["model_type"] == "wavlm"
     metrics = json.loads((wd / "results/metrics.json").read_text())
