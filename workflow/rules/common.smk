@@ -1,4 +1,8 @@
 # Names derived from config alone, so the whole DAG is known before any data is read.
+import functools
+import hashlib
+import os
+
 from audiofold.backbones import declared_sample_rate
 
 R = config["results_dir"]
@@ -37,6 +41,49 @@ CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)
 
 def table_inputs():
     return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
+
+
+def audio_dirs():
+    return sorted({d for d in (DATA["train_audio_dir"], DATA.get("test_audio_dir")) if d})
+
+
+@functools.cache
+def _audio_listing():
+    """(path, path inside its folder, size, mtime_ns) of each regular file in the audio folders (hidden ones left out).
+
+    Listed once per Snakemake invocation. Entries that are not readable files (a symlink loop, a
+    dangling link) are left to prepare/validate, which report them under the bad-audio policy.
+    """
+    out = []
+    for d in audio_dirs():
+        for root, dirs, files in os.walk(d):
+            dirs[:] = sorted(n for n in dirs if not n.startswith("."))
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                if name.startswith(".") or not os.path.isfile(path):
+                    continue
+                st = os.stat(path)
+                out.append((path, os.path.relpath(path, d), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def audio_inputs(wildcards):
+    """The clips prepare and validate read, so an added, removed or newer clip reruns them and what follows.
+
+    With demo data the folders are the demo rule's outputs (they do not exist before it runs).
+    """
+    if config["demo"]["enabled"]:
+        return audio_dirs()
+    return [entry[0] for entry in _audio_listing()]
+
+
+def audio_fingerprint(wildcards):
+    """Hash of every clip's path, size and mtime: also catches a clip replaced by an older file
+    (``cp -p``, ``rsync -t``), which the newer-than-output check misses."""
+    if config["demo"]["enabled"]:
+        return ""
+    listing = "\n".join(f"{rel}\t{size}\t{mtime}" for _, rel, size, mtime in _audio_listing())
+    return hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def embeddings(backbone, shards):

@@ -23,6 +23,7 @@ if config["demo"]["enabled"]:
 rule prepare:
     input:
         tables=table_inputs(),
+        audio=audio_inputs,  # resolves each id to its file: an added or removed clip changes the manifest
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",
@@ -49,6 +50,7 @@ rule validate:
     input:
         manifest=f"{R}/manifest.csv",
         targets=f"{R}/targets.npz",
+        audio=audio_inputs,  # reads every clip: an edited clip reruns validate and everything after it
     output:
         report=f"{R}/validation/report.json",
         manifest=f"{R}/validation/manifest.csv",
@@ -56,6 +58,7 @@ rule validate:
     params:
         data=DATA,
         audio=config["audio"],
+        audio_fingerprint=audio_fingerprint,
     log:
         f"{R}/logs/validate.log",
     benchmark:
