@@ -1,0 +1,185 @@
+"""Bad input, round 2 (issue 13): one test per case, named as in docs/BAD_INPUT.md.
+
+Tables are written as files and read the way the workflow reads them; audio-folder cases go
+through prepare and validate. Snakemake-level cases (edited clips) are in test_bad_input_workflow.py.
+"""
+
+import logging
+import os
+import unicodedata
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from audiofold.errors import DataError
+from audiofold.io import load_npz, read_json
+from audiofold.prepare import prepare
+from audiofold.submit import make_submission, validate_submission, write_submission
+from audiofold.io import save_npz
+from audiofold.tables import read_table
+from audiofold.tasks import TaskSpec, infer_task
+from audiofold.validate import run_validation
+
+
+def clip(path, freq=440.0):
+    t = np.arange(800) / 8000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 8000)
+
+
+def kaggle(tmp_path, train_rows, test_ids, sample_rows=None, *, encoding="utf-8", files=None, policy="error"):
+    """A Kaggle-style folder: train.csv/test.csv/sample_submission.csv written as given, train/ and test/ <id>.wav.
+
+    ``train_rows``: lines after the header ``id,label``; ``files``: {id: filename} overrides."""
+    files = files or {}
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir(exist_ok=True)
+    train_ids = [row.split(",")[0] for row in train_rows]
+    for split, ids in (("train", train_ids), ("test", test_ids)):
+        for i, clip_id in enumerate(ids):
+            name = files.get(clip_id, f"{clip_id.strip()}.wav")
+            if name is not None:
+                clip(tmp_path / split / name, 200 + 30 * i)
+    (tmp_path / "train.csv").write_bytes(("id,label\n" + "\n".join(train_rows) + "\n").encode(encoding))
+    (tmp_path / "test.csv").write_bytes(("id\n" + "\n".join(test_ids) + "\n").encode(encoding))
+    sample_rows = sample_rows if sample_rows is not None else [f"{i},dog" for i in test_ids]
+    (tmp_path / "sample_submission.csv").write_bytes(("id,label\n" + "\n".join(sample_rows) + "\n").encode(encoding))
+    return {
+        "seed": 1,
+        "data": {"train_csv": str(tmp_path / "train.csv"), "test_csv": str(tmp_path / "test.csv"),
+                 "sample_submission": str(tmp_path / "sample_submission.csv"),
+                 "train_audio_dir": str(tmp_path / "train"), "test_audio_dir": str(tmp_path / "test"),
+                 "id_column": None, "label_columns": None, "group_column": None, "fold_column": None,
+                 "path_column": None, "audio_extensions": ["wav", "flac"]},
+        "task": {"kind": "auto"}, "cv": {"n_folds": 2, "n_bins": 4},
+        "audio": {"test_shards": 1, "bad_audio": policy},
+    }
+
+
+def validate_prepared(tmp_path, config):
+    return run_validation(tmp_path / "results/manifest.csv", tmp_path / "results/targets.npz",
+                          policy=config["audio"]["bad_audio"], max_seconds=5,
+                          audio_dirs=[tmp_path / "train", tmp_path / "test"], out_dir=tmp_path / "results/validation")
+
+
+def manifest(tmp_path):
+    return pd.read_csv(tmp_path / "results/manifest.csv", dtype=str, keep_default_na=False)
+
+
+# ---- 2. ids NA, null, None, nan are text --------------------------------------------------------
+def test_ids_that_pandas_calls_missing_stay_ids(tmp_path):
+    train = ["NA,dog", "null,cat", "None,dog", "nan,cat", "-nan,dog", "x1,cat"]
+    config = kaggle(tmp_path, train, ["NULL", "t1"], sample_rows=["t1,dog", "NULL,cat"])
+    prepare(config, tmp_path / "results")
+    assert manifest(tmp_path)["id"].tolist() == ["NA", "null", "None", "nan", "-nan", "x1", "NULL", "t1"]
+    assert load_npz(tmp_path / "results/targets.npz")["ids"].tolist() == ["NA", "null", "None", "nan", "-nan", "x1"]
+    task = TaskSpec.from_dict(read_json(tmp_path / "results/task.json")["task"])
+    save_npz(tmp_path / "blend.npz", ids=np.array(["NULL", "t1"]), P=np.array([[0.9, 0.1], [0.2, 0.8]]))
+    write_submission(tmp_path / "blend.npz", task, config["data"]["sample_submission"], tmp_path / "sub.csv")
+    assert (tmp_path / "sub.csv").read_text().splitlines()[1:] == ["t1,dog", "NULL,cat"]
+
+
+def test_class_names_that_pandas_calls_missing_stay_classes_numbers_still_parse(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,label,rating\na,None,1\nb,NA,NA\nc,dog,2.5\n")
+    df = read_table(path)
+    assert df["label"].tolist() == ["None", "NA", "dog"]
+    assert df["rating"].dtype.kind == "f" and np.isnan(df["rating"][1])
+    spec, _ = infer_task(df[["id", "label"]].assign(), None, None, id_column="id", label_columns=["label"])
+    assert spec.kind == "classification" and spec.classes == ["NA", "None", "dog"]
+
+
+def test_an_empty_id_cell_is_an_error_naming_the_row(tmp_path):
+    config = kaggle(tmp_path, ["a,dog", ",cat", "c,dog", "d,cat"], ["t1"], files={"": None})
+    config["data"]["id_column"] = "id"
+    with pytest.raises(DataError, match=r"train.csv, row 3: the id cell \(column 'id'\) is empty"):
+        prepare(config, tmp_path / "results")
+
+
+# ---- 3. trailing spaces in ids ------------------------------------------------------------------
+def test_ids_with_trailing_spaces_match_and_the_sample_is_written_as_given(tmp_path):
+    config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat"], ["t1 ", " t2"], sample_rows=["t2 ,dog", "t1  ,dog"])
+    prepare(config, tmp_path / "results")
+    test = manifest(tmp_path).query("split == 'test'")
+    assert test["id"].tolist() == ["t1", "t2"] and test["path"].str.endswith(("t1.wav", "t2.wav")).all()
+    task = TaskSpec.from_dict(read_json(tmp_path / "results/task.json")["task"])
+    save_npz(tmp_path / "blend.npz", ids=np.array(["t1", "t2"]), P=np.array([[0.9, 0.1], [0.2, 0.8]]))
+    sub = write_submission(tmp_path / "blend.npz", task, config["data"]["sample_submission"], tmp_path / "sub.csv")
+    written = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    assert written["id"].tolist() == ["t2 ", "t1  "], "the sample's ids exactly as given, in its order"
+    assert written["label"].tolist() == [task.classes[1], task.classes[0]]
+    validate_submission(sub, read_table(tmp_path / "sample_submission.csv").attrs["raw"], task)
+
+
+# ---- 4. Windows-1252 tables ---------------------------------------------------------------------
+def test_windows_1252_table_is_read_as_cp1252_and_logged(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_bytes("id,label\n€uro,“quoted”\ncafé,x\n".encode("cp1252"))
+    with caplog.at_level(logging.INFO, logger="audiofold.tables"):
+        df = read_table(path)
+    assert df["id"].tolist() == ["€uro", "café"] and df["label"].tolist() == ["“quoted”", "x"]
+    assert "read it as cp1252" in caplog.text
+
+
+def test_bytes_cp1252_does_not_define_fall_back_to_latin1(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,label\nx\x81y,a\n")  # 0x81 is undefined in cp1252
+    with caplog.at_level(logging.INFO, logger="audiofold.tables"):
+        assert read_table(path)["id"].tolist() == ["x\x81y"]
+    assert "read it as latin-1" in caplog.text
+
+
+# ---- 5. a class name with a comma ---------------------------------------------------------------
+def test_quoted_class_name_with_a_comma_stays_classification(tmp_path, caplog):
+    rows = ['a,"dog, barking"', "b,cat", 'c,"dog, barking"', "d,cat", 'e,"dog, barking"', "f,rain"]
+    config = kaggle(tmp_path, rows, ["t1", "t2"])
+    with caplog.at_level(logging.WARNING, logger="audiofold.tasks"):
+        prepare(config, tmp_path / "results")
+    task = TaskSpec.from_dict(read_json(tmp_path / "results/task.json")["task"])
+    assert task.kind == "classification" and task.classes == ["cat", "dog, barking", "rain"]
+    assert "'dog, barking'" in caplog.text and "task.kind: multilabel" in caplog.text
+    sub = make_submission(["t1", "t2"], np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1]]), task,
+                          read_table(tmp_path / "sample_submission.csv").attrs["raw"])
+    assert sub["label"].tolist() == ["dog, barking", "cat"]
+
+
+def test_class_names_with_commas_that_are_sample_columns_stay_classification():
+    train = pd.DataFrame({"id": list("abcd"), "label": ["dog,barking", "cat", "dog,barking", "cat"]})
+    sample = pd.DataFrame({"id": ["t"], "cat": [0.5], "dog,barking": [0.5]})
+    spec, _ = infer_task(train, None, sample)
+    assert spec.kind == "classification" and spec.classes == ["cat", "dog,barking"]
+
+
+def test_separators_without_spaces_still_mean_multilabel():
+    train = pd.DataFrame({"id": list("abcd"), "labels": ["dog,rain", "cat", "rain;cat", "dog"]})
+    spec, notes = infer_task(train, None, pd.DataFrame({"id": ["t"], "labels": ["dog"]}))
+    assert spec.kind == "multilabel" and spec.classes == ["cat", "dog", "rain"]
+
+
+# ---- 6. symlink loops in an audio folder ----------------------------------------------------------
+def test_an_unlisted_symlink_loop_is_reported_not_a_crash(tmp_path, caplog):
+    config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat"], ["t1"])
+    os.symlink(tmp_path / "train/loop2.wav", tmp_path / "train/loop1.wav")
+    os.symlink(tmp_path / "train/loop1.wav", tmp_path / "train/loop2.wav")
+    prepare(config, tmp_path / "results")
+    with caplog.at_level(logging.INFO, logger="audiofold.validate"):
+        report = validate_prepared(tmp_path, config)
+    assert report["problems"] == []
+    assert [os.path.basename(p) for p in report["broken_links"]] == ["loop1.wav", "loop2.wav"]
+    assert "lead to no file" in caplog.text
+
+
+@pytest.mark.parametrize("policy", ["error", "skip"])
+def test_a_listed_clip_that_is_a_symlink_loop_gets_the_bad_audio_policy(tmp_path, policy):
+    config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat", "e,dog", "f,cat"], ["t1"], files={"b": None},
+                    policy=policy)
+    os.symlink(tmp_path / "train/b.wav", tmp_path / "train/b.wav")  # links to itself
+    if policy == "error":
+        with pytest.raises(DataError, match=r"row 3.*id 'b'.*b.wav, is a symlink that leads to no file"):
+            prepare(config, tmp_path / "results")
+        return
+    prepare(config, tmp_path / "results")
+    report = validate_prepared(tmp_path, config)
+    assert report["skipped"] == ["b"] and report["problems"][0]["problem"].startswith("broken symlink")
+    assert report["broken_links"] == [], "a listed entry is reported once, under problems"
