@@ -183,3 +183,60 @@ def test_a_listed_clip_that_is_a_symlink_loop_gets_the_bad_audio_policy(tmp_path
     report = validate_prepared(tmp_path, config)
     assert report["skipped"] == ["b"] and report["problems"][0]["problem"].startswith("broken symlink")
     assert report["broken_links"] == [], "a listed entry is reported once, under problems"
+
+
+# ---- acceptable cases, done better ---------------------------------------------------------------
+def test_a_train_table_with_only_a_header_says_it_has_no_rows(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("id,label\n")
+    with pytest.raises(DataError, match=r"train.csv has a header \(id, label\) but no rows"):
+        read_table(path, "training table")
+
+
+def test_label_whitespace_is_stripped_and_case_variants_are_warned(caplog):
+    path_rows = pd.DataFrame({"id": list("abcdef"), "label": [" dog", "dog ", "Dog", "cat", "cat", "CAT"]})
+    with caplog.at_level(logging.WARNING, logger="audiofold.tasks"):
+        spec, _ = infer_task(_as_read(path_rows), None, None)
+    assert spec.classes == ["CAT", "Dog", "cat", "dog"]
+    assert "2 label(s) differ only in case" in caplog.text and "['CAT', 'cat']" in caplog.text
+
+
+def _as_read(df, tmp=None):
+    """``df`` written and read back as the workflow reads tables."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "t.csv")
+        df.to_csv(path, index=False)
+        return read_table(path)
+
+
+def test_a_sample_column_that_is_no_label_is_named(caplog):
+    train = pd.DataFrame({"id": list("abcd"), "rating": [1.0, 2.0, 3.0, 4.0]})
+    sample = pd.DataFrame({"id": ["t"], "rating": [0.0], "Usage": ["Public"]})
+    with pytest.raises(DataError, match=r"sample submission column\(s\) \['Usage'\] are not label columns"):
+        infer_task(train, pd.DataFrame({"id": ["t"]}), sample)
+    cls = pd.DataFrame({"id": list("abcd"), "label": ["cat", "dog", "cat", "dog"]})
+    sample = pd.DataFrame({"id": ["t"], "cat": [0.5], "dog": [0.5], "Usage": ["Public"]})
+    with caplog.at_level(logging.WARNING, logger="audiofold.tasks"):
+        infer_task(cls, pd.DataFrame({"id": ["t"]}), sample)
+    assert "column(s) ['Usage'] never occur as a training label" in caplog.text
+
+
+def test_the_same_clip_in_two_formats_names_the_one_used(tmp_path, caplog):
+    config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat"], ["t1"])
+    clip(tmp_path / "train/b.flac", 900)
+    with caplog.at_level(logging.WARNING, logger="audiofold.prepare"):
+        prepare(config, tmp_path / "results")
+    assert manifest(tmp_path).set_index("id").loc["b", "path"].endswith("b.wav")
+    assert "'b': used b.wav, ignored b.flac" in caplog.text
+
+
+def test_an_nfc_id_finds_an_nfd_file_name(tmp_path):
+    nfc = unicodedata.normalize("NFC", "café")
+    nfd = unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    config = kaggle(tmp_path, [f"{nfc},dog", "b,cat", "c,dog", "d,cat"], ["t1"], files={nfc: f"{nfd}.wav"})
+    prepare(config, tmp_path / "results")
+    row = manifest(tmp_path).iloc[0]
+    assert row["id"] == nfc and row["path"].endswith(f"{nfd}.wav")
