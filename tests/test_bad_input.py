@@ -240,3 +240,22 @@ def test_an_nfc_id_finds_an_nfd_file_name(tmp_path):
     prepare(config, tmp_path / "results")
     row = manifest(tmp_path).iloc[0]
     assert row["id"] == nfc and row["path"].endswith(f"{nfd}.wav")
+
+
+@pytest.mark.parametrize("section,name,params,message", [
+    ("heads", "knn", {"type": "knn", "kk": 3}, r"config.yaml: key heads.knn.kk: unknown option for head type 'knn'"),
+    ("heads", "h", {"type": "forest"}, r"key heads.h.type: unknown head type 'forest'"),
+    ("backbones", "b", {"type": "wav2vec", "sample_rate": 16000}, r"key backbones.b.type: unknown backbone type 'wav2vec'"),
+    ("backbones", "logmel", {"type": "logmel", "n_mel": 64}, r"key backbones.logmel.n_mel: unknown option"),
+])
+def test_unknown_backbone_or_head_types_and_options_fail_at_start_up(section, name, params, message):
+    import yaml
+
+    from audiofold.config import load_schema, validate_config
+    from audiofold.errors import ConfigError
+    from conftest import ROOT
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config[section][name] = params
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))

@@ -89,3 +89,15 @@ def test_an_added_or_removed_clip_reruns_prepare_and_validate(validated, change)
         (validated / "test/te2.wav").unlink()
     plan = planned(validated)
     assert "rule prepare" in plan and "rule validate" in plan
+
+
+def test_an_unknown_backbone_type_is_a_plain_message_at_start_up(tmp_path):
+    wd = kaggle_folder(tmp_path)
+    config = yaml.safe_load((wd / "config.yaml").read_text())
+    config["backbones"]["logmel"]["type"] = "wav2vec"
+    config["heads"]["knn"]["kk"] = 3
+    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(wd, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "backbones.logmel.type: unknown backbone type 'wav2vec'" in out
+    assert "InputFunctionException" not in out

@@ -14,6 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .io import stable_hash
+from .registry import check_config_options
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
 
@@ -69,6 +70,10 @@ def validate_config(config: dict, schema: dict | None = None, source: str = "con
                 hint = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
             raise ConfigError(f"{source}: key {_key_path(err)}: {err.message}.{hint}{more}")
     _check_consistency(config, source)
+    try:
+        check_config_options(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: key {exc}") from None
     return config
 
 
