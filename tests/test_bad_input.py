@@ -259,3 +259,25 @@ def test_unknown_backbone_or_head_types_and_options_fail_at_start_up(section, na
     config[section][name] = params
     with pytest.raises(ConfigError, match=message):
         validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
+
+
+def test_a_config_typo_names_the_file_that_holds_the_key(tmp_path):
+    import yaml
+
+    from audiofold.config import load_schema, validate_config
+    from audiofold.errors import ConfigError
+    from conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "my.yaml").write_text("cv:\n  n_fold: 3\nheads:\n  knn:\n    type: knn\n    kk: 3\n")
+    sources = [tmp_path / "my.yaml", tmp_path / "config.yaml"]
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    config = {**base, "cv": {"n_fold": 3}}
+    with pytest.raises(ConfigError, match=r"my.yaml: key cv: Additional properties .*'n_fold'"):
+        validate_config(config, schema, sources=sources)
+    config = {**base, "heads": {"knn": {"type": "knn", "kk": 3}}}
+    with pytest.raises(ConfigError, match=r"my.yaml: key heads.knn.kk: unknown option"):
+        validate_config(config, schema, sources=sources)
+    with pytest.raises(ConfigError, match=r"config.yaml: key seed"):
+        validate_config({**base, "seed": "x"}, schema, sources=sources)

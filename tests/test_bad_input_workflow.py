@@ -101,3 +101,11 @@ def test_an_unknown_backbone_type_is_a_plain_message_at_start_up(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "backbones.logmel.type: unknown backbone type 'wav2vec'" in out
     assert "InputFunctionException" not in out
+
+
+def test_a_typo_in_the_configfile_is_blamed_on_that_file(tmp_path):
+    wd = kaggle_folder(tmp_path)
+    (wd / "my.yaml").write_text("cv:\n  n_fold: 3\n")
+    proc = snakemake(wd, "-n", "--configfile", str(wd / "my.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "my.yaml: key cv" in out and "n_fold" in out
