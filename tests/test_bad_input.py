@@ -7,6 +7,7 @@ through prepare and validate. Snakemake-level cases (edited clips) are in test_b
 import logging
 import os
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,10 +15,9 @@ import pytest
 import soundfile as sf
 
 from audiofold.errors import DataError
-from audiofold.io import load_npz, read_json
+from audiofold.io import load_npz, read_json, save_npz
 from audiofold.prepare import prepare
 from audiofold.submit import make_submission, validate_submission, write_submission
-from audiofold.io import save_npz
 from audiofold.tables import read_table
 from audiofold.tasks import TaskSpec, infer_task
 from audiofold.validate import run_validation
@@ -201,7 +201,7 @@ def test_label_whitespace_is_stripped_and_case_variants_are_warned(caplog):
     assert "2 label(s) differ only in case" in caplog.text and "['CAT', 'cat']" in caplog.text
 
 
-def _as_read(df, tmp=None):
+def _as_read(df):
     """``df`` written and read back as the workflow reads tables."""
     import tempfile
 
@@ -281,3 +281,37 @@ def test_a_config_typo_names_the_file_that_holds_the_key(tmp_path):
         validate_config(config, schema, sources=sources)
     with pytest.raises(ConfigError, match=r"config.yaml: key seed"):
         validate_config({**base, "seed": "x"}, schema, sources=sources)
+
+
+@pytest.mark.parametrize("how", ["read_only", "file_in_the_way"])
+def test_an_unwritable_results_folder_is_caught_by_check_and_doctor(tmp_path, monkeypatch, capsys, how):
+    import tempfile
+
+    import yaml
+
+    from audiofold.cli import main as cli
+    from audiofold.doctor import run_checks
+    from conftest import ROOT
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["results_dir"] = str(tmp_path / "results")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    assert cli(["check", "c.yaml"]) == 0
+    if how == "file_in_the_way":
+        (tmp_path / "results").write_text("")
+    else:
+        (tmp_path / "results").mkdir()
+        real = tempfile.TemporaryFile
+
+        def read_only_mount(*args, dir=None, **kwargs):  # root passes chmod bits; a read-only mount refuses all
+            if dir is not None and Path(dir) == tmp_path / "results":
+                raise OSError(30, "Read-only file system")
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", read_only_mount)
+    assert cli(["check", "c.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert ("Read-only file system" if how == "read_only" else "is not a folder") in err
+    results = {c.name: c for c in run_checks(tmp_path / "c.yaml")}["results"]
+    assert results.ok is False and "results" in results.detail
