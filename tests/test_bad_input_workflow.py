@@ -84,7 +84,7 @@ def test_a_clip_replaced_by_an_older_file_reruns_validate(validated):
 @pytest.mark.parametrize("change", ["added", "removed"])
 def test_an_added_or_removed_clip_reruns_prepare_and_validate(validated, change):
     if change == "added":
-        sf.write(validated / "train/extra.wav", tone(440), 8000)
+        sf.write(validated / "train/extra {take}.wav", tone(440), 8000)  # braces: not a Snakemake wildcard
     else:
         (validated / "test/te2.wav").unlink()
     plan = planned(validated)

@@ -35,6 +35,7 @@ rule prepare:
         cv=config["cv"],
         audio=config["audio"],
         seed=config["seed"],
+        audio_fingerprint=audio_fingerprint,
     log:
         f"{R}/logs/prepare.log",
     benchmark:
