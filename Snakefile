@@ -8,7 +8,9 @@ from audiofold.config import load_schema, validate_config
 configfile: "config.yaml"
 
 
-validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+# Errors name the file that holds the bad key: a --configfile wins over config.yaml, the last one first.
+validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+                sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"])
 
 
 report: "workflow/report/workflow.rst"

@@ -38,10 +38,21 @@ def test_regression_metrics_known_values():
     assert set(scores) == {"rmse", "mae", "pearson"}
 
 
-def test_pearson_is_zero_not_nan_for_constant_predictions():
+def test_pearson_is_zero_for_constant_predictions_and_undefined_for_constant_targets(caplog):
     y = np.array([[1.0], [2.0], [3.0]])
-    assert metrics.pearson(y, np.full((3, 1), 2.0), REG) == 0.0
-    assert metrics.pearson(np.full((3, 1), 2.0), y, REG) == 0.0
+    assert metrics.pearson(y, np.full((3, 1), 2.0), REG) == 0.0  # the baseline: no correlation
+    metrics._warned_constant_targets = False
+    with caplog.at_level("WARNING", logger="audiofold.metrics"):
+        assert np.isnan(metrics.pearson(np.full((3, 1), 2.0), y, REG))
+    assert "targets are constant" in caplog.text and "undefined" in caplog.text
+
+
+def test_an_undefined_score_is_null_in_json(tmp_path):
+    from audiofold.io import read_json, write_json
+
+    write_json(tmp_path / "m.json", {"pearson": float("nan"), "per": [np.float64("nan"), 0.5], "rmse": 1.0})
+    assert "NaN" not in (tmp_path / "m.json").read_text()
+    assert read_json(tmp_path / "m.json") == {"pearson": None, "per": [None, 0.5], "rmse": 1.0}
 
 
 def test_multitarget_scores_have_per_target_keys_and_mean_overall():
@@ -51,8 +62,8 @@ def test_multitarget_scores_have_per_target_keys_and_mean_overall():
     assert scores["rmse/valence"] == 0.0 and scores["rmse/arousal"] == pytest.approx(1.0)
     assert scores["rmse"] == pytest.approx(0.5)
     assert scores["mae/arousal"] == pytest.approx(1.0)
-    assert scores["pearson/valence"] == pytest.approx(1.0) and scores["pearson/arousal"] == 0.0
-    assert scores["pearson"] == pytest.approx(0.5)
+    assert scores["pearson/valence"] == pytest.approx(1.0) and np.isnan(scores["pearson/arousal"])  # constant truth
+    assert scores["pearson"] == pytest.approx(1.0), "the mean over the targets where r is defined"
 
 
 def test_shape_mismatch_is_a_data_error():

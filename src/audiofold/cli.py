@@ -18,6 +18,12 @@ def _check(args: argparse.Namespace) -> int:
         sys.stdout.write(schema_reference())
         return 0
     config = load_config(args.config)
+    from .doctor import check_results_writable
+
+    results = check_results_writable(config)
+    if not results.ok:
+        print(f"{args.config}: {results.detail}", file=sys.stderr)
+        return 1
     print(f"{args.config}: valid. Backbones: {', '.join(config['backbones'])}; heads: {', '.join(config['heads'])}; "
           f"{config['cv']['n_folds']} folds.")
     if args.show:

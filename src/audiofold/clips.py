@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .prepare import _check_unique, check_same_ids, resolve_audio_path
-from .tables import raw_column, read_table
+from .prepare import AudioFolder, _check_unique, check_same_ids
+from .tables import id_column_values, raw_column, read_table
 from .tasks import infer_id_column
 
 # shard_clips "auto": about 8 chunks so small data still runs in parallel, at least 32 clips per job
@@ -71,13 +71,14 @@ def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = F
         id_col, _ = infer_id_column(train, test)
     elif id_col not in train.columns:
         raise DataError(f"data.id_column {id_col!r} is not a column of the training table {list(train.columns)}.")
-    train_ids = raw_column(train, id_col)
+    train_ids = id_column_values(train, id_col, data["train_csv"])
     _check_unique(train_ids, data["train_csv"])
     test_table, test_where = (test, data["test_csv"]) if test is not None else (sample, data["sample_submission"])
-    test_ids = raw_column(test_table, id_col if id_col in test_table.columns else test_table.columns[0])
+    test_ids = id_column_values(test_table, id_col if id_col in test_table.columns else test_table.columns[0], test_where)
     _check_unique(test_ids, test_where)
     if test is not None and sample is not None:
-        sample_ids = raw_column(sample, id_col if id_col in sample.columns else sample.columns[0])
+        sample_ids = id_column_values(sample, id_col if id_col in sample.columns else sample.columns[0],
+                                      data["sample_submission"])
         check_same_ids(test_ids, sample_ids, data["test_csv"], data["sample_submission"])
 
     ext = data.get("audio_extensions", ["wav", "flac", "ogg", "mp3", "m4a"])
@@ -87,13 +88,17 @@ def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = F
             "test": raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids}
     wheres = {"train": data["train_csv"], "test": test_where}
     per_clip = resolve_shard_clips(shard_clips, len(train_ids) + len(test_ids))
+    folders = {"train": AudioFolder(dirs["train"], ext)}
+    folders["test"] = folders["train"] if dirs["test"] == dirs["train"] else AudioFolder(dirs["test"], ext)
     parts = []
     for split, ids in (("train", train_ids), ("test", test_ids)):
-        paths = [resolve_audio_path(dirs[split], rel, ext, f"{wheres[split]}, row {i + 2}", missing_ok)
+        paths = [folders[split].resolve(rel, f"{wheres[split]}, row {i + 2}", missing_ok)
                  for i, rel in enumerate(rels[split])]
         chunk = assign_chunks(split, ids, per_clip)
         parts.append(pd.DataFrame({"id": ids, "split": split, "path": ["" if p is None else str(p) for p in paths],
                                    "chunk": [f"{split}{c}" for c in chunk]}))
+    for folder in {id(f): f for f in folders.values()}.values():
+        folder.warn_several()
     return pd.concat(parts, ignore_index=True)
 
 

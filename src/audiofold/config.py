@@ -14,6 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .io import stable_hash
+from .registry import check_config_options
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
 
@@ -53,8 +54,14 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def validate_config(config: dict, schema: dict | None = None, source: str = "config.yaml") -> dict:
-    """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem."""
+def validate_config(config: dict, schema: dict | None = None, source: str = "config.yaml",
+                    sources: list[str | Path] | None = None) -> dict:
+    """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem.
+
+    ``sources``: the YAML files merged into ``config``, the one that wins first (Snakemake's
+    ``--configfile`` files before the Snakefile's ``config.yaml``); an error then names the file
+    that holds the offending key instead of ``source``.
+    """
     schema = schema if schema is not None else load_schema()
     validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
     # Two passes: defaults added by the first (e.g. a nested {}) get their own defaults in the second.
@@ -63,13 +70,36 @@ def validate_config(config: dict, schema: dict | None = None, source: str = "con
         if errors:
             err = errors[0]
             more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
-            hint = ""
+            hint, keys = "", [str(p) for p in err.absolute_path]
             if err.validator == "additionalProperties":
                 allowed = sorted(err.schema.get("properties", {}))
                 hint = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
-            raise ConfigError(f"{source}: key {_key_path(err)}: {err.message}.{hint}{more}")
+                keys += [str(k) for k in err.instance if k not in err.schema.get("properties", {})][:1]
+            where = _file_with_key(keys, sources) or source
+            raise ConfigError(f"{where}: key {_key_path(err)}: {err.message}.{hint}{more}")
     _check_consistency(config, source)
+    try:
+        check_config_options(config)
+    except ConfigError as exc:
+        key = str(exc).split(":", 1)[0]  # "heads.knn.kk: unknown option ..."
+        raise ConfigError(f"{_file_with_key(key.split('.'), sources) or source}: key {exc}") from None
     return config
+
+
+def _file_with_key(keys: list[str], sources: list[str | Path] | None) -> str | None:
+    """The first of ``sources`` whose YAML holds the key path ``keys`` (else None)."""
+    for path in sources or []:
+        try:
+            node = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            return str(path)
+    return None
 
 
 def _check_consistency(config: dict, source: str) -> None:

@@ -56,7 +56,18 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """NaN and infinities as None: JSON has no NaN (json.dumps would write a token other readers refuse)."""
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:

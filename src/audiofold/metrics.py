@@ -7,6 +7,7 @@ probabilities, multilabel scores (n, C) 0/1 targets against (n, C) scores.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import numpy as np
@@ -15,6 +16,9 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, l
 
 from .errors import DataError
 from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+_warned_constant_targets = False
 
 MetricFn = Callable[[np.ndarray, np.ndarray, TaskSpec], float]
 
@@ -61,10 +65,18 @@ def mae_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
 def pearson_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
     y, P = _as_2d(y), _as_2d(P)
     _check_same_shape(y, P)
+    global _warned_constant_targets
     out = np.zeros(y.shape[1])
     for t in range(y.shape[1]):
-        # A constant column has no correlation; 0.0 keeps the score usable instead of NaN.
-        if len(y) < 2 or np.ptp(y[:, t]) == 0 or np.ptp(P[:, t]) == 0:
+        if len(y) < 2 or np.ptp(y[:, t]) == 0:
+            # Constant targets: r is undefined whatever the model does (NaN, written as null in JSON).
+            out[t] = np.nan
+            if not _warned_constant_targets:
+                log.warning("the targets are constant (%d row(s)): Pearson r is undefined and reported as NaN/null. "
+                            "Check the label column.", len(y))
+                _warned_constant_targets = True
+            continue
+        if np.ptp(P[:, t]) == 0:  # a constant prediction (the baseline) carries no correlation
             continue
         r = pearsonr(y[:, t], P[:, t]).statistic
         out[t] = float(r) if np.isfinite(r) else 0.0
@@ -80,7 +92,9 @@ def mae(y, P, task=None) -> float:
 
 
 def pearson(y, P, task=None) -> float:
-    return float(np.mean(pearson_per_target(y, P)))
+    """Mean r over the targets where it is defined; NaN when it is defined for none."""
+    values = pearson_per_target(y, P)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 # ---- classification -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import DataError
 from .io import load_npz, write_csv
-from .tables import read_table
+from .tables import id_column_values, read_table
 from .tasks import TaskSpec, _class_key
 
 # Value tolerance when checking that ratings lie on the scale grid (CSV round trips lose bits).
@@ -162,7 +162,8 @@ def make_submission(
         ids_out, order = test_ids, np.arange(len(test_ids))
         columns = _default_value_columns(task)
     else:
-        sample_ids = sample[id_col].astype(str).tolist()
+        # matched the way prepare reads ids (spaces dropped, NFC); written exactly as the sample has them
+        sample_ids = id_column_values(sample, id_col, "sample submission")
         if len(set(sample_ids)) != len(sample_ids):
             raise DataError(f"sample submission: column {id_col!r} has duplicated ids; check data.sample_submission.")
         if sorted(sample_ids) != sorted(test_ids):
@@ -192,7 +193,7 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: Ta
                 f"submission columns {list(sub.columns)[:MAX_LISTED]} differ from the sample submission's "
                 f"{list(sample.columns)[:MAX_LISTED]} (names and order must match)."
             )
-        expected = sample[id_col].astype(str).tolist()
+        expected = sample[id_col].astype(str).tolist()  # make_submission writes the sample's ids as given
         if sorted(ids) != sorted(expected):
             differences = _id_differences(ids.tolist(), expected)
             raise DataError(f"submission ids differ from the sample submission: {differences}.")

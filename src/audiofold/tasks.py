@@ -10,6 +10,7 @@ Kinds and their target/prediction arrays (n = rows):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from typing import Any
@@ -18,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("regression", "multitarget", "classification", "multilabel")
 REGRESSION_KINDS = ("regression", "multitarget")
@@ -193,14 +196,15 @@ _STEPS = (0.5, 1.0, 0.25, 0.1)
 def infer_id_column(df: pd.DataFrame, test_df: pd.DataFrame | None = None) -> tuple[str, str]:
     """(column, reason). Prefers an id-like name with unique values that the test table shares."""
     shared = [c for c in df.columns if test_df is None or c in test_df.columns]
+    text = _raw(df)  # ids "NA" and "null" are distinct text, not two missing values
     for c in shared:
-        if _ID_NAME.match(str(c)) and df[c].is_unique:
+        if _ID_NAME.match(str(c)) and text[c].is_unique:
             return c, f"name looks like an id and its {len(df)} values are unique"
     for c in shared:
         if _ID_NAME.match(str(c)):
             return c, "name looks like an id (its values repeat: see the duplicate-id check)"
     for c in shared:
-        if df[c].is_unique and not pd.api.types.is_float_dtype(df[c]):
+        if text[c].is_unique and not pd.api.types.is_float_dtype(df[c]):
             return c, "first column with unique values"
     raise DataError(
         f"cannot infer the id column from {list(df.columns)}: no column has unique values. Set data.id_column."
@@ -243,6 +247,51 @@ def _looks_multilabel(series: pd.Series) -> str | None:
     return None
 
 
+def _tight_separator(series: pd.Series) -> str | None:
+    """The separator if several rows hold it with no space around (``a,b``), else None.
+
+    ``dog, barking`` (a space after the comma) reads like one class name with a comma in it.
+    """
+    text = series.dropna().astype(str)
+    for sep in (",", ";", "|"):
+        if text.str.contains(rf"\S{re.escape(sep)}\S", regex=True).mean() > 0.05:
+            return sep
+    return None
+
+
+def _text_kind(series: pd.Series, sample_extra: list[str]) -> tuple[str, str]:
+    """Classification or multilabel for one text label column.
+
+    Multilabel only when the sample submission says so (its columns are the label names and rows
+    hold several of them) or when a separator without spaces does; mixed evidence is warned about.
+    """
+    values = {str(v).strip() for v in series.dropna()}
+    columns = set(sample_extra)
+    probe = TaskSpec("multilabel", "_", ["_"], classes=["_"], label_sep=",")
+    tokens = {t for v in values for t in probe.split_labels(v)}
+    if len(sample_extra) > 1:
+        if values <= columns:
+            return "classification", "text labels, each one a column of the sample submission"
+        if tokens <= columns:
+            return "multilabel", "text labels, several per row, each one a column of the sample submission"
+    loose = _looks_multilabel(series)
+    tight = _tight_separator(series)
+    if tight:
+        if len(sample_extra) > 1 and not tokens <= columns:
+            log.warning("labels are separated by %r like label lists, but some names are not sample submission "
+                        "columns (e.g. %s); reading them as multilabel. Set task.kind if this is wrong.",
+                        tight, sorted(tokens - columns)[:5])
+        return "multilabel", f"text labels, several per row separated by {tight!r}"
+    if loose:
+        examples = sorted(v for v in values if loose in v)[:3]
+        log.warning("labels such as %s contain %r followed by a space: read as class names (one label per row). "
+                    "If they are lists of labels, set task.kind: multilabel and task.label_sep: %r.",
+                    examples, loose, loose)
+    if len(sample_extra) > 1:
+        return "classification", "text labels, one per row; sample submission has a column per class"
+    return "classification", "text labels, one per row"
+
+
 def infer_task(
     df: pd.DataFrame,
     test_df: pd.DataFrame | None = None,
@@ -279,11 +328,18 @@ def infer_task(
         classes, why = _infer_classes(df, label_columns, kind, label_sep, sample_extra)
         notes.append(f"{len(classes)} classes ({why})")
     if kind == "multilabel" and len(label_columns) == 1 and label_sep is None:
-        label_sep = _looks_multilabel(df[label_columns[0]]) or ","
+        label_sep = _tight_separator(df[label_columns[0]]) or _looks_multilabel(df[label_columns[0]]) or ","
         notes.append(f"multilabel separator: {label_sep!r}")
     if kind == "multilabel" and len(label_columns) > 1:
         label_sep = None
         classes = list(label_columns)
+    if kind in REGRESSION_KINDS:
+        unexpected = [c for c in sample_extra if c not in label_columns]
+        if unexpected and not (len(sample_extra) == 1 and len(label_columns) == 1):  # one target, renamed: fine
+            raise DataError(
+                f"sample submission column(s) {unexpected[:10]} are not label columns {list(label_columns)}: the "
+                "submission cannot fill them. Remove them from the sample submission, or set data.label_columns."
+            )
     if kind in REGRESSION_KINDS and scale is None:
         values = df[label_columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
@@ -308,12 +364,7 @@ def _infer_kind(df: pd.DataFrame, label_columns: list[str], sample_extra: list[s
     col = label_columns[0]
     series = cols[col]
     if not numeric:
-        sep = _looks_multilabel(series)
-        if sep:
-            return "multilabel", f"text labels, several per row separated by {sep!r}"
-        if sample_extra and len(sample_extra) > 1:
-            return "classification", "text labels, one per row; sample submission has a column per class"
-        return "classification", "text labels, one per row"
+        return _text_kind(series, sample_extra)
     values = series.dropna().to_numpy(dtype=float)
     integer = np.allclose(values, np.round(values))
     n_unique = len(np.unique(values))
@@ -325,14 +376,32 @@ def _infer_kind(df: pd.DataFrame, label_columns: list[str], sample_extra: list[s
 
 
 def _infer_classes(df, label_columns, kind, label_sep, sample_extra) -> tuple[list[str], str]:
-    if len(sample_extra) > 1:
-        return [str(c) for c in sample_extra], "the sample submission's columns"
-    if kind == "multilabel":
+    if kind == "multilabel" and len(label_columns) == 1:
         probe = TaskSpec("multilabel", "_", label_columns, classes=["_"], label_sep=label_sep)
-        tokens = sorted({t for v in df[label_columns[0]].tolist() for t in probe.split_labels(v)})
-        return tokens, "the labels seen in training"
-    values = sorted({_class_key(v) for v in df[label_columns[0]].dropna().tolist()}, key=_natural_key)
-    return values, "the labels seen in training"
+        seen = {t for v in df[label_columns[0]].tolist() for t in probe.split_labels(v)}
+    else:
+        seen = {_class_key(v) for v in df[label_columns[0]].dropna().tolist()}
+    _warn_case_variants(seen)
+    if len(sample_extra) > 1:
+        classes = [str(c) for c in sample_extra]
+        never = [c for c in classes if c not in seen]
+        if never and len(label_columns) == 1:
+            log.warning("sample submission column(s) %s never occur as a training label; they are treated as "
+                        "classes and get predictions. If a column is not a class (e.g. Usage), remove it from "
+                        "the sample submission or set task.classes.", never[:10])
+        return classes, "the sample submission's columns"
+    return sorted(seen, key=_natural_key), "the labels seen in training"
+
+
+def _warn_case_variants(labels: set[str]) -> None:
+    """Labels that differ only in case ('Dog', 'dog') are kept apart, but are usually a typo."""
+    by_key: dict[str, list[str]] = {}
+    for label in labels:
+        by_key.setdefault(label.casefold(), []).append(label)
+    variants = [sorted(v) for v in by_key.values() if len(v) > 1]
+    if variants:
+        log.warning("%d label(s) differ only in case and are kept as separate classes: %s. If they are one class, "
+                    "fix the training table.", len(variants), sorted(variants)[:10])
 
 
 def _natural_key(s: str):

@@ -29,12 +29,15 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("error", "skip", "zeros")
 MAX_LISTED = 20
+BROKEN_LINK = "a symlink that leads to no file (dangling, or a loop)"
 
 
 def inspect_clip(path: str, max_seconds: float | None) -> tuple[str | None, list[str], dict]:
     """(problem or None, warnings, header info) of one clip; reads at most ``max_seconds`` of audio."""
     if not path or not isinstance(path, str):
         return "missing file: no audio file for this id", [], {}
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"broken symlink: {BROKEN_LINK}", [], {}
     info: dict = {}
     try:
         header = sf.info(path)
@@ -56,18 +59,32 @@ def inspect_clip(path: str, max_seconds: float | None) -> tuple[str | None, list
     return None, warnings, info
 
 
-def unlisted_files(audio_dirs: list[str | Path], listed: set[Path]) -> list[str]:
-    """Files under the audio folders that no table row names (reported, not an error)."""
+def unlisted_files(audio_dirs: list[str | Path], listed: set[Path]) -> tuple[list[str], list[str]]:
+    """(files under the audio folders that no table row names, broken symlinks there): reported, not errors.
+
+    A symlink that leads nowhere (dangling, or a loop) cannot be compared with the table's files;
+    when a table row names it, the row itself gets the bad-audio policy (``inspect_clip``).
+    """
     out: set[str] = set()
+    broken: set[str] = set()
+    listed_names = {os.path.abspath(p) for p in listed}
     for d in {Path(d).resolve() for d in audio_dirs}:
         if not d.is_dir():
             continue
         for root, _, files in os.walk(d):
             for name in files:
                 p = Path(root) / name
-                if not name.startswith(".") and p.resolve() not in listed:
+                if name.startswith("."):
+                    continue
+                try:
+                    resolved = p.resolve(strict=True)
+                except (OSError, RuntimeError):  # RuntimeError: symlink loop (Python < 3.13)
+                    if os.path.abspath(p) not in listed_names:
+                        broken.add(str(p))
+                    continue
+                if resolved not in listed:
                     out.add(str(p))
-    return sorted(out)
+    return sorted(out), sorted(broken)
 
 
 def validate(
@@ -117,8 +134,8 @@ def validate(
     kept_targets = None if targets is None else drop_skipped(targets, skipped)
 
     silent = [c["id"] for c in clips if c.get("warnings")]
-    listed_paths = {Path(p).resolve() for p in paths if p}
-    extra = unlisted_files(audio_dirs, listed_paths)
+    listed_paths = {_resolved(p) for p in paths if p}
+    extra, broken = unlisted_files(audio_dirs, listed_paths)
     report = {
         "policy": policy,
         "n_clips": len(clips),
@@ -128,6 +145,7 @@ def validate(
         "zero_filled": [p["id"] for p in problems if p["action"] == "zeros"],
         "all_silent": silent,
         "unlisted_files": extra,
+        "broken_links": broken,
         "sample_rates": _counts(c.get("sample_rate") for c in clips),
         "channels": _counts(c.get("channels") for c in clips),
         "subtypes": _counts(c.get("subtype") for c in clips),
@@ -160,7 +178,18 @@ def summary_lines(report: dict) -> list[str]:
     if report["unlisted_files"]:
         lines.append(f"NOTE: {len(report['unlisted_files'])} file(s) in the audio folders that no table row names "
                      f"(not used): {report['unlisted_files'][:MAX_LISTED]}")
+    if report.get("broken_links"):
+        lines.append(f"NOTE: {len(report['broken_links'])} symlink(s) in the audio folders lead to no file "
+                     f"(dangling or a loop; no table row names them, not used): {report['broken_links'][:MAX_LISTED]}")
     return lines
+
+
+def _resolved(path: str) -> Path:
+    """The path with symlinks resolved, or as an absolute path when they cannot be (a loop)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir) -> dict:

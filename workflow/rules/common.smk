@@ -1,6 +1,9 @@
 # Names derived from config, and (after the validate checkpoint) from the clip table: the chunks.
 import functools
+import hashlib
 import os
+
+from snakemake.io import contains_wildcard
 
 from audiofold.backbones import declared_sample_rate
 from audiofold.clips import chunk_names, read_clips
@@ -41,6 +44,51 @@ def table_inputs():
     return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
 
 
+def audio_dirs():
+    return sorted({d for d in (DATA["train_audio_dir"], DATA.get("test_audio_dir")) if d})
+
+
+@functools.cache
+def _audio_listing():
+    """(path, path inside its folder, size, mtime_ns) of each regular file in the audio folders (hidden ones left out).
+
+    Listed once per Snakemake invocation. Entries that are not readable files (a symlink loop, a
+    dangling link) are left to prepare/validate, which report them under the bad-audio policy.
+    """
+    out = []
+    for d in audio_dirs():
+        for root, dirs, files in os.walk(d):
+            dirs[:] = sorted(n for n in dirs if not n.startswith("."))
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                if name.startswith(".") or not os.path.isfile(path):
+                    continue
+                st = os.stat(path)
+                out.append((path, os.path.relpath(path, d), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def audio_inputs(wildcards):
+    """The clips prepare and validate read, so an added, removed or newer clip reruns them and what follows.
+
+    With demo data the folders are the demo rule's outputs (they do not exist before it runs).
+    """
+    if config["demo"]["enabled"]:
+        return audio_dirs()
+    # Snakemake reads "{x}" in any input path as a wildcard and has no escape: such names are left
+    # out here and tracked by audio_fingerprint alone.
+    return [entry[0] for entry in _audio_listing() if not contains_wildcard(entry[0])]
+
+
+def audio_fingerprint(wildcards):
+    """Hash of every clip's path, size and mtime: also catches a clip replaced by an older file
+    (``cp -p``, ``rsync -t``), which the newer-than-output check misses."""
+    if config["demo"]["enabled"]:
+        return ""
+    listing = "\n".join(f"{rel}\t{size}\t{mtime}" for _, rel, size, mtime in _audio_listing())
+    return hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 @functools.lru_cache(maxsize=4)
 def _clip_table(path, mtime_ns):
     return read_clips(path)
@@ -67,6 +115,21 @@ def chunk_rows(shard):
 def chunk_audio(wc):
     """The audio files one embed job reads: an edited file reruns only its chunk."""
     return [path for _, path, action in chunk_rows(wc.shard) if action == "decode"]
+
+
+def chunk_fingerprint(wc):
+    """Size and mtime of each of the chunk's files: a clip replaced by an older file (``cp -p``) reruns
+    its chunk too (the newer-than-output check alone misses it; the cache rehashes it)."""
+    stats = [(path, *_stat(path)) for path in chunk_audio(wc)]
+    return hashlib.sha256(repr(stats).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _stat(path):
+    try:
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None, None
 
 
 def embeddings(backbone, split):

@@ -25,6 +25,7 @@ if config["demo"]["enabled"]:
 checkpoint validate:
     input:
         tables=table_inputs(),
+        audio=audio_inputs,  # an added, removed or edited clip reruns the clip list and what follows
     output:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
@@ -34,6 +35,7 @@ checkpoint validate:
         bad_audio=config["audio"]["bad_audio"],
         max_seconds=config["audio"]["max_seconds"],
         shard_clips=config["audio"]["shard_clips"],
+        audio_fingerprint=audio_fingerprint,
     log:
         f"{R}/logs/validate.log",
     benchmark:

@@ -8,6 +8,7 @@ rule embed:
     params:
         backbone=lambda wc: config["backbones"][wc.backbone],
         clips=lambda wc: chunk_rows(wc.shard),
+        fingerprint=chunk_fingerprint,
         max_seconds=config["audio"]["max_seconds"],
     log:
         f"{R}/logs/embed/{{backbone}}/{{shard}}.log",

@@ -1,0 +1,111 @@
+"""Bad input seen through Snakemake on a small Kaggle-style folder (see docs/BAD_INPUT.md).
+
+Only prepare and validate run (a few seconds), then dry runs say what an edit would rerun.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from conftest import ROOT, snakemake
+
+REPORT = "results/validation/report.json"
+
+
+def tone(freq, seconds=0.5, sr=8000):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def kaggle_folder(tmp_path, n_train=8, n_test=3):
+    """train.csv (id,label), test.csv, sample_submission.csv, train/ and test/ holding <id>.wav; config.yaml."""
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+    train_ids = [f"tr{i}" for i in range(n_train)]
+    test_ids = [f"te{i}" for i in range(n_test)]
+    for i, clip in enumerate(train_ids):
+        sf.write(tmp_path / "train" / f"{clip}.wav", tone(200 + 50 * i), 8000)
+    for i, clip in enumerate(test_ids):
+        sf.write(tmp_path / "test" / f"{clip}.wav", tone(300 + 50 * i), 8000)
+    pd.DataFrame({"id": train_ids, "label": ["dog", "cat"] * (n_train // 2)}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"id": test_ids}).to_csv(tmp_path / "test.csv", index=False)
+    pd.DataFrame({"id": test_ids, "label": "dog"}).to_csv(tmp_path / "sample_submission.csv", index=False)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["demo"]["enabled"] = False
+    config["cv"]["n_folds"] = 2
+    config["data"].update(train_csv="train.csv", test_csv="test.csv", sample_submission="sample_submission.csv",
+                          train_audio_dir="train", test_audio_dir="test")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path
+
+
+def planned(wd) -> str:
+    """What a dry run of the validation target would run ('' when nothing)."""
+    out = snakemake(wd, "-n", REPORT).stdout
+    return "" if "Nothing to be done" in out else out
+
+
+@pytest.fixture(scope="module")
+def validated_once(tmp_path_factory):
+    wd = kaggle_folder(tmp_path_factory.mktemp("kaggle"))
+    snakemake(wd, "--cores", "1", REPORT)
+    assert planned(wd) == "", "a second run right after the first has nothing to do"
+    return wd
+
+
+@pytest.fixture
+def validated(validated_once, tmp_path):
+    """A copy of the validated folder (mtimes and Snakemake's records kept) for one edit."""
+    wd = tmp_path / "copy"
+    shutil.copytree(validated_once, wd, symlinks=True)
+    return wd
+
+
+def test_an_overwritten_clip_reruns_validate(validated):
+    clip = validated / "test/te1.wav"
+    sf.write(clip, tone(1234, seconds=0.7), 8000)  # other audio, written after the run
+    plan = planned(validated)
+    assert "rule validate" in plan and "te1.wav" in plan
+
+
+def test_a_clip_replaced_by_an_older_file_reruns_validate(validated):
+    """cp -p / rsync -t keep the source's old mtime, so 'newer than the output' misses it."""
+    clip = validated / "train/tr3.wav"
+    sf.write(clip, tone(999, seconds=0.6), 8000)
+    os.utime(clip, ns=(10**18, 10**18))  # 2001: older than every output
+    assert "rule validate" in planned(validated)
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+def test_an_added_or_removed_clip_reruns_prepare_and_validate(validated, change):
+    if change == "added":
+        sf.write(validated / "train/extra {take}.wav", tone(440), 8000)  # braces: not a Snakemake wildcard
+    else:
+        (validated / "test/te2.wav").unlink()
+    plan = planned(validated)
+    assert "rule prepare" in plan and "rule validate" in plan
+
+
+def test_an_unknown_backbone_type_is_a_plain_message_at_start_up(tmp_path):
+    wd = kaggle_folder(tmp_path)
+    config = yaml.safe_load((wd / "config.yaml").read_text())
+    config["backbones"]["logmel"]["type"] = "wav2vec"
+    config["heads"]["knn"]["kk"] = 3
+    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(wd, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "backbones.logmel.type: unknown backbone type 'wav2vec'" in out
+    assert "InputFunctionException" not in out
+
+
+def test_a_typo_in_the_configfile_is_blamed_on_that_file(tmp_path):
+    wd = kaggle_folder(tmp_path)
+    (wd / "my.yaml").write_text("cv:\n  n_fold: 3\n")
+    proc = snakemake(wd, "-n", "--configfile", str(wd / "my.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "my.yaml: key cv" in out and "n_fold" in out
