@@ -5,6 +5,7 @@ import pytest
 
 from audiofold import metrics
 from audiofold.errors import DataError
+from audiofold.heads import LinearHead
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.oof import collect
 from audiofold.tasks import TaskSpec
@@ -55,6 +56,26 @@ def test_train_then_collect_gives_full_oof_and_fold_averaged_test(tmp_path):
     folds_test = np.mean([load_npz(p)["test__main"] for p in pred_paths], axis=0)
     np.testing.assert_allclose(test["P__main"], folds_test, rtol=1e-6)
     assert metrics.METRICS["accuracy"](np.arange(12) % 3, test["P__main"], TASK) > 0.8
+
+
+def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path, monkeypatch):
+    shards, tests, folds, y = write_shards(tmp_path)
+    targets = load_npz(tmp_path / "targets.npz")
+    groups = np.array([f"speaker{i // 3}" for i in range(len(y))])
+    save_npz(tmp_path / "targets.npz", **targets, group=groups)
+    seen = {}
+    fit = LinearHead.fit
+
+    def spy(self, X, y, groups=None):
+        seen["groups"] = groups
+        return fit(self, X, y, groups=groups)
+
+    monkeypatch.setattr(LinearHead, "fit", spy)
+    info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
+                      fold=1, head_params={"type": "linear"}, seed=0, model_out=tmp_path / "m.joblib",
+                      preds_out=tmp_path / "p.npz")
+    np.testing.assert_array_equal(seen["groups"], groups[folds != 1])
+    assert info["head"]["chosen_C"] > 0  # C: auto searched, and the choice is in the preds' metadata
 
 
 def test_missing_embedding_names_the_ids(tmp_path):

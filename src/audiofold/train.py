@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -68,6 +69,14 @@ def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None
                                 "check the embeddings for NaN/inf, or lower the head's lr.")
 
 
+def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None):
+    """``head.fit``, passing the rows' groups to heads whose fit takes them (an inner CV that must
+    keep a speaker's or a recording's clips on one side, as the outer folds do)."""
+    if groups is not None and "groups" in inspect.signature(head.fit).parameters:
+        return head.fit(X, y, groups=groups)
+    return head.fit(X, y)
+
+
 def train_fold(
     *,
     train_shards: list[str | Path],
@@ -87,6 +96,7 @@ def train_fold(
     targets = load_npz(targets_path)
     all_ids = [str(i) for i in targets["ids"]]
     y, folds = targets["y"], targets["fold"]
+    groups = targets.get("group")
     head_type = HEADS.get(head_params.get("type"))
     if head_type is not None and "threads" in head_options(head_type) and "threads" not in head_params:
         head_params = {**head_params, "threads": threads}  # e.g. LightGBM's num_threads follows the rule's threads
@@ -102,7 +112,7 @@ def train_fold(
     where = f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, fold {fold}"
     started = time.perf_counter()
     try:
-        head.fit(take(X, ~is_val), y[~is_val])
+        fit_head(head, take(X, ~is_val), y[~is_val], None if groups is None else groups[~is_val])
     except TrainingError as exc:
         raise TrainingError(f"{where}: {exc}") from None
     fit_seconds = time.perf_counter() - started
