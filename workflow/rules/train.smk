@@ -81,3 +81,24 @@ rule collect_oof:
         runtime=10,
     script:
         "../../scripts/collect_oof.py"
+
+
+# Adversarial validation on the first backbone's embeddings: does the test set look like training?
+rule shift:
+    input:
+        train=lambda wc: embeddings(BACKBONES[0], "train"),
+        test=lambda wc: embeddings(BACKBONES[0], "test"),
+    output:
+        shift=f"{R}/shift.json",
+    params:
+        backbone=BACKBONES[0],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/shift.log",
+    benchmark:
+        f"{R}/benchmarks/shift.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/shift.py"
