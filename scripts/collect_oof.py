@@ -6,7 +6,8 @@ from audiofold.rulekit import run_rule
 
 def main(smk):
     collect(smk.input.preds, smk.input.targets, load_task(smk.input.task),
-            smk.output.oof, smk.output.test, smk.output.scores)
+            smk.output.oof, smk.output.test, smk.output.scores,
+            refit_path=smk.input.refit[0] if smk.input.refit else None, test_predictions=smk.params.test_predictions)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -9,7 +9,8 @@ def main(smk):
               candidate_oof_paths=smk.input.candidates, blend_oof_path=smk.input.blend_oof,
               weights_path=smk.input.weights, task=load_task(smk.input.task), metrics_out=smk.output.metrics,
               plots={k: smk.output[k] for k in ("summary", "truth", "weights", "calibration", "table")},
-              plot_data={"truth": smk.output.truth_data, "per_class": smk.output.per_class_data})
+              plot_data={"truth": smk.output.truth_data, "per_class": smk.output.per_class_data},
+              shift_path=smk.input.shift)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -6,6 +6,7 @@ from scipy.special import softmax
 from audiofold import metrics
 from audiofold.errors import ConfigError
 from audiofold.heads import HEADS, Head, build_head
+from audiofold.heads.linear import AUTO_CS, DEFAULT_C
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -71,17 +72,61 @@ def test_linear_multilabel_constant_columns_predict_their_frequency():
     X = make_X()
     y = np.column_stack([X[:, 0] > 0, np.zeros(60), np.ones(60)]).astype(np.float32)
     head = build_head({"type": "linear"}, ML, seed=0)
-    assert head.params["C"] == 2.0  # multilabel default
+    assert head.params["C"] == "auto"
     P = head.fit(X, y).predict(X)["main"]
+    assert head.chosen_C in AUTO_CS
     assert P.shape == (60, 3)
     np.testing.assert_array_equal(P[:, 1], 0.0)
     np.testing.assert_array_equal(P[:, 2], 1.0)
     assert metrics.lwlrap(y, P) > 0.9
 
 
-def test_linear_default_C_per_kind_and_explicit_override():
-    assert build_head({"type": "linear"}, CLS, seed=0).params["C"] == 1.0
-    assert build_head({"type": "linear", "C": 0.5}, ML, seed=0).params["C"] == 0.5
+def test_linear_default_C_is_auto_and_a_number_overrides_it():
+    assert build_head({"type": "linear"}, CLS, seed=0).params["C"] == "auto"
+    X = make_X()
+    y = (X[:, 0] > 0).astype(np.float32)[:, None].repeat(3, axis=1)
+    head = build_head({"type": "linear", "C": 0.5}, ML, seed=0).fit(X, y)
+    assert head.chosen_C == 0.5 and head.describe()["cv_log_loss"] is None
+    with pytest.raises(ConfigError, match=r"heads\.linear\.C"):
+        build_head({"type": "linear", "C": "big"}, CLS, seed=0)
+    # a fold too small for an inner CV falls back to the kind's fixed C
+    assert build_head({"type": "linear"}, CLS, seed=0).fit(make_X(3), np.array([0, 1, 1])).chosen_C == DEFAULT_C["classification"]
+
+
+def _noisy_wide_problem(seed, n, d=120, groups_of=1):
+    """Few rows, many noise dims, three signal dims: strong regularisation (small C) is right.
+    Rows come in groups of ``groups_of`` sharing an offset (a "speaker")."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.digitize(X[:, :3].sum(axis=1) + 0.5 * rng.standard_normal(n), [-0.8, 0.8])
+    groups = np.arange(n) // groups_of
+    X[:, 3:] += rng.standard_normal((n // groups_of + 1, d - 3))[groups]
+    return X, y, groups
+
+
+def test_linear_C_auto_beats_fixed_C_on_held_out_rows_and_is_deterministic():
+    X, y, _ = _noisy_wide_problem(0, 80)
+    X_new, y_new, _ = _noisy_wide_problem(1, 600)
+    losses, heads = {}, {}
+    for C in ("auto", 1.0):
+        heads[C] = build_head({"type": "linear", "C": C}, CLS, seed=0).fit(X, y)
+        losses[C] = metrics.score(y_new, heads[C].predict(X_new)["main"], CLS)["log_loss"]
+    assert heads["auto"].chosen_C < 0.1
+    assert losses["auto"] < 0.8 * losses[1.0]
+    again = build_head({"type": "linear"}, CLS, seed=0).fit(X, y)
+    np.testing.assert_array_equal(again.predict(X_new)["main"], heads["auto"].predict(X_new)["main"])
+    assert heads["auto"].describe()["chosen_C"] == heads["auto"].chosen_C
+
+
+def test_linear_C_auto_keeps_groups_on_one_side_of_each_inner_split():
+    X, y, groups = _noisy_wide_problem(0, 80, groups_of=5)
+    head = build_head({"type": "linear"}, CLS, seed=0)
+    splits = head._inner_splits(y, groups)
+    assert len(splits) == 3
+    for train, val in splits:
+        assert not set(groups[train]) & set(groups[val])
+    head.fit(X, y, groups=groups)
+    assert head.chosen_C in AUTO_CS
 
 
 def test_linear_is_deterministic_and_survives_joblib(tmp_path):

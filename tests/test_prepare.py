@@ -62,6 +62,8 @@ def test_groups_stay_in_one_fold(tmp_path):
     prepare(config, tmp_path / "results")
     folds = pd.read_csv(tmp_path / "results/folds.csv")
     assert folds.groupby("group")["fold"].nunique().max() == 1
+    targets = load_npz(tmp_path / "results/targets.npz")  # heads' inner CV keeps the groups together too
+    np.testing.assert_array_equal(targets["group"], folds["group"].astype(str).to_numpy())
 
 
 def test_configured_scale_replaces_the_inferred_one_and_bounds_the_labels(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from audiofold import metrics
 from audiofold.errors import DataError
+from audiofold.heads import LinearHead
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.oof import collect
 from audiofold.tasks import TaskSpec
@@ -57,6 +58,26 @@ def test_train_then_collect_gives_full_oof_and_fold_averaged_test(tmp_path):
     assert metrics.METRICS["accuracy"](np.arange(12) % 3, test["P__main"], TASK) > 0.8
 
 
+def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path, monkeypatch):
+    shards, tests, folds, y = write_shards(tmp_path)
+    targets = load_npz(tmp_path / "targets.npz")
+    groups = np.array([f"speaker{i // 3}" for i in range(len(y))])
+    save_npz(tmp_path / "targets.npz", **targets, group=groups)
+    seen = {}
+    fit = LinearHead.fit
+
+    def spy(self, X, y, groups=None):
+        seen["groups"] = groups
+        return fit(self, X, y, groups=groups)
+
+    monkeypatch.setattr(LinearHead, "fit", spy)
+    info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
+                      fold=1, head_params={"type": "linear"}, seed=0, model_out=tmp_path / "m.joblib",
+                      preds_out=tmp_path / "p.npz")
+    np.testing.assert_array_equal(seen["groups"], groups[folds != 1])
+    assert info["head"]["chosen_C"] > 0  # C: auto searched, and the choice is in the preds' metadata
+
+
 def test_missing_embedding_names_the_ids(tmp_path):
     shards, tests, _, _ = write_shards(tmp_path)
     with pytest.raises(DataError, match="no embedding for .* id"):
@@ -73,3 +94,60 @@ def test_collect_refuses_missing_folds(tmp_path):
     with pytest.raises(RuntimeError, match="no OOF prediction"):
         collect([tmp_path / "p0.npz"], tmp_path / "targets.npz", TASK, tmp_path / "o.npz", tmp_path / "t.npz",
                 tmp_path / "s.json")
+
+
+def _train_all(tmp_path, shards, tests, mode, head_params=None):
+    head_params = head_params or {"type": "linear", "C": 1.0}
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"preds/fold{k}.npz")
+        train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK, fold=k,
+                   head_params=head_params, seed=0, model_out=tmp_path / f"models/fold{k}.joblib",
+                   preds_out=paths[-1], test_predictions=mode)
+    info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
+                      fold=None, head_params=head_params, seed=0, model_out=tmp_path / "models/refit.joblib",
+                      preds_out=tmp_path / "preds/refit.npz")
+    return paths, info
+
+
+def test_refit_trains_on_every_row_and_collect_takes_its_test_predictions(tmp_path):
+    shards, tests, folds, y = write_shards(tmp_path)
+    paths, info = _train_all(tmp_path, shards, tests, "refit")
+    refit = load_npz(tmp_path / "preds/refit.npz")
+    assert info["n_train"] == len(y) and info["n_val"] == 0 and len(refit["val_ids"]) == 0
+    assert "nested__main" not in load_npz(paths[0])  # only auto pays for inner models
+    scores = collect(paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
+                     tmp_path / "scores.json", refit_path=tmp_path / "preds/refit.npz", test_predictions="refit")
+    np.testing.assert_array_equal(load_npz(tmp_path / "test.npz")["P__main"], refit["test__main"])
+    assert scores["test_predictions"]["chosen"] == {"main": "refit"}
+    folds_mean = np.mean([load_npz(p)["test__main"] for p in paths], axis=0)
+    assert not np.allclose(refit["test__main"], folds_mean)
+
+
+def test_auto_compares_refit_with_inner_fold_averages_one_level_down(tmp_path):
+    shards, tests, folds, y = write_shards(tmp_path)
+    paths, _ = _train_all(tmp_path, shards, tests, "auto")
+    for k, path in enumerate(paths):
+        part = load_npz(path)
+        assert part["nested__main"].shape == part["val__main"].shape == (int((folds == k).sum()), 3)
+        assert not np.allclose(part["nested__main"], part["val__main"])
+    scores = collect(paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
+                     tmp_path / "scores.json", refit_path=tmp_path / "preds/refit.npz", test_predictions="auto")
+    choice = scores["test_predictions"]
+    assert choice["mode"] == "auto" and choice["primary"] == "accuracy"
+    nested = choice["nested"]["main"]
+    assert choice["chosen"]["main"] == ("refit" if nested["refit"] >= nested["folds"] else "folds")
+    assert read_json(tmp_path / "scores.json")["test_predictions"] == choice
+
+
+def test_choose_test_predictions_keeps_fold_averaging_where_it_scored_better():
+    from audiofold.oof import choose_test_predictions
+
+    y = np.array([0, 1, 2, 0, 1, 2])
+    right, wrong = np.eye(3)[y], np.eye(3)[(y + 1) % 3]
+    oof = {"good_refit": right, "bad_refit": wrong}
+    nested = {"good_refit": wrong, "bad_refit": right}
+    choice = choose_test_predictions(y, oof, nested, TASK, "auto")
+    assert choice["chosen"] == {"good_refit": "refit", "bad_refit": "folds"}
+    assert choice["nested"]["bad_refit"] == {"refit": 0.0, "folds": 1.0}
+    assert choose_test_predictions(y, oof, nested, TASK, "refit")["chosen"] == {"good_refit": "refit", "bad_refit": "refit"}

@@ -119,8 +119,9 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     assert n_chunks == 4 and "decode" not in planned
     assert planned["embed"] == n_chunks * n_backbones
     assert planned["train"] == n_folds * n_backbones * n_heads
+    assert planned["refit"] == n_backbones * n_heads  # cv.test_predictions: refit (default)
     assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
-    assert planned["blend"] == planned["submit"] == planned["prepare"] == 1
+    assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["shift"] == 1
 
 
 def test_bad_config_key_is_named(workdir):

@@ -139,7 +139,10 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     write_json(out_dir / "task.json", summary)
     write_csv(out_dir / "folds.csv", fold_table)
     write_meta(out_dir / "folds.csv", scheme=scheme, n_rows=len(fold_table), seed=config.get("seed", 42))
-    targets = drop_skipped({"ids": np.asarray(train_ids, dtype=str), "y": y, "fold": folds}, set(skipped))
+    targets = {"ids": np.asarray(train_ids, dtype=str), "y": y, "fold": folds}
+    if groups is not None:  # heads that search hyperparameters by inner CV keep groups together too
+        targets["group"] = np.asarray([str(g) for g in groups], dtype=str)
+    targets = drop_skipped(targets, set(skipped))
     save_npz(out_dir / "targets.npz", **targets)
     return summary
 

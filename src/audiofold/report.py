@@ -27,6 +27,7 @@ def summarise(
     metrics_out: str,
     plots: dict[str, str],
     plot_data: dict[str, str] | None = None,
+    shift_path: str | None = None,
 ) -> dict:
     primary, greater = metrics.primary(task.kind)
     out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
@@ -54,6 +55,8 @@ def summarise(
         "criterion": weights.get("criterion"),
     }
     out["baseline"] = baseline
+    if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
+        out["shift"] = read_json(shift_path)
     write_json(metrics_out, out)
     _plot_scores(out, plots["summary"])
     _plot_truth(y, P, task, plots["truth"])
@@ -97,10 +100,22 @@ def write_scores_html(summary: dict, path: str) -> None:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>OOF scores</title><style>"
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
-        f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}</body></html>"
+        f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}"
+        f"{shift_html(summary.get('shift'))}</body></html>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
+
+
+def shift_html(shift: dict | None) -> str:
+    """The adversarial-validation line under the scores table (empty without one)."""
+    if not shift or shift.get("auc") is None:
+        return ""
+    line = (f"Train/test shift: a classifier on {shift['backbone']} embeddings tells test clips from training "
+            f"clips with ROC AUC {shift['auc']:.3f} (0.5 = indistinguishable).")
+    if shift.get("shifted"):
+        line += " <b>The test set looks different from training; OOF scores may overstate the submission's.</b>"
+    return f"<p>{line}</p>"
 
 
 def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -68,13 +69,21 @@ def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None
                                 "check the embeddings for NaN/inf, or lower the head's lr.")
 
 
+def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None):
+    """``head.fit``, passing the rows' groups to heads whose fit takes them (an inner CV that must
+    keep a speaker's or a recording's clips on one side, as the outer folds do)."""
+    if groups is not None and "groups" in inspect.signature(head.fit).parameters:
+        return head.fit(X, y, groups=groups)
+    return head.fit(X, y)
+
+
 def train_fold(
     *,
     train_shards: list[str | Path],
     test_shards: list[str | Path],
     targets_path: str | Path,
     task: TaskSpec,
-    fold: int,
+    fold: int | None,
     head_params: dict,
     head_name: str | None = None,
     seed: int,
@@ -83,10 +92,16 @@ def train_fold(
     meta: dict | None = None,
     threads: int = 1,
     backbone: str | None = None,
+    test_predictions: str = "folds",
 ) -> dict:
+    """Fit on the rows outside ``fold`` and predict them and the test set; ``fold=None`` is the
+    refit on every training row (test predictions only). With ``test_predictions="auto"`` the fold
+    also predicts its rows by the average of inner models, one per other fold (``nested__*``), so
+    collect can compare refit against fold-averaging one level down."""
     targets = load_npz(targets_path)
     all_ids = [str(i) for i in targets["ids"]]
     y, folds = targets["y"], targets["fold"]
+    groups = targets.get("group")
     head_type = HEADS.get(head_params.get("type"))
     if head_type is not None and "threads" in head_options(head_type) and "threads" not in head_params:
         head_params = {**head_params, "threads": threads}  # e.g. LightGBM's num_threads follows the rule's threads
@@ -97,17 +112,21 @@ def train_fold(
     test_ids, X_test = load_embeddings(test_shards, inputs)
 
     is_val = folds == fold
-    if not is_val.any():
+    if fold is not None and not is_val.any():
         raise DataError(f"fold {fold} has no rows; check cv.n_folds / data.fold_column.")
-    where = f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, fold {fold}"
+    where = (f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, "
+             + (f"fold {fold}" if fold is not None else "refit on all training rows"))
     started = time.perf_counter()
     try:
-        head.fit(take(X, ~is_val), y[~is_val])
+        fit_head(head, take(X, ~is_val), y[~is_val], None if groups is None else groups[~is_val])
     except TrainingError as exc:
         raise TrainingError(f"{where}: {exc}") from None
     fit_seconds = time.perf_counter() - started
-    val_pred = head.predict(take(X, is_val))
+    val_pred = head.predict(take(X, is_val)) if is_val.any() else {}
     test_pred = head.predict(X_test)
+    nested = {}
+    if test_predictions == "auto" and fold is not None:
+        nested = nested_fold_average(head_params, task, seed, head_name, X, y, folds, groups, fold)
     # A NaN here would only surface in calibrate/blend, after every other fold and head has run.
     require_finite(val_pred, "validation", where)
     require_finite(test_pred, "test", where)
@@ -115,13 +134,36 @@ def train_fold(
     with atomic_path(model_out) as tmp:
         joblib.dump(head, tmp)
     arrays = {"val_ids": np.asarray(all_ids, dtype=str)[is_val], "test_ids": np.asarray(test_ids, dtype=str)}
-    for variant, P in val_pred.items():
-        arrays[f"val__{variant}"] = np.asarray(P, dtype=np.float32)
-        arrays[f"test__{variant}"] = np.asarray(test_pred[variant], dtype=np.float32)
+    for variant, P in test_pred.items():
+        if variant in val_pred:
+            arrays[f"val__{variant}"] = np.asarray(val_pred[variant], dtype=np.float32)
+        arrays[f"test__{variant}"] = np.asarray(P, dtype=np.float32)
+    for variant, P in nested.items():
+        arrays[f"nested__{variant}"] = np.asarray(P, dtype=np.float32)
     save_npz(preds_out, **arrays)
     info = {"fold": fold, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()), "n_test": len(test_ids),
-            "inputs": inputs, "dim": int(X[0].shape[-1]), "variants": sorted(val_pred), "fit_seconds": round(fit_seconds, 3),
+            "inputs": inputs, "dim": int(X[0].shape[-1]), "variants": sorted(test_pred), "fit_seconds": round(fit_seconds, 3),
             "head": head.describe(), **(meta or {})}
     write_meta(preds_out, **info)
-    log.info("fold %d: trained on %d rows, validated on %d in %.2fs", fold, info["n_train"], info["n_val"], fit_seconds)
+    log.info("fold %s: trained on %d rows, validated on %d in %.2fs", "all" if fold is None else fold,
+             info["n_train"], info["n_val"], fit_seconds)
     return info
+
+
+def nested_fold_average(head_params: dict, task: TaskSpec, seed: int, head_name: str | None, X, y: np.ndarray,
+                        folds: np.ndarray, groups: np.ndarray | None, fold: int) -> dict[str, np.ndarray]:
+    """Predictions for ``fold``'s rows averaged over inner models, each trained on the outer
+    training rows minus one more fold: what fold-averaging would give, next to this fold's own
+    model (a refit on all the outer training rows). Empty with fewer than three folds."""
+    others = [k for k in np.unique(folds) if k != fold]
+    if len(others) < 2:
+        return {}
+    is_val = folds == fold
+    total: dict[str, np.ndarray] = {}
+    for inner in others:
+        rows = (folds != fold) & (folds != inner)
+        head = build_head(head_params, task, seed, name=head_name)
+        fit_head(head, take(X, rows), y[rows], None if groups is None else groups[rows])
+        for variant, P in head.predict(take(X, is_val)).items():
+            total[variant] = total.get(variant, 0) + np.asarray(P, dtype=np.float64) / len(others)
+    return total

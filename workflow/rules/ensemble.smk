@@ -73,6 +73,7 @@ rule metrics:
         blend_oof=f"{R}/blend/oof.npz",
         weights=f"{R}/blend/weights.json",
         task=f"{R}/task.json",
+        shift=f"{R}/shift.json",
     output:
         metrics=f"{R}/metrics.json",
         summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),

@@ -13,6 +13,7 @@ rule train:
     params:
         head=lambda wc: head_params(wc.head),
         seed=config["seed"],
+        test_predictions=config["cv"]["test_predictions"],  # auto: also nested predictions
     log:
         f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
     benchmark:
@@ -28,15 +29,47 @@ rule train:
         "../../scripts/train.py"
 
 
+# cv.test_predictions refit/auto: the head once more on every training row, for the test predictions
+rule refit:
+    input:
+        train=lambda wc: embeddings(wc.backbone, "train"),
+        test=lambda wc: embeddings(wc.backbone, "test"),
+        targets=f"{R}/targets.npz",
+        task=f"{R}/task.json",
+    output:
+        model=f"{R}/models/{{backbone}}/{{head}}/refit.joblib",
+        preds=f"{R}/preds/{{backbone}}/{{head}}/refit.npz",
+    params:
+        head=lambda wc: head_params(wc.head),
+        seed=config["seed"],
+        test_predictions="refit",
+    log:
+        f"{R}/logs/train/{{backbone}}/{{head}}/refit.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{backbone}}/{{head}}/refit.tsv"
+    group:
+        "heads"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=lambda wc: gpus("heads", wc.head),
+    script:
+        "../../scripts/train.py"
+
+
 rule collect_oof:
     input:
         preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
+        refit=lambda wc: [] if config["cv"]["test_predictions"] == "folds" else [f"{R}/preds/{wc.backbone}/{wc.head}/refit.npz"],
         targets=f"{R}/targets.npz",
         task=f"{R}/task.json",
     output:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
         scores=f"{R}/oof/{{backbone}}/{{head}}/scores.json",
+    params:
+        test_predictions=config["cv"]["test_predictions"],
     group:
         "heads"
     log:
@@ -48,3 +81,24 @@ rule collect_oof:
         runtime=10,
     script:
         "../../scripts/collect_oof.py"
+
+
+# Adversarial validation on the first backbone's embeddings: does the test set look like training?
+rule shift:
+    input:
+        train=lambda wc: embeddings(BACKBONES[0], "train"),
+        test=lambda wc: embeddings(BACKBONES[0], "test"),
+    output:
+        shift=f"{R}/shift.json",
+    params:
+        backbone=BACKBONES[0],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/shift.log",
+    benchmark:
+        f"{R}/benchmarks/shift.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/shift.py"
