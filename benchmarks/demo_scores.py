@@ -57,8 +57,8 @@ def main() -> None:
         rows = [run_kind(kind, args.cores, Path(scratch)) for kind in args.kinds]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "demo_scores.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = ["| kind | metric | trivial | best single (calibrated) | blend in-sample (as submitted) | blend nested "
-             "(honest) | wall s |", "|---|---|---|---|---|---|---|"]
+    lines = [("| kind | metric | trivial | best single (calibrated) | blend in-sample (as submitted) | blend nested "
+              "(honest) | wall s |"), "|---|---|---|---|---|---|---|"]
     for r in rows:
         nested = f"{r['blend_nested'][r['primary']]:.3f}" if r["blend_nested"] else "n/a"
         lines.append(f"| {r['kind']} | {r['primary']} | {r['baseline']:.3f} | {r['best_single_score']:.3f} "

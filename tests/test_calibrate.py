@@ -3,7 +3,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from audiofold import metrics
-from audiofold.calibrate import binary_cross_entropy, calibrate_candidate
+from audiofold.calibrate import calibrate_candidate
 from audiofold.errors import DataError
 from audiofold.tasks import TaskSpec
 
@@ -128,7 +128,7 @@ def test_multilabel_per_class_fit_recovers_the_shifts():
 def test_multilabel_calibration_that_does_not_lift_lwlrap_is_dropped():
     # scores already calibrated per class: a cross-fitted refit can only add noise to the ranking
     y, oof = shifted_tags(n=120, seed=0, offsets=(0.0, 0.0, 0.0, 0.0))
-    oof_out, test_out, decision = calibrate_candidate(oof, y, folds_for(120), oof[:2], ML)
+    oof_out, _, decision = calibrate_candidate(oof, y, folds_for(120), oof[:2], ML)
     assert decision["after"] < decision["before"] and decision["applied"] is False
     assert oof_out is oof
 

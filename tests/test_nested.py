@@ -6,8 +6,8 @@ from scipy.special import expit
 
 from audiofold import metrics
 from audiofold.blend import search_weights
-from audiofold.io import load_npz, read_json, save_npz
 from audiofold.errors import DataError
+from audiofold.io import load_npz, read_json, save_npz
 from audiofold.nested import nested_blend, nested_files
 from audiofold.tasks import TaskSpec
 
