@@ -134,7 +134,7 @@ def _run_workflow(name: str, workdir: Path, cores: int, *extra: str) -> dict:
             rows.append(summarise(name, backbone, f"{head}/{variant}" if variant != "main" else head,
                                   entry["per_fold"], spec["metrics"]))
     metrics = json.loads((workdir / "results" / "metrics.json").read_text())
-    blend_folds = metrics["blend"].get("per_fold")
+    blend_folds = metrics["blend"]["in_sample"].get("per_fold")
     if blend_folds:
         weights = metrics["blend"]["weights"]
         label = ", ".join(f"{w:.2g}·{k}" for k, w in weights.items() if w > 0) if isinstance(weights, dict) else str(weights)

@@ -1,4 +1,4 @@
-"""Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF)."""
+"""Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF, rounding decided on it)."""
 from audiofold.blend import blend_files
 from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
@@ -7,7 +7,8 @@ from audiofold.rulekit import run_rule
 def main(smk):
     blend_files(dict(zip(smk.params.candidates, smk.input.oof)), dict(zip(smk.params.candidates, smk.input.test)),
                 load_task(smk.input.task), smk.output.oof, smk.output.test, smk.output.weights,
-                step=smk.params.blend["step"], max_candidates=smk.params.blend["max_candidates"])
+                step=smk.params.blend["step"], max_candidates=smk.params.blend["max_candidates"],
+                round_mode=smk.params.submission["round"])
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -7,7 +7,7 @@ from audiofold.rulekit import run_rule
 def main(smk):
     summarise(candidates=smk.params.candidates, score_paths=smk.input.scores, decision_paths=smk.input.decisions,
               candidate_oof_paths=smk.input.candidates, blend_oof_path=smk.input.blend_oof,
-              weights_path=smk.input.weights, task=load_task(smk.input.task), metrics_out=smk.output.metrics,
+              weights_path=smk.input.weights, nested_path=smk.input.nested, task=load_task(smk.input.task), metrics_out=smk.output.metrics,
               plots={k: smk.output[k] for k in ("summary", "truth", "weights", "calibration", "table")},
               plot_data={"truth": smk.output.truth_data, "per_class": smk.output.per_class_data},
               shift_path=smk.input.shift)

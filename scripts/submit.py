@@ -1,4 +1,4 @@
-"""Rule submit -> audiofold.submit.write_submission (fold-averaged, blended, on the label grid)."""
+"""Rule submit -> audiofold.submit.write_submission (fold-averaged, blended, rounded where the blend decided)."""
 from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
 from audiofold.submit import write_submission
@@ -6,7 +6,8 @@ from audiofold.submit import write_submission
 
 def main(smk):
     write_submission(smk.input.test, load_task(smk.input.task), smk.params.data.get("sample_submission"),
-                     smk.output[0], threshold=smk.params.submission["threshold"], oof_blend_path=smk.input.oof)
+                     smk.output[0], threshold=smk.params.submission["threshold"], oof_blend_path=smk.input.oof,
+                     blend_decisions_path=smk.input.weights)
 
 
 run_rule(snakemake, main)  # noqa: F821

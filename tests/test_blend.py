@@ -139,3 +139,30 @@ def test_blend_weights_lie_on_the_simplex_and_never_lose_to_the_best_single(kind
         assert result["score"] >= max(singles)
     else:
         assert result["score"] <= min(singles)
+
+
+def test_blend_files_decide_rounding_on_the_oof_blend_and_write_what_is_submitted(tmp_path):
+    from audiofold.blend import blend_files
+    from audiofold.io import load_npz, read_json, save_npz
+
+    rating = TaskSpec("regression", "id", ["score"], scale={"min": 1.0, "max": 5.0, "step": 1.0})
+    rng = np.random.default_rng(0)
+    y = rng.integers(1, 6, size=(200, 1)).astype(np.float64)
+    ids, folds = np.arange(200).astype(str), np.arange(200) % 4
+    for name in ("a", "b"):  # two hedging candidates: their blend sits between grid points
+        oof = 3.0 + 0.5 * (y - 3.0) + rng.normal(0, 0.5, size=y.shape)
+        save_npz(tmp_path / f"{name}_oof.npz", ids=ids, fold=folds, y=y, P__main=oof)
+        save_npz(tmp_path / f"{name}_test.npz", ids=np.array(["t0", "t1"]), P__main=np.array([[0.2], [3.4]]))
+    paths = {n: str(tmp_path / f"{n}_oof.npz") for n in ("a", "b")}
+    tests = {n: str(tmp_path / f"{n}_test.npz") for n in ("a", "b")}
+    for mode, rounded in (("auto", False), ("always", True)):
+        result = blend_files(paths, tests, rating, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json",
+                             round_mode=mode)
+        assert result["rounding"]["applied"] is rounded and read_json(tmp_path / "w.json")["rounding"]["mode"] == mode
+        P = load_npz(tmp_path / "oof.npz")["P"]
+        assert P.min() >= 1.0 and P.max() <= 5.0
+        assert np.allclose(P, np.round(P)) is rounded
+        # the OOF file holds exactly what is submitted, so metrics.json scores it
+        assert metrics.rmse(y, P) == pytest.approx(result["rounding"]["rounded" if rounded else "unrounded"], rel=1e-6)
+        np.testing.assert_allclose(load_npz(tmp_path / "test.npz")["P"][:, 0], [1.0, 3.0 if rounded else 3.4],
+                                   rtol=1e-6)

@@ -3,7 +3,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from audiofold import metrics
-from audiofold.calibrate import binary_cross_entropy, calibrate_candidate
+from audiofold.calibrate import calibrate_candidate
 from audiofold.errors import DataError
 from audiofold.tasks import TaskSpec
 
@@ -11,7 +11,8 @@ REG = TaskSpec("regression", "id", ["score"], scale={"min": 0, "max": 10, "step"
 CLS = TaskSpec("classification", "id", ["label"], classes=["a", "b", "c"])
 ML = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c", "d"], label_sep=",")
 
-DECISION_KEYS = {"method", "criterion", "before", "after", "applied", "primary_before", "primary_after"}
+DECISION_KEYS = {"method", "criterion", "greater_is_better", "before", "after", "applied", "primary_before",
+                 "primary_after"}
 
 
 def folds_for(n, k=4):
@@ -89,18 +90,47 @@ def test_classification_temperature_scaling_reduces_log_loss():
     np.testing.assert_array_equal(test_cal.argmax(axis=1), test.argmax(axis=1))
 
 
-def test_multilabel_sigmoid_temperature_reduces_cross_entropy():
-    rng = np.random.default_rng(3)
-    logits = rng.normal(0, 1.5, size=(300, 4))
-    y = (rng.random((300, 4)) < expit(logits)).astype(np.float32)
-    oof = expit(5.0 * logits)  # overconfident
-    oof_cal, test_cal, decision = calibrate_candidate(oof, y, folds_for(300), oof[:4], ML)
-    assert decision["criterion"] == "binary_cross_entropy"
-    assert decision["applied"] and decision["after"] < decision["before"]
-    assert decision["after"] == pytest.approx(binary_cross_entropy(y, oof_cal))
+def shifted_tags(n=400, seed=3, offsets=(3.0, 0.0, -2.0, 0.5)):
+    """Tags whose scores are right within each class but shifted per class: a class scored too
+    high outranks the true tags of its row (seed 002: one temperature per class)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.5, size=(n, 4))
+    y = (rng.random((n, 4)) < expit(logits)).astype(np.float32)
+    return y, expit(logits + np.asarray(offsets))
+
+
+def test_multilabel_calibration_per_class_lifts_lwlrap():
+    y, oof = shifted_tags()
+    oof_cal, test_cal, decision = calibrate_candidate(oof, y, folds_for(len(y)), oof[:4], ML)
+    assert decision["method"] == "platt_per_class"
+    assert decision["criterion"] == "lwlrap" and decision["greater_is_better"] is True
+    # one global temperature keeps every row's class order, so LWLRAP could not move; per class it does
+    assert decision["applied"] and decision["after"] > decision["before"] + 0.05
+    assert decision["after"] == pytest.approx(metrics.lwlrap(y, oof_cal))
+    assert decision["primary_after"] == pytest.approx(decision["after"])
     assert np.all((oof_cal > 0) & (oof_cal < 1)) and test_cal.shape == (4, 4)
-    # a monotone map per row keeps the within-row ranking, hence lwlrap
-    assert decision["primary_after"] == pytest.approx(decision["primary_before"])
+    # and it survives the blend's rank transform, which a global monotone map would not
+    from audiofold.blend import rank_matrix
+
+    assert metrics.lwlrap(y, rank_matrix(oof_cal)) == pytest.approx(decision["after"])
+
+
+def test_multilabel_per_class_fit_recovers_the_shifts():
+    from audiofold.calibrate import _fit_platt_per_class
+
+    offsets = np.array([3.0, 0.0, -2.0, 0.5])
+    y, oof = shifted_tags(n=4000, seed=5, offsets=offsets)
+    scale, bias = _fit_platt_per_class(oof, y)
+    np.testing.assert_allclose(scale, 1.0, atol=0.15)
+    np.testing.assert_allclose(bias, -offsets, atol=0.25)
+
+
+def test_multilabel_calibration_that_does_not_lift_lwlrap_is_dropped():
+    # scores already calibrated per class: a cross-fitted refit can only add noise to the ranking
+    y, oof = shifted_tags(n=120, seed=0, offsets=(0.0, 0.0, 0.0, 0.0))
+    oof_out, _, decision = calibrate_candidate(oof, y, folds_for(120), oof[:2], ML)
+    assert decision["after"] < decision["before"] and decision["applied"] is False
+    assert oof_out is oof
 
 
 def test_bad_inputs_are_data_errors():

@@ -83,7 +83,7 @@ def test_status_reads_the_run(run_dir, capsys):
     assert status["preds"]["mfcc/knn"] == [0, 1, 2]
     assert status["primary"] == json.loads((run_dir / "results/metrics.json").read_text())["primary"]
     assert set(status["scores"]) == {f"{b}/{h}/main" for b in ("logmel", "mfcc") for h in ("linear", "knn")}
-    assert status["blend"]["overall"] and status["submission"]
+    assert status["blend"]["in_sample"] and status["blend"]["nested"] and status["submission"]
 
     assert cli(["status", "--results", str(run_dir / "results")]) == 0
     out = capsys.readouterr().out

@@ -39,3 +39,25 @@ def test_multilabel_scores_are_lwlrap_per_class():
     scores = per_output_scores(y, P, ML)
     assert scores.metric.unique().tolist() == ["lwlrap"] and scores.output.tolist() == ["p", "q"]
     assert scores.score.iloc[0] == 1.0 and scores.score.iloc[1] < 1.0  # q ranks below p on clip 2
+
+
+def test_scores_table_names_the_in_sample_and_the_nested_blend(tmp_path):
+    from audiofold.report import IN_SAMPLE, NESTED, scores_table, write_scores_html
+
+    fold = {0: {"rmse": 1.0}, 1: {"rmse": 1.2}}
+    summary = {
+        "task": "regression", "primary": "rmse", "greater_is_better": False,
+        "candidates": {"b/h/main": {"overall": {"rmse": 1.1}, "per_fold": fold, "calibrated_overall": {"rmse": 1.05},
+                                    "calibration": {"method": "isotonic", "applied": True}}},
+        "blend": {"in_sample": {"overall": {"rmse": 1.0}, "per_fold": fold, "note": "chosen on these rows"},
+                  "nested": {"overall": {"rmse": 1.08}, "per_fold": fold, "note": "chosen on the other folds"},
+                  "weights": {"b/h/main": 1.0},
+                  "rounding": {"mode": "auto", "applied": False, "step": 0.5, "criterion": "rmse",
+                               "rounded": 1.02, "unrounded": 1.0}},
+    }
+    table = scores_table(summary)
+    assert table["candidate"].tolist() == ["b/h/main", IN_SAMPLE, NESTED]
+    assert table["OOF rmse"].tolist() == [1.1, 1.0, 1.08]
+    write_scores_html(summary, tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text()
+    assert "chosen on the other folds" in html and "not applied" in html and "unrounded 1.0000" in html

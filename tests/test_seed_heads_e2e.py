@@ -67,6 +67,6 @@ def test_va_head_with_a_last_inner_batch_of_one_row_completes_with_finite_scores
     oof = load_npz(wd / "results" / "oof" / "logmel" / "va" / "oof.npz")
     assert np.isfinite(oof["P__main"]).all()
     metrics = json.loads((wd / "results" / "metrics.json").read_text())
-    for scores in (metrics["candidates"]["logmel/va/main"]["overall"], metrics["blend"]["overall"]):
+    for scores in (metrics["candidates"]["logmel/va/main"]["overall"], metrics["blend"]["in_sample"]["overall"]):
         assert scores and all(np.isfinite(v) for v in scores.values()), scores
     assert (wd / "results" / "submission.csv").exists()

@@ -192,3 +192,59 @@ def test_auto_threshold_matches_the_label_rate_of_rank_blended_scores(tmp_path):
     assert written.map(len).mean() < 1.5
     truth = [",".join(np.array(["a", "b", "c"])[row > 0]) for row in Y[300:]]
     assert np.mean([t in w for t, w in zip(truth, written)]) > 0.7  # the true label is among those written
+
+
+# ---- rounding to the rating step, decided on OOF ------------------------------------------
+RATING = TaskSpec("regression", "id", ["score"], scale={"min": 1.0, "max": 5.0, "step": 1.0})
+
+
+def rating_problem(noise, shrink, n=400, seed=0):
+    """Ratings 1..5 and OOF predictions: shrunk towards the mean (a hedging blend) plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(1, 6, size=(n, 1)).astype(np.float64)
+    return y, 3.0 + shrink * (y - 3.0) + rng.normal(0, noise, size=y.shape)
+
+
+def test_auto_rounding_is_dropped_where_it_worsens_the_oof_rmse():
+    from audiofold.submit import decide_rounding
+
+    y, P = rating_problem(noise=0.5, shrink=0.5)  # hedging predictions: rounding adds error
+    decision = decide_rounding(y, P, RATING, "auto")
+    assert decision["rounded"] > decision["unrounded"] and decision["applied"] is False
+    assert decision["criterion"] == "rmse" and decision["step"] == 1.0
+    assert decide_rounding(y, P, RATING, "always")["applied"] is True
+    clipped = finalize_predictions(P, RATING, round_to_step=False)
+    assert clipped.min() >= 1.0 and clipped.max() <= 5.0 and not np.allclose(clipped, np.round(clipped))
+
+
+def test_auto_rounding_is_kept_where_it_does_not_worsen():
+    from audiofold.submit import decide_rounding
+
+    y, P = rating_problem(noise=0.15, shrink=1.0)  # near the grid: rounding snaps to the truth
+    decision = decide_rounding(y, P, RATING, "auto")
+    assert decision["rounded"] <= decision["unrounded"] and decision["applied"] is True
+    assert decide_rounding(y, P, RATING, "never")["applied"] is False
+    assert decide_rounding(y, P, MULTI, "auto") == {"mode": "auto", "applied": False,
+                                                    "reason": "no rating step to round to"}
+
+
+def test_unrounded_submission_validates_off_grid_but_not_out_of_range():
+    sub = make_submission(["a", "b"], np.array([[1.26], [9.0]]), REG, None, round_to_step=False)
+    assert sub["score"].tolist() == [1.26, 5.0]  # clipped, not rounded
+    validate_submission(sub, None, REG, on_grid=False)
+    with pytest.raises(DataError, match="off the scale grid"):
+        validate_submission(sub, None, REG)
+    with pytest.raises(DataError, match="above the scale maximum"):
+        validate_submission(sub.assign(score=[1.26, 5.2]), None, REG, on_grid=False)
+
+
+def test_write_submission_follows_the_blend_rounding_decision(tmp_path):
+    from audiofold.io import save_npz, write_json
+    from audiofold.submit import write_submission
+
+    save_npz(tmp_path / "test.npz", ids=np.array(["a", "b"]), P=np.array([[1.3], [4.6]], dtype=np.float32))
+    for applied, expected in ((False, [1.3, 4.6]), (True, [1.5, 4.5])):
+        write_json(tmp_path / "weights.json", {"rounding": {"mode": "auto", "applied": applied}})
+        sub = write_submission(tmp_path / "test.npz", REG, None, tmp_path / "sub.csv",
+                               blend_decisions_path=tmp_path / "weights.json")
+        np.testing.assert_allclose(sub["score"], expected, atol=1e-6)

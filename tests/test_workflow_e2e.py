@@ -13,6 +13,13 @@ from conftest import small_config, snakemake
 pytestmark = pytest.mark.e2e
 
 
+def metrics_of(npz, workdir):
+    from audiofold import metrics
+    from audiofold.prepare import load_task
+
+    return metrics.score(npz["y"], npz["P"].astype(np.float64), load_task(workdir / "results/task.json"))
+
+
 def _jobs_to_run(workdir, *extra):
     """Rule name -> job count of what a dry run would execute."""
     out = snakemake(workdir, "-n", "--quiet", "rules", *extra).stdout
@@ -50,8 +57,14 @@ def test_workflow_end_to_end(kind, workdir):
 
     metrics = json.loads((wd / "results/metrics.json").read_text())
     primary, greater = metrics["primary"], metrics["greater_is_better"]
-    blend, baseline = metrics["blend"]["overall"][primary], metrics["baseline"][primary]
+    blend, baseline = metrics["blend"]["in_sample"]["overall"][primary], metrics["baseline"][primary]
     assert (blend > baseline) if greater else (blend < baseline), (kind, primary, blend, baseline)
+    # the honest score: calibration, pruning, weights and rounding re-chosen per outer fold
+    nested = metrics["blend"]["nested"]
+    assert set(nested["per_fold"]) == {"0", "1", "2"} and len(nested["folds"]) == 3
+    nested_oof = load_npz(wd / "results/blend/nested_oof.npz")
+    assert np.isfinite(nested_oof["P"]).all() and nested["overall"][primary] == pytest.approx(
+        metrics_of(nested_oof, wd)[primary], rel=1e-5)
     assert metrics["candidates"], "every backbone x head should be scored"
     for entry in metrics["candidates"].values():
         assert set(entry["per_fold"]) == {"0", "1", "2"}
@@ -63,14 +76,20 @@ def test_workflow_end_to_end(kind, workdir):
     values = sub.iloc[:, 1:]
     if kind == "regression":
         rating = values.iloc[:, 0].astype(float).to_numpy()
-        assert np.allclose(rating * 2, np.round(rating * 2)) and rating.min() >= 0 and rating.max() <= 5
+        rounding = metrics["blend"]["rounding"]
+        assert rounding["mode"] == "auto" and rounding["step"] == 0.5
+        on_grid = np.allclose(rating * 2, np.round(rating * 2))
+        assert on_grid or not rounding["applied"]
+        assert rating.min() >= 0 and rating.max() <= 5
+        # metrics.json scores what is submitted: rounded only if the OOF decision said so
+        assert blend == pytest.approx(rounding["rounded" if rounding["applied"] else "unrounded"], rel=1e-5)
     if kind == "multilabel":
         scores = values.astype(float).to_numpy()
         assert scores.min() >= 0 and scores.max() <= 1
 
     for plot in ("scores", "oof_vs_truth", "blend_weights", "calibration"):
         assert (wd / f"results/plots/{plot}.png").stat().st_size > 1000
-    for log_name in ("prepare", "blend", "submit"):
+    for log_name in ("prepare", "blend", "blend_nested", "submit"):
         assert (wd / f"results/logs/{log_name}.log").exists()
 
     # Every artifact has a sidecar saying what made it (logs, benchmarks, plots, the demo's clips and the

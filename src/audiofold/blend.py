@@ -18,6 +18,7 @@ from scipy.stats import rankdata
 from . import metrics
 from .errors import ConfigError, DataError
 from .io import load_npz, save_npz, write_json
+from .submit import decide_rounding, finalize_predictions
 from .tasks import TaskSpec
 
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
@@ -152,22 +153,41 @@ def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], 
     return _combine(w / w.sum(), stack, task)
 
 
-def blend_files(oof_paths: dict[str, str], test_paths: dict[str, str], task: TaskSpec, oof_out, test_out, weights_out,
-                step: float = 0.1, max_candidates: int = 6) -> dict:
-    """Blend every ``{backbone}/{head}/{variant}`` candidate; write blended OOF and test predictions and the weights."""
+def load_candidates(oof_paths: dict[str, str], test_paths: dict[str, str] | None = None):
+    """Every ``{backbone}/{head}/{variant}`` candidate of the given OOF (and test) files.
+
+    Returns (oof candidates, test candidates, first OOF file, first test file); the first files
+    carry ids, fold and y (every candidate file covers the same rows)."""
     oof_cands: dict[str, np.ndarray] = {}
     test_cands: dict[str, np.ndarray] = {}
-    first = None
+    first_oof = first_test = None
     for name, path in oof_paths.items():
-        oof, test = load_npz(path), load_npz(test_paths[name])
-        first = first or (oof, test)
+        oof = load_npz(path)
+        test = load_npz(test_paths[name]) if test_paths else None
+        if first_oof is None:
+            first_oof, first_test = oof, test
         for key in (k for k in oof if k.startswith("P__")):
             oof_cands[f"{name}/{key[3:]}"] = oof[key]
-            test_cands[f"{name}/{key[3:]}"] = test[key]
-    oof, test = first
+            if test is not None:
+                test_cands[f"{name}/{key[3:]}"] = test[key]
+    if first_oof is None:
+        raise DataError("blend: no candidate files; check that the workflow lists at least one backbone x head.")
+    return oof_cands, test_cands, first_oof, first_test
+
+
+def blend_files(oof_paths: dict[str, str], test_paths: dict[str, str], task: TaskSpec, oof_out, test_out, weights_out,
+                step: float = 0.1, max_candidates: int = 6, round_mode: str = "auto") -> dict:
+    """Blend every ``{backbone}/{head}/{variant}`` candidate; write the blended OOF and test predictions
+    as submitted (``submit.finalize_predictions`` with the rounding decided on the OOF blend) and
+    ``weights_out``: the search result plus ``rounding`` (``submit.decide_rounding``)."""
+    oof_cands, test_cands, oof, test = load_candidates(oof_paths, test_paths)
     result = search_weights(oof_cands, oof["y"], task, step=step, max_candidates=max_candidates)
+    oof_blend = apply_weights(result["weights"], oof_cands, task)
+    result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
+    rounded = result["rounding"]["applied"]
     save_npz(oof_out, ids=oof["ids"], fold=oof["fold"], y=oof["y"],
-             P=apply_weights(result["weights"], oof_cands, task).astype(np.float32))
-    save_npz(test_out, ids=test["ids"], P=apply_weights(result["weights"], test_cands, task).astype(np.float32))
+             P=finalize_predictions(oof_blend, task, round_to_step=rounded).astype(np.float32))
+    test_blend = apply_weights(result["weights"], test_cands, task)
+    save_npz(test_out, ids=test["ids"], P=finalize_predictions(test_blend, task, round_to_step=rounded).astype(np.float32))
     write_json(weights_out, result)
     return result

@@ -6,7 +6,11 @@ is the mean of the fold calibrators applied to the test predictions.
 
 - regression kinds: isotonic regression per target, judged by RMSE;
 - classification: temperature scaling of log-probabilities, judged by log loss;
-- multilabel: temperature scaling of logits (sigmoid), judged by mean binary cross-entropy.
+- multilabel: a scale and a bias per class on the logits (Platt scaling per class, fitted by
+  binary cross-entropy), judged by LWLRAP. One global temperature is a monotone map of every
+  cell that the blend's rank averaging undoes and that leaves each row's class order, hence
+  LWLRAP, unchanged; a map per class moves classes against each other within a row, which is
+  what LWLRAP scores, so it is kept only where the cross-fitted OOF LWLRAP improves.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import dataclasses
 from typing import Any, Callable
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.isotonic import IsotonicRegression
 
@@ -25,6 +29,8 @@ from .io import load_npz, save_npz, write_json
 from .tasks import TaskSpec
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+# Per-class logit bias bounds; the scale uses 1 / TEMPERATURE_BOUNDS.
+BIAS_BOUNDS = (-20.0, 20.0)
 
 
 def binary_cross_entropy(y: np.ndarray, P: np.ndarray) -> float:
@@ -65,19 +71,35 @@ def _logits(P: np.ndarray) -> np.ndarray:
     return logit(np.clip(P, metrics.PROB_EPS, 1 - metrics.PROB_EPS))
 
 
-def _fit_sigmoid_temperature(P: np.ndarray, y: np.ndarray) -> float:
+def _fit_platt_per_class(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class c, scale a_c > 0 and bias b_c of sigmoid(a_c * logit(P_c) + b_c) by binary cross-entropy.
+
+    The classes are independent, so one L-BFGS-B run fits all 2C parameters with the gradient in
+    closed form. A penalty worth about one pseudo-row pulls (a, b) towards (1, 0), so a class with
+    no positive in the training rows gets a finite bias instead of running to the bound.
+    """
     z = _logits(P)
+    n, n_classes = z.shape
+    penalty = 1.0 / max(n, 1)
 
-    def bce(T: float) -> float:
-        s = z / T
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = theta[:n_classes], theta[n_classes:]
+        s = z * a + b
         # log(1 + e^s) - y*s is the cross-entropy of sigmoid(s), without overflow
-        return float(np.mean(np.logaddexp(0.0, s) - y * s))
+        loss = np.mean(np.logaddexp(0.0, s) - y * s, axis=0).sum() + penalty * np.sum((a - 1) ** 2 + b**2)
+        residual = (expit(s) - y) / n
+        grad = np.concatenate([(residual * z).sum(0) + 2 * penalty * (a - 1), residual.sum(0) + 2 * penalty * b])
+        return float(loss), grad
 
-    return float(minimize_scalar(bce, bounds=TEMPERATURE_BOUNDS, method="bounded").x)
+    scale_bounds = (1.0 / TEMPERATURE_BOUNDS[1], 1.0 / TEMPERATURE_BOUNDS[0])
+    result = minimize(loss_and_grad, np.concatenate([np.ones(n_classes), np.zeros(n_classes)]), jac=True,
+                      method="L-BFGS-B", bounds=[scale_bounds] * n_classes + [BIAS_BOUNDS] * n_classes)
+    return result.x[:n_classes], result.x[n_classes:]
 
 
-def _apply_sigmoid_temperature(T: float, P: np.ndarray) -> np.ndarray:
-    return expit(_logits(P) / T)
+def _apply_platt_per_class(params: tuple[np.ndarray, np.ndarray], P: np.ndarray) -> np.ndarray:
+    a, b = params
+    return expit(_logits(P) * a + b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +108,8 @@ class _Method:
     criterion: str
     fit: Callable[[np.ndarray, np.ndarray], Any]
     apply: Callable[[Any, np.ndarray], np.ndarray]
-    loss: Callable[[np.ndarray, np.ndarray], float]  # lower is better
+    loss: Callable[[np.ndarray, np.ndarray], float]
+    greater_is_better: bool = False
 
 
 def _method_for(task: TaskSpec) -> _Method:
@@ -100,13 +123,8 @@ def _method_for(task: TaskSpec) -> _Method:
             _apply_softmax_temperature,
             lambda y, P: metrics.classification_log_loss(y, P, task),
         )
-    return _Method(
-        "temperature_sigmoid",
-        "binary_cross_entropy",
-        _fit_sigmoid_temperature,
-        _apply_sigmoid_temperature,
-        binary_cross_entropy,
-    )
+    return _Method("platt_per_class", "lwlrap", _fit_platt_per_class, _apply_platt_per_class, metrics.lwlrap,
+                   greater_is_better=True)
 
 
 def _prepare(a: np.ndarray, name: str) -> np.ndarray:
@@ -123,9 +141,10 @@ def calibrate_candidate(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Cross-fitted calibration of one candidate; returns (oof, test, decision).
 
-    ``decision``: method, criterion, before/after (criterion on OOF before and after
-    calibration), applied (after < before), primary_before/primary_after (the kind's primary
-    metric on OOF). When not applied, the inputs are returned unchanged.
+    ``decision``: method, criterion, greater_is_better (of the criterion), before/after (criterion
+    on OOF before and after calibration), applied (after strictly better than before),
+    primary_before/primary_after (the kind's primary metric on OOF). When not applied, the inputs
+    are returned unchanged.
     """
     method = _method_for(task)
     oof = _prepare(oof_P, "OOF predictions")
@@ -151,10 +170,11 @@ def calibrate_candidate(
     before, after = method.loss(target, oof), method.loss(target, oof_cal)
     primary_name, _ = metrics.primary(task.kind)
     primary = metrics.METRICS[primary_name]
-    applied = bool(after < before)
+    applied = bool(after > before if method.greater_is_better else after < before)
     decision = {
         "method": method.name,
         "criterion": method.criterion,
+        "greater_is_better": method.greater_is_better,
         "before": float(before),
         "after": float(after),
         "applied": applied,

@@ -1,4 +1,10 @@
-"""The run's summary: ``metrics.json`` (OOF scores per backbone x head x fold, calibration, blend) and plots."""
+"""The run's summary: ``metrics.json`` (OOF scores per backbone x head x fold, calibration, blend) and plots.
+
+The blend has two scores. ``blend.in_sample``: the blend as submitted (after the rounding
+decision) scored on the OOF rows its calibration, pruning, weights and rounding were chosen on,
+so it flatters. ``blend.nested``: every one of those choices re-made per outer fold on the other
+folds only (``audiofold.nested``), the estimate of what the submission scores.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,15 @@ import numpy as np
 from . import metrics
 from .io import atomic_path, load_npz, read_json, write_csv, write_json
 from .tasks import TaskSpec
+
+IN_SAMPLE = "BLEND in-sample (as submitted)"
+NESTED = "BLEND nested (honest)"
+BLEND_NOTES = {
+    "in_sample": "the blend as submitted (after the rounding decision), scored on the same OOF rows its "
+                 "calibration, candidate pruning, weights and rounding were chosen on: optimistic",
+    "nested": "calibration, pruning, weights and rounding chosen per outer fold on the other folds' OOF rows "
+              "only, then applied to the fold's rows: the estimate of the submission's score",
+}
 
 
 def _variant_arrays(npz: dict) -> dict[str, np.ndarray]:
@@ -24,6 +39,7 @@ def summarise(
     blend_oof_path: str,
     weights_path: str,
     task: TaskSpec,
+    nested_path: str | None = None,
     metrics_out: str,
     plots: dict[str, str],
     plot_data: dict[str, str] | None = None,
@@ -49,10 +65,15 @@ def summarise(
     y, folds, P = blend["y"], blend["fold"], blend["P"]
     weights = read_json(weights_path)
     out["blend"] = {
-        "overall": metrics.score(y, P, task),
-        "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
+        "in_sample": {
+            "overall": metrics.score(y, P, task),
+            "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
+            "note": BLEND_NOTES["in_sample"],
+        },
+        "nested": _nested_entry(nested_path),
         "weights": weights["weights"],
         "criterion": weights.get("criterion"),
+        "rounding": weights.get("rounding"),
     }
     out["baseline"] = baseline
     if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
@@ -70,19 +91,36 @@ def summarise(
     return out
 
 
+def _nested_entry(nested_path: str | None) -> dict | None:
+    if nested_path is None:
+        return None
+    nested = read_json(nested_path)
+    return {**nested, "note": nested.get("skipped") or BLEND_NOTES["nested"]}
+
+
+def _blend_rows(summary: dict) -> list[tuple[str, dict]]:
+    """(label, {overall, per_fold}) of the in-sample blend and, where computed, the nested one."""
+    rows = [(IN_SAMPLE, summary["blend"]["in_sample"])]
+    nested = summary["blend"].get("nested")
+    if nested and nested.get("overall"):
+        rows.append((NESTED, nested))
+    return rows
+
+
 def scores_table(summary: dict):
-    """One row per candidate (backbone/head/variant) and the blend: primary OOF score per fold and overall,
-    after calibration, the calibration decision and the blend weight."""
+    """One row per candidate (backbone/head/variant) and the two blend scores (in-sample as submitted,
+    nested): primary OOF score per fold and overall, after calibration, the calibration decision and
+    the blend weight."""
     import pandas as pd
 
     primary = summary["primary"]
     weights = summary["blend"]["weights"]
     rows = []
-    for name, entry in list(summary["candidates"].items()) + [("BLEND", summary["blend"])]:
+    for name, entry in list(summary["candidates"].items()) + _blend_rows(summary):
         row = {"candidate": name}
         row.update({f"fold {k}": v[primary] for k, v in entry["per_fold"].items()})
         row[f"OOF {primary}"] = entry["overall"][primary]
-        if name != "BLEND":
+        if name not in (IN_SAMPLE, NESTED):
             cal = entry.get("calibration") or {}
             row[f"calibrated {primary}"] = entry["calibrated_overall"][primary]
             row["calibration"] = (f"{cal.get('method', '')} {'kept' if cal.get('applied') else 'not kept'}"
@@ -96,12 +134,19 @@ def write_scores_html(summary: dict, path: str) -> None:
     """The scores table as a small standalone HTML page (the report embeds it)."""
     table = scores_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
     better = "higher" if summary["greater_is_better"] else "lower"
+    rounding = summary["blend"].get("rounding") or {}
+    notes = "".join(f"<li><b>{label}</b>: {summary['blend'][key]['note']}</li>"
+                    for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested")) if summary["blend"].get(key))
+    if "step" in rounding:
+        notes += (f"<li>Rounding to the rating step {rounding['step']:g} ({rounding['mode']}): "
+                  f"{'applied' if rounding['applied'] else 'not applied'}; OOF {rounding['criterion']} rounded "
+                  f"{rounding['rounded']:.4f}, unrounded {rounding['unrounded']:.4f}</li>")
     html = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>OOF scores</title><style>"
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
         f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}"
-        f"{shift_html(summary.get('shift'))}</body></html>"
+        f"<ul>{notes}</ul>{shift_html(summary.get('shift'))}</body></html>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -172,11 +217,13 @@ def _plot_scores(summary: dict, path: str) -> None:
     primary = summary["primary"]
     rows = [(k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()], v["calibrated_overall"][primary])
             for k, v in summary["candidates"].items()]
-    rows.append(("BLEND", summary["blend"]["overall"][primary],
-                 [f[primary] for f in summary["blend"]["per_fold"].values()], None))
+    n_candidates = len(rows)
+    rows += [(label, entry["overall"][primary], [f[primary] for f in entry["per_fold"].values()], None)
+             for label, entry in _blend_rows(summary)]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8))
     pos = np.arange(len(rows))
-    ax.barh(pos, [r[1] for r in rows], color=["tab:blue"] * (len(rows) - 1) + ["tab:orange"], alpha=0.7)
+    colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red"][: len(rows) - n_candidates]
+    ax.barh(pos, [r[1] for r in rows], color=colors, alpha=0.7)
     for i, (_, _, per_fold, calibrated) in enumerate(rows):
         ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3, label="per fold" if i == 0 else None)
         if calibrated is not None:
@@ -253,8 +300,9 @@ def _plot_calibration(summary: dict, path: str) -> None:
         ax.barh(pos + 0.2, after, height=0.4, label="after")
         labels = [f"{k} ({'kept' if summary['candidates'][k]['calibration'].get('applied') else 'not kept'})" for k in names]
         ax.set_yticks(pos, labels)
-        crit = summary["candidates"][names[0]]["calibration"].get("criterion", "criterion")
-        ax.set_xlabel(f"OOF {crit} (lower is better)")
+        first = summary["candidates"][names[0]]["calibration"]
+        better = "higher" if first.get("greater_is_better") else "lower"
+        ax.set_xlabel(f"OOF {first.get('criterion', 'criterion')} ({better} is better)")
         ax.legend()
     ax.set_title("Calibration")
     _save(fig, path)

@@ -13,14 +13,16 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .io import load_npz, write_csv
+from . import metrics
+from .errors import ConfigError, DataError
+from .io import load_npz, read_json, write_csv
 from .tables import id_column_values, read_table
 from .tasks import TaskSpec, _class_key
 
 # Value tolerance when checking that ratings lie on the scale grid (CSV round trips lose bits).
 GRID_TOLERANCE = 1e-6
 MAX_LISTED = 10
+ROUND_MODES = ("auto", "always", "never")
 
 
 # ---- values -------------------------------------------------------------------------------
@@ -29,8 +31,9 @@ def _scale(task: TaskSpec) -> tuple[float | None, float | None, float | None]:
     return scale.get("min"), scale.get("max"), scale.get("step")
 
 
-def finalize_predictions(P: np.ndarray, task: TaskSpec) -> np.ndarray:
-    """Predictions made valid for the task: ratings on the scale grid, scores in [0, 1].
+def finalize_predictions(P: np.ndarray, task: TaskSpec, round_to_step: bool = True) -> np.ndarray:
+    """Predictions made valid for the task: ratings clipped to the scale (and, with ``round_to_step``,
+    on its grid), scores in [0, 1].
 
     The rating grid is ``min + k * step`` (anchored at 0 when min is unset); values are rounded
     to the nearest grid point inside [min, max].
@@ -43,7 +46,7 @@ def finalize_predictions(P: np.ndarray, task: TaskSpec) -> np.ndarray:
     low, high, step = _scale(task)
     low_bound = -np.inf if low is None else low
     high_bound = np.inf if high is None else high
-    if not step:
+    if not step or not round_to_step:
         return np.clip(P, low_bound, high_bound)
     origin = 0.0 if low is None else low
     # clip in grid units, so a max that is not itself on the grid cannot pull values off it
@@ -51,6 +54,29 @@ def finalize_predictions(P: np.ndarray, task: TaskSpec) -> np.ndarray:
     k = np.clip(k, (low_bound - origin) / step, np.floor((high_bound - origin) / step + GRID_TOLERANCE))
     # drop float noise such as 1.3000000000000003 so the CSV shows grid values
     return np.clip(np.round(origin + k * step, 10), low_bound, high_bound)
+
+
+def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "auto") -> dict:
+    """Whether ratings are rounded to the scale step, decided on OOF predictions ``P`` of ``y``.
+
+    ``auto`` rounds only where the primary metric (RMSE) of the rounded, clipped OOF predictions
+    is not worse than of the clipped ones: rounding a blend that hedges between two grid points
+    costs error (the demo: 0.563 -> 0.582). ``always`` / ``never`` force it. Kinds without a rating
+    step never round. Returns mode, applied, and where a step exists criterion, rounded, unrounded.
+    """
+    if mode not in ROUND_MODES:
+        raise ConfigError(f"submission.round: expected one of {', '.join(ROUND_MODES)}, got {mode!r}.")
+    step = _scale(task)[2] if task.is_regression else None
+    if not step:
+        return {"mode": mode, "applied": False, "reason": "no rating step to round to"}
+    criterion, greater = metrics.primary(task.kind)
+    score = metrics.METRICS[criterion]
+    rounded = score(y, finalize_predictions(P, task, round_to_step=True), task)
+    unrounded = score(y, finalize_predictions(P, task, round_to_step=False), task)
+    not_worse = rounded >= unrounded if greater else rounded <= unrounded
+    applied = mode == "always" or (mode == "auto" and bool(not_worse))
+    return {"mode": mode, "applied": applied, "step": float(step), "criterion": criterion,
+            "rounded": float(rounded), "unrounded": float(unrounded)}
 
 
 def label_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -145,12 +171,13 @@ def make_submission(
     task: TaskSpec,
     sample: pd.DataFrame | None,
     threshold: float = 0.5,
+    round_to_step: bool = True,
 ) -> pd.DataFrame:
     """Submission table: the sample's columns and id order (else ``test_ids`` order, default columns).
 
     ``P`` rows follow ``test_ids``; values go through ``finalize_predictions`` first.
     """
-    P = finalize_predictions(np.asarray(P, dtype=np.float64).reshape(len(P), -1), task)
+    P = finalize_predictions(np.asarray(P, dtype=np.float64).reshape(len(P), -1), task, round_to_step=round_to_step)
     test_ids = [str(i) for i in test_ids]
     if len(test_ids) != len(P):
         raise DataError(f"submission: {len(test_ids)} test ids but {len(P)} prediction rows.")
@@ -181,8 +208,9 @@ def make_submission(
 
 
 # ---- validation ---------------------------------------------------------------------------
-def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: TaskSpec) -> None:
-    """Raise DataError if ``sub`` would be rejected: ids, columns, NaN/inf, off-grid or out-of-range values."""
+def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: TaskSpec, on_grid: bool = True) -> None:
+    """Raise DataError if ``sub`` would be rejected: ids, columns, NaN/inf, out-of-range values and,
+    with ``on_grid`` (ratings were rounded), values off the scale grid."""
     id_col = _id_column(sample, task)
     if id_col not in sub.columns:
         raise DataError(f"submission has no id column {id_col!r}; columns are {list(sub.columns)[:MAX_LISTED]}.")
@@ -209,13 +237,13 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: Ta
             _check_labels(sub[col], col, task)
             continue
         values = pd.to_numeric(sub[col], errors="coerce").to_numpy(dtype=np.float64)
-        for bad, rule in _value_problems(values, task, layout):
+        for bad, rule in _value_problems(values, task, layout, on_grid):
             if bad.any():
                 first = ids.iloc[int(np.flatnonzero(bad)[0])]
                 raise DataError(f"submission column {col!r} has {rule}: {int(bad.sum())} row(s), first id {first!r}.")
 
 
-def _value_problems(values: np.ndarray, task: TaskSpec, layout: str) -> Iterator[tuple[np.ndarray, str]]:
+def _value_problems(values: np.ndarray, task: TaskSpec, layout: str, on_grid: bool = True) -> Iterator[tuple[np.ndarray, str]]:
     """(rows that break a rule, the rule) for a numeric value column."""
     yield ~np.isfinite(values), "NaN, inf or non-numeric values"
     if layout == "scores":
@@ -226,7 +254,7 @@ def _value_problems(values: np.ndarray, task: TaskSpec, layout: str) -> Iterator
         yield values < low, f"ratings below the scale minimum {low}"
     if high is not None:
         yield values > high, f"ratings above the scale maximum {high}"
-    if step:
+    if step and on_grid:
         origin = 0.0 if low is None else low
         units = (values - origin) / step
         yield np.abs(units - np.round(units)) > GRID_TOLERANCE, (
@@ -250,12 +278,17 @@ def _check_labels(series: pd.Series, col: str, task: TaskSpec) -> None:
 
 
 def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, threshold: float | str = 0.5,
-                     oof_blend_path=None) -> pd.DataFrame:
+                     oof_blend_path=None, blend_decisions_path=None) -> pd.DataFrame:
     """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout.
 
     ``threshold="auto"`` (multilabel label strings): the threshold at the test-score quantile that
-    ``tune_label_quantile`` picks on the OOF blend (``oof_blend_path``: ids, y, P)."""
+    ``tune_label_quantile`` picks on the OOF blend (``oof_blend_path``: ids, y, P).
+    ``blend_decisions_path``: the blend's ``weights.json``; its ``rounding.applied`` (decided on the
+    OOF blend) says whether ratings are rounded to the scale step (without it they are)."""
     blend = load_npz(test_blend_path)
+    round_to_step = True
+    if blend_decisions_path is not None:
+        round_to_step = bool(read_json(blend_decisions_path).get("rounding", {}).get("applied", True))
     sample = read_table(sample_path, "sample submission (data.sample_submission)").attrs["raw"] if sample_path else None
     if threshold == "auto":
         threshold = 0.5
@@ -266,7 +299,8 @@ def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, thr
             quantile = tune_label_quantile(finalize_predictions(oof["P"].astype(np.float64), task), oof["y"])
             threshold = float(np.quantile(finalize_predictions(blend["P"].astype(np.float64), task), quantile))
             print(f"multilabel label threshold: {threshold:.4f} (score quantile {quantile:.3f}, best OOF F1)")
-    sub = make_submission([str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold)
-    validate_submission(sub, sample, task)
+    sub = make_submission([str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold,
+                          round_to_step=round_to_step)
+    validate_submission(sub, sample, task, on_grid=round_to_step)
     write_csv(out_path, sub)
     return sub

@@ -31,6 +31,7 @@ rule blend:
         weights=f"{R}/blend/weights.json",
     params:
         blend=config["blend"],
+        submission=config["submission"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend.log",
@@ -43,10 +44,35 @@ rule blend:
         "../../scripts/blend.py"
 
 
+# Honest score: calibration, pruning, weights and rounding re-chosen per outer fold on the other folds.
+rule blend_nested:
+    input:
+        oof=[f"{R}/oof/{b}/{h}/oof.npz" for b, h in CANDIDATES],
+        task=f"{R}/task.json",
+    output:
+        oof=f"{R}/blend/nested_oof.npz",
+        summary=f"{R}/blend/nested.json",
+    params:
+        calibrate=config["calibrate"],
+        blend=config["blend"],
+        submission=config["submission"],
+        candidates=[f"{b}/{h}" for b, h in CANDIDATES],
+    log:
+        f"{R}/logs/blend_nested.log",
+    benchmark:
+        f"{R}/benchmarks/blend_nested.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../../scripts/blend_nested.py"
+
+
 rule submit:
     input:
         test=f"{R}/blend/test.npz",
         oof=f"{R}/blend/oof.npz",
+        weights=f"{R}/blend/weights.json",
         task=f"{R}/task.json",
         tables=table_inputs(),
     output:
@@ -72,6 +98,7 @@ rule metrics:
         candidates=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
         blend_oof=f"{R}/blend/oof.npz",
         weights=f"{R}/blend/weights.json",
+        nested=f"{R}/blend/nested.json",
         task=f"{R}/task.json",
         shift=f"{R}/shift.json",
     output:
