@@ -7,7 +7,7 @@ from audiofold.rulekit import run_rule
 def main(smk):
     blend_files(dict(zip(smk.params.candidates, smk.input.oof)), dict(zip(smk.params.candidates, smk.input.test)),
                 load_task(smk.input.task), smk.output.oof, smk.output.test, smk.output.weights,
-                step=smk.params.blend["step"], max_candidates=smk.params.blend["max_candidates"])
+                step=smk.params.step, max_candidates=smk.params.max_candidates)
 
 
 run_rule(snakemake, main)  # noqa: F821

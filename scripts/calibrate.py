@@ -6,7 +6,7 @@ from audiofold.rulekit import run_rule
 
 def main(smk):
     calibrate_files(smk.input.oof, smk.input.test, load_task(smk.input.task), smk.output.oof, smk.output.test,
-                    smk.output.decision, enabled=smk.params.calibrate["enabled"])
+                    smk.output.decision, enabled=smk.params.enabled)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -5,8 +5,8 @@ from audiofold.submit import write_submission
 
 
 def main(smk):
-    write_submission(smk.input.test, load_task(smk.input.task), smk.params.data.get("sample_submission"),
-                     smk.output[0], threshold=smk.params.submission["threshold"], oof_blend_path=smk.input.oof)
+    write_submission(smk.input.test, load_task(smk.input.task), smk.params.sample_submission,
+                     smk.output[0], threshold=smk.params.threshold, oof_blend_path=smk.input.oof)
 
 
 run_rule(snakemake, main)  # noqa: F821

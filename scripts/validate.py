@@ -5,8 +5,12 @@ from audiofold.rulekit import run_rule
 from audiofold.validate import run_validation
 
 
+DATA_KEYS = ("train_csv", "test_csv", "sample_submission", "train_audio_dir", "test_audio_dir", "id_column",
+             "path_column", "audio_extensions")
+
+
 def main(smk):
-    run_validation(smk.params.data, policy=smk.params.bad_audio, max_seconds=smk.params.max_seconds,
+    run_validation({k: getattr(smk.params, k) for k in DATA_KEYS}, policy=smk.params.bad_audio, max_seconds=smk.params.max_seconds,
                    shard_clips=smk.params.shard_clips, out_dir=Path(smk.output.report).parent)
 
 

@@ -8,7 +8,10 @@ if config["demo"]["enabled"]:
             train_audio=directory(DATA["train_audio_dir"]),
             test_audio=directory(DATA["test_audio_dir"]),
         params:
-            demo=config["demo"],
+            kind=config["demo"]["kind"],
+            n_train=config["demo"]["n_train"],
+            n_test=config["demo"]["n_test"],
+            seed=config["demo"]["seed"],
         log:
             f"{R}/logs/demo_data.log",
         benchmark:
@@ -29,8 +32,14 @@ checkpoint validate:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
     params:
-        data={k: DATA.get(k) for k in ("train_csv", "test_csv", "sample_submission", "train_audio_dir",
-                                       "test_audio_dir", "id_column", "path_column", "audio_extensions")},
+        train_csv=DATA["train_csv"],
+        test_csv=DATA["test_csv"],
+        sample_submission=DATA["sample_submission"],
+        train_audio_dir=DATA["train_audio_dir"],
+        test_audio_dir=DATA["test_audio_dir"],
+        id_column=DATA["id_column"],
+        path_column=DATA["path_column"],
+        audio_extensions=DATA["audio_extensions"],
         bad_audio=config["audio"]["bad_audio"],
         max_seconds=config["audio"]["max_seconds"],
         shard_clips=config["audio"]["shard_clips"],
@@ -45,19 +54,32 @@ checkpoint validate:
         "../../scripts/validate.py"
 
 
-# Task, folds and targets: read by train and later steps only.
+# Task, folds and targets: read by train and later steps only. The clip table is an input only under
+# audio.bad_audio: skip (its skipped training rows leave the targets); otherwise no row is ever dropped,
+# so audio.* (validate's params) never reruns prepare.
 rule prepare:
     input:
         tables=table_inputs(),
-        clips=f"{R}/validation/clips.csv",
+        clips=[f"{R}/validation/clips.csv"] if config["audio"]["bad_audio"] == "skip" else [],
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",
         targets=f"{R}/targets.npz",
     params:
-        data=DATA,
-        task=config["task"],
-        cv=config["cv"],
+        train_csv=DATA["train_csv"],
+        test_csv=DATA["test_csv"],
+        sample_submission=DATA["sample_submission"],
+        id_column=DATA["id_column"],
+        label_columns=DATA["label_columns"],
+        group_column=DATA["group_column"],
+        fold_column=DATA["fold_column"],
+        path_column=DATA["path_column"],
+        kind=config["task"]["kind"],
+        label_sep=config["task"]["label_sep"],
+        classes=config["task"]["classes"],
+        scale=config["task"]["scale"],
+        n_folds=config["cv"]["n_folds"],
+        n_bins=config["cv"]["n_bins"],
         seed=config["seed"],
     log:
         f"{R}/logs/prepare.log",

@@ -8,7 +8,7 @@ rule calibrate:
         test=f"{R}/calibrated/{{backbone}}/{{head}}/test.npz",
         decision=f"{R}/calibrated/{{backbone}}/{{head}}/decision.json",
     params:
-        calibrate=config["calibrate"],
+        enabled=config["calibrate"]["enabled"],
     log:
         f"{R}/logs/calibrate/{{backbone}}/{{head}}.log",
     benchmark:
@@ -30,7 +30,8 @@ rule blend:
         test=f"{R}/blend/test.npz",
         weights=f"{R}/blend/weights.json",
     params:
-        blend=config["blend"],
+        step=config["blend"]["step"],
+        max_candidates=config["blend"]["max_candidates"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend.log",
@@ -52,8 +53,8 @@ rule submit:
     output:
         f"{R}/submission.csv",
     params:
-        data=DATA,
-        submission=config["submission"],
+        sample_submission=DATA["sample_submission"],
+        threshold=config["submission"]["threshold"],
     log:
         f"{R}/logs/submit.log",
     benchmark:
