@@ -3,15 +3,16 @@ from pathlib import Path
 
 from audiofold.clips import read_clips
 from audiofold.prepare import prepare
-from audiofold.rulekit import run_rule
+from audiofold.rulekit import optional_input, run_rule
 
-DATA_KEYS = ("train_csv", "test_csv", "sample_submission", "id_column", "label_columns", "group_column",
-             "fold_column", "path_column")
+TABLES = ("train_csv", "test_csv", "sample_submission")
+DATA_KEYS = ("id_column", "label_columns", "group_column", "fold_column", "path_column")
 
 
 def main(smk):
     p = smk.params
-    config = {"data": {k: getattr(p, k) for k in DATA_KEYS},
+    data = {**{k: optional_input(smk, k) for k in TABLES}, **{k: getattr(p, k) for k in DATA_KEYS}}
+    config = {"data": data,
               "task": {"kind": p.kind, "label_sep": p.label_sep, "classes": p.classes, "scale": p.scale},
               "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins}, "seed": p.seed}
     # the clip table is an input only under audio.bad_audio: skip (no row is dropped otherwise)

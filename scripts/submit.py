@@ -1,11 +1,11 @@
 """Rule submit -> audiofold.submit.write_submission (fold-averaged, blended, on the label grid)."""
 from audiofold.prepare import load_task
-from audiofold.rulekit import run_rule
+from audiofold.rulekit import optional_input, run_rule
 from audiofold.submit import write_submission
 
 
 def main(smk):
-    write_submission(smk.input.test, load_task(smk.input.task), smk.params.sample_submission,
+    write_submission(smk.input.test, load_task(smk.input.task), optional_input(smk, "sample_submission"),
                      smk.output[0], threshold=smk.params.threshold, oof_blend_path=smk.input.oof)
 
 

@@ -55,6 +55,14 @@ def run_rule(smk: Any, main: Callable[[Any], Any]) -> None:
     log.info("rule %s done in %.1fs; wrote %s", smk.rule, time.perf_counter() - started, describe_outputs(smk.output))
 
 
+def optional_input(smk: Any, name: str) -> str | None:
+    """The one file of a named input that the config may leave null (an empty input then): path or None."""
+    value = smk.input.get(name)
+    if isinstance(value, str):
+        return value
+    return str(value[0]) if value else None
+
+
 def describe_outputs(paths) -> str:
     """'3 file(s): a.npz (1.2 MB), ...' for the rule log, so the log says what the step produced."""
     parts = []

@@ -19,6 +19,8 @@ if config["demo"]["enabled"]:
         resources:
             mem_mb=2000,
             runtime=10,
+        conda:
+            "../envs/audiofold-slim.yaml"
         script:
             "../../scripts/demo_data.py"
 
@@ -27,16 +29,17 @@ if config["demo"]["enabled"]:
 # folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
 checkpoint validate:
     input:
-        tables=table_inputs(),
+        train_csv=DATA["train_csv"],
+        test_csv=optional(DATA["test_csv"]),
+        sample_submission=optional(DATA["sample_submission"]),
     output:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
     params:
-        train_csv=DATA["train_csv"],
-        test_csv=DATA["test_csv"],
-        sample_submission=DATA["sample_submission"],
-        train_audio_dir=DATA["train_audio_dir"],
-        test_audio_dir=DATA["test_audio_dir"],
+        # functions, not strings: `--lint` takes a folder that prefixes a table's path (results/demo/train,
+        # results/demo/train.csv) for a hard-coded file prefix
+        train_audio_dir=lambda wc: DATA["train_audio_dir"],
+        test_audio_dir=lambda wc: DATA["test_audio_dir"],
         id_column=DATA["id_column"],
         path_column=DATA["path_column"],
         audio_extensions=DATA["audio_extensions"],
@@ -50,6 +53,8 @@ checkpoint validate:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/validate.py"
 
@@ -59,16 +64,15 @@ checkpoint validate:
 # so audio.* (validate's params) never reruns prepare.
 rule prepare:
     input:
-        tables=table_inputs(),
-        clips=[f"{R}/validation/clips.csv"] if config["audio"]["bad_audio"] == "skip" else [],
+        train_csv=DATA["train_csv"],
+        test_csv=optional(DATA["test_csv"]),
+        sample_submission=optional(DATA["sample_submission"]),
+        clips=[rules.validate.output.clips] if config["audio"]["bad_audio"] == "skip" else [],
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",
         targets=f"{R}/targets.npz",
     params:
-        train_csv=DATA["train_csv"],
-        test_csv=DATA["test_csv"],
-        sample_submission=DATA["sample_submission"],
         id_column=DATA["id_column"],
         label_columns=DATA["label_columns"],
         group_column=DATA["group_column"],
@@ -88,5 +92,7 @@ rule prepare:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/prepare.py"

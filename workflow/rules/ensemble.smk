@@ -1,8 +1,8 @@
 rule calibrate:
     input:
-        oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
-        test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
-        task=f"{R}/task.json",
+        oof=rules.collect_oof.output.oof,
+        test=rules.collect_oof.output.test,
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/calibrated/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/calibrated/{{backbone}}/{{head}}/test.npz",
@@ -16,6 +16,8 @@ rule calibrate:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/calibrate.py"
 
@@ -24,7 +26,7 @@ rule blend:
     input:
         oof=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
         test=[f"{R}/calibrated/{b}/{h}/test.npz" for b, h in CANDIDATES],
-        task=f"{R}/task.json",
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/blend/oof.npz",
         test=f"{R}/blend/test.npz",
@@ -40,20 +42,21 @@ rule blend:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/blend.py"
 
 
 rule submit:
     input:
-        test=f"{R}/blend/test.npz",
-        oof=f"{R}/blend/oof.npz",
-        task=f"{R}/task.json",
-        tables=table_inputs(),
+        test=rules.blend.output.test,
+        oof=rules.blend.output.oof,
+        task=rules.prepare.output.task,
+        sample_submission=optional(DATA["sample_submission"]),
     output:
-        f"{R}/submission.csv",
+        submission=f"{R}/submission.csv",
     params:
-        sample_submission=DATA["sample_submission"],
         threshold=config["submission"]["threshold"],
     log:
         f"{R}/logs/submit.log",
@@ -62,6 +65,8 @@ rule submit:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/submit.py"
 
@@ -71,9 +76,9 @@ rule metrics:
         scores=[f"{R}/oof/{b}/{h}/scores.json" for b, h in CANDIDATES],
         decisions=[f"{R}/calibrated/{b}/{h}/decision.json" for b, h in CANDIDATES],
         candidates=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
-        blend_oof=f"{R}/blend/oof.npz",
-        weights=f"{R}/blend/weights.json",
-        task=f"{R}/task.json",
+        blend_oof=rules.blend.output.oof,
+        weights=rules.blend.output.weights,
+        task=rules.prepare.output.task,
     output:
         metrics=f"{R}/metrics.json",
         summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),
@@ -93,5 +98,7 @@ rule metrics:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/metrics.py"

@@ -5,8 +5,8 @@ rule train:
     input:
         train=lambda wc: embeddings(wc.backbone, "train"),
         test=lambda wc: embeddings(wc.backbone, "test"),
-        targets=f"{R}/targets.npz",
-        task=f"{R}/task.json",
+        targets=rules.prepare.output.targets,
+        task=rules.prepare.output.task,
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/fold{{fold}}.npz",
@@ -24,15 +24,17 @@ rule train:
         mem_mb=4000,
         runtime=60,
         gpu=lambda wc: gpus("heads", wc.head),
+    conda:
+        "../envs/audiofold.yaml"
     script:
         "../../scripts/train.py"
 
 
 rule collect_oof:
     input:
-        preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
-        targets=f"{R}/targets.npz",
-        task=f"{R}/task.json",
+        preds=expand(rules.train.output.preds, fold=FOLDS, allow_missing=True),
+        targets=rules.prepare.output.targets,
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
@@ -46,5 +48,7 @@ rule collect_oof:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/collect_oof.py"
