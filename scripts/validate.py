@@ -4,7 +4,6 @@ from pathlib import Path
 from audiofold.rulekit import optional_input, run_rule
 from audiofold.validate import run_validation
 
-
 TABLES = ("train_csv", "test_csv", "sample_submission")
 DATA_KEYS = ("train_audio_dir", "test_audio_dir", "id_column", "path_column", "audio_extensions")
 

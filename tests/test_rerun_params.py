@@ -4,8 +4,9 @@ key reruns only the jobs that read it (and what follows them), as `snakemake -n`
 import pytest
 import yaml
 
-from conftest import small_config, snakemake
 from test_workflow_e2e import _jobs_to_run
+
+from conftest import small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 

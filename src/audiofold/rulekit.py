@@ -3,13 +3,14 @@ and a ``*.meta.json`` sidecar beside every file the rule writes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import AudiofoldError
 from .io import describe_file, meta_path, read_json, stable_hash, write_json
