@@ -1,7 +1,7 @@
 """Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF)."""
 from audiofold.blend import blend_files
-from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 
 
 def main(smk):

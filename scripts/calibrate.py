@@ -1,7 +1,7 @@
 """Rule calibrate -> audiofold.calibrate.calibrate_files (one backbone x head)."""
 from audiofold.calibrate import calibrate_files
-from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 
 
 def main(smk):

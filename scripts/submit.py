@@ -1,7 +1,7 @@
 """Rule submit -> audiofold.submit.write_submission (fold-averaged, blended, on the label grid)."""
-from audiofold.prepare import load_task
 from audiofold.rulekit import optional_input, run_rule
 from audiofold.submit import write_submission
+from audiofold.tasks import load_task
 
 
 def main(smk):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .io import read_json
 
 KINDS = ("regression", "multitarget", "classification", "multilabel")
 REGRESSION_KINDS = ("regression", "multitarget")
@@ -57,7 +58,7 @@ class TaskSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TaskSpec":
+    def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
         return cls(**d)
 
     # ---- labels ---------------------------------------------------------------------------
@@ -337,3 +338,8 @@ def _infer_classes(df, label_columns, kind, label_sep, sample_extra) -> tuple[li
 
 def _natural_key(s: str):
     return (0, float(s), "") if re.fullmatch(r"-?\d+(\.\d+)?", s) else (1, 0.0, s)
+
+
+def load_task(path) -> TaskSpec:
+    """The task a prepare step wrote (``task.json``'s ``task``)."""
+    return TaskSpec.from_dict(read_json(path)["task"])
