@@ -7,7 +7,7 @@ probabilities, multilabel scores (n, C) 0/1 targets against (n, C) scores.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import pearsonr
