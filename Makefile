@@ -5,7 +5,7 @@ CORES ?= 8
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lock run test report dryrun clean
+.PHONY: install lock lint run test report dryrun clean
 
 # The venv is exactly requirements/lock.txt (every package pinned, torch/torchaudio as the one pair
 # that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
@@ -36,9 +36,16 @@ dryrun: install
 report: run
 	$(BIN)/snakemake --report results/report.html
 
+# ruff (lint + format, pyproject [tool.ruff]) on the Python, snakefmt (pyproject [tool.snakefmt]) on the
+# workflow; `ruff check --fix` and `ruff format` / `snakefmt Snakefile workflow/` fix what they report.
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/snakefmt --check Snakefile workflow/
+
 # ffmpeg, slurm + munge and chromium: installed when missing if root with apt-get; otherwise (or if the
 # install fails) the tests that need them skip, naming the tool.
-test: install
+test: install lint
 	@bash .ci/system-packages.sh || echo "system packages not installed; the tests that need them skip" >&2
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 

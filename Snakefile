@@ -1,8 +1,18 @@
 # audiofold: decode -> embed (per fold shard) -> train heads per fold -> OOF -> calibrate -> blend -> submit.
 # Parameters live in config.yaml, validated against workflow/schemas/config.schema.yaml.
+import sys
 from pathlib import Path
 
+from snakemake.utils import min_version
+
+# The rule scripts import audiofold from this source tree, also in the `--sdm conda` environments
+# (workflow/envs/, which do not install it): Snakemake hands the main process's sys.path to every
+# script job (appended after the job environment's own packages).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
 from audiofold.config import load_schema, validate_config
+
+min_version("9.0")
 
 
 configfile: "config.yaml"

@@ -1,14 +1,13 @@
 """Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF, rounding decided on it)."""
 from audiofold.blend import blend_files
-from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 
 
 def main(smk):
     blend_files(dict(zip(smk.params.candidates, smk.input.oof)), dict(zip(smk.params.candidates, smk.input.test)),
                 load_task(smk.input.task), smk.output.oof, smk.output.test, smk.output.weights,
-                step=smk.params.blend["step"], max_candidates=smk.params.blend["max_candidates"],
-                round_mode=smk.params.submission["round"])
+                step=smk.params.step, max_candidates=smk.params.max_candidates, round_mode=smk.params.round)
 
 
 run_rule(snakemake, main)  # noqa: F821

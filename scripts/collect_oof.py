@@ -1,7 +1,7 @@
 """Rule collect_oof -> audiofold.oof.collect (one backbone x head)."""
 from audiofold.oof import collect
-from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 
 
 def main(smk):

@@ -6,7 +6,7 @@ from audiofold.rulekit import run_rule
 
 
 def main(smk):
-    materialise_demo(Path(smk.output.train).parent, smk.params.demo,
+    materialise_demo(Path(smk.output.train).parent, {k: getattr(smk.params, k) for k in ("kind", "n_train", "n_test", "seed")},
                      outputs=dict(smk.output.items()))
 
 

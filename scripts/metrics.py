@@ -1,7 +1,7 @@
 """Rule metrics -> audiofold.report.summarise (metrics.json and the report plots)."""
-from audiofold.prepare import load_task
 from audiofold.report import summarise
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 
 
 def main(smk):

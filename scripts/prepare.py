@@ -3,13 +3,24 @@ from pathlib import Path
 
 from audiofold.clips import read_clips
 from audiofold.prepare import prepare
-from audiofold.rulekit import run_rule
+from audiofold.rulekit import optional_input, run_rule
+
+TABLES = ("train_csv", "test_csv", "sample_submission")
+DATA_KEYS = ("id_column", "label_columns", "group_column", "fold_column", "path_column")
 
 
 def main(smk):
-    config = {"data": smk.params.data, "task": smk.params.task, "cv": smk.params.cv, "seed": smk.params.seed}
-    clips = read_clips(smk.input.clips)
-    prepare(config, Path(smk.output.task).parent, skipped=set(clips.loc[clips["action"] == "skip", "id"]))
+    p = smk.params
+    data = {**{k: optional_input(smk, k) for k in TABLES}, **{k: getattr(p, k) for k in DATA_KEYS}}
+    config = {"data": data,
+              "task": {"kind": p.kind, "label_sep": p.label_sep, "classes": p.classes, "scale": p.scale},
+              "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins}, "seed": p.seed}
+    # the clip table is an input only under audio.bad_audio: skip (no row is dropped otherwise)
+    skipped = set()
+    for path in smk.input.get("clips", []):
+        clips = read_clips(path)
+        skipped |= set(clips.loc[clips["action"] == "skip", "id"])
+    prepare(config, Path(smk.output.task).parent, skipped=skipped)
 
 
 run_rule(snakemake, main)  # noqa: F821

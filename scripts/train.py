@@ -1,7 +1,7 @@
 """Rules train / refit -> audiofold.train.train_fold (one backbone x head x fold, or all rows)."""
 from audiofold.io import stable_hash
-from audiofold.prepare import load_task
 from audiofold.rulekit import run_rule
+from audiofold.tasks import load_task
 from audiofold.train import train_fold
 
 

@@ -45,11 +45,13 @@ def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "
     return proc
 
 
+TEST_CONFIG = ROOT / ".test/config.yaml"
+
+
 def small_config(kind: str, **overrides) -> dict:
-    """The default config.yaml shrunk to a quick run on the demo data of one task kind."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["demo"].update(kind=kind, n_train=90, n_test=20)
-    config["cv"]["n_folds"] = 3
+    """The workflow's test config (.test/config.yaml: the demo, 90 clips, 3 folds) on one task kind."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config["demo"]["kind"] = kind
     for key, value in overrides.items():
         config[key] = value
     return config

@@ -84,3 +84,81 @@ def test_env_matches_pyproject(variant):
     assert "-c ../requirements/lock.txt" in options, "the env takes the lock's exact versions"
     cpu_index = any("download.pytorch.org/whl/cpu" in o for o in options)
     assert cpu_index == (variant == "cpu"), "CPU variant takes CPU torch wheels; CUDA variant PyPI's CUDA builds"
+
+
+# The rule environments (workflow/envs/, the `conda:` directives): Snakemake copies an env file into
+# .snakemake/conda/ before creating it, so they cannot use relative pip paths (-c ../lock, -e ..) and
+# pin every package inline instead; audiofold comes from the workflow's src/ (see the Snakefile).
+RULE_ENVS = {"full": ROOT / "workflow/envs/audiofold.yaml", "slim": ROOT / "workflow/envs/audiofold-slim.yaml"}
+TORCH_PACKAGES = {"torch", "torchaudio", "transformers", "lightgbm", "optuna"}
+ORCHESTRATION = {"snakemake", "dvc"}  # drive the run from outside; no rule job imports them
+
+
+def _rule_env_pins(path) -> dict[str, str]:
+    env = yaml.safe_load(path.read_text())
+    lines = [line for line in _pip_section(env) if not line.startswith("-")]
+    assert not any(line.startswith(("-c", "-e", "-r")) for line in _pip_section(env)), "no relative pip paths"
+    pins = {}
+    for line in lines:
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{path.name}: {line!r} is not an exact pin"
+        pins[req.name.lower()] = spec.version
+    return pins
+
+
+def _lock_pin_for_py311(name: str) -> str:
+    from packaging.markers import Marker
+
+    env = {"python_version": "3.11", "python_full_version": "3.11.9", "sys_platform": "linux", "platform_system": "Linux"}
+    for line in LOCK.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and Requirement(line).name.lower() == name:
+            req = Requirement(line)
+            if req.marker is None or Marker(str(req.marker)).evaluate(env):
+                return next(iter(req.specifier)).version
+    raise AssertionError(f"{name} is not in requirements/lock.txt")
+
+
+@pytest.mark.parametrize("variant", sorted(RULE_ENVS))
+def test_rule_env_pins_are_the_locks(variant):
+    for name, version in _rule_env_pins(RULE_ENVS[variant]).items():
+        assert version == _lock_pin_for_py311(name), f"{RULE_ENVS[variant].name}: {name}=={version}, lock differs"
+
+
+def test_rule_envs_cover_the_runtime_dependencies():
+    full, slim = (set(_rule_env_pins(RULE_ENVS[v])) for v in ("full", "slim"))
+    runtime = set(_pyproject_requirements()) - ORCHESTRATION - {"snakemake-executor-plugin-slurm"}
+    assert full == runtime
+    assert slim == runtime - TORCH_PACKAGES
+
+
+def test_every_rule_names_an_existing_env_and_slim_rules_import_without_torch():
+    import re
+    import subprocess
+    import sys
+
+    uses = {}
+    for smk in (ROOT / "workflow/rules").glob("*.smk"):
+        rule = None
+        lines = smk.read_text().splitlines()
+        for i, line in enumerate(lines):
+            if m := re.match(r"\s*(?:rule|checkpoint) (\w+):", line):
+                rule = m.group(1)
+            if line.strip() == "conda:":
+                env = (smk.parent / lines[i + 1].strip().strip('"')).resolve()
+                assert env in {p.resolve() for p in RULE_ENVS.values()}, f"rule {rule}: unknown env {env}"
+                uses[rule] = env
+            if m := re.match(r'\s*script:', line):
+                uses.setdefault(rule, None)
+                assert uses[rule] is not None, f"rule {rule} has a script but no conda: directive"
+    slim_scripts = [ROOT / "scripts" / f"{rule}.py" for rule, env in uses.items()
+                    if env == RULE_ENVS["slim"].resolve()]
+    assert slim_scripts
+    imports = sorted({line for script in slim_scripts for line in script.read_text().splitlines()
+                      if line.startswith("from audiofold")})
+    # none of them imports a package the slim env lacks, directly or through another module
+    code = "\n".join([*imports, "import sys", f"print(sorted(set(sys.modules) & set({sorted(TORCH_PACKAGES)!r})))"])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"slim rules import {proc.stdout.strip()}"

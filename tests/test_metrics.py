@@ -127,6 +127,14 @@ def test_lwlrap_matches_brute_force_and_weighted_sklearn_lrap(data, n, c):
         assert overall == pytest.approx(expected)
 
 
+def test_lwlrap_and_its_per_class_parts_agree_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(40, 5))
+    P = rng.integers(0, 3, size=(40, 5)) / 2  # many tied scores
+    # ties count against a label in both (a tied negative is ranked at or above it)
+    assert metrics.lwlrap(y, P) == pytest.approx(metrics.lwlrap_per_class(y, P)[0])
+
+
 def test_map_averages_only_classes_with_positives():
     y = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
     P = np.array([[0.9, 0.1, 0.5, 0.5], [0.2, 0.3, 0.5, 0.5], [0.1, 0.8, 0.5, 0.5]])

@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from audiofold.clips import list_clips
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json
-from audiofold.clips import list_clips
-from audiofold.prepare import load_task, prepare
+from audiofold.prepare import prepare
+from audiofold.tasks import load_task
 
 
 def make_data(tmp_path, n=24, groups=False):

@@ -67,3 +67,17 @@ def test_every_file_output_gets_a_sidecar_saying_what_made_it(tmp_path):
     shared = read_json(tmp_path / "plots" / "x.meta.json")  # x.png and x.csv: one sidecar naming both
     assert [f["file"] for f in shared["files"]] == ["x.png", "x.csv"]
     assert not (tmp_path / "audio.meta.json").exists()
+
+
+def test_optional_input_is_the_path_or_none():
+    from snakemake.iocontainers import InputFiles
+
+    from audiofold.rulekit import optional_input
+
+    class Job:
+        input = InputFiles(fromdict={"train_csv": "a.csv", "test_csv": [], "sample_submission": ["b.csv"]})
+
+    assert optional_input(Job, "train_csv") == "a.csv"
+    assert optional_input(Job, "test_csv") is None
+    assert optional_input(Job, "sample_submission") == "b.csv"
+    assert optional_input(Job, "not_declared") is None

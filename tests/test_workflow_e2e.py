@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def metrics_of(npz, workdir):
     from audiofold import metrics
-    from audiofold.prepare import load_task
+    from audiofold.tasks import load_task
 
     return metrics.score(npz["y"], npz["P"].astype(np.float64), load_task(workdir / "results/task.json"))
 

@@ -14,7 +14,7 @@ from .errors import DataError
 from .folds import make_folds
 from .io import save_npz, write_csv, write_json, write_meta
 from .tables import id_column_values, raw_column, read_table
-from .tasks import TaskSpec, infer_task
+from .tasks import infer_task
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,6 @@ def drop_skipped(targets: dict[str, np.ndarray], skipped: set[str]) -> dict[str,
     if keep.sum() == 0:
         raise DataError("audio.bad_audio=skip drops every training row; fix the audio files.")
     return {k: v[keep] for k, v in targets.items()}
-
-
-def load_task(path: str | Path) -> TaskSpec:
-    from .io import read_json
-
-    return TaskSpec.from_dict(read_json(path)["task"])
 
 
 def _column(df: pd.DataFrame, col: str, where: str, key: str) -> np.ndarray:

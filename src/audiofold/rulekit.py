@@ -3,13 +3,14 @@ and a ``*.meta.json`` sidecar beside every file the rule writes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import AudiofoldError
 from .io import describe_file, meta_path, read_json, stable_hash, write_json
@@ -53,6 +54,14 @@ def run_rule(smk: Any, main: Callable[[Any], Any]) -> None:
         sys.exit(1)
     write_output_meta(smk, wildcards, since=started_wall)
     log.info("rule %s done in %.1fs; wrote %s", smk.rule, time.perf_counter() - started, describe_outputs(smk.output))
+
+
+def optional_input(smk: Any, name: str) -> str | None:
+    """The one file of a named input that the config may leave null (an empty input then): path or None."""
+    value = smk.input.get(name)
+    if isinstance(value, str):
+        return value
+    return str(value[0]) if value else None
 
 
 def describe_outputs(paths) -> str:

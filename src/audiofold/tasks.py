@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class TaskSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TaskSpec":
+    def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
         return cls(**d)
 
     # ---- labels ---------------------------------------------------------------------------
@@ -406,3 +407,8 @@ def _warn_case_variants(labels: set[str]) -> None:
 
 def _natural_key(s: str):
     return (0, float(s), "") if re.fullmatch(r"-?\d+(\.\d+)?", s) else (1, 0.0, s)
+
+
+def load_task(path) -> TaskSpec:
+    """The task a prepare step wrote (``task.json``'s ``task``)."""
+    return TaskSpec.from_dict(read_json(path)["task"])

@@ -40,8 +40,9 @@ def head_params(head):
 CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)]
 
 
-def table_inputs():
-    return [p for p in (DATA["train_csv"], DATA["test_csv"], DATA["sample_submission"]) if p]
+def optional(path):
+    """A named input that may be null in config: empty then (the script sees no file)."""
+    return path or []
 
 
 def audio_dirs():
@@ -137,7 +138,7 @@ def embeddings(backbone, split):
 
 
 def final_outputs():
-    return [f"{R}/submission.csv", f"{R}/metrics.json"]
+    return [rules.submit.output.submission, rules.metrics.output.metrics]
 
 
 wildcard_constraints:

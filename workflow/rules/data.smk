@@ -8,7 +8,10 @@ if config["demo"]["enabled"]:
             train_audio=directory(DATA["train_audio_dir"]),
             test_audio=directory(DATA["test_audio_dir"]),
         params:
-            demo=config["demo"],
+            kind=config["demo"]["kind"],
+            n_train=config["demo"]["n_train"],
+            n_test=config["demo"]["n_test"],
+            seed=config["demo"]["seed"],
         log:
             f"{R}/logs/demo_data.log",
         benchmark:
@@ -16,6 +19,8 @@ if config["demo"]["enabled"]:
         resources:
             mem_mb=2000,
             runtime=10,
+        conda:
+            "../envs/audiofold-slim.yaml"
         script:
             "../../scripts/demo_data.py"
 
@@ -24,14 +29,21 @@ if config["demo"]["enabled"]:
 # folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
 checkpoint validate:
     input:
-        tables=table_inputs(),
+        train_csv=DATA["train_csv"],
+        test_csv=optional(DATA["test_csv"]),
+        sample_submission=optional(DATA["sample_submission"]),
         audio=audio_inputs,  # an added, removed or edited clip reruns the clip list and what follows
     output:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
     params:
-        data={k: DATA.get(k) for k in ("train_csv", "test_csv", "sample_submission", "train_audio_dir",
-                                       "test_audio_dir", "id_column", "path_column", "audio_extensions")},
+        # functions, not strings: `--lint` takes a folder that prefixes a table's path (results/demo/train,
+        # results/demo/train.csv) for a hard-coded file prefix
+        train_audio_dir=lambda wc: DATA["train_audio_dir"],
+        test_audio_dir=lambda wc: DATA["test_audio_dir"],
+        id_column=DATA["id_column"],
+        path_column=DATA["path_column"],
+        audio_extensions=DATA["audio_extensions"],
         bad_audio=config["audio"]["bad_audio"],
         max_seconds=config["audio"]["max_seconds"],
         shard_clips=config["audio"]["shard_clips"],
@@ -43,23 +55,37 @@ checkpoint validate:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/validate.py"
 
 
-# Task, folds and targets: read by train and later steps only.
+# Task, folds and targets: read by train and later steps only. The clip table is an input only under
+# audio.bad_audio: skip (its skipped training rows leave the targets); otherwise no row is ever dropped,
+# so audio.* (validate's params) never reruns prepare.
 rule prepare:
     input:
-        tables=table_inputs(),
-        clips=f"{R}/validation/clips.csv",
+        train_csv=DATA["train_csv"],
+        test_csv=optional(DATA["test_csv"]),
+        sample_submission=optional(DATA["sample_submission"]),
+        clips=[rules.validate.output.clips] if config["audio"]["bad_audio"] == "skip" else [],
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",
         targets=f"{R}/targets.npz",
     params:
-        data=DATA,
-        task=config["task"],
-        cv=config["cv"],
+        id_column=DATA["id_column"],
+        label_columns=DATA["label_columns"],
+        group_column=DATA["group_column"],
+        fold_column=DATA["fold_column"],
+        path_column=DATA["path_column"],
+        kind=config["task"]["kind"],
+        label_sep=config["task"]["label_sep"],
+        classes=config["task"]["classes"],
+        scale=config["task"]["scale"],
+        n_folds=config["cv"]["n_folds"],
+        n_bins=config["cv"]["n_bins"],
         seed=config["seed"],
     log:
         f"{R}/logs/prepare.log",
@@ -68,5 +94,7 @@ rule prepare:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/prepare.py"

@@ -19,5 +19,7 @@ rule embed:
         mem_mb=8000,
         runtime=120,
         gpu=lambda wc: gpus("backbones", wc.backbone),
+    conda:
+        "../envs/audiofold.yaml"
     script:
         "../../scripts/embed.py"

@@ -1,14 +1,14 @@
 rule calibrate:
     input:
-        oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
-        test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
-        task=f"{R}/task.json",
+        oof=rules.collect_oof.output.oof,
+        test=rules.collect_oof.output.test,
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/calibrated/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/calibrated/{{backbone}}/{{head}}/test.npz",
         decision=f"{R}/calibrated/{{backbone}}/{{head}}/decision.json",
     params:
-        calibrate=config["calibrate"],
+        enabled=config["calibrate"]["enabled"],
     log:
         f"{R}/logs/calibrate/{{backbone}}/{{head}}.log",
     benchmark:
@@ -16,6 +16,8 @@ rule calibrate:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/calibrate.py"
 
@@ -24,14 +26,15 @@ rule blend:
     input:
         oof=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
         test=[f"{R}/calibrated/{b}/{h}/test.npz" for b, h in CANDIDATES],
-        task=f"{R}/task.json",
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/blend/oof.npz",
         test=f"{R}/blend/test.npz",
         weights=f"{R}/blend/weights.json",
     params:
-        blend=config["blend"],
-        submission=config["submission"],
+        step=config["blend"]["step"],
+        max_candidates=config["blend"]["max_candidates"],
+        round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend.log",
@@ -40,6 +43,8 @@ rule blend:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/blend.py"
 
@@ -48,14 +53,15 @@ rule blend:
 rule blend_nested:
     input:
         oof=[f"{R}/oof/{b}/{h}/oof.npz" for b, h in CANDIDATES],
-        task=f"{R}/task.json",
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/blend/nested_oof.npz",
         summary=f"{R}/blend/nested.json",
     params:
-        calibrate=config["calibrate"],
-        blend=config["blend"],
-        submission=config["submission"],
+        calibrate=config["calibrate"]["enabled"],
+        step=config["blend"]["step"],
+        max_candidates=config["blend"]["max_candidates"],
+        round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend_nested.log",
@@ -64,22 +70,23 @@ rule blend_nested:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/blend_nested.py"
 
 
 rule submit:
     input:
-        test=f"{R}/blend/test.npz",
-        oof=f"{R}/blend/oof.npz",
-        weights=f"{R}/blend/weights.json",
-        task=f"{R}/task.json",
-        tables=table_inputs(),
+        test=rules.blend.output.test,
+        oof=rules.blend.output.oof,
+        weights=rules.blend.output.weights,
+        task=rules.prepare.output.task,
+        sample_submission=optional(DATA["sample_submission"]),
     output:
-        f"{R}/submission.csv",
+        submission=f"{R}/submission.csv",
     params:
-        data=DATA,
-        submission=config["submission"],
+        threshold=config["submission"]["threshold"],
     log:
         f"{R}/logs/submit.log",
     benchmark:
@@ -87,6 +94,8 @@ rule submit:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/submit.py"
 
@@ -96,11 +105,11 @@ rule metrics:
         scores=[f"{R}/oof/{b}/{h}/scores.json" for b, h in CANDIDATES],
         decisions=[f"{R}/calibrated/{b}/{h}/decision.json" for b, h in CANDIDATES],
         candidates=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
-        blend_oof=f"{R}/blend/oof.npz",
-        weights=f"{R}/blend/weights.json",
-        nested=f"{R}/blend/nested.json",
-        task=f"{R}/task.json",
-        shift=f"{R}/shift.json",
+        blend_oof=rules.blend.output.oof,
+        weights=rules.blend.output.weights,
+        nested=rules.blend_nested.output.summary,
+        task=rules.prepare.output.task,
+        shift=rules.shift.output.shift,
     output:
         metrics=f"{R}/metrics.json",
         summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),
@@ -120,5 +129,7 @@ rule metrics:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/metrics.py"

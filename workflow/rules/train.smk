@@ -5,8 +5,8 @@ rule train:
     input:
         train=lambda wc: embeddings(wc.backbone, "train"),
         test=lambda wc: embeddings(wc.backbone, "test"),
-        targets=f"{R}/targets.npz",
-        task=f"{R}/task.json",
+        targets=rules.prepare.output.targets,
+        task=rules.prepare.output.task,
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/fold{{fold}}.npz",
@@ -25,6 +25,8 @@ rule train:
         mem_mb=4000,
         runtime=60,
         gpu=lambda wc: gpus("heads", wc.head),
+    conda:
+        "../envs/audiofold.yaml"
     script:
         "../../scripts/train.py"
 
@@ -34,8 +36,8 @@ rule refit:
     input:
         train=lambda wc: embeddings(wc.backbone, "train"),
         test=lambda wc: embeddings(wc.backbone, "test"),
-        targets=f"{R}/targets.npz",
-        task=f"{R}/task.json",
+        targets=rules.prepare.output.targets,
+        task=rules.prepare.output.task,
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/refit.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/refit.npz",
@@ -54,16 +56,18 @@ rule refit:
         mem_mb=4000,
         runtime=60,
         gpu=lambda wc: gpus("heads", wc.head),
+    conda:
+        "../envs/audiofold.yaml"
     script:
         "../../scripts/train.py"
 
 
 rule collect_oof:
     input:
-        preds=expand(f"{R}/preds/{{{{backbone}}}}/{{{{head}}}}/fold{{fold}}.npz", fold=FOLDS),
+        preds=expand(rules.train.output.preds, fold=FOLDS, allow_missing=True),
         refit=lambda wc: [] if config["cv"]["test_predictions"] == "folds" else [f"{R}/preds/{wc.backbone}/{wc.head}/refit.npz"],
-        targets=f"{R}/targets.npz",
-        task=f"{R}/task.json",
+        targets=rules.prepare.output.targets,
+        task=rules.prepare.output.task,
     output:
         oof=f"{R}/oof/{{backbone}}/{{head}}/oof.npz",
         test=f"{R}/oof/{{backbone}}/{{head}}/test.npz",
@@ -79,6 +83,8 @@ rule collect_oof:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/collect_oof.py"
 
@@ -100,5 +106,7 @@ rule shift:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/shift.py"

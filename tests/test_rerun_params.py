@@ -1,0 +1,57 @@
+"""Each rule's params are the config keys it reads, one param per key: after a real run, changing one
+key reruns only the jobs that read it (and what follows them), as `snakemake -n` plans it."""
+
+import pytest
+import yaml
+
+from test_workflow_e2e import _jobs_to_run
+
+from conftest import small_config, snakemake
+
+pytestmark = pytest.mark.e2e
+
+DOWNSTREAM_OF_EMBED = {"embed", "train", "collect_oof", "calibrate", "blend", "submit", "metrics", "all"}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """The small regression demo with one backbone and one head, run in full."""
+    config = small_config("regression")
+    config["backbones"] = {"mfcc": config["backbones"]["mfcc"]}
+    config["heads"] = {"linear": config["heads"]["linear"]}
+    wd = tmp_path_factory.mktemp("rerun")
+    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(wd, "--cores", "2")
+    return wd
+
+
+def _planned(wd, change: dict) -> set[str]:
+    (wd / "change.yaml").write_text(yaml.safe_dump(change))
+    return set(_jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({}, set()),
+    ({"blend": {"step": 0.25}}, {"blend", "submit", "metrics", "all"}),
+    ({"blend": {"max_candidates": 3}}, {"blend", "submit", "metrics", "all"}),
+    ({"submission": {"threshold": 0.3}}, {"submit", "all"}),
+    ({"calibrate": {"enabled": False}}, {"calibrate", "blend", "submit", "metrics", "all"}),
+    ({"cache_dir": "elsewhere"}, set()),
+    ({"resources": {"gpu_heads": ["linear"]}}, set()),
+], ids=["nothing", "blend.step", "blend.max_candidates", "submission.threshold", "calibrate.enabled", "cache_dir",
+        "resources"])
+def test_a_key_reruns_only_what_reads_it(done, change, expected):
+    assert _planned(done, change) == expected
+
+
+def test_audio_max_seconds_reruns_embedding_but_not_prepare(done):
+    planned = _planned(done, {"audio": {"max_seconds": 30}})
+    # the embed jobs themselves are listed only once the validate checkpoint has run again
+    assert "validate" in planned and planned <= {"validate"} | DOWNSTREAM_OF_EMBED, planned
+    assert "prepare" not in planned and "demo_data" not in planned
+
+
+def test_under_bad_audio_skip_prepare_reads_the_clip_table(done):
+    # skip drops bad training rows from the targets, so there the clip table (and audio.*) feeds prepare
+    planned = _planned(done, {"audio": {"bad_audio": "skip"}})
+    assert {"validate", "prepare"} <= planned, planned
