@@ -19,8 +19,11 @@ configfile: "config.yaml"
 
 
 # Errors name the file that holds the bad key: a --configfile wins over config.yaml, the last one first.
-validate_config(config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
-                sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"])
+validate_config(
+    config,
+    load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+    sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"],
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -68,8 +68,12 @@ def main() -> None:
         seconds = time.perf_counter() - started
         embeddings[name] = X
         scores = fold_accuracy(X, y, folds)
-        results[name] = {"accuracy": float(np.mean(scores)), "fold_accuracy": scores, "dim": int(X.shape[1]),
-                         "extract_seconds": round(seconds, 1)}
+        results[name] = {
+            "accuracy": float(np.mean(scores)),
+            "fold_accuracy": scores,
+            "dim": int(X.shape[1]),
+            "extract_seconds": round(seconds, 1),
+        }
         if name.endswith("_int8"):  # fidelity to the fp32 embeddings of the same model
             ref = embeddings[name.removesuffix("_int8")]
             cosine = (X * ref).sum(1) / np.linalg.norm(X, axis=1) / np.linalg.norm(ref, axis=1)
@@ -78,18 +82,30 @@ def main() -> None:
         print(f"{name:22s} acc {np.mean(scores):.3f}  folds {np.round(scores, 3).tolist()}  ({seconds:.0f} s)")
     both = np.concatenate([embeddings["aisfx"], embeddings["distillmos"]], axis=1)
     scores = fold_accuracy(both, y, folds)
-    results["aisfx+distillmos"] = {"accuracy": float(np.mean(scores)), "fold_accuracy": scores, "dim": int(both.shape[1])}
+    results["aisfx+distillmos"] = {
+        "accuracy": float(np.mean(scores)),
+        "fold_accuracy": scores,
+        "dim": int(both.shape[1]),
+    }
     print(f"{'aisfx+distillmos':22s} acc {np.mean(scores):.3f}")
-    report = {"clips": len(table), "protocol": "ESC-10, 5 official folds, StandardScaler + LogisticRegression(C=0.1)",
-              "results": results}
+    report = {
+        "clips": len(table),
+        "protocol": "ESC-10, 5 official folds, StandardScaler + LogisticRegression(C=0.1)",
+        "results": results,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| embedding | dim | accuracy (5 official folds) | extraction s (400 clips, 2 cores) | cosine to fp32 (min / mean) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {k} | {v['dim']} | {100 * v['accuracy']:.1f} % | {v.get('extract_seconds', '')} | "
-              + (f"{v['cosine_to_fp32_min']} / {v['cosine_to_fp32_mean']}" if "cosine_to_fp32_min" in v else "") + " |"
-              for k, v in results.items()]
+    lines = [
+        "| embedding | dim | accuracy (5 official folds) | extraction s (400 clips, 2 cores) | cosine to fp32 (min / mean) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['dim']} | {100 * v['accuracy']:.1f} % | {v.get('extract_seconds', '')} | "
+        + (f"{v['cosine_to_fp32_min']} / {v['cosine_to_fp32_mean']}" if "cosine_to_fp32_min" in v else "")
+        + " |"
+        for k, v in results.items()
+    ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

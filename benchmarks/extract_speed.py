@@ -81,18 +81,27 @@ def cosine(a, b):
 
 
 def summarize(runs: dict, n_clips: int, audio_seconds: float) -> dict:
-    return {"seconds": {k: round(v, 2) for k, v in runs.items()},
-            "clips_per_s": {k: round(n_clips / v, 2) for k, v in runs.items()},
-            "realtime_factor": {k: round(audio_seconds / v, 2) for k, v in runs.items()}}
+    return {
+        "seconds": {k: round(v, 2) for k, v in runs.items()},
+        "clips_per_s": {k: round(n_clips / v, 2) for k, v in runs.items()},
+        "realtime_factor": {k: round(audio_seconds / v, 2) for k, v in runs.items()},
+    }
 
 
 def distillmos_part(paths, waves, audio_seconds, batch_size) -> dict:
     fp32 = build_backbone("distillmos", {"type": "distillmos"})
     bare_backbone(waves[:2], fp32, 2)
-    return four_ways("distillmos 0.9.1, real packaged weights", paths, waves, audio_seconds, batch_size, fp32,
-                     build_backbone("distillmos", {"type": "distillmos", "precision": "int8"}),
-                     seed_fn=lambda: seed_style_backbone(paths, fp32),
-                     bare_fn=lambda: bare_backbone(waves, fp32, batch_size))
+    return four_ways(
+        "distillmos 0.9.1, real packaged weights",
+        paths,
+        waves,
+        audio_seconds,
+        batch_size,
+        fp32,
+        build_backbone("distillmos", {"type": "distillmos", "precision": "int8"}),
+        seed_fn=lambda: seed_style_backbone(paths, fp32),
+        bare_fn=lambda: bare_backbone(waves, fp32, batch_size),
+    )
 
 
 def four_ways(model, paths, waves, audio_seconds, batch_size, fp32, int8, seed_fn, bare_fn) -> dict:
@@ -102,14 +111,21 @@ def four_ways(model, paths, waves, audio_seconds, batch_size, fp32, int8, seed_f
     runs["bare_forward"], _ = timed(bare_fn)
     runs["ours_fp32"], X_fp32 = timed(ours, paths, fp32, batch_size)
     runs["ours_int8"], X_int8 = timed(ours, paths, int8, batch_size)
-    return {"model": model, **summarize(runs, len(paths), audio_seconds),
-            "ratios": {"ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
-                       "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
-                       "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
-                       "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3)},
-            "fidelity": {"int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
-                         "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
-                         "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4)}}
+    return {
+        "model": model,
+        **summarize(runs, len(paths), audio_seconds),
+        "ratios": {
+            "ours_fp32_over_bare_forward_time": round(runs["ours_fp32"] / runs["bare_forward"], 3),
+            "ours_fp32_speedup_vs_seed": round(runs["seed_style"] / runs["ours_fp32"], 3),
+            "ours_int8_speedup_vs_seed": round(runs["seed_style"] / runs["ours_int8"], 3),
+            "ours_int8_speedup_vs_ours_fp32": round(runs["ours_fp32"] / runs["ours_int8"], 3),
+        },
+        "fidelity": {
+            "int8_vs_fp32_cosine_min": round(float(cosine(X_int8, X_fp32).min()), 4),
+            "int8_vs_fp32_cosine_mean": round(float(cosine(X_int8, X_fp32).mean()), 4),
+            "fp32_vs_seed_style_cosine_min": round(float(cosine(X_fp32, X_seed).min()), 4),
+        },
+    }
 
 
 def padded_part(speech_dir: Path, n_clips: int, batch_size: int, tmp: str) -> dict:
@@ -120,13 +136,21 @@ def padded_part(speech_dir: Path, n_clips: int, batch_size: int, tmp: str) -> di
     checkpoint = save_random_checkpoint("hubert_base", Path(tmp) / "hubert_base.pth", arch={})
     backbone = build_backbone("hubert", {"type": "torchaudio", "bundle": "hubert_base", "checkpoint": str(checkpoint)})
     runs = {}
-    runs["equal_lengths_only"], X_equal = timed(lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.0, progress=False)["X"])
-    runs["padded_batches"], X_padded = timed(lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.25, progress=False)["X"])
-    return {"model": "HuBERT-base architecture (torchaudio), random weights", "clips": len(waves),
-            "audio_seconds": round(audio_seconds, 1), "clip_seconds_range": [round(min(map(len, waves)) / SR, 2), round(max(map(len, waves)) / SR, 2)],
-            **summarize(runs, len(waves), audio_seconds),
-            "speedup_padded_vs_equal_lengths": round(runs["equal_lengths_only"] / runs["padded_batches"], 3),
-            "padded_vs_unpadded_cosine_min": round(float(cosine(X_padded, X_equal).min()), 6)}
+    runs["equal_lengths_only"], X_equal = timed(
+        lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.0, progress=False)["X"]
+    )
+    runs["padded_batches"], X_padded = timed(
+        lambda: extract(waves, backbone, batch_size=batch_size, max_padding=0.25, progress=False)["X"]
+    )
+    return {
+        "model": "HuBERT-base architecture (torchaudio), random weights",
+        "clips": len(waves),
+        "audio_seconds": round(audio_seconds, 1),
+        "clip_seconds_range": [round(min(map(len, waves)) / SR, 2), round(max(map(len, waves)) / SR, 2)],
+        **summarize(runs, len(waves), audio_seconds),
+        "speedup_padded_vs_equal_lengths": round(runs["equal_lengths_only"] / runs["padded_batches"], 3),
+        "padded_vs_unpadded_cosine_min": round(float(cosine(X_padded, X_equal).min()), 6),
+    }
 
 
 def timed(fn, *args):
@@ -140,10 +164,17 @@ def wavlm_part(paths, waves, audio_seconds, batch_size, tmp) -> dict:
     config = {"type": "torchaudio", "bundle": "wavlm_base", "checkpoint": str(checkpoint)}
     fp32 = build_backbone("wavlm", config)
     bare_forward(waves[:2], fp32.model, 2)  # warm-up (allocator, kernels)
-    return four_ways("WavLM-base architecture (torchaudio), random weights", paths, waves, audio_seconds, batch_size,
-                     fp32, build_backbone("wavlm", {**config, "precision": "int8"}),
-                     seed_fn=lambda: seed_style(paths, fp32.model),
-                     bare_fn=lambda: bare_forward(waves, fp32.model, batch_size))
+    return four_ways(
+        "WavLM-base architecture (torchaudio), random weights",
+        paths,
+        waves,
+        audio_seconds,
+        batch_size,
+        fp32,
+        build_backbone("wavlm", {**config, "precision": "int8"}),
+        seed_fn=lambda: seed_style(paths, fp32.model),
+        bare_fn=lambda: bare_forward(waves, fp32.model, batch_size),
+    )
 
 
 def main() -> None:
@@ -162,9 +193,15 @@ def main() -> None:
     waves = [load_mono(p, SR) for p in paths]
     audio_seconds = sum(len(w) for w in waves) / SR
 
-    report = {"clips": len(paths), "audio_seconds": round(audio_seconds, 1), "batch_size": args.batch_size,
-              "threads": args.threads, "device": "cpu", "cpu": platform.processor() or platform.machine(),
-              "torch": torch.__version__}
+    report = {
+        "clips": len(paths),
+        "audio_seconds": round(audio_seconds, 1),
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         if "wavlm" in args.parts:
             report["wavlm"] = wavlm_part(paths, waves, audio_seconds, args.batch_size, tmp)
@@ -177,9 +214,20 @@ def main() -> None:
             continue
         print(f"== {part}: {report[part]['model']}")
         for key, seconds in report[part]["seconds"].items():
-            print(f"{key:20s} {seconds:7.1f} s  {report[part]['clips_per_s'][key]:6.2f} clips/s  "
-                  f"{report[part]['realtime_factor'][key]:6.1f}x realtime")
-        print(json.dumps({k: v for k, v in report[part].items() if k in ("ratios", "fidelity") or k.startswith(("speedup", "padded_vs"))}, indent=2))
+            print(
+                f"{key:20s} {seconds:7.1f} s  {report[part]['clips_per_s'][key]:6.2f} clips/s  "
+                f"{report[part]['realtime_factor'][key]:6.1f}x realtime"
+            )
+        print(
+            json.dumps(
+                {
+                    k: v
+                    for k, v in report[part].items()
+                    if k in ("ratios", "fidelity") or k.startswith(("speedup", "padded_vs"))
+                },
+                indent=2,
+            )
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,13 +1,22 @@
 """Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF, rounding decided on it)."""
+
 from audiofold.blend import blend_files
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 
 
 def main(smk):
-    blend_files(dict(zip(smk.params.candidates, smk.input.oof)), dict(zip(smk.params.candidates, smk.input.test)),
-                load_task(smk.input.task), smk.output.oof, smk.output.test, smk.output.weights,
-                step=smk.params.step, max_candidates=smk.params.max_candidates, round_mode=smk.params.round)
+    blend_files(
+        dict(zip(smk.params.candidates, smk.input.oof)),
+        dict(zip(smk.params.candidates, smk.input.test)),
+        load_task(smk.input.task),
+        smk.output.oof,
+        smk.output.test,
+        smk.output.weights,
+        step=smk.params.step,
+        max_candidates=smk.params.max_candidates,
+        round_mode=smk.params.round,
+    )
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -1,13 +1,21 @@
 """Rule blend_nested -> audiofold.nested.nested_files (honest score of calibrate -> blend -> round)."""
+
 from audiofold.nested import nested_files
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 
 
 def main(smk):
-    nested_files(dict(zip(smk.params.candidates, smk.input.oof)), load_task(smk.input.task), smk.output.oof,
-                 smk.output.summary, calibrate=smk.params.calibrate, step=smk.params.step,
-                 max_candidates=smk.params.max_candidates, round_mode=smk.params.round)
+    nested_files(
+        dict(zip(smk.params.candidates, smk.input.oof)),
+        load_task(smk.input.task),
+        smk.output.oof,
+        smk.output.summary,
+        calibrate=smk.params.calibrate,
+        step=smk.params.step,
+        max_candidates=smk.params.max_candidates,
+        round_mode=smk.params.round,
+    )
 
 
 run_rule(snakemake, main)  # noqa: F821

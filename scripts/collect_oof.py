@@ -1,13 +1,21 @@
 """Rule collect_oof -> audiofold.oof.collect (one backbone x head)."""
+
 from audiofold.oof import collect
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 
 
 def main(smk):
-    collect(smk.input.preds, smk.input.targets, load_task(smk.input.task),
-            smk.output.oof, smk.output.test, smk.output.scores,
-            refit_path=smk.input.refit[0] if smk.input.refit else None, test_predictions=smk.params.test_predictions)
+    collect(
+        smk.input.preds,
+        smk.input.targets,
+        load_task(smk.input.task),
+        smk.output.oof,
+        smk.output.test,
+        smk.output.scores,
+        refit_path=smk.input.refit[0] if smk.input.refit else None,
+        test_predictions=smk.params.test_predictions,
+    )
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -1,4 +1,5 @@
 """Rule embed -> audiofold.embed.embed_clips (one backbone, one chunk of clips, through the embedding cache)."""
+
 from audiofold.backbones import build_backbone
 from audiofold.cache import EmbeddingCache, config_key
 from audiofold.embed import embed_clips, split_backbone_config
@@ -12,9 +13,20 @@ def main(smk):
     # the cache's place is not a param: moving it must not rerun anything
     cache_dir = smk.config.get("cache_dir") or f"{smk.config['results_dir']}/cache"
     cache = EmbeddingCache(cache_dir, config_key(smk.params.backbone, smk.params.max_seconds))
-    embed_clips(smk.params.clips, backbone, smk.output[0], max_seconds=smk.params.max_seconds, cache=cache,
-                threads=smk.threads, meta={"backbone_name": smk.wildcards.backbone, "shard": smk.wildcards.shard,
-                                           "config_hash": stable_hash(smk.params.backbone)}, **extraction)
+    embed_clips(
+        smk.params.clips,
+        backbone,
+        smk.output[0],
+        max_seconds=smk.params.max_seconds,
+        cache=cache,
+        threads=smk.threads,
+        meta={
+            "backbone_name": smk.wildcards.backbone,
+            "shard": smk.wildcards.shard,
+            "config_hash": stable_hash(smk.params.backbone),
+        },
+        **extraction,
+    )
 
 
 run_rule(snakemake, main)  # noqa: F821

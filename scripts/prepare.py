@@ -1,4 +1,5 @@
 """Rule prepare -> audiofold.prepare.prepare (task inference, folds, targets without skipped clips)."""
+
 from pathlib import Path
 
 from audiofold.clips import read_clips
@@ -12,9 +13,12 @@ DATA_KEYS = ("id_column", "label_columns", "group_column", "fold_column", "path_
 def main(smk):
     p = smk.params
     data = {**{k: optional_input(smk, k) for k in TABLES}, **{k: getattr(p, k) for k in DATA_KEYS}}
-    config = {"data": data,
-              "task": {"kind": p.kind, "label_sep": p.label_sep, "classes": p.classes, "scale": p.scale},
-              "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins}, "seed": p.seed}
+    config = {
+        "data": data,
+        "task": {"kind": p.kind, "label_sep": p.label_sep, "classes": p.classes, "scale": p.scale},
+        "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins},
+        "seed": p.seed,
+    }
     # the clip table is an input only under audio.bad_audio: skip (no row is dropped otherwise)
     skipped = set()
     for path in smk.input.get("clips", []):

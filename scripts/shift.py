@@ -1,4 +1,5 @@
 """Rule shift -> audiofold.shift.shift_report (adversarial validation on the first backbone)."""
+
 from audiofold.rulekit import run_rule
 from audiofold.shift import shift_report
 

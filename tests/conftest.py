@@ -23,25 +23,40 @@ def find_tool(*names: str) -> str | None:
 def requires_tool(*names: str, why: str):
     """Skip marker for a test that runs a system tool for real: without any of ``names`` installed it
     skips, and the reason (shown by pytest -ra) names the tool and how to get it."""
-    return pytest.mark.skipif(find_tool(*names) is None,
-                              reason=f"{' or '.join(names)} not installed ({why}); {INSTALL_HINT}")
+    return pytest.mark.skipif(
+        find_tool(*names) is None, reason=f"{' or '.join(names)} not installed ({why}); {INSTALL_HINT}"
+    )
 
 
-requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (starts system daemons); run it through .ci/run")
+requires_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root (starts system daemons); run it through .ci/run"
+)
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, configfile: str = "config.yaml") -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, configfile: str = "config.yaml"
+) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with the test interpreter's snakemake.
 
     ``configfile`` is relative to ``workdir``; relative paths inside it resolve against ``workdir``,
     as for a user running snakemake there.
     """
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / configfile), *args]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / configfile),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

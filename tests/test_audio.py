@@ -24,11 +24,19 @@ def no_ffmpeg(monkeypatch):
     monkeypatch.setattr(audio.shutil, "which", lambda name: None)
 
 
-@pytest.mark.parametrize("ext,fmt,subtype,tol", [
-    ("wav", "WAV", "PCM_16", 1e-4), ("wav", "WAV", "PCM_24", 1e-6), ("wav", "WAV", "FLOAT", 0),
-    ("wav", "WAV", "PCM_U8", 1e-2), ("wav", "WAV", "PCM_32", 1e-8), ("wav", "WAV", "DOUBLE", 1e-7),
-    ("flac", "FLAC", "PCM_16", 1e-4), ("flac", "FLAC", "PCM_24", 1e-6),
-])
+@pytest.mark.parametrize(
+    "ext,fmt,subtype,tol",
+    [
+        ("wav", "WAV", "PCM_16", 1e-4),
+        ("wav", "WAV", "PCM_24", 1e-6),
+        ("wav", "WAV", "FLOAT", 0),
+        ("wav", "WAV", "PCM_U8", 1e-2),
+        ("wav", "WAV", "PCM_32", 1e-8),
+        ("wav", "WAV", "DOUBLE", 1e-7),
+        ("flac", "FLAC", "PCM_16", 1e-4),
+        ("flac", "FLAC", "PCM_24", 1e-6),
+    ],
+)
 def test_lossless_formats_decode_to_channels_first_float32(tmp_path, ext, fmt, subtype, tol):
     left, right = sine(440, 22050, 0.3), sine(660, 22050, 0.3, amp=0.25)
     path = tmp_path / f"clip.{ext}"
@@ -72,7 +80,9 @@ def test_max_seconds_reads_only_the_start(tmp_path, monkeypatch):
     sf.write(tmp_path / "long.flac", wave, 48000, subtype="PCM_24")
     read_frames = []
     real_read = sf.SoundFile.read
-    monkeypatch.setattr(sf.SoundFile, "read", lambda self, frames=-1, **kw: read_frames.append(frames) or real_read(self, frames, **kw))
+    monkeypatch.setattr(
+        sf.SoundFile, "read", lambda self, frames=-1, **kw: read_frames.append(frames) or real_read(self, frames, **kw)
+    )
     decoded, sr = decode_file(tmp_path / "long.flac", max_seconds=0.5)
     assert read_frames == [24000] and decoded.shape == (1, 24000)
     assert len(load_mono(tmp_path / "long.flac", 16000, max_seconds=0.5)) == 8000
@@ -152,7 +162,9 @@ def test_real_m4a_round_trip_through_ffmpeg(tmp_path):
     wav = tmp_path / "clip.wav"
     sf.write(wav, np.stack([sine(440, 22050, 1.0)] * 2, axis=1), 22050)
     m4a = tmp_path / "clip.m4a"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "128k", str(m4a)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "128k", str(m4a)], check=True
+    )
     wave, sr = decode_file(m4a)
     assert sr == 22050 and wave.shape[0] == 2 and abs(wave.shape[1] - 22050) < 2048  # AAC priming/padding
     mono = load_mono(m4a, 16000)

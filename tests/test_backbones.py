@@ -26,17 +26,23 @@ def test_build_uses_defaults_and_config_name():
     json.dumps(described)  # goes into metadata
 
 
-@pytest.mark.parametrize("params,message", [
-    ({"type": "wavlm_xxl"}, r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, hf, logmel, mfcc, panns, torchaudio"),
-    ({}, r"backbones\.bb\.type: unknown backbone type None"),
-    ({"type": "logmel", "n_mel": 32}, r"backbones\.bb\.n_mel: unknown option .*allowed options: .*n_mels"),
-    ({"type": "logmel", "n_mels": 0}, r"backbones\.bb\.n_mels: must be a positive integer"),
-    ({"type": "logmel", "hop_length": 1.5}, r"backbones\.bb\.hop_length: must be a positive integer"),
-    ({"type": "logmel", "sample_rate": 8000, "fmax": 6000}, r"backbones\.bb\.fmax: must lie in"),
-    ({"type": "mfcc", "sample_rate": -1}, r"backbones\.bb\.sample_rate: must be a positive integer"),
-    ({"type": "mfcc", "crop_seconds": 0}, r"backbones\.bb\.crop_seconds: must be positive"),
-    ({"type": "mfcc", "n_mfcc": 80}, r"backbones\.bb\.n_mfcc: must not exceed n_mels"),
-])
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        (
+            {"type": "wavlm_xxl"},
+            r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, hf, logmel, mfcc, panns, torchaudio",
+        ),
+        ({}, r"backbones\.bb\.type: unknown backbone type None"),
+        ({"type": "logmel", "n_mel": 32}, r"backbones\.bb\.n_mel: unknown option .*allowed options: .*n_mels"),
+        ({"type": "logmel", "n_mels": 0}, r"backbones\.bb\.n_mels: must be a positive integer"),
+        ({"type": "logmel", "hop_length": 1.5}, r"backbones\.bb\.hop_length: must be a positive integer"),
+        ({"type": "logmel", "sample_rate": 8000, "fmax": 6000}, r"backbones\.bb\.fmax: must lie in"),
+        ({"type": "mfcc", "sample_rate": -1}, r"backbones\.bb\.sample_rate: must be a positive integer"),
+        ({"type": "mfcc", "crop_seconds": 0}, r"backbones\.bb\.crop_seconds: must be positive"),
+        ({"type": "mfcc", "n_mfcc": 80}, r"backbones\.bb\.n_mfcc: must not exceed n_mels"),
+    ],
+)
 def test_bad_configs_name_the_key(params, message):
     with pytest.raises(ConfigError, match=message):
         build_backbone("bb", params)
@@ -49,11 +55,14 @@ def test_declared_sample_rate_without_building():
         declared_sample_rate({"type": "nope"}, name="x")
 
 
-@pytest.mark.parametrize("params,dim", [
-    ({"type": "logmel", "n_mels": 40}, 120),
-    ({"type": "mfcc"}, 80),
-    ({"type": "mfcc", "n_mfcc": 13, "deltas": False}, 26),
-])
+@pytest.mark.parametrize(
+    "params,dim",
+    [
+        ({"type": "logmel", "n_mels": 40}, 120),
+        ({"type": "mfcc"}, 80),
+        ({"type": "mfcc", "n_mfcc": 13, "deltas": False}, 26),
+    ],
+)
 def test_embed_batch_shape_dtype_and_determinism(params, dim):
     backbone = build_backbone("b", params)
     crops = np.stack([tone(440), tone(2000), np.zeros(16000, np.float32)])

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from audiofold.clips import list_clips
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.clips import list_clips
 from audiofold.prepare import prepare
 from audiofold.submit import make_submission, validate_submission, write_submission
 from audiofold.tables import read_table
@@ -48,19 +48,33 @@ def kaggle(tmp_path, train_rows, test_ids, sample_rows=None, *, encoding="utf-8"
     (tmp_path / "sample_submission.csv").write_bytes(("id,label\n" + "\n".join(sample_rows) + "\n").encode(encoding))
     return {
         "seed": 1,
-        "data": {"train_csv": str(tmp_path / "train.csv"), "test_csv": str(tmp_path / "test.csv"),
-                 "sample_submission": str(tmp_path / "sample_submission.csv"),
-                 "train_audio_dir": str(tmp_path / "train"), "test_audio_dir": str(tmp_path / "test"),
-                 "id_column": None, "label_columns": None, "group_column": None, "fold_column": None,
-                 "path_column": None, "audio_extensions": ["wav", "flac"]},
-        "task": {"kind": "auto"}, "cv": {"n_folds": 2, "n_bins": 4},
+        "data": {
+            "train_csv": str(tmp_path / "train.csv"),
+            "test_csv": str(tmp_path / "test.csv"),
+            "sample_submission": str(tmp_path / "sample_submission.csv"),
+            "train_audio_dir": str(tmp_path / "train"),
+            "test_audio_dir": str(tmp_path / "test"),
+            "id_column": None,
+            "label_columns": None,
+            "group_column": None,
+            "fold_column": None,
+            "path_column": None,
+            "audio_extensions": ["wav", "flac"],
+        },
+        "task": {"kind": "auto"},
+        "cv": {"n_folds": 2, "n_bins": 4},
         "audio": {"bad_audio": policy},
     }
 
 
 def validate_prepared(tmp_path, config):
-    return run_validation(config["data"], policy=config["audio"]["bad_audio"], max_seconds=5, shard_clips="auto",
-                          out_dir=tmp_path / "results/validation")
+    return run_validation(
+        config["data"],
+        policy=config["audio"]["bad_audio"],
+        max_seconds=5,
+        shard_clips="auto",
+        out_dir=tmp_path / "results/validation",
+    )
 
 
 def manifest(config):
@@ -140,8 +154,12 @@ def test_quoted_class_name_with_a_comma_stays_classification(tmp_path, caplog):
     task = TaskSpec.from_dict(read_json(tmp_path / "results/task.json")["task"])
     assert task.kind == "classification" and task.classes == ["cat", "dog, barking", "rain"]
     assert "'dog, barking'" in caplog.text and "task.kind: multilabel" in caplog.text
-    sub = make_submission(["t1", "t2"], np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1]]), task,
-                          read_table(tmp_path / "sample_submission.csv").attrs["raw"])
+    sub = make_submission(
+        ["t1", "t2"],
+        np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1]]),
+        task,
+        read_table(tmp_path / "sample_submission.csv").attrs["raw"],
+    )
     assert sub["label"].tolist() == ["dog, barking", "cat"]
 
 
@@ -173,8 +191,9 @@ def test_an_unlisted_symlink_loop_is_reported_not_a_crash(tmp_path, caplog):
 
 @pytest.mark.parametrize("policy", ["error", "skip"])
 def test_a_listed_clip_that_is_a_symlink_loop_gets_the_bad_audio_policy(tmp_path, policy):
-    config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat", "e,dog", "f,cat"], ["t1"], files={"b": None},
-                    policy=policy)
+    config = kaggle(
+        tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat", "e,dog", "f,cat"], ["t1"], files={"b": None}, policy=policy
+    )
     os.symlink(tmp_path / "train/b.wav", tmp_path / "train/b.wav")  # links to itself
     if policy == "error":
         with pytest.raises(DataError, match=r"row 3.*id 'b'.*b.wav, is a symlink that leads to no file"):
@@ -243,17 +262,31 @@ def test_an_nfc_id_finds_an_nfd_file_name(tmp_path):
     assert row["id"] == nfc and row["path"].endswith(f"{nfd}.wav")
 
 
-@pytest.mark.parametrize("section,name,params,message", [
-    ("heads", "knn", {"type": "knn", "kk": 3}, r"config.yaml: key heads.knn.kk: unknown option for head type 'knn'"),
-    ("heads", "h", {"type": "forest"}, r"key heads.h.type: unknown head type 'forest'"),
-    ("backbones", "b", {"type": "wav2vec", "sample_rate": 16000}, r"key backbones.b.type: unknown backbone type 'wav2vec'"),
-    ("backbones", "logmel", {"type": "logmel", "n_mel": 64}, r"key backbones.logmel.n_mel: unknown option"),
-])
+@pytest.mark.parametrize(
+    "section,name,params,message",
+    [
+        (
+            "heads",
+            "knn",
+            {"type": "knn", "kk": 3},
+            r"config.yaml: key heads.knn.kk: unknown option for head type 'knn'",
+        ),
+        ("heads", "h", {"type": "forest"}, r"key heads.h.type: unknown head type 'forest'"),
+        (
+            "backbones",
+            "b",
+            {"type": "wav2vec", "sample_rate": 16000},
+            r"key backbones.b.type: unknown backbone type 'wav2vec'",
+        ),
+        ("backbones", "logmel", {"type": "logmel", "n_mel": 64}, r"key backbones.logmel.n_mel: unknown option"),
+    ],
+)
 def test_unknown_backbone_or_head_types_and_options_fail_at_start_up(section, name, params, message):
     import yaml
 
     from audiofold.config import load_schema, validate_config
     from audiofold.errors import ConfigError
+
     from conftest import ROOT
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -267,6 +300,7 @@ def test_a_config_typo_names_the_file_that_holds_the_key(tmp_path):
 
     from audiofold.config import load_schema, validate_config
     from audiofold.errors import ConfigError
+
     from conftest import ROOT
 
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -292,6 +326,7 @@ def test_an_unwritable_results_folder_is_caught_by_check_and_doctor(tmp_path, mo
 
     from audiofold.cli import main as cli
     from audiofold.doctor import run_checks
+
     from conftest import ROOT
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -33,14 +33,21 @@ def kaggle_folder(tmp_path, n_train=8, n_test=3):
         sf.write(tmp_path / "train" / f"{clip}.wav", tone(200 + 50 * i), 8000)
     for i, clip in enumerate(test_ids):
         sf.write(tmp_path / "test" / f"{clip}.wav", tone(300 + 50 * i), 8000)
-    pd.DataFrame({"id": train_ids, "label": ["dog", "cat"] * (n_train // 2)}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"id": train_ids, "label": ["dog", "cat"] * (n_train // 2)}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
     pd.DataFrame({"id": test_ids}).to_csv(tmp_path / "test.csv", index=False)
     pd.DataFrame({"id": test_ids, "label": "dog"}).to_csv(tmp_path / "sample_submission.csv", index=False)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"]["enabled"] = False
     config["cv"]["n_folds"] = 2
-    config["data"].update(train_csv="train.csv", test_csv="test.csv", sample_submission="sample_submission.csv",
-                          train_audio_dir="train", test_audio_dir="test")
+    config["data"].update(
+        train_csv="train.csv",
+        test_csv="test.csv",
+        sample_submission="sample_submission.csv",
+        train_audio_dir="train",
+        test_audio_dir="test",
+    )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return tmp_path
 

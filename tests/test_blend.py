@@ -156,13 +156,15 @@ def test_blend_files_decide_rounding_on_the_oof_blend_and_write_what_is_submitte
     paths = {n: str(tmp_path / f"{n}_oof.npz") for n in ("a", "b")}
     tests = {n: str(tmp_path / f"{n}_test.npz") for n in ("a", "b")}
     for mode, rounded in (("auto", False), ("always", True)):
-        result = blend_files(paths, tests, rating, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json",
-                             round_mode=mode)
+        result = blend_files(
+            paths, tests, rating, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json", round_mode=mode
+        )
         assert result["rounding"]["applied"] is rounded and read_json(tmp_path / "w.json")["rounding"]["mode"] == mode
         P = load_npz(tmp_path / "oof.npz")["P"]
         assert P.min() >= 1.0 and P.max() <= 5.0
         assert np.allclose(P, np.round(P)) is rounded
         # the OOF file holds exactly what is submitted, so metrics.json scores it
         assert metrics.rmse(y, P) == pytest.approx(result["rounding"]["rounded" if rounded else "unrounded"], rel=1e-6)
-        np.testing.assert_allclose(load_npz(tmp_path / "test.npz")["P"][:, 0], [1.0, 3.0 if rounded else 3.4],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            load_npz(tmp_path / "test.npz")["P"][:, 0], [1.0, 3.0 if rounded else 3.4], rtol=1e-6
+        )

@@ -11,8 +11,16 @@ REG = TaskSpec("regression", "id", ["score"], scale={"min": 0, "max": 10, "step"
 CLS = TaskSpec("classification", "id", ["label"], classes=["a", "b", "c"])
 ML = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c", "d"], label_sep=",")
 
-DECISION_KEYS = {"method", "criterion", "greater_is_better", "before", "after", "applied", "primary_before",
-                 "primary_after"}
+DECISION_KEYS = {
+    "method",
+    "criterion",
+    "greater_is_better",
+    "before",
+    "after",
+    "applied",
+    "primary_before",
+    "primary_after",
+}
 
 
 def folds_for(n, k=4):

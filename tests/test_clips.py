@@ -14,7 +14,7 @@ IDS = [f"clip{i:05d}" for i in range(2000)]
 
 def test_chunks_do_not_move_between_old_chunks_as_clips_are_added():
     before = assign_chunks("train", IDS[:1000], 100)  # 10 chunks
-    after = assign_chunks("train", IDS, 100)          # 20 chunks: a clip stays or goes to a new chunk
+    after = assign_chunks("train", IDS, 100)  # 20 chunks: a clip stays or goes to a new chunk
     moved = before != after[:1000]
     assert (after[:1000][moved] >= 10).all()
     assert 0.35 < moved.mean() < 0.65  # half the clips go to the 10 new chunks, none between old ones
@@ -60,8 +60,13 @@ def test_embed_clips_reuses_the_cache_and_a_changed_file_gets_a_new_key(tmp_path
     assert read_json(tmp_path / "b.meta.json")["zero_filled"] == ["z"]
 
     sf.write(rows[0][1], np.zeros(16000, np.float32), 16000)  # edited file: new content hash, a miss
-    third = embed_clips(rows[:1], backbone, tmp_path / "c.npz", max_seconds=5.0,
-                        cache=EmbeddingCache(tmp_path / "cache", config_key(config, 5.0)))
+    third = embed_clips(
+        rows[:1],
+        backbone,
+        tmp_path / "c.npz",
+        max_seconds=5.0,
+        cache=EmbeddingCache(tmp_path / "cache", config_key(config, 5.0)),
+    )
     assert third["cache"]["misses"] == 1
     assert not np.array_equal(load_npz(tmp_path / "c.npz")["X"][0], a["X"][0])
     # another backbone config or decode length: another key; batching options: same key

@@ -22,8 +22,13 @@ def base():
 def test_default_config_is_valid_and_defaults_are_filled(base, schema):
     config = validate_config(copy.deepcopy(base), schema)
     assert config["cv"]["n_bins"] == 10
-    assert config["backbones"]["logmel"]["tta"] == {"n_crops": 1, "pad": "zeros", "aggregate": "mean", "keep_crops": False,
-                                                       "seed": 0}
+    assert config["backbones"]["logmel"]["tta"] == {
+        "n_crops": 1,
+        "pad": "zeros",
+        "aggregate": "mean",
+        "keep_crops": False,
+        "seed": 0,
+    }
     assert config["submission"]["threshold"] == "auto"
 
 

@@ -14,7 +14,11 @@ def test_first_five_starts_are_begin_center_end_quarters():
 
 
 def test_extra_starts_are_seeded():
-    a, b, c = crop_starts(10_000, 100, 12, seed=1), crop_starts(10_000, 100, 12, seed=1), crop_starts(10_000, 100, 12, seed=2)
+    a, b, c = (
+        crop_starts(10_000, 100, 12, seed=1),
+        crop_starts(10_000, 100, 12, seed=1),
+        crop_starts(10_000, 100, 12, seed=2),
+    )
     assert a == b and a[:5] == c[:5] and a[5:] != c[5:]
     assert len(a) == 12 and all(0 <= s <= 9_900 for s in a)
 
@@ -82,7 +86,7 @@ def test_crop_properties(n_samples, crop_len, n_crops, pad, seed):
         inside = wave[start : start + crop_len]
         np.testing.assert_array_equal(crop[: len(inside)], inside)  # every crop is a piece of the clip
         if pad == "zeros":
-            assert not crop[len(inside):].any()
+            assert not crop[len(inside) :].any()
 
     distinct, index = unique_crops(wave, crop_len, n_crops, pad=pad, seed=seed)
     np.testing.assert_array_equal(distinct[index], crops)

@@ -40,8 +40,11 @@ def clip_path(audio_dir: Path, clip: str) -> Path:
 
 def tables(info):
     paths = info["paths"]
-    return (pd.read_csv(paths["train_csv"], dtype={info["id_column"]: str}), pd.read_csv(paths["test_csv"], dtype=str),
-            pd.read_csv(paths["sample_submission"]))
+    return (
+        pd.read_csv(paths["train_csv"], dtype={info["id_column"]: str}),
+        pd.read_csv(paths["test_csv"], dtype=str),
+        pd.read_csv(paths["sample_submission"]),
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -54,7 +57,9 @@ def test_tables_and_files(demo_sets, kind):
     assert sample[id_column].tolist() == test[id_column].tolist()
     for split, frame in (("train", train), ("test", test)):
         audio_dir = Path(info["paths"][f"{split}_audio_dir"])
-        assert sorted(p.name for p in audio_dir.iterdir()) == sorted(clip_path(audio_dir, c).name for c in frame[id_column])
+        assert sorted(p.name for p in audio_dir.iterdir()) == sorted(
+            clip_path(audio_dir, c).name for c in frame[id_column]
+        )
     if kind == "multilabel":
         assert train[id_column].str.fullmatch(r"tr\d{4}\.(wav|flac|ogg|mp3)").all()
     else:
@@ -171,8 +176,13 @@ def test_labels_are_learnable_from_logmel_with_a_linear_model(demo_sets, kind):
 
 def test_materialise_moves_every_piece_into_place(tmp_path):
     out = tmp_path / "results" / "demo"
-    outputs = {"train": str(out / "train.csv"), "test": str(out / "test.csv"), "sample": str(tmp_path / "sub.csv"),
-               "train_audio": str(out / "train"), "test_audio": str(tmp_path / "test_clips")}
+    outputs = {
+        "train": str(out / "train.csv"),
+        "test": str(out / "test.csv"),
+        "sample": str(tmp_path / "sub.csv"),
+        "train_audio": str(out / "train"),
+        "test_audio": str(tmp_path / "test_clips"),
+    }
     params = {"enabled": True, "kind": "classification", "n_train": 6, "n_test": 2, "seed": 1}
     info = materialise_demo(out, params, outputs=outputs)
     assert info["paths"]["sample_submission"] == outputs["sample"]

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audiofold.cli import build_parser, main as cli
+from audiofold.cli import build_parser
+from audiofold.cli import main as cli
 from audiofold.config import load_schema, schema_reference
+from test_init import make_folder
 
 from conftest import ROOT
-from test_init import make_folder
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -24,7 +25,8 @@ def _fenced_commands() -> list[str]:
 def test_config_reference_is_in_sync_with_the_schema():
     expected = schema_reference(load_schema())
     assert (ROOT / "docs" / "CONFIG.md").read_text(encoding="utf-8") == expected, (
-        "docs/CONFIG.md is stale: run `.venv/bin/audiofold check --reference > docs/CONFIG.md`")
+        "docs/CONFIG.md is stale: run `.venv/bin/audiofold check --reference > docs/CONFIG.md`"
+    )
     for key in ("data.train_csv", "backbones.<name>.tta.n_crops", "blend.step"):
         assert f"| `{key}` |" in expected
     assert "docs/CONFIG.md" in README

@@ -14,8 +14,14 @@ import yaml
 from audiofold import backbones
 from audiofold.backbones.base import Backbone, BackboneOptionError
 from audiofold.cli import main as cli
-from audiofold.doctor import (backbone_weights, check_imports, check_packaged_backbone, check_packages,
-                              estimate_cache_bytes, run_checks)
+from audiofold.doctor import (
+    backbone_weights,
+    check_imports,
+    check_packaged_backbone,
+    check_packages,
+    estimate_cache_bytes,
+    run_checks,
+)
 from audiofold.io import file_sha256
 
 from conftest import ROOT
@@ -23,17 +29,27 @@ from conftest import ROOT
 # Stand-ins that shadow the installed packages through PYTHONPATH and fail as a mismatched install does:
 # (package source, what the FAIL line must quote).
 BROKEN = {
-    "torchaudio": ('raise OSError("/venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error")\n',
-                   "OSError: /venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error"),
-    "transformers": ('raise ImportError("cannot import name GenerationMixin")\n',
-                     "ImportError: cannot import name GenerationMixin"),
+    "torchaudio": (
+        'raise OSError("/venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error")\n',
+        "OSError: /venv/torchaudio/lib/libtorchaudio.abi3.so: undefined symbol: _ZN3c10Error",
+    ),
+    "transformers": (
+        'raise ImportError("cannot import name GenerationMixin")\n',
+        "ImportError: cannot import name GenerationMixin",
+    ),
 }
 
 
 def _doctor_imports_only(pythonpath: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    return subprocess.run([sys.executable, "-m", "audiofold.cli", "doctor", "--imports-only"], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "audiofold.cli", "doctor", "--imports-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def _config():
@@ -84,7 +100,9 @@ class _WeightsBackbone(Backbone):
     def __init__(self, *, sample_rate: int = 16000, checkpoint: str = "x.pt", crop_seconds=None):
         super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, checkpoint=checkpoint)
         if not Path(checkpoint).is_file():
-            raise BackboneOptionError(self.type_name, "checkpoint", f"{checkpoint} missing; run `audiofold weights fetch toy`")
+            raise BackboneOptionError(
+                self.type_name, "checkpoint", f"{checkpoint} missing; run `audiofold weights fetch toy`"
+            )
         self.checkpoint_path = Path(checkpoint)
 
     @property
@@ -157,7 +175,11 @@ def test_packaged_backbone_package_missing_or_broken():
     assert needed.ok is False and "the aisfx backbone needs it" in needed.detail
     assert "requirements/packaged-weights.txt" in needed.detail
     broken = check_packaged_backbone("aisfx", ("aisfx.no_such_module",), needed=False)  # installed, does not import
-    assert broken.ok is False and "import failed: ModuleNotFoundError" in broken.detail and "aisfx.no_such_module" in broken.detail
+    assert (
+        broken.ok is False
+        and "import failed: ModuleNotFoundError" in broken.detail
+        and "aisfx.no_such_module" in broken.detail
+    )
 
 
 def test_broken_import_skips_the_backbone_builds(monkeypatch):

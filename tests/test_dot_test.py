@@ -16,8 +16,9 @@ def test_dot_test_config_is_the_small_demo():
     assert config["demo"]["enabled"] and config["demo"]["n_train"] == 90 and config["cv"]["n_folds"] == 3
     # every other section is the default config's, so .test exercises the same steps
     default = yaml.safe_load((ROOT / "config.yaml").read_text())
-    assert {k: v for k, v in config.items() if k not in ("demo", "cv")} == \
-        {k: v for k, v in default.items() if k not in ("demo", "cv")}
+    assert {k: v for k, v in config.items() if k not in ("demo", "cv")} == {
+        k: v for k, v in default.items() if k not in ("demo", "cv")
+    }
 
 
 def test_dot_test_runs_end_to_end(tmp_path):

@@ -90,8 +90,13 @@ def test_bad_arguments_and_no_clips():
 def write_shard(path, lengths, sr):
     waves = waves_of(lengths)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    save_npz(path, ids=np.array([f"c{i}" for i in range(len(lengths))]), offsets=offsets,
-             samples=np.concatenate(waves), sr=np.array(sr, dtype=np.int64))
+    save_npz(
+        path,
+        ids=np.array([f"c{i}" for i in range(len(lengths))]),
+        offsets=offsets,
+        samples=np.concatenate(waves),
+        sr=np.array(sr, dtype=np.int64),
+    )
     return waves
 
 
@@ -101,7 +106,9 @@ def test_embed_shard_writes_embeddings_and_metadata(tmp_path):
     out = tmp_path / "embeddings" / "rec" / "fold1.npz"
     meta = embed_shard(shard, Recorder(), out, n_crops=6, keep_crops=True, meta={"shard": "fold1"})
     data = load_npz(out)
-    assert data["ids"].tolist() == ["c0", "c1", "c2"] and data["X"].shape == (3, 3) and data["X_crops"].shape == (3, 6, 3)
+    assert (
+        data["ids"].tolist() == ["c0", "c1", "c2"] and data["X"].shape == (3, 3) and data["X_crops"].shape == (3, 6, 3)
+    )
     np.testing.assert_allclose(data["X"], embed_waves(waves, Recorder(), n_crops=6, progress=False)[0])
     sidecar = read_json(tmp_path / "embeddings" / "rec" / "fold1.meta.json")
     assert sidecar == meta
@@ -130,7 +137,9 @@ def test_embed_shard_from_decoded_audio(tmp_path):
     tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
     sf.write(tmp_path / "a.wav", tone, 8000)
     decode_shard([str(tmp_path / "a.wav")], ["a"], 16000, tmp_path / "audio.npz", progress=False)
-    meta = embed_shard(tmp_path / "audio.npz", build_backbone("lm", {"type": "logmel"}), tmp_path / "emb.npz", n_crops=5)
+    meta = embed_shard(
+        tmp_path / "audio.npz", build_backbone("lm", {"type": "logmel"}), tmp_path / "emb.npz", n_crops=5
+    )
     assert meta["n_crops"] == 1 and meta["shape"] == [1, 192] and meta["backbone"]["name"] == "lm"
 
 
@@ -162,7 +171,10 @@ class MaskingRecorder(Recorder):
 
     def embed_outputs(self, crops, lengths=None):
         self.batches.append(len(crops))
-        rows = [c if lengths is None else c[:n] for c, n in zip(crops, lengths if lengths is not None else [None] * len(crops))]
+        rows = [
+            c if lengths is None else c[:n]
+            for c, n in zip(crops, lengths if lengths is not None else [None] * len(crops))
+        ]
         return {"X": np.stack([[r.mean(), r.max(), r[0]] for r in rows]).astype(np.float32)}
 
 
@@ -183,7 +195,8 @@ def test_padded_batches_for_backbones_that_mask_padding():
 def test_split_backbone_config_separates_embed_step_options():
     from audiofold.embed import split_backbone_config
 
-    backbone, extraction = split_backbone_config({"type": "logmel", "n_mels": 64, "batch_size": 8, "max_padding": 0.1,
-                                                  "tta": {"n_crops": 5, "pad": "loop"}})
+    backbone, extraction = split_backbone_config(
+        {"type": "logmel", "n_mels": 64, "batch_size": 8, "max_padding": 0.1, "tta": {"n_crops": 5, "pad": "loop"}}
+    )
     assert backbone == {"type": "logmel", "n_mels": 64}
     assert extraction == {"n_crops": 5, "pad": "loop", "batch_size": 8, "max_padding": 0.1}

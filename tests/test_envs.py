@@ -78,7 +78,11 @@ def test_env_matches_pyproject(variant):
 
     pip_lines = _pip_section(env)
     options = [line for line in pip_lines if line.startswith("-")]
-    reqs = {Requirement(line).name.lower(): str(Requirement(line).specifier) for line in pip_lines if not line.startswith("-")}
+    reqs = {
+        Requirement(line).name.lower(): str(Requirement(line).specifier)
+        for line in pip_lines
+        if not line.startswith("-")
+    }
     assert reqs == _pyproject_requirements()
     assert "-e .." in options, "the env installs audiofold itself"
     assert "-c ../requirements/lock.txt" in options, "the env takes the lock's exact versions"
@@ -110,7 +114,12 @@ def _rule_env_pins(path) -> dict[str, str]:
 def _lock_pin_for_py311(name: str) -> str:
     from packaging.markers import Marker
 
-    env = {"python_version": "3.11", "python_full_version": "3.11.9", "sys_platform": "linux", "platform_system": "Linux"}
+    env = {
+        "python_version": "3.11",
+        "python_full_version": "3.11.9",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+    }
     for line in LOCK.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and Requirement(line).name.lower() == name:
@@ -149,14 +158,19 @@ def test_every_rule_names_an_existing_env_and_slim_rules_import_without_torch():
                 env = (smk.parent / lines[i + 1].strip().strip('"')).resolve()
                 assert env in {p.resolve() for p in RULE_ENVS.values()}, f"rule {rule}: unknown env {env}"
                 uses[rule] = env
-            if m := re.match(r'\s*script:', line):
+            if m := re.match(r"\s*script:", line):
                 uses.setdefault(rule, None)
                 assert uses[rule] is not None, f"rule {rule} has a script but no conda: directive"
-    slim_scripts = [ROOT / "scripts" / f"{rule}.py" for rule, env in uses.items()
-                    if env == RULE_ENVS["slim"].resolve()]
+    slim_scripts = [ROOT / "scripts" / f"{rule}.py" for rule, env in uses.items() if env == RULE_ENVS["slim"].resolve()]
     assert slim_scripts
-    imports = sorted({line for script in slim_scripts for line in script.read_text().splitlines()
-                      if line.startswith("from audiofold")})
+    imports = sorted(
+        {
+            line
+            for script in slim_scripts
+            for line in script.read_text().splitlines()
+            if line.startswith("from audiofold")
+        }
+    )
     # none of them imports a package the slim env lacks, directly or through another module
     code = "\n".join([*imports, "import sys", f"print(sorted(set(sys.modules) & set({sorted(TORCH_PACKAGES)!r})))"])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -23,8 +23,13 @@ def test_rating_folds_spread_the_label_range_evenly(n, n_folds, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(20, 150), n_classes=st.integers(2, 6), n_groups=st.integers(6, 30), n_folds=st.integers(2, 5),
-       seed=st.integers(0, 99))
+@given(
+    n=st.integers(20, 150),
+    n_classes=st.integers(2, 6),
+    n_groups=st.integers(6, 30),
+    n_folds=st.integers(2, 5),
+    seed=st.integers(0, 99),
+)
 def test_multilabel_group_folds_keep_groups_whole_and_fill_every_fold(n, n_classes, n_groups, n_folds, seed):
     rng = np.random.default_rng(seed)
     groups = rng.integers(0, n_groups, size=n).astype(str)

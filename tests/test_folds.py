@@ -27,12 +27,16 @@ def test_groups_never_span_folds_and_every_row_has_one_fold(n, n_folds, n_groups
 
 
 @settings(max_examples=25, deadline=None)
-@given(n_per_class=st.lists(st.integers(10, 40), min_size=2, max_size=5), n_folds=st.integers(2, 5), seed=st.integers(0, 99))
+@given(
+    n_per_class=st.lists(st.integers(10, 40), min_size=2, max_size=5),
+    n_folds=st.integers(2, 5),
+    seed=st.integers(0, 99),
+)
 def test_stratified_classes_are_balanced(n_per_class, n_folds, seed):
     y = np.concatenate([np.full(n, c) for c, n in enumerate(n_per_class)])
     task = TaskSpec("classification", "id", ["y"], classes=[str(c) for c in range(len(n_per_class))])
     folds, _ = make_folds(y, task, n_folds, seed)
-    for c, n in enumerate(n_per_class):
+    for c, _n in enumerate(n_per_class):
         per_fold = np.bincount(folds[y == c], minlength=n_folds)
         assert per_fold.max() - per_fold.min() <= 1
 

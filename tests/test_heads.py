@@ -90,7 +90,10 @@ def test_linear_default_C_is_auto_and_a_number_overrides_it():
     with pytest.raises(ConfigError, match=r"heads\.linear\.C"):
         build_head({"type": "linear", "C": "big"}, CLS, seed=0)
     # a fold too small for an inner CV falls back to the kind's fixed C
-    assert build_head({"type": "linear"}, CLS, seed=0).fit(make_X(3), np.array([0, 1, 1])).chosen_C == DEFAULT_C["classification"]
+    assert (
+        build_head({"type": "linear"}, CLS, seed=0).fit(make_X(3), np.array([0, 1, 1])).chosen_C
+        == DEFAULT_C["classification"]
+    )
 
 
 def _noisy_wide_problem(seed, n, d=120, groups_of=1):

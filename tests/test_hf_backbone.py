@@ -69,8 +69,9 @@ def test_layer_choices_shapes_and_agreement(models, family):
         encoder = bb.model if family == "whisper" else bb.model.encoder
         assert len(encoder.layers) == index + 1  # layers above the selected one are not run
         np.testing.assert_allclose(bb.embed_batch(crops), all_layers["layers"][:, index], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(hf(models[family], layer=[0, 2]).embed_batch(crops), all_layers["layers"].mean(axis=1),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        hf(models[family], layer=[0, 2]).embed_batch(crops), all_layers["layers"].mean(axis=1), rtol=1e-4, atol=1e-5
+    )
     mean_std = hf(models[family], pooling="mean_std")
     assert mean_std.dim == 64
     out = mean_std.embed_batch(crops)
@@ -89,8 +90,9 @@ def test_embedding_is_the_models_own_forward_and_deterministic(models, family):
     assert n_frames in (49, 50)
     np.testing.assert_allclose(out["layers"], reference[:, :, :n_frames].mean(axis=2), rtol=1e-4, atol=1e-5)
     assert [s.shape for s in out["seq"]] == [(n_frames, 2, 32)] * 3 and out["seq"][0].dtype == np.float16
-    np.testing.assert_allclose(out["seq"][1].astype(np.float32), reference[1, :, :n_frames].transpose(1, 0, 2),
-                               rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(
+        out["seq"][1].astype(np.float32), reference[1, :, :n_frames].transpose(1, 0, 2), rtol=1e-2, atol=1e-2
+    )
     again = bb.embed_outputs(crops)
     assert np.array_equal(again["X"], out["X"]) and np.array_equal(again["layers"], out["layers"])
 
@@ -101,8 +103,9 @@ def test_whisper_keeps_the_frames_of_the_clip_not_30_seconds(models):
         (seq,) = bb.embed_outputs(noise(1, seconds))["seq"]
         assert seq.shape == (frames, 32)
     crops = noise(2)
-    np.testing.assert_allclose(bb.embed_batch(crops), direct_layers(models["whisper"], crops)[:, 1, :50].mean(axis=1),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        bb.embed_batch(crops), direct_layers(models["whisper"], crops)[:, 1, :50].mean(axis=1), rtol=1e-4, atol=1e-5
+    )
     with pytest.raises(ConfigError, match=r"backbones\.h\.crop_seconds: Whisper's encoder takes at most 30 s"):
         hf(models["whisper"], crop_seconds=31)
     with pytest.raises(ConfigError, match=r"backbones\.h: Whisper's encoder takes at most 30 s .*set crop_seconds: 30"):
@@ -191,8 +194,9 @@ def test_missing_model_fails_naming_model_cache_and_fetch_command(tmp_path, mode
     assert str(tmp_path / "default-hub" / "models--acme--no-such-model") in message
 
     with pytest.raises(ConfigError) as err:
-        build_backbone("w", {"type": "hf", "model": "acme/no-such-model", "revision": "v2",
-                             "cache_dir": str(tmp_path / "mine")})
+        build_backbone(
+            "w", {"type": "hf", "model": "acme/no-such-model", "revision": "v2", "cache_dir": str(tmp_path / "mine")}
+        )
     message = str(err.value)
     assert "(revision v2)" in message and str(tmp_path / "mine") in message
     assert f"`audiofold weights fetch hf:acme/no-such-model --revision v2 --dest {tmp_path / 'mine'}`" in message
@@ -200,24 +204,30 @@ def test_missing_model_fails_naming_model_cache_and_fetch_command(tmp_path, mode
     with pytest.raises(ConfigError, match=r"backbones\.w\.model: folder '.*/nope/model' does not exist"):
         build_backbone("w", {"type": "hf", "model": str(tmp_path / "nope" / "model")})
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match=r"backbones\.w\.model: folder '.*empty' has no config\.json\. The folder "
-                       r"needs config\.json, preprocessor_config\.json and model\.safetensors or pytorch_model\.bin"):
+    with pytest.raises(
+        ConfigError,
+        match=r"backbones\.w\.model: folder '.*empty' has no config\.json\. The folder "
+        r"needs config\.json, preprocessor_config\.json and model\.safetensors or pytorch_model\.bin",
+    ):
         build_backbone("w", {"type": "hf", "model": str(tmp_path / "empty")})
     (tmp_path / "empty" / "config.json").write_text((models["hubert"] / "config.json").read_text())
     with pytest.raises(ConfigError, match=r"backbones\.w\.model: cannot load AutoFeatureExtractor from '.*empty'"):
         build_backbone("w", {"type": "hf", "model": str(tmp_path / "empty")})
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"sample_rate": 8000}, r"backbones\.h\.sample_rate: .* takes 16000 Hz audio .*set sample_rate: 16000"),
-    ({"layer": 2}, r"backbones\.h\.layer: index 2 is out of range for a 2-layer model"),
-    ({"layer": "first"}, r"backbones\.h\.layer: must be 'last', 'all'"),
-    ({"pooling": "max"}, r"backbones\.h\.pooling: must be one of mean, mean_std"),
-    ({"precision": "fp16"}, r"backbones\.h\.precision: fp16 autocast is for GPU"),
-    ({"local_files_only": "yes"}, r"backbones\.h\.local_files_only: must be true or false"),
-    ({"model": None}, r"backbones\.h\.model: required"),
-    ({"bundle": "wavlm_base"}, r"backbones\.h\.bundle: unknown option for backbone type 'hf'"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"sample_rate": 8000}, r"backbones\.h\.sample_rate: .* takes 16000 Hz audio .*set sample_rate: 16000"),
+        ({"layer": 2}, r"backbones\.h\.layer: index 2 is out of range for a 2-layer model"),
+        ({"layer": "first"}, r"backbones\.h\.layer: must be 'last', 'all'"),
+        ({"pooling": "max"}, r"backbones\.h\.pooling: must be one of mean, mean_std"),
+        ({"precision": "fp16"}, r"backbones\.h\.precision: fp16 autocast is for GPU"),
+        ({"local_files_only": "yes"}, r"backbones\.h\.local_files_only: must be true or false"),
+        ({"model": None}, r"backbones\.h\.model: required"),
+        ({"bundle": "wavlm_base"}, r"backbones\.h\.bundle: unknown option for backbone type 'hf'"),
+    ],
+)
 def test_bad_options_name_the_key(models, options, message):
     with pytest.raises(ConfigError, match=message):
         hf(models["wavlm"], **options) if "model" not in options else build_backbone("h", {"type": "hf", **options})
@@ -234,11 +244,18 @@ def test_weights_fetch_hf_downloads_into_the_hugging_face_cache(tmp_path, models
         return str(hub_cache_entry(tmp_path / "hub", repo_id, models["wav2vec2"]))
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files",
-                        lambda self, repo_id, revision=None: ["config.json", "model.safetensors", "pytorch_model.bin"])
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "list_repo_files",
+        lambda self, repo_id, revision=None: ["config.json", "model.safetensors", "pytorch_model.bin"],
+    )
     assert cli_main(["weights", "fetch", "hf:acme/w2v", "--dest", str(tmp_path / "hub"), "--revision", "v1"]) == 0
-    assert calls == {"repo_id": "acme/w2v", "revision": "v1", "cache_dir": str(tmp_path / "hub"),
-                     "allow_patterns": ["*.json", "*.txt", "*.safetensors"]}
+    assert calls == {
+        "repo_id": "acme/w2v",
+        "revision": "v1",
+        "cache_dir": str(tmp_path / "hub"),
+        "allow_patterns": ["*.json", "*.txt", "*.safetensors"],
+    }
     line = capsys.readouterr().out.strip()
     weights_file = next((tmp_path / "hub").rglob("model.safetensors"))
     assert line == f"{weights_file}  sha256 {file_sha256(weights_file)}"
@@ -258,11 +275,19 @@ def test_schema_accepts_the_hf_options():
     import yaml
 
     from audiofold.config import load_schema, validate_config
+
     from conftest import ROOT
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["backbones"]["w"] = {"type": "hf", "model": "microsoft/wavlm-base-plus", "revision": None, "cache_dir": "/x",
-                                "local_files_only": True, "layer": [0, 6], "precision": "int8"}
+    config["backbones"]["w"] = {
+        "type": "hf",
+        "model": "microsoft/wavlm-base-plus",
+        "revision": None,
+        "cache_dir": "/x",
+        "local_files_only": True,
+        "layer": [0, 6],
+        "precision": "int8",
+    }
     validated = validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
     assert validated["backbones"]["w"]["model"] == "microsoft/wavlm-base-plus"
     config["backbones"]["w"]["local_files_only"] = "no"
@@ -273,8 +298,9 @@ def test_schema_accepts_the_hf_options():
 @pytest.mark.e2e
 def test_workflow_runs_with_an_hf_backbone(workdir, models):
     config = small_config("regression")
-    config["backbones"] = {"wavlm": {"type": "hf", "model": str(models["wavlm"]), "layer": "all",
-                                     "crop_seconds": 1.0, "batch_size": 16}}
+    config["backbones"] = {
+        "wavlm": {"type": "hf", "model": str(models["wavlm"]), "layer": "all", "crop_seconds": 1.0, "batch_size": 16}
+    }
     config["heads"] = {"linear": {"type": "linear"}}
     wd = workdir(config)
     snakemake(wd, "--cores", "2")

@@ -21,8 +21,16 @@ def _clip(path, seed):
     sf.write(path, np.random.default_rng(seed).normal(0, 0.1, 1600).astype(np.float32), 16000)
 
 
-def make_folder(root, train: pd.DataFrame, test_ids, sample: pd.DataFrame | None = None, ext="wav",
-                train_sub="train_audio", test_sub="test_audio", test_csv=True):
+def make_folder(
+    root,
+    train: pd.DataFrame,
+    test_ids,
+    sample: pd.DataFrame | None = None,
+    ext="wav",
+    train_sub="train_audio",
+    test_sub="test_audio",
+    test_csv=True,
+):
     root.mkdir(parents=True, exist_ok=True)
     train.to_csv(root / "train.csv", index=False)
     if test_csv:
@@ -42,8 +50,9 @@ def _ids(prefix, n):
 
 def test_rating_scale_with_step(tmp_path):
     rng = np.random.default_rng(0)
-    train = pd.DataFrame({"utt_id": _ids("a", 30), "speaker": np.repeat(_ids("s", 6), 5),
-                          "score": rng.integers(0, 21, 30) / 2})
+    train = pd.DataFrame(
+        {"utt_id": _ids("a", 30), "speaker": np.repeat(_ids("s", 6), 5), "score": rng.integers(0, 21, 30) / 2}
+    )
     data = make_folder(tmp_path / "data", train, _ids("b", 8), test_csv=True)
     result = scaffold(data, base_dir=tmp_path)
     cfg = result.config
@@ -64,8 +73,9 @@ def test_rating_scale_with_step(tmp_path):
 
 
 def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch, capsys):
-    train = pd.DataFrame({"utt_id": _ids("a", 24), "speaker": np.repeat(_ids("s", 4), 6),
-                          "score": np.tile([1.0, 2.0, 3.0, 4.0], 6)})
+    train = pd.DataFrame(
+        {"utt_id": _ids("a", 24), "speaker": np.repeat(_ids("s", 4), 6), "score": np.tile([1.0, 2.0, 3.0, 4.0], 6)}
+    )
     data = make_folder(tmp_path / "data", train, _ids("b", 4))
     opted_out = scaffold(data, base_dir=tmp_path, auto_group=False)
     assert opted_out.config["data"]["group_column"] is None and opted_out.config["cv"]["n_folds"] == 5
@@ -108,8 +118,12 @@ def test_config_written_to_a_subfolder_runs_from_the_project_folder(tmp_path, mo
 
 def test_written_config_validates_and_prepare_reads_the_same_task(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    train = pd.DataFrame({"fname": _ids("c", 24), "labels": [",".join(rng.choice(["dog", "rain", "bell"], 2, replace=False))
-                                                              for _ in range(24)]})
+    train = pd.DataFrame(
+        {
+            "fname": _ids("c", 24),
+            "labels": [",".join(rng.choice(["dog", "rain", "bell"], 2, replace=False)) for _ in range(24)],
+        }
+    )
     sample = pd.DataFrame({"fname": _ids("t", 6), "bell": 0.0, "dog": 0.0, "rain": 0.0})
     data = make_folder(tmp_path / "data", train, _ids("t", 6), sample=sample, ext="flac", test_csv=False)
     monkeypatch.chdir(tmp_path)
@@ -140,8 +154,15 @@ def test_multitarget_and_classes(tmp_path):
 def test_every_guess_can_be_overridden(tmp_path):
     train = pd.DataFrame({"id": _ids("a", 20), "spk": np.repeat(["x", "y"], 10), "grade": [1, 2, 3, 4] * 5})
     data = make_folder(tmp_path / "d", train, _ids("b", 4), train_sub="wavs/tr", test_sub="wavs/te")
-    result = scaffold(data, base_dir=tmp_path, kind="classification", group_column="spk", label_columns=["grade"],
-                      id_column="id", train_audio_dir=data / "wavs" / "tr")
+    result = scaffold(
+        data,
+        base_dir=tmp_path,
+        kind="classification",
+        group_column="spk",
+        label_columns=["grade"],
+        id_column="id",
+        train_audio_dir=data / "wavs" / "tr",
+    )
     cfg = result.config
     assert cfg["task"] == {"kind": "classification"} and cfg["data"]["group_column"] == "spk"
     assert cfg["data"]["train_audio_dir"] == "d/wavs/tr" and cfg["data"]["test_audio_dir"] == "d/wavs/te"

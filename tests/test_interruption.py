@@ -5,10 +5,8 @@ One uninterrupted reference run (module fixture) is the yardstick for every othe
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,7 +35,10 @@ def _workdir(path: Path, config: dict) -> Path:
 
 def _final_outputs(wd: Path) -> dict:
     """What must not change between runs: folds and submission as bytes, OOF tables as arrays."""
-    out = {"folds.csv": (wd / "results/folds.csv").read_bytes(), "submission.csv": (wd / "results/submission.csv").read_bytes()}
+    out = {
+        "folds.csv": (wd / "results/folds.csv").read_bytes(),
+        "submission.csv": (wd / "results/submission.csv").read_bytes(),
+    }
     for npz in sorted((wd / "results").glob("oof/*/*/oof.npz")) + [wd / "results/blend/oof.npz"]:
         for key, value in load_npz(npz).items():
             out[f"{npz.relative_to(wd)}:{key}"] = value
@@ -65,8 +66,17 @@ def _kill_when(wd: Path, outputs: str, logs: str, total: int, timeout: float = 6
     all ``outputs`` exist, and a job of that rule that started after the first output appeared
     (so Snakemake had time to book that one as finished) is still running. Returns the outputs there."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(wd),
-           "--configfile", str(wd / "config.yaml"), "--cores", "2"]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--configfile",
+        str(wd / "config.yaml"),
+        "--cores",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.monotonic() + timeout
     logs_before_first_output: set[Path] | None = None
@@ -78,8 +88,11 @@ def _kill_when(wd: Path, outputs: str, logs: str, total: int, timeout: float = 6
             if done and logs_before_first_output is None:
                 logs_before_first_output = started
             if done and len(done) < total:
-                later = [log for log in started - logs_before_first_output
-                         if not (wd / "results" / _output_of(log, wd)).exists()]
+                later = [
+                    log
+                    for log in started - logs_before_first_output
+                    if not (wd / "results" / _output_of(log, wd)).exists()
+                ]
                 if later:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
@@ -109,8 +122,12 @@ def _resume(wd: Path, killed_at: list[Path]) -> list[Path]:
         assert load_npz(path)
     snakemake(wd, "--unlock")  # a killed run leaves its lock behind
     plan = snakemake(wd, "-n", "--rerun-incomplete").stdout
-    planned = {path for line in plan.splitlines() if line.strip().startswith("output:")
-               for path in re.findall(r"results/\S+?\.npz", line)}
+    planned = {
+        path
+        for line in plan.splitlines()
+        if line.strip().startswith("output:")
+        for path in re.findall(r"results/\S+?\.npz", line)
+    }
     finished = [p for p in killed_at if str(p.relative_to(wd)) not in planned]
     assert finished, "nothing finished before the kill"
     stamps = {p: p.stat().st_mtime_ns for p in finished}
@@ -125,8 +142,9 @@ N_SHARDS = CONFIG["cv"]["n_folds"] + 1
 
 def test_kill_during_embedding_resumes_to_identical_outputs(tmp_path, reference):
     wd = _workdir(tmp_path, CONFIG)
-    finished = _kill_when(wd, "results/embeddings/*/*.npz", "results/logs/embed/*/*.log",
-                          total=N_SHARDS * len(CONFIG["backbones"]))
+    finished = _kill_when(
+        wd, "results/embeddings/*/*.npz", "results/logs/embed/*/*.log", total=N_SHARDS * len(CONFIG["backbones"])
+    )
     assert not (wd / "results/preds").exists()
     _resume(wd, finished)
     _assert_same(_final_outputs(wd), reference)

@@ -16,6 +16,7 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 
 def test_workflow_files_are_snakefmt_formatted():
-    proc = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -44,7 +44,7 @@ def test_pure_noise_candidates_gain_in_sample_but_not_nested():
 
 
 def perfect_on_fold_zero(seed=0, n=100):
-    """"a" is decent everywhere; "b" is the truth itself on fold 0 and elsewhere makes a's errors,
+    """ "a" is decent everywhere; "b" is the truth itself on fold 0 and elsewhere makes a's errors,
     10 % larger: on folds 1-4 any weight on "b" only adds error, on all rows together it pays."""
     rng = np.random.default_rng(seed)
     y = rng.normal(0, 1, size=(n, 1))
@@ -106,8 +106,9 @@ def test_nested_files_write_scores_and_choices(tmp_path):
     y, candidates, folds = perfect_on_fold_zero()
     ids = np.array([f"c{i}" for i in range(len(y))])
     save_npz(tmp_path / "x.npz", ids=ids, fold=folds, y=y, P__main=candidates["a"], P__alt=candidates["b"])
-    summary = nested_files({"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "nested.npz", tmp_path / "nested.json",
-                           calibrate=True, step=0.1)
+    summary = nested_files(
+        {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "nested.npz", tmp_path / "nested.json", calibrate=True, step=0.1
+    )
     written = load_npz(tmp_path / "nested.npz")
     assert summary == read_json(tmp_path / "nested.json") | {"per_fold": summary["per_fold"]}
     assert summary["overall"]["rmse"] == pytest.approx(metrics.rmse(y, written["P"]), rel=1e-6)
@@ -126,7 +127,8 @@ def test_too_few_folds_to_nest():
 
 def test_too_few_folds_are_reported_not_fatal_in_the_workflow_step(tmp_path):
     y, candidates, _ = perfect_on_fold_zero()
-    save_npz(tmp_path / "x.npz", ids=np.arange(len(y)).astype(str), fold=np.arange(len(y)) % 2, y=y,
-             P__main=candidates["a"])
+    save_npz(
+        tmp_path / "x.npz", ids=np.arange(len(y)).astype(str), fold=np.arange(len(y)) % 2, y=y, P__main=candidates["a"]
+    )
     summary = nested_files({"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "n.npz", tmp_path / "n.json")
     assert summary["overall"] is None and "cv.n_folds >= 3" in summary["skipped"]

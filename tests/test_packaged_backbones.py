@@ -15,7 +15,9 @@ def sounds(sr, seconds, n=3, seed=0):
     rng = np.random.default_rng(seed)
     clicks = np.zeros_like(t)
     clicks[:: sr // 8] = 1.0
-    return np.stack([0.1 * rng.standard_normal(len(t)), 0.3 * np.sin(2 * np.pi * 440 * t), clicks][:n]).astype(np.float32)
+    return np.stack([0.1 * rng.standard_normal(len(t)), 0.3 * np.sin(2 * np.pi * 440 * t), clicks][:n]).astype(
+        np.float32
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def test_aisfx_loads_the_package_weights_like_the_package(aisfx):
     reference = inference.load_bestModel(weights, datasets, "cpu")
     spec = torch.from_numpy(aisfx.log_mel(sounds(44100, 2.5)))[:, :100]
     with torch.inference_mode():
-        np.testing.assert_allclose(aisfx.model(spec).numpy(), reference.get_embedding(spec).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            aisfx.model(spec).numpy(), reference.get_embedding(spec).numpy(), rtol=1e-5, atol=1e-6
+        )
     assert len(aisfx.describe()["checkpoint"]["sha256"]) == 64
 
 
@@ -79,11 +83,14 @@ def test_distillmos_int8_stays_close_to_fp32(distillmos):
     assert cosine.min() >= 0.99 and not np.array_equal(fp32, int8)
 
 
-@pytest.mark.parametrize("params,message", [
-    ({"type": "aisfx", "sample_rate": 16000}, r"backbones\.b\.sample_rate: aisfx was trained at 44100 Hz"),
-    ({"type": "aisfx", "precision": "fp16"}, r"backbones\.b\.precision: fp16 autocast is for GPU"),
-    ({"type": "distillmos", "pooling": "attention"}, r"backbones\.b\.pooling: must be one of mean, mean_std"),
-])
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"type": "aisfx", "sample_rate": 16000}, r"backbones\.b\.sample_rate: aisfx was trained at 44100 Hz"),
+        ({"type": "aisfx", "precision": "fp16"}, r"backbones\.b\.precision: fp16 autocast is for GPU"),
+        ({"type": "distillmos", "pooling": "attention"}, r"backbones\.b\.pooling: must be one of mean, mean_std"),
+    ],
+)
 def test_packaged_bad_options(params, message):
     with pytest.raises(ConfigError, match=message):
         build_backbone("b", params)

@@ -46,8 +46,11 @@ def test_cnn14_16k_variant_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert declared_sample_rate({"type": "panns", "variant": "cnn14_16k"}) == 16000
     assert declared_sample_rate({"type": "panns"}) == 32000
-    with pytest.raises(ConfigError, match=r"backbones\.p\.checkpoint: .*Cnn14_16k_mAP=0.438.pth.*"
-                                          r"audiofold weights fetch panns_cnn14_16k"):
+    with pytest.raises(
+        ConfigError,
+        match=r"backbones\.p\.checkpoint: .*Cnn14_16k_mAP=0.438.pth.*"
+        r"audiofold weights fetch panns_cnn14_16k",
+    ):
         build_backbone("p", {"type": "panns", "variant": "cnn14_16k"})
     path = official_checkpoint(tmp_path / "mine.pth")
     bb = build_backbone("p", {"type": "panns", "variant": "cnn14_16k", "checkpoint": str(path)})

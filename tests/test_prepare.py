@@ -24,11 +24,22 @@ def make_data(tmp_path, n=24, groups=False):
     pd.DataFrame({"clip_id": ids[n:]}).to_csv(tmp_path / "test.csv", index=False)
     config = {
         "seed": 3,
-        "data": {"train_csv": str(tmp_path / "train.csv"), "test_csv": str(tmp_path / "test.csv"),
-                 "sample_submission": None, "train_audio_dir": str(audio), "test_audio_dir": None,
-                 "id_column": None, "label_columns": None, "group_column": "speaker" if groups else None,
-                 "fold_column": None, "path_column": None, "audio_extensions": ["wav", "flac", "ogg"]},
-        "task": {"kind": "auto"}, "cv": {"n_folds": 3, "n_bins": 4}, "audio": {"shard_clips": 4},
+        "data": {
+            "train_csv": str(tmp_path / "train.csv"),
+            "test_csv": str(tmp_path / "test.csv"),
+            "sample_submission": None,
+            "train_audio_dir": str(audio),
+            "test_audio_dir": None,
+            "id_column": None,
+            "label_columns": None,
+            "group_column": "speaker" if groups else None,
+            "fold_column": None,
+            "path_column": None,
+            "audio_extensions": ["wav", "flac", "ogg"],
+        },
+        "task": {"kind": "auto"},
+        "cv": {"n_folds": 3, "n_bins": 4},
+        "audio": {"shard_clips": 4},
     }
     return config
 

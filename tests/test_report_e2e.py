@@ -16,8 +16,15 @@ from conftest import find_tool, requires_tool, small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +43,14 @@ CHROMIUM = ("chromium", "chromium-browser")
 def _render(html, tmp_path, *args):
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
-    cmd = [find_tool(*CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args,
-           html.as_uri()]
+    cmd = [
+        find_tool(*CHROMIUM),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        *args,
+        html.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
@@ -48,10 +61,17 @@ def test_report_has_every_section_and_image(run_dir):
     assert len(pngs) >= 4 and all(p.startswith(b"\x89PNG") and len(p) > 1000 for p in pngs)
     for name in ("scores.png", "oof_vs_truth.png", "blend_weights.png", "calibration.png", "scores_table.html"):
         assert name in html, name
-    for caption in ("trivial predictor", "confusion matrix", "isotonic / temperature", "grid search",
-                    "the score after calibration"):  # one from each .rst caption
+    for caption in (
+        "trivial predictor",
+        "confusion matrix",
+        "isotonic / temperature",
+        "grid search",
+        "the score after calibration",
+    ):  # one from each .rst caption
         assert caption in html, caption
-    table = base64.b64decode(re.search(r"data:text/html;[^,]*filename=scores_table.html;base64,([A-Za-z0-9+/=]+)", html).group(1))
+    table = base64.b64decode(
+        re.search(r"data:text/html;[^,]*filename=scores_table.html;base64,([A-Za-z0-9+/=]+)", html).group(1)
+    )
     assert b"BLEND" in table and b"blend weight" in table and b"fold 2" in table
 
 

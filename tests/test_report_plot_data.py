@@ -46,14 +46,30 @@ def test_scores_table_names_the_in_sample_and_the_nested_blend(tmp_path):
 
     fold = {0: {"rmse": 1.0}, 1: {"rmse": 1.2}}
     summary = {
-        "task": "regression", "primary": "rmse", "greater_is_better": False,
-        "candidates": {"b/h/main": {"overall": {"rmse": 1.1}, "per_fold": fold, "calibrated_overall": {"rmse": 1.05},
-                                    "calibration": {"method": "isotonic", "applied": True}}},
-        "blend": {"in_sample": {"overall": {"rmse": 1.0}, "per_fold": fold, "note": "chosen on these rows"},
-                  "nested": {"overall": {"rmse": 1.08}, "per_fold": fold, "note": "chosen on the other folds"},
-                  "weights": {"b/h/main": 1.0},
-                  "rounding": {"mode": "auto", "applied": False, "step": 0.5, "criterion": "rmse",
-                               "rounded": 1.02, "unrounded": 1.0}},
+        "task": "regression",
+        "primary": "rmse",
+        "greater_is_better": False,
+        "candidates": {
+            "b/h/main": {
+                "overall": {"rmse": 1.1},
+                "per_fold": fold,
+                "calibrated_overall": {"rmse": 1.05},
+                "calibration": {"method": "isotonic", "applied": True},
+            }
+        },
+        "blend": {
+            "in_sample": {"overall": {"rmse": 1.0}, "per_fold": fold, "note": "chosen on these rows"},
+            "nested": {"overall": {"rmse": 1.08}, "per_fold": fold, "note": "chosen on the other folds"},
+            "weights": {"b/h/main": 1.0},
+            "rounding": {
+                "mode": "auto",
+                "applied": False,
+                "step": 0.5,
+                "criterion": "rmse",
+                "rounded": 1.02,
+                "unrounded": 1.0,
+            },
+        },
     }
     table = scores_table(summary)
     assert table["candidate"].tolist() == ["b/h/main", IN_SAMPLE, NESTED]

@@ -30,16 +30,27 @@ def _planned(wd, change: dict) -> set[str]:
     return set(_jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({}, set()),
-    ({"blend": {"step": 0.25}}, {"blend", "submit", "metrics", "all"}),
-    ({"blend": {"max_candidates": 3}}, {"blend", "submit", "metrics", "all"}),
-    ({"submission": {"threshold": 0.3}}, {"submit", "all"}),
-    ({"calibrate": {"enabled": False}}, {"calibrate", "blend", "submit", "metrics", "all"}),
-    ({"cache_dir": "elsewhere"}, set()),
-    ({"resources": {"gpu_heads": ["linear"]}}, set()),
-], ids=["nothing", "blend.step", "blend.max_candidates", "submission.threshold", "calibrate.enabled", "cache_dir",
-        "resources"])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, set()),
+        ({"blend": {"step": 0.25}}, {"blend", "submit", "metrics", "all"}),
+        ({"blend": {"max_candidates": 3}}, {"blend", "submit", "metrics", "all"}),
+        ({"submission": {"threshold": 0.3}}, {"submit", "all"}),
+        ({"calibrate": {"enabled": False}}, {"calibrate", "blend", "submit", "metrics", "all"}),
+        ({"cache_dir": "elsewhere"}, set()),
+        ({"resources": {"gpu_heads": ["linear"]}}, set()),
+    ],
+    ids=[
+        "nothing",
+        "blend.step",
+        "blend.max_candidates",
+        "submission.threshold",
+        "calibrate.enabled",
+        "cache_dir",
+        "resources",
+    ],
+)
 def test_a_key_reruns_only_what_reads_it(done, change, expected):
     assert _planned(done, change) == expected
 

@@ -14,8 +14,13 @@ from audiofold.rulekit import run_rule
 
 
 def _smk(tmp_path, outputs):
-    return types.SimpleNamespace(log=[str(tmp_path / "logs" / "step.log")], threads=1, rule="step",
-                                 wildcards={"backbone": "logmel"}, output=[str(p) for p in outputs])
+    return types.SimpleNamespace(
+        log=[str(tmp_path / "logs" / "step.log")],
+        threads=1,
+        rule="step",
+        wildcards={"backbone": "logmel"},
+        output=[str(p) for p in outputs],
+    )
 
 
 def test_log_names_rule_duration_and_outputs(tmp_path):

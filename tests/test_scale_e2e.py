@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from audiofold.io import load_npz
+from test_workflow_e2e import _jobs_to_run
 
 from conftest import small_config, snakemake
-from test_workflow_e2e import _jobs_to_run
 
 pytestmark = pytest.mark.e2e
 
@@ -25,8 +25,11 @@ def first_run(tmp_path_factory):
     return wd, config, cache
 
 
-@pytest.mark.parametrize("change", [{"cv": {"n_folds": 4}}, {"seed": 7}, {"data": {"group_column": "clip_id"}}],
-                         ids=["n_folds", "seed", "group_column"])
+@pytest.mark.parametrize(
+    "change",
+    [{"cv": {"n_folds": 4}}, {"seed": 7}, {"data": {"group_column": "clip_id"}}],
+    ids=["n_folds", "seed", "group_column"],
+)
 def test_fold_changes_rerun_nothing_upstream_of_train(first_run, change):
     wd, config, _ = first_run
     (wd / "change.yaml").write_text(yaml.safe_dump(change))
@@ -37,10 +40,18 @@ def test_fold_changes_rerun_nothing_upstream_of_train(first_run, change):
 
 def test_another_project_on_the_same_clips_reuses_every_cached_embedding(first_run, tmp_path):
     wd, config, cache = first_run
-    second = {**config, "demo": {**config["demo"], "enabled": False},
-              "heads": {"knn5": {**config["heads"]["knn"], "k": 5}}}
-    second["data"] = {**config["data"], **{k: str(wd / config["data"][k]) for k in
-                                           ("train_csv", "test_csv", "sample_submission", "train_audio_dir", "test_audio_dir")}}
+    second = {
+        **config,
+        "demo": {**config["demo"], "enabled": False},
+        "heads": {"knn5": {**config["heads"]["knn"], "k": 5}},
+    }
+    second["data"] = {
+        **config["data"],
+        **{
+            k: str(wd / config["data"][k])
+            for k in ("train_csv", "test_csv", "sample_submission", "train_audio_dir", "test_audio_dir")
+        },
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(second, sort_keys=False))
     snakemake(tmp_path, "--cores", "2")
 

@@ -53,8 +53,19 @@ def test_correlation_penalty_decouples_two_outputs_on_a_toy_problem():
     y = np.stack([common + 0.5 * X[:, 1], common + 0.5 * X[:, 2]], axis=1).astype(np.float32)
 
     def fitted_correlation(lambda_corr):
-        head = build_head({"type": "va", "lambda_corr": lambda_corr, "lambda_var": 0.0, "epochs": 20,
-                           "patience": 20, "hidden": 32, "device": "cpu"}, MULTI, seed=0).fit(X, y)
+        head = build_head(
+            {
+                "type": "va",
+                "lambda_corr": lambda_corr,
+                "lambda_var": 0.0,
+                "epochs": 20,
+                "patience": 20,
+                "hidden": 32,
+                "device": "cpu",
+            },
+            MULTI,
+            seed=0,
+        ).fit(X, y)
         P = head.predict(X)["main"]
         return np.corrcoef(P[:, 0], P[:, 1])[0, 1]
 
@@ -157,8 +168,9 @@ def test_lgbm_optuna_search_never_sees_the_validation_rows(monkeypatch):
         return original(self, X_fit, y_fit, overrides)
 
     monkeypatch.setattr(LGBMHead, "_fit_models", spy)
-    head = build_head({"type": "lgbm", "n_trials": 2, "inner_folds": 3, "params": {"n_estimators": 20}},
-                      RATING, seed=0).fit(X[:60], y[:60])
+    head = build_head(
+        {"type": "lgbm", "n_trials": 2, "inner_folds": 3, "params": {"n_estimators": 20}}, RATING, seed=0
+    ).fit(X[:60], y[:60])
     assert len(seen) == 2 * 3 + 1 and max(seen) == 60  # trials x inner folds, then the final fit
     assert head.best_params and head.predict(X[60:])["main"].shape == (30, 1)
 
@@ -166,8 +178,11 @@ def test_lgbm_optuna_search_never_sees_the_validation_rows(monkeypatch):
 @pytest.mark.parametrize("task", [RATING, CLS, ML])
 def test_lgbm_is_deterministic_per_kind(task):
     X, y = rating_data(n=60)
-    target = {"regression": y, "classification": (X[:, 0] > 0).astype(int) + (X[:, 1] > 1),
-              "multilabel": (X[:, :3] > 0).astype(np.float32)}[task.kind]
+    target = {
+        "regression": y,
+        "classification": (X[:, 0] > 0).astype(int) + (X[:, 1] > 1),
+        "multilabel": (X[:, :3] > 0).astype(np.float32),
+    }[task.kind]
     params = {"type": "lgbm", "params": {"n_estimators": 30}}
     a = build_head(params, task, seed=2).fit(X, target).predict(X)["main"]
     b = build_head(params, task, seed=2).fit(X, target).predict(X)["main"]

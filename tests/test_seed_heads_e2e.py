@@ -9,21 +9,32 @@ import numpy as np
 import pytest
 
 from audiofold.io import load_npz
+
 from conftest import small_config, snakemake
 
 TORCH_FAST = {"epochs": 2, "batch_size": 16, "device": "cpu"}
 CASES = {
     # the prompt head reads log-mel frame sequences, which the logmel backbone writes with keep_sequence
-    "regression": {"prompt": {"type": "prompt", "d_model": 24, "hidden": 32, **TORCH_FAST},
-                   "va": {"type": "va", "hidden": 32, **TORCH_FAST},
-                   "lgbm": {"type": "lgbm", "n_trials": 2, "params": {"n_estimators": 30}}},
-    "classification": {"prompt": {"type": "prompt", "d_model": 24, "hidden": 32, **TORCH_FAST},
-                       "lgbm": {"type": "lgbm", "params": {"n_estimators": 30}}},
-    "multilabel": {"mlp": {"type": "mlp", "inputs": "sequence", "hidden": 32, **TORCH_FAST},
-                   "lgbm": {"type": "lgbm", "params": {"n_estimators": 30}}},
+    "regression": {
+        "prompt": {"type": "prompt", "d_model": 24, "hidden": 32, **TORCH_FAST},
+        "va": {"type": "va", "hidden": 32, **TORCH_FAST},
+        "lgbm": {"type": "lgbm", "n_trials": 2, "params": {"n_estimators": 30}},
+    },
+    "classification": {
+        "prompt": {"type": "prompt", "d_model": 24, "hidden": 32, **TORCH_FAST},
+        "lgbm": {"type": "lgbm", "params": {"n_estimators": 30}},
+    },
+    "multilabel": {
+        "mlp": {"type": "mlp", "inputs": "sequence", "hidden": 32, **TORCH_FAST},
+        "lgbm": {"type": "lgbm", "params": {"n_estimators": 30}},
+    },
 }
-VARIANTS = {"prompt": {"regression": {"ev", "reg", "mix", "knn"}, "classification": {"main", "knn"}},
-            "va": None, "lgbm": None, "mlp": None}
+VARIANTS = {
+    "prompt": {"regression": {"ev", "reg", "mix", "knn"}, "classification": {"main", "knn"}},
+    "va": None,
+    "lgbm": None,
+    "mlp": None,
+}
 
 
 @pytest.mark.e2e

@@ -20,18 +20,42 @@ from conftest import BIN, ROOT, requires_root, requires_tool, small_config, snak
 
 # One test function, so one cluster per run: xdist may put two tests of a module on two workers, and a
 # second cluster starting right after the first one's teardown is what hung a CI run.
-pytestmark = [pytest.mark.slurm, pytest.mark.e2e, requires_root,
-              *(requires_tool(tool, why=f"Debian's {package} package; the test starts a SLURM cluster")
-                for tool, package in (("slurmctld", "slurmctld"), ("slurmd", "slurmd"), ("squeue", "slurm-client"),
-                                      ("munged", "munge")))]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.e2e,
+    requires_root,
+    *(
+        requires_tool(tool, why=f"Debian's {package} package; the test starts a SLURM cluster")
+        for tool, package in (
+            ("slurmctld", "slurmctld"),
+            ("slurmd", "slurmd"),
+            ("squeue", "slurm-client"),
+            ("munged", "munge"),
+        )
+    ),
+]
 
-SLURM_ARGS = ("--executor", "slurm", "--jobs", "4", "--latency-wait", "5",
-              "--default-resources", "slurm_partition=debug", "mem_mb=500", "runtime=10",
-              "--slurm-no-account", "--slurm-status-command", "squeue",
-              "--slurm-init-seconds-before-status-checks", "1",
-              # the demo's embed jobs need far less than the 8 GB the rule reserves for real data;
-              # asking for less keeps them schedulable on a small CI node
-              "--set-resources", "embed:mem_mb=2000")
+SLURM_ARGS = (
+    "--executor",
+    "slurm",
+    "--jobs",
+    "4",
+    "--latency-wait",
+    "5",
+    "--default-resources",
+    "slurm_partition=debug",
+    "mem_mb=500",
+    "runtime=10",
+    "--slurm-no-account",
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    # the demo's embed jobs need far less than the 8 GB the rule reserves for real data;
+    # asking for less keeps them schedulable on a small CI node
+    "--set-resources",
+    "embed:mem_mb=2000",
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +68,9 @@ def slurm_cluster():
         state = Path(tempfile.mkdtemp(prefix="audiofold-slurm-"))
         state.chmod(0o755)
         try:
-            subprocess.run(["bash", str(ROOT / "tests/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True)
+            subprocess.run(
+                ["bash", str(ROOT / "tests/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True
+            )
         except subprocess.CalledProcessError as err:
             subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
             pytest.fail(f"could not start SLURM:\n{err.stdout}\n{err.stderr}")
@@ -105,7 +131,11 @@ def _same_as_local_run(tmp_path_factory):
 def _cluster_state(state: Path) -> str:
     """What SLURM thinks is going on, for a failure message: queue, node reasons, controller log tail."""
     out = []
-    for cmd in (["squeue", "--states=all", "-o", "%i %T %r %k"], ["sinfo", "-R"], ["tail", "-n", "40", str(state / "log/slurmctld.log")]):
+    for cmd in (
+        ["squeue", "--states=all", "-o", "%i %T %r %k"],
+        ["sinfo", "-R"],
+        ["tail", "-n", "40", str(state / "log/slurmctld.log")],
+    ):
         out.append(f"$ {' '.join(cmd)}\n" + subprocess.run(cmd, capture_output=True, text=True).stdout)
     return "\n".join(out)
 
@@ -114,8 +144,20 @@ def _killed_job_is_retried(state: Path, path: Path):
     """Cancel the first embed job while it runs: with --retries 1 Snakemake resubmits it and the run completes."""
     wd = _workdir(path, _small())
     cmd_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(wd),
-           "--configfile", str(wd / "config.yaml"), *SLURM_ARGS, "--retries", "1", "--until", "embed"]
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--configfile",
+        str(wd / "config.yaml"),
+        *SLURM_ARGS,
+        "--retries",
+        "1",
+        "--until",
+        "embed",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cmd_env)
     killed = None
     deadline = time.monotonic() + 300

@@ -186,8 +186,9 @@ def test_auto_threshold_matches_the_label_rate_of_rank_blended_scores(tmp_path):
 
     save_npz(tmp_path / "oof.npz", ids=np.arange(300).astype(str), y=Y[:300], P=oof.astype(np.float32))
     save_npz(tmp_path / "test.npz", ids=np.array([f"t{i}" for i in range(100)]), P=test.astype(np.float32))
-    sub = write_submission(tmp_path / "test.npz", ML_STR, None, tmp_path / "sub.csv", threshold="auto",
-                           oof_blend_path=tmp_path / "oof.npz")
+    sub = write_submission(
+        tmp_path / "test.npz", ML_STR, None, tmp_path / "sub.csv", threshold="auto", oof_blend_path=tmp_path / "oof.npz"
+    )
     written = sub["labels"].str.split(",")
     assert written.map(len).mean() < 1.5
     truth = [",".join(np.array(["a", "b", "c"])[row > 0]) for row in Y[300:]]
@@ -224,8 +225,11 @@ def test_auto_rounding_is_kept_where_it_does_not_worsen():
     decision = decide_rounding(y, P, RATING, "auto")
     assert decision["rounded"] <= decision["unrounded"] and decision["applied"] is True
     assert decide_rounding(y, P, RATING, "never")["applied"] is False
-    assert decide_rounding(y, P, MULTI, "auto") == {"mode": "auto", "applied": False,
-                                                    "reason": "no rating step to round to"}
+    assert decide_rounding(y, P, MULTI, "auto") == {
+        "mode": "auto",
+        "applied": False,
+        "reason": "no rating step to round to",
+    }
 
 
 def test_unrounded_submission_validates_off_grid_but_not_out_of_range():
@@ -245,6 +249,7 @@ def test_write_submission_follows_the_blend_rounding_decision(tmp_path):
     save_npz(tmp_path / "test.npz", ids=np.array(["a", "b"]), P=np.array([[1.3], [4.6]], dtype=np.float32))
     for applied, expected in ((False, [1.3, 4.6]), (True, [1.5, 4.5])):
         write_json(tmp_path / "weights.json", {"rounding": {"mode": "auto", "applied": applied}})
-        sub = write_submission(tmp_path / "test.npz", REG, None, tmp_path / "sub.csv",
-                               blend_decisions_path=tmp_path / "weights.json")
+        sub = write_submission(
+            tmp_path / "test.npz", REG, None, tmp_path / "sub.csv", blend_decisions_path=tmp_path / "weights.json"
+        )
         np.testing.assert_allclose(sub["score"], expected, atol=1e-6)

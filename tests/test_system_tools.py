@@ -20,7 +20,8 @@ def test_find_tool_takes_the_first_installed_alternative():
 
 
 def test_missing_tool_skips_with_the_reason_in_the_summary(tmp_path):
-    (tmp_path / "test_tool.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_tool.py").write_text(
+        textwrap.dedent("""
         from conftest import requires_tool
 
         @requires_tool("audiofold-no-such-tool", why="plays the part of chromium")
@@ -30,14 +31,32 @@ def test_missing_tool_skips_with_the_reason_in_the_summary(tmp_path):
         @requires_tool("audiofold-no-such-tool", "sh", why="any one of them will do")
         def test_has_alternative():
             pass
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-ra", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           str(tmp_path / "test_tool.py")], cwd=tmp_path, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-ra",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            str(tmp_path / "test_tool.py"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed, 1 skipped" in proc.stdout
     skip = next(line for line in proc.stdout.splitlines() if line.startswith("SKIPPED"))
-    assert "audiofold-no-such-tool not installed (plays the part of chromium); .ci/system-packages.sh installs it" in skip
+    assert (
+        "audiofold-no-such-tool not installed (plays the part of chromium); .ci/system-packages.sh installs it" in skip
+    )
 
 
 def _bin(tmp_path: Path, tools, uid: int, apt_rc: int = 0) -> Path:
@@ -47,8 +66,11 @@ def _bin(tmp_path: Path, tools, uid: int, apt_rc: int = 0) -> Path:
     bin_dir.mkdir(parents=True)
     scripts = {tool: "#!/bin/sh\n" for tool in tools}
     scripts["id"] = f"#!/bin/sh\necho {uid}\n"
-    scripts["apt-get"] = (f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\n'
-                          + ('echo "E: Unable to locate package chromium"\n' if apt_rc else "") + f"exit {apt_rc}\n")
+    scripts["apt-get"] = (
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/apt.log\n'
+        + ('echo "E: Unable to locate package chromium"\n' if apt_rc else "")
+        + f"exit {apt_rc}\n"
+    )
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)

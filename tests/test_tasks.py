@@ -66,8 +66,9 @@ def test_integer_class_codes_become_classes():
 
 def test_overrides_win_over_inference():
     df = pd.DataFrame({"key": list("abcd"), "y": [1, 2, 3, 4], "other": [5, 6, 7, 8]})
-    spec, notes = infer_task(df, None, None, id_column="key", label_columns=["y"], kind="regression",
-                             scale={"min": 0, "max": 10, "step": 1})
+    spec, notes = infer_task(
+        df, None, None, id_column="key", label_columns=["y"], kind="regression", scale={"min": 0, "max": 10, "step": 1}
+    )
     assert spec.label_columns == ["y"] and spec.scale["max"] == 10 and notes == []
 
 

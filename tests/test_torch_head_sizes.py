@@ -21,8 +21,10 @@ TINY = {"epochs": 1, "batch_size": 8, "device": "cpu"}
 # every torch head x every kind it supports, each on one of its input forms
 CASES = {
     "prompt-regression-sequence": ({"type": "prompt", "d_model": 6, "n_heads": 2, "hidden": 8, "n_prompts": 2}, RATING),
-    "prompt-classification-pooled": ({"type": "prompt", "inputs": "pooled", "d_model": 6, "n_heads": 2, "hidden": 8,
-                                      "n_prompts": 2}, CLS),
+    "prompt-classification-pooled": (
+        {"type": "prompt", "inputs": "pooled", "d_model": 6, "n_heads": 2, "hidden": 8, "n_prompts": 2},
+        CLS,
+    ),
     "va-regression-pooled": ({"type": "va", "hidden": 8}, RATING),
     "va-multitarget-layers": ({"type": "va", "hidden": 8, "inputs": "layers"}, MULTI),
     "mlp-multilabel-sequence": ({"type": "mlp", "hidden": 8, "inputs": "sequence"}, ML),
@@ -41,10 +43,12 @@ def one_thread():
 def make_data(params, task, n, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)
-    y = {"regression": np.clip(np.round((2.5 + X[:, :1]) * 2) / 2, 0, 5),
-         "multitarget": X[:, :2] + 0.1 * rng.normal(size=(n, 2)),
-         "classification": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5),
-         "multilabel": (X[:, :3] > 0).astype(np.float32)}[task.kind]
+    y = {
+        "regression": np.clip(np.round((2.5 + X[:, :1]) * 2) / 2, 0, 5),
+        "multitarget": X[:, :2] + 0.1 * rng.normal(size=(n, 2)),
+        "classification": (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5),
+        "multilabel": (X[:, :3] > 0).astype(np.float32),
+    }[task.kind]
     inputs = params.get("inputs", "sequence" if params["type"] == "prompt" else "pooled")
     if inputs == "sequence":
         X = [x + 0.1 * rng.normal(size=(int(rng.integers(1, 4)), d)).astype(np.float32) for x in X]
@@ -74,8 +78,9 @@ def test_every_torch_head_predicts_finite_values_for_every_training_size(case, o
 def test_va_head_with_a_last_batch_of_one_row_trains_with_finite_loss():
     # 48 rows -> 40 inner-fit rows (inner_val_fraction 0.15), so batch_size 39 leaves a last batch of one
     X, y = make_data({"type": "va"}, MULTI, 48)
-    head = build_head({"type": "va", "hidden": 16, "epochs": 4, "patience": 4, "batch_size": 39, "device": "cpu"},
-                      MULTI, seed=0).fit(X, y)
+    head = build_head(
+        {"type": "va", "hidden": 16, "epochs": 4, "patience": 4, "batch_size": 39, "device": "cpu"}, MULTI, seed=0
+    ).fit(X, y)
     assert len(head.history) == 4
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["score"]) for r in head.history)
     assert np.isfinite(head.predict(X)["main"]).all()
@@ -91,8 +96,9 @@ def test_a_non_finite_epoch_is_never_kept_as_best(monkeypatch):
 
     monkeypatch.setattr(VAHead, "inner_metrics", first_epoch_nan)
     X, y = make_data({"type": "va"}, MULTI, 60)
-    head = build_head({"type": "va", "hidden": 16, "epochs": 3, "patience": 3, "device": "cpu"}, MULTI,
-                      seed=0).fit(X, y)
+    head = build_head({"type": "va", "hidden": 16, "epochs": 3, "patience": 3, "device": "cpu"}, MULTI, seed=0).fit(
+        X, y
+    )
     assert np.isnan(head.history[0]["score"]) and head.best_epoch in (2, 3)
     assert head.history[head.best_epoch - 1]["score"] == min(r["score"] for r in head.history[1:])
 
@@ -124,8 +130,17 @@ def test_train_step_fails_naming_head_backbone_and_fold_on_non_finite_prediction
     write_fold_data(tmp_path, X, y, X_test)
     expected = {"train": "no epoch .* gave a finite training loss", "test": "'main' predicts non-finite .* 1 of 6 test"}
     with pytest.raises(TrainingError, match=rf"head 'arousal_va' on backbone 'logmel', fold 1: .*{expected[poisoned]}"):
-        train_fold(train_shards=[tmp_path / "emb/train.npz"], test_shards=[tmp_path / "emb/test.npz"],
-                   targets_path=tmp_path / "targets.npz", task=MULTI, fold=1, backbone="logmel",
-                   head_params={"type": "va", "hidden": 16, "epochs": 2, "device": "cpu"}, head_name="arousal_va",
-                   seed=0, model_out=tmp_path / "m.joblib", preds_out=tmp_path / "p.npz")
+        train_fold(
+            train_shards=[tmp_path / "emb/train.npz"],
+            test_shards=[tmp_path / "emb/test.npz"],
+            targets_path=tmp_path / "targets.npz",
+            task=MULTI,
+            fold=1,
+            backbone="logmel",
+            head_params={"type": "va", "hidden": 16, "epochs": 2, "device": "cpu"},
+            head_name="arousal_va",
+            seed=0,
+            model_out=tmp_path / "m.joblib",
+            preds_out=tmp_path / "p.npz",
+        )
     assert not (tmp_path / "p.npz").exists() and not (tmp_path / "m.joblib").exists()

@@ -58,8 +58,15 @@ def test_explicit_checkpoint_path_and_wrong_architecture(tmp_path, torch_home):
     bb = build_backbone("h", {"type": "torchaudio", "bundle": "hubert_base", "checkpoint": str(path), "arch": ARCH})
     assert bb.checkpoint_path == path
     with pytest.raises(ConfigError, match=r"backbones\.h\.checkpoint: .*does not fit the hubert_base architecture"):
-        build_backbone("h", {"type": "torchaudio", "bundle": "hubert_base", "checkpoint": str(path),
-                             "arch": tiny_arch(num_layers=3, dim=48)})
+        build_backbone(
+            "h",
+            {
+                "type": "torchaudio",
+                "bundle": "hubert_base",
+                "checkpoint": str(path),
+                "arch": tiny_arch(num_layers=3, dim=48),
+            },
+        )
 
 
 def test_layer_choices_agree_with_each_other(torch_home):
@@ -73,25 +80,31 @@ def test_layer_choices_agree_with_each_other(torch_home):
     assert all_layers["layers"].shape == (2, 3, 32)
     np.testing.assert_allclose(all_layers["X"], all_layers["layers"].mean(axis=1), rtol=1e-5, atol=1e-6)
     for layer, index in (("last", 2), (0, 0), (-2, 1)):
-        np.testing.assert_allclose(build(layer=layer).embed_batch(crops), all_layers["layers"][:, index], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            build(layer=layer).embed_batch(crops), all_layers["layers"][:, index], rtol=1e-4, atol=1e-5
+        )
     # Mean over a layer range pools the mean of the layers' frames (equal length, so also the mean of pooled layers).
-    np.testing.assert_allclose(build(layer=[0, 2]).embed_batch(crops), all_layers["layers"][:, :2].mean(axis=1),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        build(layer=[0, 2]).embed_batch(crops), all_layers["layers"][:, :2].mean(axis=1), rtol=1e-4, atol=1e-5
+    )
     mean_std = build(pooling="mean_std").embed_batch(crops)
     assert mean_std.shape == (2, 64)
     np.testing.assert_allclose(mean_std[:, :32], all_layers["layers"][:, 2], rtol=1e-4, atol=1e-5)
     assert (mean_std[:, 32:] > 0).all()
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"layer": 3}, r"backbones\.w\.layer: index 3 is out of range for a 3-layer model"),
-    ({"layer": [2, 2]}, r"backbones\.w\.layer: range \[2, 2\]"),
-    ({"layer": "first"}, r"backbones\.w\.layer: must be 'last', 'all'"),
-    ({"pooling": "max"}, r"backbones\.w\.pooling: must be one of mean, mean_std"),
-    ({"bundle": "beats"}, r"backbones\.w\.bundle: unknown bundle 'beats'"),
-    ({"sample_rate": 8000}, r"backbones\.w\.sample_rate: wavlm_base was trained at 16000 Hz"),
-    ({"precision": "fp16"}, r"backbones\.w\.precision: fp16 autocast is for GPU"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"layer": 3}, r"backbones\.w\.layer: index 3 is out of range for a 3-layer model"),
+        ({"layer": [2, 2]}, r"backbones\.w\.layer: range \[2, 2\]"),
+        ({"layer": "first"}, r"backbones\.w\.layer: must be 'last', 'all'"),
+        ({"pooling": "max"}, r"backbones\.w\.pooling: must be one of mean, mean_std"),
+        ({"bundle": "beats"}, r"backbones\.w\.bundle: unknown bundle 'beats'"),
+        ({"sample_rate": 8000}, r"backbones\.w\.sample_rate: wavlm_base was trained at 16000 Hz"),
+        ({"precision": "fp16"}, r"backbones\.w\.precision: fp16 autocast is for GPU"),
+    ],
+)
 def test_bad_options_name_the_key(torch_home, options, message):
     hub_checkpoint("wavlm_base")
     with pytest.raises(ConfigError, match=message):
@@ -113,10 +126,24 @@ def test_shard_with_layers_and_sequences(tmp_path, torch_home):
     waves = noise(3, seconds=0.6, seed=3) + noise(1, seconds=0.3, seed=4)  # one clip shorter than the crop
     shard = tmp_path / "audio.npz"
     lengths = np.array([len(w) for w in waves])
-    save_npz(shard, ids=np.array(list("abcd")), samples=np.concatenate(waves),
-             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), sr=np.array(16000))
-    bb = build_backbone("w", {"type": "torchaudio", "bundle": "wavlm_base", "arch": ARCH, "layer": "all",
-                              "keep_sequence": True, "crop_seconds": 0.5})
+    save_npz(
+        shard,
+        ids=np.array(list("abcd")),
+        samples=np.concatenate(waves),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        sr=np.array(16000),
+    )
+    bb = build_backbone(
+        "w",
+        {
+            "type": "torchaudio",
+            "bundle": "wavlm_base",
+            "arch": ARCH,
+            "layer": "all",
+            "keep_sequence": True,
+            "crop_seconds": 0.5,
+        },
+    )
     out_path = tmp_path / "emb.npz"
     meta = embed_shard(shard, bb, out_path, n_crops=3)
     data = load_npz(out_path)
@@ -156,6 +183,7 @@ def test_schema_accepts_layer_choices_and_adds_no_type_specific_defaults():
     import yaml
 
     from audiofold.config import load_schema, validate_config
+
     from conftest import ROOT
 
     schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
@@ -176,8 +204,17 @@ def test_padded_batches_equal_one_clip_at_a_time(torch_home, bundle):
     """Clips of different lengths share a zero-padded batch; masking (and, for group-norm CNNs, the CNN run
     per clip) keeps every output equal to the clip run alone."""
     hub_checkpoint(bundle)
-    bb = build_backbone("w", {"type": "torchaudio", "bundle": bundle, "arch": ARCH, "layer": "all",
-                              "pooling": "mean_std", "keep_sequence": True})
+    bb = build_backbone(
+        "w",
+        {
+            "type": "torchaudio",
+            "bundle": bundle,
+            "arch": ARCH,
+            "layer": "all",
+            "pooling": "mean_std",
+            "keep_sequence": True,
+        },
+    )
     waves = [w[:n] for w, n in zip(noise(4, seconds=1.0, seed=5), (16000, 14500, 13000, 12200))]
     alone = extract(waves, bb, batch_size=1, progress=False)
     padded = extract(waves, bb, batch_size=4, max_padding=0.25, progress=False)

@@ -39,16 +39,30 @@ def test_train_then_collect_gives_full_oof_and_fold_averaged_test(tmp_path):
     pred_paths = []
     for k in range(3):
         pred_paths.append(tmp_path / f"preds/fold{k}.npz")
-        info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
-                          fold=k, head_params={"type": "linear"}, seed=0, model_out=tmp_path / f"models/fold{k}.joblib",
-                          preds_out=pred_paths[-1])
+        info = train_fold(
+            train_shards=shards,
+            test_shards=tests,
+            targets_path=tmp_path / "targets.npz",
+            task=TASK,
+            fold=k,
+            head_params={"type": "linear"},
+            seed=0,
+            model_out=tmp_path / f"models/fold{k}.joblib",
+            preds_out=pred_paths[-1],
+        )
         assert info["n_val"] == int((folds == k).sum()) and info["variants"] == ["main"]
         part = load_npz(pred_paths[-1])
         assert part["val__main"].shape == (info["n_val"], 3) and part["test__main"].shape == (12, 3)
         assert read_json(tmp_path / f"preds/fold{k}.meta.json")["fold"] == k
 
-    scores = collect(pred_paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
-                     tmp_path / "scores.json")
+    scores = collect(
+        pred_paths,
+        tmp_path / "targets.npz",
+        TASK,
+        tmp_path / "oof.npz",
+        tmp_path / "test.npz",
+        tmp_path / "scores.json",
+    )
     oof, test = load_npz(tmp_path / "oof.npz"), load_npz(tmp_path / "test.npz")
     assert not np.isnan(oof["P__main"]).any() and (oof["y"] == y).all()
     assert scores["variants"]["main"]["overall"]["accuracy"] > 0.9 > scores["baseline"]["accuracy"]
@@ -71,9 +85,17 @@ def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path,
         return fit(self, X, y, groups=groups)
 
     monkeypatch.setattr(LinearHead, "fit", spy)
-    info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
-                      fold=1, head_params={"type": "linear"}, seed=0, model_out=tmp_path / "m.joblib",
-                      preds_out=tmp_path / "p.npz")
+    info = train_fold(
+        train_shards=shards,
+        test_shards=tests,
+        targets_path=tmp_path / "targets.npz",
+        task=TASK,
+        fold=1,
+        head_params={"type": "linear"},
+        seed=0,
+        model_out=tmp_path / "m.joblib",
+        preds_out=tmp_path / "p.npz",
+    )
     np.testing.assert_array_equal(seen["groups"], groups[folds != 1])
     assert info["head"]["chosen_C"] > 0  # C: auto searched, and the choice is in the preds' metadata
 
@@ -81,19 +103,42 @@ def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path,
 def test_missing_embedding_names_the_ids(tmp_path):
     shards, tests, _, _ = write_shards(tmp_path)
     with pytest.raises(DataError, match="no embedding for .* id"):
-        train_fold(train_shards=shards[:2], test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
-                   fold=0, head_params={"type": "knn"}, seed=0, model_out=tmp_path / "m.joblib",
-                   preds_out=tmp_path / "p.npz")
+        train_fold(
+            train_shards=shards[:2],
+            test_shards=tests,
+            targets_path=tmp_path / "targets.npz",
+            task=TASK,
+            fold=0,
+            head_params={"type": "knn"},
+            seed=0,
+            model_out=tmp_path / "m.joblib",
+            preds_out=tmp_path / "p.npz",
+        )
     assert not (tmp_path / "p.npz").exists()
 
 
 def test_collect_refuses_missing_folds(tmp_path):
     shards, tests, _, _ = write_shards(tmp_path)
-    train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK, fold=0,
-               head_params={"type": "knn"}, seed=0, model_out=tmp_path / "m.joblib", preds_out=tmp_path / "p0.npz")
+    train_fold(
+        train_shards=shards,
+        test_shards=tests,
+        targets_path=tmp_path / "targets.npz",
+        task=TASK,
+        fold=0,
+        head_params={"type": "knn"},
+        seed=0,
+        model_out=tmp_path / "m.joblib",
+        preds_out=tmp_path / "p0.npz",
+    )
     with pytest.raises(RuntimeError, match="no OOF prediction"):
-        collect([tmp_path / "p0.npz"], tmp_path / "targets.npz", TASK, tmp_path / "o.npz", tmp_path / "t.npz",
-                tmp_path / "s.json")
+        collect(
+            [tmp_path / "p0.npz"],
+            tmp_path / "targets.npz",
+            TASK,
+            tmp_path / "o.npz",
+            tmp_path / "t.npz",
+            tmp_path / "s.json",
+        )
 
 
 def _train_all(tmp_path, shards, tests, mode, head_params=None):
@@ -101,12 +146,29 @@ def _train_all(tmp_path, shards, tests, mode, head_params=None):
     paths = []
     for k in range(3):
         paths.append(tmp_path / f"preds/fold{k}.npz")
-        train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK, fold=k,
-                   head_params=head_params, seed=0, model_out=tmp_path / f"models/fold{k}.joblib",
-                   preds_out=paths[-1], test_predictions=mode)
-    info = train_fold(train_shards=shards, test_shards=tests, targets_path=tmp_path / "targets.npz", task=TASK,
-                      fold=None, head_params=head_params, seed=0, model_out=tmp_path / "models/refit.joblib",
-                      preds_out=tmp_path / "preds/refit.npz")
+        train_fold(
+            train_shards=shards,
+            test_shards=tests,
+            targets_path=tmp_path / "targets.npz",
+            task=TASK,
+            fold=k,
+            head_params=head_params,
+            seed=0,
+            model_out=tmp_path / f"models/fold{k}.joblib",
+            preds_out=paths[-1],
+            test_predictions=mode,
+        )
+    info = train_fold(
+        train_shards=shards,
+        test_shards=tests,
+        targets_path=tmp_path / "targets.npz",
+        task=TASK,
+        fold=None,
+        head_params=head_params,
+        seed=0,
+        model_out=tmp_path / "models/refit.joblib",
+        preds_out=tmp_path / "preds/refit.npz",
+    )
     return paths, info
 
 
@@ -116,8 +178,16 @@ def test_refit_trains_on_every_row_and_collect_takes_its_test_predictions(tmp_pa
     refit = load_npz(tmp_path / "preds/refit.npz")
     assert info["n_train"] == len(y) and info["n_val"] == 0 and len(refit["val_ids"]) == 0
     assert "nested__main" not in load_npz(paths[0])  # only auto pays for inner models
-    scores = collect(paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
-                     tmp_path / "scores.json", refit_path=tmp_path / "preds/refit.npz", test_predictions="refit")
+    scores = collect(
+        paths,
+        tmp_path / "targets.npz",
+        TASK,
+        tmp_path / "oof.npz",
+        tmp_path / "test.npz",
+        tmp_path / "scores.json",
+        refit_path=tmp_path / "preds/refit.npz",
+        test_predictions="refit",
+    )
     np.testing.assert_array_equal(load_npz(tmp_path / "test.npz")["P__main"], refit["test__main"])
     assert scores["test_predictions"]["chosen"] == {"main": "refit"}
     folds_mean = np.mean([load_npz(p)["test__main"] for p in paths], axis=0)
@@ -131,8 +201,16 @@ def test_auto_compares_refit_with_inner_fold_averages_one_level_down(tmp_path):
         part = load_npz(path)
         assert part["nested__main"].shape == part["val__main"].shape == (int((folds == k).sum()), 3)
         assert not np.allclose(part["nested__main"], part["val__main"])
-    scores = collect(paths, tmp_path / "targets.npz", TASK, tmp_path / "oof.npz", tmp_path / "test.npz",
-                     tmp_path / "scores.json", refit_path=tmp_path / "preds/refit.npz", test_predictions="auto")
+    scores = collect(
+        paths,
+        tmp_path / "targets.npz",
+        TASK,
+        tmp_path / "oof.npz",
+        tmp_path / "test.npz",
+        tmp_path / "scores.json",
+        refit_path=tmp_path / "preds/refit.npz",
+        test_predictions="auto",
+    )
     choice = scores["test_predictions"]
     assert choice["mode"] == "auto" and choice["primary"] == "accuracy"
     nested = choice["nested"]["main"]
@@ -150,4 +228,7 @@ def test_choose_test_predictions_keeps_fold_averaging_where_it_scored_better():
     choice = choose_test_predictions(y, oof, nested, TASK, "auto")
     assert choice["chosen"] == {"good_refit": "refit", "bad_refit": "folds"}
     assert choice["nested"]["bad_refit"] == {"refit": 0.0, "folds": 1.0}
-    assert choose_test_predictions(y, oof, nested, TASK, "refit")["chosen"] == {"good_refit": "refit", "bad_refit": "refit"}
+    assert choose_test_predictions(y, oof, nested, TASK, "refit")["chosen"] == {
+        "good_refit": "refit",
+        "bad_refit": "refit",
+    }

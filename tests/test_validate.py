@@ -16,7 +16,6 @@ from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
 from audiofold.tasks import TaskSpec
 from audiofold.validate import inspect_clip, run_validation, validate
-
 from test_prepare import make_data
 
 
@@ -29,12 +28,23 @@ def tone(sr, seconds, channels=1):
 def run(tmp_path, manifest, policy="error", n_folds=2):
     """validate() on a manifest of train/test rows; targets are the train rows, folds alternate."""
     train = manifest[manifest["split"] == "train"]
-    targets = {"ids": train["id"].to_numpy(dtype=str), "y": np.arange(len(train), dtype=np.float32)[:, None],
-               "fold": np.arange(len(train)) % n_folds}
+    targets = {
+        "ids": train["id"].to_numpy(dtype=str),
+        "y": np.arange(len(train), dtype=np.float32)[:, None],
+        "fold": np.arange(len(train)) % n_folds,
+    }
     out = tmp_path / "validation"
-    report = validate(manifest, targets, policy=policy, max_seconds=5, audio_dirs=[tmp_path / "audio"],
-                      report_out=out / "report.json", manifest_out=out / "manifest.csv",
-                      targets_out=out / "targets.npz", progress=False)
+    report = validate(
+        manifest,
+        targets,
+        policy=policy,
+        max_seconds=5,
+        audio_dirs=[tmp_path / "audio"],
+        report_out=out / "report.json",
+        manifest_out=out / "manifest.csv",
+        targets_out=out / "targets.npz",
+        progress=False,
+    )
     return report, load_npz(out / "targets.npz")
 
 
@@ -47,8 +57,14 @@ def manifest_of(tmp_path, clips):
         path = audio / f"{clip_id}.wav"
         if writer is not None:
             writer(path)
-        rows.append({"id": clip_id, "split": split, "path": str(path) if writer else "",
-                     "shard": "fold0" if split == "train" else "test0"})
+        rows.append(
+            {
+                "id": clip_id,
+                "split": split,
+                "path": str(path) if writer else "",
+                "shard": "fold0" if split == "train" else "test0",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -84,42 +100,67 @@ def text_file(path):
     path.write_text("this is not audio\n")
 
 
-BAD = {"zero_length": (zero_length, "no audio samples"), "corrupt": (corrupt, "unreadable"),
-       "truncated_header": (truncated_header, "unreadable"), "nan": (nan_samples, "NaN or infinite"),
-       "not_audio": (text_file, "unreadable"), "missing": (None, "missing file")}
+BAD = {
+    "zero_length": (zero_length, "no audio samples"),
+    "corrupt": (corrupt, "unreadable"),
+    "truncated_header": (truncated_header, "unreadable"),
+    "nan": (nan_samples, "NaN or infinite"),
+    "not_audio": (text_file, "unreadable"),
+    "missing": (None, "missing file"),
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_clip_stops_the_run_naming_id_and_problem_by_default(tmp_path, case):
     writer, problem = BAD[case]
-    manifest = manifest_of(tmp_path, {"a": ("train", good), "b": ("train", good), "bad": ("train", writer),
-                                      "t": ("test", good)})
-    with pytest.raises(DataError, match=rf"(?s)1 clip\(s\) cannot be used:\n  train id 'bad' .*{problem}.*audio.bad_audio"):
+    manifest = manifest_of(
+        tmp_path, {"a": ("train", good), "b": ("train", good), "bad": ("train", writer), "t": ("test", good)}
+    )
+    with pytest.raises(
+        DataError, match=rf"(?s)1 clip\(s\) cannot be used:\n  train id 'bad' .*{problem}.*audio.bad_audio"
+    ):
         run(tmp_path, manifest)
     assert not (tmp_path / "validation/report.json").exists()
 
 
 def test_skip_drops_bad_training_rows_and_zero_fills_bad_test_rows(tmp_path):
-    manifest = manifest_of(tmp_path, {"a": ("train", good), "b": ("train", corrupt), "c": ("train", good),
-                                      "d": ("train", good), "t1": ("test", None), "t2": ("test", good)})
+    manifest = manifest_of(
+        tmp_path,
+        {
+            "a": ("train", good),
+            "b": ("train", corrupt),
+            "c": ("train", good),
+            "d": ("train", good),
+            "t1": ("test", None),
+            "t2": ("test", good),
+        },
+    )
     report, targets = run(tmp_path, manifest, policy="skip")
     assert report["skipped"] == ["b"] and report["zero_filled"] == ["t1"]
     assert targets["ids"].tolist() == ["a", "c", "d"]
     assert targets["y"][:, 0].tolist() == [0, 2, 3] and targets["fold"].tolist() == [0, 0, 1]
     written = pd.read_csv(tmp_path / "validation/manifest.csv", keep_default_na=False, dtype=str)
-    assert written.set_index("id")["action"].to_dict() == {"a": "decode", "b": "skip", "c": "decode",
-                                                           "d": "decode", "t1": "zeros", "t2": "decode"}
+    assert written.set_index("id")["action"].to_dict() == {
+        "a": "decode",
+        "b": "skip",
+        "c": "decode",
+        "d": "decode",
+        "t1": "zeros",
+        "t2": "decode",
+    }
 
 
 def test_zeros_policy_fills_every_bad_clip_and_decode_writes_silence(tmp_path):
-    manifest = manifest_of(tmp_path, {"a": ("train", good), "b": ("train", nan_samples), "t1": ("test", zero_length),
-                                      "t2": ("test", good)})
+    manifest = manifest_of(
+        tmp_path, {"a": ("train", good), "b": ("train", nan_samples), "t1": ("test", zero_length), "t2": ("test", good)}
+    )
     report, targets = run(tmp_path, manifest, policy="zeros")
     assert report["zero_filled"] == ["b", "t1"] and report["skipped"] == []
     assert targets["ids"].tolist() == ["a", "b"]
     test = manifest[manifest["split"] == "test"]
-    decode_shard(test["path"].tolist(), test["id"].tolist(), 8000, tmp_path / "test0.npz", progress=False,
-                 zero_fill={"t1"})
+    decode_shard(
+        test["path"].tolist(), test["id"].tolist(), 8000, tmp_path / "test0.npz", progress=False, zero_fill={"t1"}
+    )
     ids, waves, _ = read_shard(tmp_path / "test0.npz")
     assert ids == ["t1", "t2"], "every test id still gets a row, so the submission has every test id"
     assert len(waves[0]) == ZERO_FILL_SECONDS * 8000 and not waves[0].any() and waves[1].any()
@@ -159,8 +200,14 @@ def test_report_counts_rates_channels_and_formats(tmp_path):
     def at(sr, ch, subtype):
         return lambda p: sf.write(p, tone(sr, 0.2, ch), sr, subtype=subtype)
 
-    manifest = manifest_of(tmp_path, {"a": ("train", at(8000, 1, "PCM_16")), "b": ("train", at(48000, 2, "PCM_24")),
-                                      "t": ("test", at(44100, 1, "FLOAT"))})
+    manifest = manifest_of(
+        tmp_path,
+        {
+            "a": ("train", at(8000, 1, "PCM_16")),
+            "b": ("train", at(48000, 2, "PCM_24")),
+            "t": ("test", at(44100, 1, "FLOAT")),
+        },
+    )
     report, _ = run(tmp_path, manifest)
     assert report["sample_rates"] == {"44100": 1, "48000": 1, "8000": 1}
     assert report["channels"] == {"1": 2, "2": 1}
@@ -181,7 +228,7 @@ def test_one_hour_file_reads_only_max_seconds(tmp_path):
     path = tmp_path / "hour.wav"
     sr = 8000
     with sf.SoundFile(path, "w", sr, 1, subtype="PCM_16") as f:
-        block = (tone(sr, 60) * 0.5)
+        block = tone(sr, 60) * 0.5
         for _ in range(60):
             f.write(block)
     assert path.stat().st_size > 57_000_000
@@ -198,8 +245,9 @@ def test_one_hour_file_reads_only_max_seconds(tmp_path):
 def test_manifest_rows_without_a_file_are_missing_under_a_lenient_policy(tmp_path):
     config = make_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()
-    report = run_validation(config["data"], policy="skip", max_seconds=5, shard_clips=4,
-                            out_dir=tmp_path / "results/validation")
+    report = run_validation(
+        config["data"], policy="skip", max_seconds=5, shard_clips=4, out_dir=tmp_path / "results/validation"
+    )
     assert report["skipped"] == ["0005"] and report["problems"][0]["problem"].startswith("missing file")
     clips = pd.read_csv(tmp_path / "results/validation/clips.csv", dtype=str, keep_default_na=False)
     assert clips.set_index("id").loc["0005", "action"] == "skip" and clips["chunk"].str.match(r"(train|test)\d+$").all()
@@ -208,6 +256,7 @@ def test_manifest_rows_without_a_file_are_missing_under_a_lenient_policy(tmp_pat
 
 
 # ---- tables ------------------------------------------------------------------------------------
+
 
 def _rewrite(tmp_path, name, edit):
     df = pd.read_csv(tmp_path / name, dtype=str)
@@ -244,11 +293,18 @@ def test_empty_regression_label_names_the_row(tmp_path):
         prepare(config, tmp_path / "results")
 
 
-@pytest.mark.parametrize("value,what", [(5.5, "above the declared maximum 5"), (-0.5, "below the declared minimum 0"),
-                                        (2.25, "off the declared step 0.5")])
+@pytest.mark.parametrize(
+    "value,what",
+    [
+        (5.5, "above the declared maximum 5"),
+        (-0.5, "below the declared minimum 0"),
+        (2.25, "off the declared step 0.5"),
+    ],
+)
 def test_labels_outside_the_declared_scale_or_step_name_the_row(value, what):
-    spec = TaskSpec(kind="regression", id_column="id", label_columns=["rating"],
-                    scale={"min": 0.0, "max": 5.0, "step": 0.5})
+    spec = TaskSpec(
+        kind="regression", id_column="id", label_columns=["rating"], scale={"min": 0.0, "max": 5.0, "step": 0.5}
+    )
     df = pd.DataFrame({"id": ["a", "b", "c"], "rating": [1.0, value, 4.5]})
     with pytest.raises(DataError, match=rf"row 3 \(id 'b'\): label 'rating' = {value:g} is {what}"):
         spec.encode_targets(df, source="train.csv")
@@ -256,8 +312,9 @@ def test_labels_outside_the_declared_scale_or_step_name_the_row(value, what):
 
 
 def test_empty_multilabel_cells_are_refused_and_mixed_separators_accepted():
-    spec = TaskSpec(kind="multilabel", id_column="id", label_columns=["labels"], classes=["bark", "rain", "car"],
-                    label_sep=",")
+    spec = TaskSpec(
+        kind="multilabel", id_column="id", label_columns=["labels"], classes=["bark", "rain", "car"], label_sep=","
+    )
     mixed = pd.DataFrame({"id": ["a", "b"], "labels": ["bark;rain", "car, bark"]})
     assert spec.encode_targets(mixed).tolist() == [[1, 1, 0], [1, 0, 1]]
     empty = pd.DataFrame({"id": ["a", "b", "c"], "labels": ["bark", np.nan, " "]})
@@ -288,8 +345,11 @@ def test_test_ids_and_sample_submission_ids_must_agree(tmp_path):
     sample = pd.DataFrame({"clip_id": test["clip_id"].tolist()[1:] + ["9999"], "rating": 0.0})
     sample.to_csv(tmp_path / "sample.csv", index=False)
     config["data"]["sample_submission"] = str(tmp_path / "sample.csv")
-    with pytest.raises(DataError, match=r"1 test id\(s\) missing from the sample submission \['0024'\], "
-                                        r"1 sample-submission id\(s\) missing from the test table \['9999'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"1 test id\(s\) missing from the sample submission \['0024'\], "
+        r"1 sample-submission id\(s\) missing from the test table \['9999'\]",
+    ):
         list_clips(config["data"], missing_ok=True)
 
 
@@ -302,9 +362,16 @@ def test_ids_escaping_the_audio_folder_are_refused_in_every_form(tmp_path, kind)
         (tmp_path / "audio/0000.wav").unlink()
         (tmp_path / "audio/0000.wav").symlink_to(outside)
     else:
-        _rewrite(tmp_path, "train.csv", lambda df: df.assign(
-            clip_id=[("../secret" if kind == "dotdot" else str(outside)) if i == 0 else v
-                     for i, v in enumerate(df["clip_id"])]))
+        _rewrite(
+            tmp_path,
+            "train.csv",
+            lambda df: df.assign(
+                clip_id=[
+                    ("../secret" if kind == "dotdot" else str(outside)) if i == 0 else v
+                    for i, v in enumerate(df["clip_id"])
+                ]
+            ),
+        )
     config["audio"]["bad_audio"] = "zeros"  # refused whatever the bad-audio policy
     with pytest.raises(DataError, match="outside the audio folder.*refused"):
         list_clips(config["data"], missing_ok=True)

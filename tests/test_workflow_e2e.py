@@ -64,7 +64,8 @@ def test_workflow_end_to_end(kind, workdir):
     assert set(nested["per_fold"]) == {"0", "1", "2"} and len(nested["folds"]) == 3
     nested_oof = load_npz(wd / "results/blend/nested_oof.npz")
     assert np.isfinite(nested_oof["P"]).all() and nested["overall"][primary] == pytest.approx(
-        metrics_of(nested_oof, wd)[primary], rel=1e-5)
+        metrics_of(nested_oof, wd)[primary], rel=1e-5
+    )
     assert metrics["candidates"], "every backbone x head should be scored"
     for entry in metrics["candidates"].values():
         assert set(entry["per_fold"]) == {"0", "1", "2"}
@@ -95,9 +96,15 @@ def test_workflow_end_to_end(kind, workdir):
     # Every artifact has a sidecar saying what made it (logs, benchmarks, plots, the demo's clips and the
     # per-clip embedding cache aside: cache entries are keyed by content, shared across runs).
     results = wd / "results"
-    artifacts = [p.relative_to(results) for p in results.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")]
-    artifacts = [p for p in artifacts if p.parts[0] not in ("logs", "benchmarks", "plots", "cache")
-                 and p.parts[:2] not in (("demo", "train"), ("demo", "test"))]
+    artifacts = [
+        p.relative_to(results) for p in results.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")
+    ]
+    artifacts = [
+        p
+        for p in artifacts
+        if p.parts[0] not in ("logs", "benchmarks", "plots", "cache")
+        and p.parts[:2] not in (("demo", "train"), ("demo", "test"))
+    ]
     assert {"submission.csv", "models", "oof", "calibrated", "blend"} <= {p.parts[0] for p in artifacts}
     for artifact in artifacts:
         sidecar = results / artifact.with_name(artifact.name.split(".")[0] + ".meta.json")

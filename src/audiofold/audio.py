@@ -70,13 +70,29 @@ def _decode_ffmpeg(path: Path, max_seconds: float | None) -> tuple[np.ndarray, i
     with tempfile.TemporaryDirectory(prefix="audiofold-ffmpeg-") as tmp:
         wav = Path(tmp) / "decoded.wav"
         limit = [] if max_seconds is None else ["-t", f"{max_seconds:.6f}"]
-        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), *limit,
-               "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(wav)]
+        cmd = [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            *limit,
+            "-vn",
+            "-c:a",
+            "pcm_f32le",
+            "-f",
+            "wav",
+            str(wav),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wav.is_file():
             detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
-            raise DataError(f"cannot decode audio file {path} with ffmpeg: {detail}. The file may be corrupt; "
-                            "re-export it or convert it to wav/flac.")
+            raise DataError(
+                f"cannot decode audio file {path} with ffmpeg: {detail}. The file may be corrupt; "
+                "re-export it or convert it to wav/flac."
+            )
         try:
             return _decode_soundfile(wav, None)
         except sf.SoundFileError as exc:
@@ -114,13 +130,20 @@ def decode_shard(
         raise ValueError(f"decode_shard got {len(paths)} paths but {len(ids)} ids")
     shard = Path(out_path).name.split(".")[0]
     silence = np.zeros(int(round(ZERO_FILL_SECONDS * sr)), dtype=np.float32)
-    waves = [silence if i in zero_fill else load_mono(p, sr, max_seconds)
-             for p, i in tqdm(list(zip(paths, ids)), desc=f"decode {shard}", unit="clip", disable=not progress)]
+    waves = [
+        silence if i in zero_fill else load_mono(p, sr, max_seconds)
+        for p, i in tqdm(list(zip(paths, ids)), desc=f"decode {shard}", unit="clip", disable=not progress)
+    ]
     offsets = np.zeros(len(waves) + 1, dtype=np.int64)
     np.cumsum([len(w) for w in waves], out=offsets[1:])
     samples = np.concatenate(waves) if waves else np.zeros(0, dtype=np.float32)
-    save_npz(out_path, ids=np.array([str(i) for i in ids], dtype=str), offsets=offsets, samples=samples,
-             sr=np.array(sr, dtype=np.int64))
+    save_npz(
+        out_path,
+        ids=np.array([str(i) for i in ids], dtype=str),
+        offsets=offsets,
+        samples=samples,
+        sr=np.array(sr, dtype=np.int64),
+    )
     stats = {"n_clips": len(waves), "total_seconds": float(offsets[-1] / sr), "sr": int(sr)}
     write_meta(out_path, **stats, max_seconds=max_seconds, zero_filled=sorted(set(ids) & set(zero_fill)))
     return stats
@@ -131,7 +154,9 @@ def read_shard(path: str | os.PathLike) -> tuple[list[str], list[np.ndarray], in
     data = load_npz(path)
     missing = [k for k in SHARD_KEYS if k not in data]
     if missing:
-        raise DataError(f"{path} is not a decoded audio shard (missing {missing}); delete it and re-run the decode rule.")
+        raise DataError(
+            f"{path} is not a decoded audio shard (missing {missing}); delete it and re-run the decode rule."
+        )
     offsets = data["offsets"]
     waves = [data["samples"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     return [str(i) for i in data["ids"]], waves, int(data["sr"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -175,8 +176,17 @@ def load_candidates(oof_paths: dict[str, str], test_paths: dict[str, str] | None
     return oof_cands, test_cands, first_oof, first_test
 
 
-def blend_files(oof_paths: dict[str, str], test_paths: dict[str, str], task: TaskSpec, oof_out, test_out, weights_out,
-                step: float = 0.1, max_candidates: int = 6, round_mode: str = "auto") -> dict:
+def blend_files(
+    oof_paths: dict[str, str],
+    test_paths: dict[str, str],
+    task: TaskSpec,
+    oof_out,
+    test_out,
+    weights_out,
+    step: float = 0.1,
+    max_candidates: int = 6,
+    round_mode: str = "auto",
+) -> dict:
     """Blend every ``{backbone}/{head}/{variant}`` candidate; write the blended OOF and test predictions
     as submitted (``submit.finalize_predictions`` with the rounding decided on the OOF blend) and
     ``weights_out``: the search result plus ``rounding`` (``submit.decide_rounding``)."""
@@ -185,9 +195,16 @@ def blend_files(oof_paths: dict[str, str], test_paths: dict[str, str], task: Tas
     oof_blend = apply_weights(result["weights"], oof_cands, task)
     result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
     rounded = result["rounding"]["applied"]
-    save_npz(oof_out, ids=oof["ids"], fold=oof["fold"], y=oof["y"],
-             P=finalize_predictions(oof_blend, task, round_to_step=rounded).astype(np.float32))
+    save_npz(
+        oof_out,
+        ids=oof["ids"],
+        fold=oof["fold"],
+        y=oof["y"],
+        P=finalize_predictions(oof_blend, task, round_to_step=rounded).astype(np.float32),
+    )
     test_blend = apply_weights(result["weights"], test_cands, task)
-    save_npz(test_out, ids=test["ids"], P=finalize_predictions(test_blend, task, round_to_step=rounded).astype(np.float32))
+    save_npz(
+        test_out, ids=test["ids"], P=finalize_predictions(test_blend, task, round_to_step=rounded).astype(np.float32)
+    )
     write_json(weights_out, result)
     return result

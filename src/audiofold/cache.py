@@ -32,7 +32,9 @@ def file_digest(path: str | os.PathLike, cache_dir: Path | None = None, chunk: i
     st = path.stat()
     memo = None
     if cache_dir is not None:
-        stat_key = hashlib.blake2b(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode(), digest_size=16).hexdigest()
+        stat_key = hashlib.blake2b(
+            f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode(), digest_size=16
+        ).hexdigest()
         memo = cache_dir / "files" / stat_key[:2] / stat_key
         if memo.is_file():
             return memo.read_text().strip()

@@ -16,7 +16,8 @@ is the mean of the fold calibrators applied to the test predictions.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
@@ -92,8 +93,13 @@ def _fit_platt_per_class(P: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
         return float(loss), grad
 
     scale_bounds = (1.0 / TEMPERATURE_BOUNDS[1], 1.0 / TEMPERATURE_BOUNDS[0])
-    result = minimize(loss_and_grad, np.concatenate([np.ones(n_classes), np.zeros(n_classes)]), jac=True,
-                      method="L-BFGS-B", bounds=[scale_bounds] * n_classes + [BIAS_BOUNDS] * n_classes)
+    result = minimize(
+        loss_and_grad,
+        np.concatenate([np.ones(n_classes), np.zeros(n_classes)]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[scale_bounds] * n_classes + [BIAS_BOUNDS] * n_classes,
+    )
     return result.x[:n_classes], result.x[n_classes:]
 
 
@@ -123,8 +129,14 @@ def _method_for(task: TaskSpec) -> _Method:
             _apply_softmax_temperature,
             lambda y, P: metrics.classification_log_loss(y, P, task),
         )
-    return _Method("platt_per_class", "lwlrap", _fit_platt_per_class, _apply_platt_per_class, metrics.lwlrap,
-                   greater_is_better=True)
+    return _Method(
+        "platt_per_class",
+        "lwlrap",
+        _fit_platt_per_class,
+        _apply_platt_per_class,
+        metrics.lwlrap,
+        greater_is_better=True,
+    )
 
 
 def _prepare(a: np.ndarray, name: str) -> np.ndarray:
@@ -192,7 +204,9 @@ def calibrate_files(oof_path, test_path, task: TaskSpec, oof_out, test_out, deci
     decisions: dict[str, Any] = {}
     for key in [k for k in oof if k.startswith("P__")]:
         if enabled:
-            oof[key], test[key], decisions[key[3:]] = calibrate_candidate(oof[key], oof["y"], oof["fold"], test[key], task)
+            oof[key], test[key], decisions[key[3:]] = calibrate_candidate(
+                oof[key], oof["y"], oof["fold"], test[key], task
+            )
         else:
             decisions[key[3:]] = {"method": "disabled", "applied": False}
     save_npz(oof_out, **oof)

@@ -24,8 +24,10 @@ def _check(args: argparse.Namespace) -> int:
     if not results.ok:
         print(f"{args.config}: {results.detail}", file=sys.stderr)
         return 1
-    print(f"{args.config}: valid. Backbones: {', '.join(config['backbones'])}; heads: {', '.join(config['heads'])}; "
-          f"{config['cv']['n_folds']} folds.")
+    print(
+        f"{args.config}: valid. Backbones: {', '.join(config['backbones'])}; heads: {', '.join(config['heads'])}; "
+        f"{config['cv']['n_folds']} folds."
+    )
     if args.show:
         print(json.dumps(config, indent=2))
     return 0
@@ -37,10 +39,18 @@ def _init(args: argparse.Namespace) -> int:
     labels = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None
     # Snakemake resolves relative paths against the folder it runs in, not the config's folder:
     # write them relative to here, the project folder, wherever --output puts the file.
-    result = scaffold(args.data_dir, base_dir=Path.cwd(), id_column=args.id_column,
-                      label_columns=labels, kind=args.kind, label_sep=args.label_sep,
-                      group_column=args.group_column, auto_group=not args.no_group,
-                      train_audio_dir=args.train_audio_dir, test_audio_dir=args.test_audio_dir)
+    result = scaffold(
+        args.data_dir,
+        base_dir=Path.cwd(),
+        id_column=args.id_column,
+        label_columns=labels,
+        kind=args.kind,
+        label_sep=args.label_sep,
+        group_column=args.group_column,
+        auto_group=not args.no_group,
+        train_audio_dir=args.train_audio_dir,
+        test_audio_dir=args.test_audio_dir,
+    )
     print("Inferred (override any of these with the flags of `audiofold init -h`):")
     for note in result.notes:
         print(f"  - {note}")
@@ -92,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate config.yaml against the schema (defaults filled)")
     check.add_argument("config", nargs="?", default="config.yaml")
     check.add_argument("--show", action="store_true", help="print the config with defaults filled")
-    check.add_argument("--reference", action="store_true",
-                       help="print the Markdown reference of every config key (docs/CONFIG.md) instead")
+    check.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the Markdown reference of every config key (docs/CONFIG.md) instead",
+    )
     check.set_defaults(func=_check)
 
     init = sub.add_parser("init", help="inspect a data folder and write a config.yaml for it")
@@ -105,8 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--kind", default="auto", choices=["auto", *KINDS], help="task kind (default: inferred)")
     init.add_argument("--label-sep", help="separator of a multilabel string column (default: inferred)")
     grouping = init.add_mutually_exclusive_group()
-    grouping.add_argument("--group-column", help="column whose groups (e.g. speaker) stay inside one fold "
-                          "(default: a column named like speaker/group/subject/session, if any)")
+    grouping.add_argument(
+        "--group-column",
+        help="column whose groups (e.g. speaker) stay inside one fold "
+        "(default: a column named like speaker/group/subject/session, if any)",
+    )
     grouping.add_argument("--no-group", action="store_true", help="do not group folds by a speaker-like column")
     init.add_argument("--train-audio-dir", help="training clips folder (default: the folder matching the ids)")
     init.add_argument("--test-audio-dir", help="test clips folder (default: the folder matching the ids)")
@@ -114,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check imports, versions, GPU, ffmpeg, backbone weights and free disk")
     doctor.add_argument("config", nargs="?", default="config.yaml")
-    doctor.add_argument("--imports-only", action="store_true",
-                        help="only import torch, torchaudio (and its compiled extension), transformers and the "
-                        "packaged backbones' packages; needs no config (`make install` ends with this)")
+    doctor.add_argument(
+        "--imports-only",
+        action="store_true",
+        help="only import torch, torchaudio (and its compiled extension), transformers and the "
+        "packaged backbones' packages; needs no config (`make install` ends with this)",
+    )
     doctor.set_defaults(func=_doctor)
 
     status = sub.add_parser("status", help="what is computed under results/ and the current OOF scores")
@@ -128,10 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     weights_sub = weights_cmd.add_subparsers(dest="action", required=True)
     weights_sub.add_parser("list", help="known checkpoints and whether they are in $TORCH_HOME/hub/checkpoints")
     fetch = weights_sub.add_parser("fetch", help="download a checkpoint to where the pipeline looks for it")
-    fetch.add_argument("name", help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`), or "
-                       "hf:<model id> (e.g. hf:microsoft/wavlm-base-plus) for the hf backbone")
-    fetch.add_argument("--dest", help="folder to write to (default: $TORCH_HOME/hub/checkpoints; for hf: the "
-                       "Hugging Face cache, $HF_HOME/hub)")
+    fetch.add_argument(
+        "name",
+        help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`), or "
+        "hf:<model id> (e.g. hf:microsoft/wavlm-base-plus) for the hf backbone",
+    )
+    fetch.add_argument(
+        "--dest",
+        help="folder to write to (default: $TORCH_HOME/hub/checkpoints; for hf: the Hugging Face cache, $HF_HOME/hub)",
+    )
     fetch.add_argument("--revision", help="hf: only: branch, tag or commit (default: main)")
     weights_cmd.set_defaults(func=_weights)
     return parser

@@ -63,7 +63,11 @@ def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = F
     """
     train = read_table(data["train_csv"], "training table (data.train_csv)")
     test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
-    sample = read_table(data["sample_submission"], "sample submission (data.sample_submission)") if data.get("sample_submission") else None
+    sample = (
+        read_table(data["sample_submission"], "sample submission (data.sample_submission)")
+        if data.get("sample_submission")
+        else None
+    )
     if test is None and sample is None:
         raise DataError("no test clips: set data.test_csv or data.sample_submission.")
     id_col = data.get("id_column")
@@ -74,29 +78,46 @@ def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = F
     train_ids = id_column_values(train, id_col, data["train_csv"])
     _check_unique(train_ids, data["train_csv"])
     test_table, test_where = (test, data["test_csv"]) if test is not None else (sample, data["sample_submission"])
-    test_ids = id_column_values(test_table, id_col if id_col in test_table.columns else test_table.columns[0], test_where)
+    test_ids = id_column_values(
+        test_table, id_col if id_col in test_table.columns else test_table.columns[0], test_where
+    )
     _check_unique(test_ids, test_where)
     if test is not None and sample is not None:
-        sample_ids = id_column_values(sample, id_col if id_col in sample.columns else sample.columns[0],
-                                      data["sample_submission"])
+        sample_ids = id_column_values(
+            sample, id_col if id_col in sample.columns else sample.columns[0], data["sample_submission"]
+        )
         check_same_ids(test_ids, sample_ids, data["test_csv"], data["sample_submission"])
 
     ext = data.get("audio_extensions", ["wav", "flac", "ogg", "mp3", "m4a"])
     dirs = {"train": Path(data["train_audio_dir"]), "test": Path(data.get("test_audio_dir") or data["train_audio_dir"])}
     path_col = data.get("path_column")
-    rels = {"train": raw_column(train, path_col) if path_col else train_ids,
-            "test": raw_column(test, path_col) if (path_col and test is not None and path_col in test.columns) else test_ids}
+    rels = {
+        "train": raw_column(train, path_col) if path_col else train_ids,
+        "test": raw_column(test, path_col)
+        if (path_col and test is not None and path_col in test.columns)
+        else test_ids,
+    }
     wheres = {"train": data["train_csv"], "test": test_where}
     per_clip = resolve_shard_clips(shard_clips, len(train_ids) + len(test_ids))
     folders = {"train": AudioFolder(dirs["train"], ext)}
     folders["test"] = folders["train"] if dirs["test"] == dirs["train"] else AudioFolder(dirs["test"], ext)
     parts = []
     for split, ids in (("train", train_ids), ("test", test_ids)):
-        paths = [folders[split].resolve(rel, f"{wheres[split]}, row {i + 2}", missing_ok)
-                 for i, rel in enumerate(rels[split])]
+        paths = [
+            folders[split].resolve(rel, f"{wheres[split]}, row {i + 2}", missing_ok)
+            for i, rel in enumerate(rels[split])
+        ]
         chunk = assign_chunks(split, ids, per_clip)
-        parts.append(pd.DataFrame({"id": ids, "split": split, "path": ["" if p is None else str(p) for p in paths],
-                                   "chunk": [f"{split}{c}" for c in chunk]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "id": ids,
+                    "split": split,
+                    "path": ["" if p is None else str(p) for p in paths],
+                    "chunk": [f"{split}{c}" for c in chunk],
+                }
+            )
+        )
     for folder in {id(f): f for f in folders.values()}.values():
         folder.warn_several()
     return pd.concat(parts, ignore_index=True)
@@ -111,4 +132,4 @@ def chunk_names(clips: pd.DataFrame, split: str) -> list[str]:
     """Chunks of one split in index order (``train0``, ``train1``, ...); a chunk may be empty only if
     no clip hashed to it, and then it is left out."""
     names = clips.loc[clips["split"] == split, "chunk"].unique().tolist()
-    return sorted(names, key=lambda s: int(s[len(split):]))
+    return sorted(names, key=lambda s: int(s[len(split) :]))

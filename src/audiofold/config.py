@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml
@@ -54,8 +53,9 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
-def validate_config(config: dict, schema: dict | None = None, source: str = "config.yaml",
-                    sources: list[str | Path] | None = None) -> dict:
+def validate_config(
+    config: dict, schema: dict | None = None, source: str = "config.yaml", sources: list[str | Path] | None = None
+) -> dict:
     """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem.
 
     ``sources``: the YAML files merged into ``config``, the one that wins first (Snakemake's
@@ -112,17 +112,23 @@ def _check_consistency(config: dict, source: str) -> None:
     for head, params in config.get("heads", {}).items():
         unknown = [b for b in params.get("backbones", []) if b not in config.get("backbones", {})]
         if unknown:
-            raise ConfigError(f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
-                              f"this config; choose from {', '.join(config.get('backbones', {}))}.")
+            raise ConfigError(
+                f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
+                f"this config; choose from {', '.join(config.get('backbones', {}))}."
+            )
     scale = config.get("task", {}).get("scale")
     if scale is not None and not scale["min"] < scale["max"]:
-        raise ConfigError(f"{source}: key task.scale: min must be below max (got min {scale['min']}, max {scale['max']}).")
+        raise ConfigError(
+            f"{source}: key task.scale: min must be below max (got min {scale['min']}, max {scale['max']})."
+        )
 
 
 def load_config(path: str | Path = "config.yaml", schema_path: str | Path | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found; copy config.yaml from the project root or run `audiofold init`.")
+        raise ConfigError(
+            f"config file {path} not found; copy config.yaml from the project root or run `audiofold init`."
+        )
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
@@ -148,8 +154,11 @@ def _type_text(sub: dict) -> str:
     kind = sub.get("type", "")
     kinds = kind if isinstance(kind, list) else [kind]
     text = " or ".join(k for k in kinds if k)
-    bounds = [f"{word} {sub[key]}" for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"))
-              if key in sub]
+    bounds = [
+        f"{word} {sub[key]}"
+        for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"))
+        if key in sub
+    ]
     return text + (f" ({', '.join(bounds)})" if bounds else "")
 
 
@@ -157,8 +166,11 @@ def _reference_rows(schema: dict, prefix: str = "") -> list[tuple[str, str, str,
     rows = []
     for key, sub in schema.get("properties", {}).items():
         path = f"{prefix}{key}"
-        default = f"`{yaml.safe_dump(sub['default'], default_flow_style=True).strip().removesuffix('...').strip()}`" \
-            if "default" in sub else ("required" if key in schema.get("required", []) else "")
+        default = (
+            f"`{yaml.safe_dump(sub['default'], default_flow_style=True).strip().removesuffix('...').strip()}`"
+            if "default" in sub
+            else ("required" if key in schema.get("required", []) else "")
+        )
         rows.append((path, _type_text(sub), default, " ".join(str(sub.get("description", "")).split())))
         rows += _reference_rows(sub, f"{path}.")
         extra = sub.get("additionalProperties")

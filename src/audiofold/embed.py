@@ -98,8 +98,9 @@ class _Sink:
 
     def __init__(self, n: int, k: int, backbone: Backbone) -> None:
         self.X = np.zeros((n, k, backbone.dim), dtype=np.float32)
-        self.layers = (None if backbone.n_layers is None
-                       else np.zeros((n, k, backbone.n_layers, backbone.dim), dtype=np.float32))
+        self.layers = (
+            None if backbone.n_layers is None else np.zeros((n, k, backbone.n_layers, backbone.dim), dtype=np.float32)
+        )
         self.seq: list[list[np.ndarray]] | None = [[] for _ in range(n)] if backbone.keeps_sequence else None
 
     def put(self, clip: int, out: dict, rows: np.ndarray, distinct_rows: np.ndarray) -> None:
@@ -116,13 +117,17 @@ def _run(backbone: Backbone, batch: np.ndarray, lengths: np.ndarray | None = Non
     out = backbone.embed_outputs(batch) if lengths is None else backbone.embed_outputs(batch, lengths=lengths)
     out["X"] = np.asarray(out["X"], dtype=np.float32)
     if out["X"].shape != (len(batch), backbone.dim):
-        raise RuntimeError(f"backbone {backbone.name} returned shape {out['X'].shape} for {len(batch)} crops; "
-                           f"expected ({len(batch)}, {backbone.dim})")
+        raise RuntimeError(
+            f"backbone {backbone.name} returned shape {out['X'].shape} for {len(batch)} crops; "
+            f"expected ({len(batch)}, {backbone.dim})"
+        )
     if backbone.n_layers is not None:
         out["layers"] = np.asarray(out["layers"], dtype=np.float32)
         if out["layers"].shape != (len(batch), backbone.n_layers, backbone.dim):
-            raise RuntimeError(f"backbone {backbone.name} returned layers of shape {out['layers'].shape}; expected "
-                               f"({len(batch)}, {backbone.n_layers}, {backbone.dim})")
+            raise RuntimeError(
+                f"backbone {backbone.name} returned layers of shape {out['layers'].shape}; expected "
+                f"({len(batch)}, {backbone.n_layers}, {backbone.dim})"
+            )
     if backbone.keeps_sequence and len(out["seq"]) != len(batch):
         raise RuntimeError(f"backbone {backbone.name} returned {len(out['seq'])} sequences for {len(batch)} crops")
     return out
@@ -212,19 +217,35 @@ def embed_shard(
         )
     if threads:
         set_torch_threads(threads)
-    out = extract(waves, backbone, n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops,
-                  batch_size=batch_size, seed=seed, max_padding=max_padding)
+    out = extract(
+        waves,
+        backbone,
+        n_crops=n_crops,
+        pad=pad,
+        aggregate=aggregate,
+        keep_crops=keep_crops,
+        batch_size=batch_size,
+        seed=seed,
+        max_padding=max_padding,
+    )
     X = out["X"]
     arrays = {"ids": np.array(ids, dtype=str), **{k: v for k, v in out.items() if k != "seq"}}
     if "seq" in out:
         arrays["seq"], arrays["seq_offsets"] = pack_sequences(out["seq"], backbone)
     save_npz(out_path, **arrays)
     n_effective = 1 if backbone.crop_seconds is None else n_crops
-    info = {"backbone": backbone.describe(), "shape": list(X.shape), "n_crops": n_effective,
-            "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
-            "batching": {"batch_size": resolve_batch_size(batch_size, backbone), "requested": batch_size,
-                         "max_padding": max_padding},
-            **(meta or {})}
+    info = {
+        "backbone": backbone.describe(),
+        "shape": list(X.shape),
+        "n_crops": n_effective,
+        "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
+        "batching": {
+            "batch_size": resolve_batch_size(batch_size, backbone),
+            "requested": batch_size,
+            "max_padding": max_padding,
+        },
+        **(meta or {}),
+    }
     write_meta(out_path, **info)
     return info
 
@@ -271,17 +292,36 @@ def embed_clips(
             per_clip[i] = cache.get(digests[i])
     todo = [i for i, got in enumerate(per_clip) if got is None]
     if cache is not None:
-        log.info("embedding cache %s: %d hit(s), %d miss(es)", cache.root / "emb" / cache.key, len(rows) - len(todo), len(todo))
+        log.info(
+            "embedding cache %s: %d hit(s), %d miss(es)",
+            cache.root / "emb" / cache.key,
+            len(rows) - len(todo),
+            len(todo),
+        )
 
     def decode(i: int) -> np.ndarray:
         _, path, action = rows[i]
-        return np.zeros(int(round(ZERO_FILL_SECONDS * sr)), np.float32) if action == "zeros" else load_mono(path, sr, max_seconds)
+        return (
+            np.zeros(int(round(ZERO_FILL_SECONDS * sr)), np.float32)
+            if action == "zeros"
+            else load_mono(path, sr, max_seconds)
+        )
 
     blocks = [todo[s : s + DECODE_BLOCK] for s in range(0, len(todo), DECODE_BLOCK)]
-    options = dict(n_crops=n_crops, pad=pad, aggregate=aggregate, keep_crops=keep_crops, batch_size=batch_size,
-                   seed=seed, max_padding=max_padding, progress=False)
-    with ThreadPoolExecutor(max(1, decode_workers)) as pool, tqdm(total=len(todo), desc=f"embed {backbone.name}",
-                                                                 unit="clip", disable=not todo) as bar:
+    options = dict(
+        n_crops=n_crops,
+        pad=pad,
+        aggregate=aggregate,
+        keep_crops=keep_crops,
+        batch_size=batch_size,
+        seed=seed,
+        max_padding=max_padding,
+        progress=False,
+    )
+    with (
+        ThreadPoolExecutor(max(1, decode_workers)) as pool,
+        tqdm(total=len(todo), desc=f"embed {backbone.name}", unit="clip", disable=not todo) as bar,
+    ):
         pending = [pool.submit(decode, i) for i in blocks[0]] if blocks else []
         for k, block in enumerate(blocks):
             waves = [f.result() for f in pending]
@@ -300,18 +340,28 @@ def embed_clips(
         if key == "seq":
             arrays["seq"], arrays["seq_offsets"] = pack_sequences([p["seq"] for p in per_clip], backbone)
         else:
-            arrays[key] = (np.stack([p[key] for p in per_clip]).astype(np.float32) if per_clip
-                           else np.zeros((0, backbone.dim), np.float32))
+            arrays[key] = (
+                np.stack([p[key] for p in per_clip]).astype(np.float32)
+                if per_clip
+                else np.zeros((0, backbone.dim), np.float32)
+            )
     save_npz(out_path, **arrays)
-    info = {"backbone": backbone.describe(), "shape": list(arrays["X"].shape),
-            "n_crops": 1 if backbone.crop_seconds is None else n_crops,
-            "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
-            "batching": {"batch_size": resolve_batch_size(batch_size, backbone), "requested": batch_size,
-                         "max_padding": max_padding},
-            "cache": None if cache is None else {"dir": str(cache.root), "key": cache.key,
-                                                 "hits": len(rows) - len(todo), "misses": len(todo)},
-            "zero_filled": [r[0] for r in rows if r[2] == "zeros"],
-            **(meta or {})}
+    info = {
+        "backbone": backbone.describe(),
+        "shape": list(arrays["X"].shape),
+        "n_crops": 1 if backbone.crop_seconds is None else n_crops,
+        "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
+        "batching": {
+            "batch_size": resolve_batch_size(batch_size, backbone),
+            "requested": batch_size,
+            "max_padding": max_padding,
+        },
+        "cache": None
+        if cache is None
+        else {"dir": str(cache.root), "key": cache.key, "hits": len(rows) - len(todo), "misses": len(todo)},
+        "zero_filled": [r[0] for r in rows if r[2] == "zeros"],
+        **(meta or {}),
+    }
     write_meta(out_path, **info)
     return info
 

@@ -36,7 +36,9 @@ def make_folds(
     if predefined is not None:
         values = pd.Series(predefined)
         if values.isna().any():
-            raise DataError(f"fold column has {int(values.isna().sum())} empty value(s) (first at row {int(values.isna().idxmax()) + 2}).")
+            raise DataError(
+                f"fold column has {int(values.isna().sum())} empty value(s) (first at row {int(values.isna().idxmax()) + 2})."
+            )
         codes, uniques = pd.factorize(values, sort=True)
         return codes.astype(np.int64), f"predefined folds ({len(uniques)}: {list(uniques)})"
     if n < n_folds:
@@ -61,7 +63,9 @@ def make_folds(
     elif groups is not None:
         strata = y if task.kind == "classification" else _regression_strata(y, n_bins, n_folds)
         try:
-            splits = list(StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, strata, groups))
+            splits = list(
+                StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, strata, groups)
+            )
             scheme = "stratified group k-fold"
         except ValueError:
             splits = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(index, groups=groups)
@@ -94,7 +98,8 @@ def _multilabel_group_splits(y: np.ndarray, groups: np.ndarray, n_folds: int, se
     np.logical_or.at(group_labels, codes, np.asarray(y) > 0.5)
     try:
         group_splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
-            np.arange(len(uniques)), group_labels)
+            np.arange(len(uniques)), group_labels
+        )
     except ValueError:  # a single class: nothing to stratify
         return GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(codes, groups=codes), "group k-fold"
     group_fold = np.empty(len(uniques), dtype=np.int64)

@@ -78,8 +78,11 @@ def pearson_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
             # Constant targets: r is undefined whatever the model does (NaN, written as null in JSON).
             out[t] = np.nan
             if not _warned_constant_targets:
-                log.warning("the targets are constant (%d row(s)): Pearson r is undefined and reported as NaN/null. "
-                            "Check the label column.", len(y))
+                log.warning(
+                    "the targets are constant (%d row(s)): Pearson r is undefined and reported as NaN/null. "
+                    "Check the label column.",
+                    len(y),
+                )
                 _warned_constant_targets = True
             continue
         if np.ptp(P[:, t]) == 0:  # a constant prediction (the baseline) carries no correlation

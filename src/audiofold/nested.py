@@ -67,27 +67,40 @@ def nested_blend(
         for name, P in candidates.items():
             if calibrate:
                 inner_cands[name], outer_cands[name], decision = calibrate_candidate(
-                    P[inner], y[inner], folds[inner], P[outer], task)
+                    P[inner], y[inner], folds[inner], P[outer], task
+                )
                 if decision["applied"]:
                     calibrated.append(name)
             else:
                 inner_cands[name], outer_cands[name] = P[inner], P[outer]
         search = search_weights(inner_cands, y[inner], task, step=step, max_candidates=max_candidates)
         rounding = decide_rounding(y[inner], apply_weights(search["weights"], inner_cands, task), task, round_mode)
-        nested[outer] = finalize_predictions(apply_weights(search["weights"], outer_cands, task), task,
-                                             round_to_step=rounding["applied"])
-        chosen.append({
-            "fold": int(k),
-            "weights": {name: w for name, w in search["weights"].items() if w > 0},
-            "calibrated": calibrated,
-            "rounding": rounding,
-            "inner_score": search["score"],
-        })
+        nested[outer] = finalize_predictions(
+            apply_weights(search["weights"], outer_cands, task), task, round_to_step=rounding["applied"]
+        )
+        chosen.append(
+            {
+                "fold": int(k),
+                "weights": {name: w for name, w in search["weights"].items() if w > 0},
+                "calibrated": calibrated,
+                "rounding": rounding,
+                "inner_score": search["score"],
+            }
+        )
     return nested, chosen
 
 
-def nested_files(oof_paths: dict[str, str], task: TaskSpec, oof_out, summary_out, *, calibrate: bool = True,
-                 step: float = 0.1, max_candidates: int = 6, round_mode: str = "auto") -> dict:
+def nested_files(
+    oof_paths: dict[str, str],
+    task: TaskSpec,
+    oof_out,
+    summary_out,
+    *,
+    calibrate: bool = True,
+    step: float = 0.1,
+    max_candidates: int = 6,
+    round_mode: str = "auto",
+) -> dict:
     """Nested blend of the uncalibrated candidate files; write its OOF (ids, fold, y, P) and a summary.
 
     Summary: overall and per_fold (the task's metrics of the nested OOF prediction) and folds
@@ -98,13 +111,19 @@ def nested_files(oof_paths: dict[str, str], task: TaskSpec, oof_out, summary_out
     n_folds, minimum = len(np.unique(folds)), MIN_FOLDS_WITH_CALIBRATION if calibrate else 2
     if n_folds < minimum:  # too few folds to nest: say so instead of failing the run
         reason = f"not computed: {n_folds} folds; the nested score needs cv.n_folds >= {minimum}"
-        save_npz(oof_out, ids=oof["ids"], fold=folds, y=y, P=np.full(np.shape(next(iter(candidates.values()))), np.nan,
-                                                                      dtype=np.float32))
+        save_npz(
+            oof_out,
+            ids=oof["ids"],
+            fold=folds,
+            y=y,
+            P=np.full(np.shape(next(iter(candidates.values()))), np.nan, dtype=np.float32),
+        )
         summary = {"overall": None, "per_fold": {}, "folds": [], "skipped": reason}
         write_json(summary_out, summary)
         return summary
-    P, chosen = nested_blend(candidates, y, folds, task, calibrate=calibrate, step=step,
-                             max_candidates=max_candidates, round_mode=round_mode)
+    P, chosen = nested_blend(
+        candidates, y, folds, task, calibrate=calibrate, step=step, max_candidates=max_candidates, round_mode=round_mode
+    )
     summary = {
         "overall": metrics.score(y, P, task),
         "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},

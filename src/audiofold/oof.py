@@ -41,13 +41,13 @@ def collect(
         filled[rows] = True
         for key, P in part.items():
             if key.startswith("val__"):
-                variant = key[len("val__"):]
+                variant = key[len("val__") :]
                 oof.setdefault(variant, np.full((len(ids), P.shape[1]), np.nan, dtype=np.float32))[rows] = P
             elif key.startswith("test__"):
-                variant = key[len("test__"):]
+                variant = key[len("test__") :]
                 test_sum[variant] = test_sum.get(variant, 0) + P.astype(np.float64)
             elif key.startswith("nested__"):
-                variant = key[len("nested__"):]
+                variant = key[len("nested__") :]
                 nested.setdefault(variant, np.full((len(ids), P.shape[1]), np.nan))[rows] = P
         test_ids = part["test_ids"]
     if not filled.all():
@@ -73,17 +73,18 @@ def collect(
     for variant, P in oof.items():
         per_fold = {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)}
         scores["variants"][variant] = {"overall": metrics.score(y, P, task), "per_fold": per_fold}
-    baseline = np.concatenate([
-        metrics.baseline_predictions(y[folds != k], int((folds == k).sum()), task) for k in np.unique(folds)
-    ])
+    baseline = np.concatenate(
+        [metrics.baseline_predictions(y[folds != k], int((folds == k).sum()), task) for k in np.unique(folds)]
+    )
     order = np.concatenate([np.flatnonzero(folds == k) for k in np.unique(folds)])
     scores["baseline"] = metrics.score(y[order], baseline, task)
     write_json(scores_out, scores)
     return scores
 
 
-def choose_test_predictions(y: np.ndarray, oof: dict[str, np.ndarray], nested: dict[str, np.ndarray],
-                            task: TaskSpec, mode: str) -> dict:
+def choose_test_predictions(
+    y: np.ndarray, oof: dict[str, np.ndarray], nested: dict[str, np.ndarray], task: TaskSpec, mode: str
+) -> dict:
     """Per variant, ``refit`` or ``folds`` for the test predictions.
 
     ``auto`` compares, on the OOF rows, each fold's own model (a refit on the outer training rows)

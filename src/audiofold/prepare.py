@@ -57,11 +57,15 @@ class AudioFolder:
             if not cand.is_file():  # a dangling symlink or a symlink loop
                 if missing_ok:
                     return cand  # validate reports it as unreadable and applies the policy
-                raise DataError(f"{where}: the file for id {clip_id!r}, {cand}, is a symlink that leads to no file "
-                                "(dangling, or a loop). Fix the link, or set audio.bad_audio to skip or zeros.")
+                raise DataError(
+                    f"{where}: the file for id {clip_id!r}, {cand}, is a symlink that leads to no file "
+                    "(dangling, or a loop). Fix the link, or set audio.bad_audio to skip or zeros."
+                )
             resolved = cand.resolve()
             if self.dir.resolve() not in resolved.parents:
-                raise DataError(f"{where}: id {clip_id!r} points outside the audio folder {self.dir} ({resolved}); refused.")
+                raise DataError(
+                    f"{where}: id {clip_id!r} points outside the audio folder {self.dir} ({resolved}); refused."
+                )
             if len(found) > 1:
                 self.several.append((clip_id, cand, [p for p in found if p != cand]))
             return cand
@@ -74,10 +78,17 @@ class AudioFolder:
 
     def warn_several(self) -> None:
         if self.several:
-            shown = "; ".join(f"{i!r}: used {used.name}, ignored {', '.join(p.name for p in others)}"
-                              for i, used, others in self.several[:10])
-            log.warning("%d id(s) in %s have several audio files (the first of data.audio_extensions is used): %s%s",
-                        len(self.several), self.dir, shown, " ..." if len(self.several) > 10 else "")
+            shown = "; ".join(
+                f"{i!r}: used {used.name}, ignored {', '.join(p.name for p in others)}"
+                for i, used, others in self.several[:10]
+            )
+            log.warning(
+                "%d id(s) in %s have several audio files (the first of data.audio_extensions is used): %s%s",
+                len(self.several),
+                self.dir,
+                shown,
+                " ..." if len(self.several) > 10 else "",
+            )
 
 
 def _file_or_broken_link(path: Path) -> bool:
@@ -96,17 +107,25 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
     train = read_table(data["train_csv"], "training table (data.train_csv)")
     test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
-    sample = read_table(data["sample_submission"], "sample submission (data.sample_submission)") if data.get("sample_submission") else None
+    sample = (
+        read_table(data["sample_submission"], "sample submission (data.sample_submission)")
+        if data.get("sample_submission")
+        else None
+    )
 
     spec, notes = infer_task(
-        train, test, sample,
+        train,
+        test,
+        sample,
         id_column=data.get("id_column"),
         label_columns=data.get("label_columns"),
         kind=task_cfg.get("kind", "auto"),
         label_sep=task_cfg.get("label_sep"),
         classes=task_cfg.get("classes"),
         scale=task_cfg.get("scale"),
-        ignore_columns=tuple(c for c in (data.get("group_column"), data.get("fold_column"), data.get("path_column")) if c),
+        ignore_columns=tuple(
+            c for c in (data.get("group_column"), data.get("fold_column"), data.get("path_column")) if c
+        ),
     )
     for line in notes:
         log.info("inferred %s", line)
@@ -121,11 +140,20 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     predefined = None
     if data.get("fold_column"):
         predefined = _column(train, data["fold_column"], data["train_csv"], "data.fold_column")
-    folds, scheme = make_folds(y, spec, cv.get("n_folds", 5), config.get("seed", 42), groups=groups,
-                               predefined=predefined, n_bins=cv.get("n_bins", 10))
+    folds, scheme = make_folds(
+        y,
+        spec,
+        cv.get("n_folds", 5),
+        config.get("seed", 42),
+        groups=groups,
+        predefined=predefined,
+        n_bins=cv.get("n_bins", 10),
+    )
     n_folds = int(folds.max()) + 1
     if n_folds != cv.get("n_folds", 5):
-        raise DataError(f"data.fold_column gives {n_folds} folds but cv.n_folds is {cv.get('n_folds', 5)}; make them agree.")
+        raise DataError(
+            f"data.fold_column gives {n_folds} folds but cv.n_folds is {cv.get('n_folds', 5)}; make them agree."
+        )
     log.info("folds: %s", scheme)
 
     test_table = test if test is not None else sample
@@ -134,8 +162,15 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     if groups is not None:
         fold_table["group"] = groups
 
-    summary = {"task": spec.to_dict(), "inferred": notes, "fold_scheme": scheme, "n_train": len(train_ids),
-               "n_test": n_test, "n_folds": n_folds, "n_skipped": len(set(skipped) & set(train_ids))}
+    summary = {
+        "task": spec.to_dict(),
+        "inferred": notes,
+        "fold_scheme": scheme,
+        "n_train": len(train_ids),
+        "n_test": n_test,
+        "n_folds": n_folds,
+        "n_skipped": len(set(skipped) & set(train_ids)),
+    }
     write_json(out_dir / "task.json", summary)
     write_csv(out_dir / "folds.csv", fold_table)
     write_meta(out_dir / "folds.csv", scheme=scheme, n_rows=len(fold_table), seed=config.get("seed", 42))

@@ -8,8 +8,6 @@ folds only (``audiofold.nested``), the estimate of what the submission scores.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from . import metrics
@@ -20,14 +18,14 @@ IN_SAMPLE = "BLEND in-sample (as submitted)"
 NESTED = "BLEND nested (honest)"
 BLEND_NOTES = {
     "in_sample": "the blend as submitted (after the rounding decision), scored on the same OOF rows its "
-                 "calibration, candidate pruning, weights and rounding were chosen on: optimistic",
+    "calibration, candidate pruning, weights and rounding were chosen on: optimistic",
     "nested": "calibration, pruning, weights and rounding chosen per outer fold on the other folds' OOF rows "
-              "only, then applied to the fold's rows: the estimate of the submission's score",
+    "only, then applied to the fold's rows: the estimate of the submission's score",
 }
 
 
 def _variant_arrays(npz: dict) -> dict[str, np.ndarray]:
-    return {k[len("P__"):]: v for k, v in npz.items() if k.startswith("P__")}
+    return {k[len("P__") :]: v for k, v in npz.items() if k.startswith("P__")}
 
 
 def summarise(
@@ -123,8 +121,9 @@ def scores_table(summary: dict):
         if name not in (IN_SAMPLE, NESTED):
             cal = entry.get("calibration") or {}
             row[f"calibrated {primary}"] = entry["calibrated_overall"][primary]
-            row["calibration"] = (f"{cal.get('method', '')} {'kept' if cal.get('applied') else 'not kept'}"
-                                  if cal else "off")
+            row["calibration"] = (
+                f"{cal.get('method', '')} {'kept' if cal.get('applied') else 'not kept'}" if cal else "off"
+            )
             row["blend weight"] = weights.get(name, 0.0)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -135,12 +134,17 @@ def write_scores_html(summary: dict, path: str) -> None:
     table = scores_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
     better = "higher" if summary["greater_is_better"] else "lower"
     rounding = summary["blend"].get("rounding") or {}
-    notes = "".join(f"<li><b>{label}</b>: {summary['blend'][key]['note']}</li>"
-                    for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested")) if summary["blend"].get(key))
+    notes = "".join(
+        f"<li><b>{label}</b>: {summary['blend'][key]['note']}</li>"
+        for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested"))
+        if summary["blend"].get(key)
+    )
     if "step" in rounding:
-        notes += (f"<li>Rounding to the rating step {rounding['step']:g} ({rounding['mode']}): "
-                  f"{'applied' if rounding['applied'] else 'not applied'}; OOF {rounding['criterion']} rounded "
-                  f"{rounding['rounded']:.4f}, unrounded {rounding['unrounded']:.4f}</li>")
+        notes += (
+            f"<li>Rounding to the rating step {rounding['step']:g} ({rounding['mode']}): "
+            f"{'applied' if rounding['applied'] else 'not applied'}; OOF {rounding['criterion']} rounded "
+            f"{rounding['rounded']:.4f}, unrounded {rounding['unrounded']:.4f}</li>"
+        )
     html = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>OOF scores</title><style>"
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
@@ -156,8 +160,10 @@ def shift_html(shift: dict | None) -> str:
     """The adversarial-validation line under the scores table (empty without one)."""
     if not shift or shift.get("auc") is None:
         return ""
-    line = (f"Train/test shift: a classifier on {shift['backbone']} embeddings tells test clips from training "
-            f"clips with ROC AUC {shift['auc']:.3f} (0.5 = indistinguishable).")
+    line = (
+        f"Train/test shift: a classifier on {shift['backbone']} embeddings tells test clips from training "
+        f"clips with ROC AUC {shift['auc']:.3f} (0.5 = indistinguishable)."
+    )
     if shift.get("shifted"):
         line += " <b>The test set looks different from training; OOF scores may overstate the submission's.</b>"
     return f"<p>{line}</p>"
@@ -173,12 +179,24 @@ def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):
 
     if task.kind == "classification":
         names = np.asarray(task.classes)
-        return pd.DataFrame({"row": np.arange(len(y)), "output": "class", "truth": names[np.asarray(y, int)],
-                             "predicted": names[P.argmax(axis=1)]})
+        return pd.DataFrame(
+            {
+                "row": np.arange(len(y)),
+                "output": "class",
+                "truth": names[np.asarray(y, int)],
+                "predicted": names[P.argmax(axis=1)],
+            }
+        )
     Y = y.reshape(len(y), -1)
     n, m = P.shape
-    return pd.DataFrame({"row": np.repeat(np.arange(n), m), "output": np.tile(task.output_names, n),
-                         "truth": Y.ravel(), "predicted": P.ravel()})
+    return pd.DataFrame(
+        {
+            "row": np.repeat(np.arange(n), m),
+            "output": np.tile(task.output_names, n),
+            "truth": Y.ravel(),
+            "predicted": P.ravel(),
+        }
+    )
 
 
 def per_output_scores(y: np.ndarray, P: np.ndarray, task: TaskSpec):
@@ -194,7 +212,9 @@ def per_output_scores(y: np.ndarray, P: np.ndarray, task: TaskSpec):
         values = f1_score(y, P.argmax(axis=1), labels=range(len(task.classes)), average=None, zero_division=0)
     else:
         metric, values = "lwlrap", metrics.lwlrap_per_class(y, P)[1]
-    return pd.DataFrame({"output": task.output_names, "metric": metric, "score": np.round(np.asarray(values, float), 6)})
+    return pd.DataFrame(
+        {"output": task.output_names, "metric": metric, "score": np.round(np.asarray(values, float), 6)}
+    )
 
 
 def _figure():
@@ -215,11 +235,15 @@ def _save(fig, path: str) -> None:
 def _plot_scores(summary: dict, path: str) -> None:
     plt = _figure()
     primary = summary["primary"]
-    rows = [(k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()], v["calibrated_overall"][primary])
-            for k, v in summary["candidates"].items()]
+    rows = [
+        (k, v["overall"][primary], [f[primary] for f in v["per_fold"].values()], v["calibrated_overall"][primary])
+        for k, v in summary["candidates"].items()
+    ]
     n_candidates = len(rows)
-    rows += [(label, entry["overall"][primary], [f[primary] for f in entry["per_fold"].values()], None)
-             for label, entry in _blend_rows(summary)]
+    rows += [
+        (label, entry["overall"][primary], [f[primary] for f in entry["per_fold"].values()], None)
+        for label, entry in _blend_rows(summary)
+    ]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8))
     pos = np.arange(len(rows))
     colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red"][: len(rows) - n_candidates]
@@ -227,8 +251,15 @@ def _plot_scores(summary: dict, path: str) -> None:
     for i, (_, _, per_fold, calibrated) in enumerate(rows):
         ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3, label="per fold" if i == 0 else None)
         if calibrated is not None:
-            ax.scatter([calibrated], [i], marker="D", color="tab:green", s=30, zorder=4,
-                       label="after calibration (what the blend uses)" if i == 0 else None)
+            ax.scatter(
+                [calibrated],
+                [i],
+                marker="D",
+                color="tab:green",
+                s=30,
+                zorder=4,
+                label="after calibration (what the blend uses)" if i == 0 else None,
+            )
     if summary.get("baseline"):
         ax.axvline(summary["baseline"][primary], color="gray", ls="--", label="trivial predictor")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=8, frameon=False)
@@ -249,7 +280,7 @@ def _plot_truth(y: np.ndarray, P: np.ndarray, task: TaskSpec, path: str) -> None
             ax.plot([lo, hi], [lo, hi], color="gray", ls="--")
             ax.set_xlabel(f"true {task.output_names[j]}")
             ax.set_ylabel("OOF prediction")
-            r = metrics.METRICS["pearson"](y[:, j:j + 1], P[:, j:j + 1], task)
+            r = metrics.METRICS["pearson"](y[:, j : j + 1], P[:, j : j + 1], task)
             ax.set_title(f"{task.output_names[j]}: Pearson r = {r:.3f}")
     elif task.kind == "classification":
         from sklearn.metrics import confusion_matrix
@@ -298,7 +329,9 @@ def _plot_calibration(summary: dict, path: str) -> None:
         pos = np.arange(len(names))
         ax.barh(pos - 0.2, before, height=0.4, label="before")
         ax.barh(pos + 0.2, after, height=0.4, label="after")
-        labels = [f"{k} ({'kept' if summary['candidates'][k]['calibration'].get('applied') else 'not kept'})" for k in names]
+        labels = [
+            f"{k} ({'kept' if summary['candidates'][k]['calibration'].get('applied') else 'not kept'})" for k in names
+        ]
         ax.set_yticks(pos, labels)
         first = summary["candidates"][names[0]]["calibration"]
         better = "higher" if first.get("greater_is_better") else "lower"

@@ -21,7 +21,9 @@ def setup_logging(log_file: str | os.PathLike | None = None, level: int = loggin
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w", encoding="utf-8"))
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
 
 
 def limit_threads(n: int) -> None:
@@ -86,8 +88,13 @@ def write_output_meta(smk: Any, wildcards: dict, since: float) -> None:
     """
     # Round-trip through JSON: params hold config values of any type (str() for the odd one).
     params = json.loads(json.dumps(dict(getattr(smk, "params", {}).items()), default=str))
-    made_by = {"step": smk.rule, "wildcards": wildcards, "params_hash": stable_hash(params), "params": params,
-               "inputs": [str(p) for p in getattr(smk, "input", [])]}
+    made_by = {
+        "step": smk.rule,
+        "wildcards": wildcards,
+        "params_hash": stable_hash(params),
+        "params": params,
+        "inputs": [str(p) for p in getattr(smk, "input", [])],
+    }
     by_sidecar: dict[Path, list[Path]] = {}
     for out in map(Path, smk.output):
         if out.is_file():

@@ -48,8 +48,10 @@ def find_tables(data_dir: Path) -> tuple[Path, Path | None, Path | None, list[st
     if not train:
         rest = [p for p in csvs if p not in sample and p not in test]
         if len(rest) != 1:
-            raise DataError(f"{data_dir}: cannot tell which CSV is the training table among "
-                            f"{[p.name for p in csvs]}; name it train.csv.")
+            raise DataError(
+                f"{data_dir}: cannot tell which CSV is the training table among "
+                f"{[p.name for p in csvs]}; name it train.csv."
+            )
         train = rest
         notes.append(f"train table: {train[0]} (the only CSV that is neither test nor sample submission)")
     else:
@@ -59,8 +61,10 @@ def find_tables(data_dir: Path) -> tuple[Path, Path | None, Path | None, list[st
     if sample:
         notes.append(f"sample submission: {sample[0]} (file name contains 'sample'/'submission')")
     if not test and not sample:
-        raise DataError(f"{data_dir}: no test table or sample submission found (CSV names: "
-                        f"{[p.name for p in csvs]}); the test ids must come from one of them.")
+        raise DataError(
+            f"{data_dir}: no test table or sample submission found (CSV names: "
+            f"{[p.name for p in csvs]}); the test ids must come from one of them."
+        )
     return train[0], test[0] if test else None, sample[0] if sample else None, notes
 
 
@@ -86,8 +90,10 @@ def find_audio_dir(index: dict[Path, set[str]], ids: list[str], what: str) -> tu
     """The folder in which most ``ids`` name a file, and why; DataError when none matches."""
     scores = Counter({folder: sum(i in names for i in ids) for folder, names in index.items()})
     if not scores or scores.most_common(1)[0][1] == 0:
-        raise DataError(f"no audio folder holds files named after the {what} ids (e.g. {ids[:3]}); "
-                        f"looked for {', '.join(AUDIO_EXTENSIONS)} files. Pass --{what}-audio-dir.")
+        raise DataError(
+            f"no audio folder holds files named after the {what} ids (e.g. {ids[:3]}); "
+            f"looked for {', '.join(AUDIO_EXTENSIONS)} files. Pass --{what}-audio-dir."
+        )
     best = max(scores.values())
     # Among equally good folders take the deepest: train/ rather than the data folder above it.
     folder = max((f for f, s in scores.items() if s == best), key=lambda f: len(f.parts))
@@ -138,8 +144,16 @@ def scaffold(
     sample = read_table(sample_csv, "sample submission") if sample_csv else None
     if group_column is not None and group_column not in train.columns:
         raise DataError(f"--group-column {group_column!r} is not a column of {train_csv} ({list(train.columns)}).")
-    spec, task_notes = infer_task(train, test, sample, id_column=id_column, label_columns=label_columns, kind=kind,
-                                  label_sep=label_sep, ignore_columns=(group_column,) if group_column else ())
+    spec, task_notes = infer_task(
+        train,
+        test,
+        sample,
+        id_column=id_column,
+        label_columns=label_columns,
+        kind=kind,
+        label_sep=label_sep,
+        ignore_columns=(group_column,) if group_column else (),
+    )
     notes += task_notes
     if group_column is None:
         hint = [c for c in train.columns if _GROUP.match(str(c)) and c not in (spec.id_column, *spec.label_columns)]
@@ -149,8 +163,10 @@ def scaffold(
             notes.append(f"column {hint[0]!r} looks like a group (speaker) but holds one value; folds are not grouped")
         elif hint:
             group_column = hint[0]
-            notes.append(f"group column: {group_column!r} (name looks like a speaker/group; each group stays inside "
-                         "one fold, so no fold is scored on a voice heard in training; --no-group to turn off)")
+            notes.append(
+                f"group column: {group_column!r} (name looks like a speaker/group; each group stays inside "
+                "one fold, so no fold is scored on a voice heard in training; --no-group to turn off)"
+            )
 
     index = _audio_index(data_dir)
     if train_audio_dir is None:
@@ -165,31 +181,43 @@ def scaffold(
     config = yaml.safe_load(template.read_text(encoding="utf-8")) or {}
     config["demo"] = {"enabled": False}
     config["data"] = {
-        "train_csv": _rel(train_csv, base_dir), "test_csv": _rel(test_csv, base_dir),
+        "train_csv": _rel(train_csv, base_dir),
+        "test_csv": _rel(test_csv, base_dir),
         "sample_submission": _rel(sample_csv, base_dir),
         "train_audio_dir": _rel(Path(train_audio_dir), base_dir),
         "test_audio_dir": _rel(Path(test_audio_dir), base_dir) if test_audio_dir else None,
-        "id_column": spec.id_column, "label_columns": list(spec.label_columns), "group_column": group_column,
+        "id_column": spec.id_column,
+        "label_columns": list(spec.label_columns),
+        "group_column": group_column,
     }
     if group_column is not None:
         n_groups = int(train[group_column].nunique())
         n_folds = int(config.get("cv", {}).get("n_folds", 5))
         if n_groups < 2:
-            raise DataError(f"--group-column {group_column!r} holds {n_groups} value(s) in {train_csv}; "
-                            "folds need at least 2 groups.")
+            raise DataError(
+                f"--group-column {group_column!r} holds {n_groups} value(s) in {train_csv}; "
+                "folds need at least 2 groups."
+            )
         if n_groups < n_folds:
             config["cv"] = {**config.get("cv", {}), "n_folds": n_groups}
-            notes.append(f"cv.n_folds: {n_groups} (only {n_groups} groups in {group_column!r}, and every fold "
-                         f"needs one of its own; the template has {n_folds})")
+            notes.append(
+                f"cv.n_folds: {n_groups} (only {n_groups} groups in {group_column!r}, and every fold "
+                f"needs one of its own; the template has {n_folds})"
+            )
     task: dict = {"kind": spec.kind}
     if spec.label_sep is not None:
         task["label_sep"] = spec.label_sep
     if spec.scale is not None:
         task["scale"] = dict(spec.scale)
         # Inferred from the labels seen: say where it went and why it may need widening.
-        notes = [f"rating scale: min {spec.scale['min']:g}, max {spec.scale['max']:g}, step {spec.scale['step']} "
-                 "(the lowest and highest training labels), written to task.scale: predictions are clipped to it, "
-                 "so edit it if the real scale is wider" if n.startswith("rating scale:") else n for n in notes]
+        notes = [
+            f"rating scale: min {spec.scale['min']:g}, max {spec.scale['max']:g}, step {spec.scale['step']} "
+            "(the lowest and highest training labels), written to task.scale: predictions are clipped to it, "
+            "so edit it if the real scale is wider"
+            if n.startswith("rating scale:")
+            else n
+            for n in notes
+        ]
     config["task"] = task
     # Validate a copy: the written file keeps only what was chosen, defaults stay implicit.
     validate_config(copy.deepcopy(config), load_schema(), source="the generated config")

@@ -42,21 +42,31 @@ def adversarial_auc(X_train: np.ndarray, X_test: np.ndarray, seed: int = 0) -> f
     return float(roc_auc_score(is_test, P))
 
 
-def shift_report(train_shards: list[str | Path], test_shards: list[str | Path], backbone: str, seed: int,
-                 out: str | Path) -> dict:
+def shift_report(
+    train_shards: list[str | Path], test_shards: list[str | Path], backbone: str, seed: int, out: str | Path
+) -> dict:
     """Adversarial AUC on one backbone's pooled embeddings -> ``out`` (json); warns above WARN_AUC."""
     from .train import load_embeddings
 
     _, X_train = load_embeddings(train_shards)
     _, X_test = load_embeddings(test_shards)
     auc = adversarial_auc(X_train, X_test, seed)
-    info = {"backbone": backbone, "auc": None if auc is None else round(auc, 4), "n_train": len(X_train),
-            "n_test": len(X_test), "warn_above": WARN_AUC, "shifted": bool(auc is not None and auc > WARN_AUC)}
+    info = {
+        "backbone": backbone,
+        "auc": None if auc is None else round(auc, 4),
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "warn_above": WARN_AUC,
+        "shifted": bool(auc is not None and auc > WARN_AUC),
+    }
     if info["shifted"]:
-        log.warning("train/test shift: a classifier tells test clips from training clips with ROC AUC %.3f "
-                    "(backbone %s); the test set looks different from training, so OOF scores may overstate "
-                    "the submission's. Check for groups (speakers, recordings) missing from data.group_column.",
-                    auc, backbone)
+        log.warning(
+            "train/test shift: a classifier tells test clips from training clips with ROC AUC %.3f "
+            "(backbone %s); the test set looks different from training, so OOF scores may overstate "
+            "the submission's. Check for groups (speakers, recordings) missing from data.group_column.",
+            auc,
+            backbone,
+        )
     else:
         log.info("train/test shift: adversarial ROC AUC %s (backbone %s)", info["auc"], backbone)
     write_json(out, info)

@@ -34,8 +34,11 @@ def collect_status(results: str | Path) -> dict:
         metrics = read_json(metrics_path)
         out["primary"] = metrics.get("primary", out["primary"])
         nested = metrics["blend"].get("nested") or {}
-        out["blend"] = {"in_sample": metrics["blend"]["in_sample"]["overall"], "nested": nested.get("overall"),
-                        "weights": metrics["blend"].get("weights", {})}
+        out["blend"] = {
+            "in_sample": metrics["blend"]["in_sample"]["overall"],
+            "nested": nested.get("overall"),
+            "weights": metrics["blend"].get("weights", {}),
+        }
     for key in out["preds"]:
         out["preds"][key].sort()
     out["submission"] = (results / "submission.csv").is_file()
@@ -57,8 +60,10 @@ def format_status(status: dict) -> str:
         lines += [f"  {k}: {v.get(primary, float('nan')):.4f}" for k, v in sorted(status["scores"].items())]
     if status["blend"]:
         weights = ", ".join(f"{k} {w:.2f}" for k, w in status["blend"]["weights"].items() if w)
-        lines.append(f"blend OOF {primary}, in-sample (weights chosen on these rows): "
-                     f"{status['blend']['in_sample'][primary]:.4f} (weights: {weights})")
+        lines.append(
+            f"blend OOF {primary}, in-sample (weights chosen on these rows): "
+            f"{status['blend']['in_sample'][primary]:.4f} (weights: {weights})"
+        )
         if status["blend"]["nested"]:
             lines.append(f"blend OOF {primary}, nested (honest): {status['blend']['nested'][primary]:.4f}")
     lines.append(f"submission.csv: {'written' if status['submission'] else 'not yet'}")

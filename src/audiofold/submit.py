@@ -8,7 +8,7 @@ or one column of labels joined by the task's separator.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -75,8 +75,14 @@ def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "a
     unrounded = score(y, finalize_predictions(P, task, round_to_step=False), task)
     not_worse = rounded >= unrounded if greater else rounded <= unrounded
     applied = mode == "always" or (mode == "auto" and bool(not_worse))
-    return {"mode": mode, "applied": applied, "step": float(step), "criterion": criterion,
-            "rounded": float(rounded), "unrounded": float(unrounded)}
+    return {
+        "mode": mode,
+        "applied": applied,
+        "step": float(step),
+        "criterion": criterion,
+        "rounded": float(rounded),
+        "unrounded": float(unrounded),
+    }
 
 
 def label_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -243,7 +249,9 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: Ta
                 raise DataError(f"submission column {col!r} has {rule}: {int(bad.sum())} row(s), first id {first!r}.")
 
 
-def _value_problems(values: np.ndarray, task: TaskSpec, layout: str, on_grid: bool = True) -> Iterator[tuple[np.ndarray, str]]:
+def _value_problems(
+    values: np.ndarray, task: TaskSpec, layout: str, on_grid: bool = True
+) -> Iterator[tuple[np.ndarray, str]]:
     """(rows that break a rule, the rule) for a numeric value column."""
     yield ~np.isfinite(values), "NaN, inf or non-numeric values"
     if layout == "scores":
@@ -257,8 +265,9 @@ def _value_problems(values: np.ndarray, task: TaskSpec, layout: str, on_grid: bo
     if step and on_grid:
         origin = 0.0 if low is None else low
         units = (values - origin) / step
-        yield np.abs(units - np.round(units)) > GRID_TOLERANCE, (
-            f"ratings off the scale grid {origin} + k * {step} (use finalize_predictions)"
+        yield (
+            np.abs(units - np.round(units)) > GRID_TOLERANCE,
+            (f"ratings off the scale grid {origin} + k * {step} (use finalize_predictions)"),
         )
 
 
@@ -277,8 +286,15 @@ def _check_labels(series: pd.Series, col: str, task: TaskSpec) -> None:
         raise DataError(f"submission column {col!r} has unknown labels {unknown[:MAX_LISTED]}.")
 
 
-def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, threshold: float | str = 0.5,
-                     oof_blend_path=None, blend_decisions_path=None) -> pd.DataFrame:
+def write_submission(
+    test_blend_path,
+    task: TaskSpec,
+    sample_path,
+    out_path,
+    threshold: float | str = 0.5,
+    oof_blend_path=None,
+    blend_decisions_path=None,
+) -> pd.DataFrame:
     """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout.
 
     ``threshold="auto"`` (multilabel label strings): the threshold at the test-score quantile that
@@ -299,8 +315,9 @@ def write_submission(test_blend_path, task: TaskSpec, sample_path, out_path, thr
             quantile = tune_label_quantile(finalize_predictions(oof["P"].astype(np.float64), task), oof["y"])
             threshold = float(np.quantile(finalize_predictions(blend["P"].astype(np.float64), task), quantile))
             print(f"multilabel label threshold: {threshold:.4f} (score quantile {quantile:.3f}, best OOF F1)")
-    sub = make_submission([str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold,
-                          round_to_step=round_to_step)
+    sub = make_submission(
+        [str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold, round_to_step=round_to_step
+    )
     validate_submission(sub, sample, task, on_grid=round_to_step)
     write_csv(out_path, sub)
     return sub

@@ -48,8 +48,11 @@ def decode_text(raw_bytes: bytes, path: Path) -> str:
         if encoding == "utf-8-sig":
             log.info("read %s as UTF-8", path)
         else:
-            log.warning("%s is not UTF-8; read it as %s. Check accented ids and labels, or save the table as UTF-8.",
-                        path, encoding)
+            log.warning(
+                "%s is not UTF-8; read it as %s. Check accented ids and labels, or save the table as UTF-8.",
+                path,
+                encoding,
+            )
         return text
     raise AssertionError("latin-1 decodes any byte")  # pragma: no cover
 
@@ -103,7 +106,9 @@ def id_column_values(df: pd.DataFrame, column: str, where: str) -> list[str]:
     ids = []
     for i, v in enumerate(raw[column].tolist()):
         if v is None or (isinstance(v, float) and v != v) or not str(v).strip():
-            raise DataError(f"{where}, row {i + 2}: the id cell (column {column!r}) is empty; every row needs an id. "
-                            "Fill it or drop the row.")
+            raise DataError(
+                f"{where}, row {i + 2}: the id cell (column {column!r}) is empty; every row needs an id. "
+                "Fill it or drop the row."
+            )
         ids.append(normalize_id(v))
     return ids

@@ -144,7 +144,6 @@ class TaskSpec:
             )
         return out
 
-
     def _check_scale(self, values: np.ndarray, where) -> None:
         """Ratings must lie inside the declared task.scale and on its step grid."""
         scale = self.scale or {}
@@ -213,7 +212,10 @@ def infer_id_column(df: pd.DataFrame, test_df: pd.DataFrame | None = None) -> tu
 
 
 def infer_label_columns(
-    df: pd.DataFrame, id_column: str, test_df: pd.DataFrame | None, sample_df: pd.DataFrame | None,
+    df: pd.DataFrame,
+    id_column: str,
+    test_df: pd.DataFrame | None,
+    sample_df: pd.DataFrame | None,
     ignore: tuple[str, ...] = (),
 ) -> tuple[list[str], str]:
     skip = {id_column, *[c for c in ignore if c]}
@@ -279,15 +281,22 @@ def _text_kind(series: pd.Series, sample_extra: list[str]) -> tuple[str, str]:
     tight = _tight_separator(series)
     if tight:
         if len(sample_extra) > 1 and not tokens <= columns:
-            log.warning("labels are separated by %r like label lists, but some names are not sample submission "
-                        "columns (e.g. %s); reading them as multilabel. Set task.kind if this is wrong.",
-                        tight, sorted(tokens - columns)[:5])
+            log.warning(
+                "labels are separated by %r like label lists, but some names are not sample submission "
+                "columns (e.g. %s); reading them as multilabel. Set task.kind if this is wrong.",
+                tight,
+                sorted(tokens - columns)[:5],
+            )
         return "multilabel", f"text labels, several per row separated by {tight!r}"
     if loose:
         examples = sorted(v for v in values if loose in v)[:3]
-        log.warning("labels such as %s contain %r followed by a space: read as class names (one label per row). "
-                    "If they are lists of labels, set task.kind: multilabel and task.label_sep: %r.",
-                    examples, loose, loose)
+        log.warning(
+            "labels such as %s contain %r followed by a space: read as class names (one label per row). "
+            "If they are lists of labels, set task.kind: multilabel and task.label_sep: %r.",
+            examples,
+            loose,
+            loose,
+        )
     if len(sample_extra) > 1:
         return "classification", "text labels, one per row; sample submission has a column per class"
     return "classification", "text labels, one per row"
@@ -318,7 +327,9 @@ def infer_task(
         notes.append(f"label column(s): {label_columns} ({why})")
     missing = [c for c in label_columns if c not in df.columns]
     if missing:
-        raise DataError(f"label column(s) {missing} are not in the training table {list(df.columns)}. Fix data.label_columns.")
+        raise DataError(
+            f"label column(s) {missing} are not in the training table {list(df.columns)}. Fix data.label_columns."
+        )
 
     sample_extra = [] if sample_df is None else [c for c in sample_df.columns if c != id_column]
     if kind == "auto":
@@ -348,8 +359,14 @@ def infer_task(
             raise DataError(f"label column(s) {label_columns} hold no numbers; is task.kind right?")
         scale = {"min": float(finite.min()), "max": float(finite.max()), "step": infer_step(finite)}
         notes.append(f"rating scale: {scale['min']}..{scale['max']} step {scale['step']} (from the training labels)")
-    spec = TaskSpec(kind=kind, id_column=id_column, label_columns=list(label_columns),
-                    classes=list(classes) if classes else None, label_sep=label_sep, scale=scale)
+    spec = TaskSpec(
+        kind=kind,
+        id_column=id_column,
+        label_columns=list(label_columns),
+        classes=list(classes) if classes else None,
+        label_sep=label_sep,
+        scale=scale,
+    )
     return spec, notes
 
 
@@ -369,7 +386,13 @@ def _infer_kind(df: pd.DataFrame, label_columns: list[str], sample_extra: list[s
     values = series.dropna().to_numpy(dtype=float)
     integer = np.allclose(values, np.round(values))
     n_unique = len(np.unique(values))
-    if integer and _CLASS_NAME.search(str(col)) and n_unique <= 100 and infer_step(values) == 1.0 and len(sample_extra) > 1:
+    if (
+        integer
+        and _CLASS_NAME.search(str(col))
+        and n_unique <= 100
+        and infer_step(values) == 1.0
+        and len(sample_extra) > 1
+    ):
         return "classification", f"integer codes in {col!r} and a sample submission column per class"
     if integer and re.search(r"(class|category|label)", str(col), re.I) and n_unique <= 100:
         return "classification", f"integer codes in a column named {col!r}"
@@ -387,9 +410,12 @@ def _infer_classes(df, label_columns, kind, label_sep, sample_extra) -> tuple[li
         classes = [str(c) for c in sample_extra]
         never = [c for c in classes if c not in seen]
         if never and len(label_columns) == 1:
-            log.warning("sample submission column(s) %s never occur as a training label; they are treated as "
-                        "classes and get predictions. If a column is not a class (e.g. Usage), remove it from "
-                        "the sample submission or set task.classes.", never[:10])
+            log.warning(
+                "sample submission column(s) %s never occur as a training label; they are treated as "
+                "classes and get predictions. If a column is not a class (e.g. Usage), remove it from "
+                "the sample submission or set task.classes.",
+                never[:10],
+            )
         return classes, "the sample submission's columns"
     return sorted(seen, key=_natural_key), "the labels seen in training"
 
@@ -401,8 +427,12 @@ def _warn_case_variants(labels: set[str]) -> None:
         by_key.setdefault(label.casefold(), []).append(label)
     variants = [sorted(v) for v in by_key.values() if len(v) > 1]
     if variants:
-        log.warning("%d label(s) differ only in case and are kept as separate classes: %s. If they are one class, "
-                    "fix the training table.", len(variants), sorted(variants)[:10])
+        log.warning(
+            "%d label(s) differ only in case and are kept as separate classes: %s. If they are one class, "
+            "fix the training table.",
+            len(variants),
+            sorted(variants)[:10],
+        )
 
 
 def _natural_key(s: str):

@@ -10,9 +10,9 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from .embed import unpack_sequences
 from .errors import DataError, TrainingError
 from .heads import HEADS, build_head, head_options
-from .embed import unpack_sequences
 from .io import atomic_path, load_npz, save_npz, write_meta
 from .tasks import TaskSpec
 
@@ -31,8 +31,10 @@ def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[li
     for p in paths:
         shard = load_npz(p)
         if key not in shard:
-            raise DataError(f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
-                            f"option `{option}` in config.yaml (or give the head inputs: pooled).")
+            raise DataError(
+                f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
+                f"option `{option}` in config.yaml (or give the head inputs: pooled)."
+            )
         ids += [str(i) for i in shard["ids"]]
         if inputs == "sequence":
             blocks += unpack_sequences(shard["seq"], shard["seq_offsets"])
@@ -64,9 +66,11 @@ def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None
         bad = ~np.isfinite(np.asarray(P, dtype=np.float64))
         if bad.any():
             rows = int(bad.reshape(len(bad), -1).any(axis=1).sum())
-            raise TrainingError(f"{where}: variant {variant!r} predicts non-finite values (NaN/inf) for {rows} of "
-                                f"{len(bad)} {split} row(s); see this head's training log (train_loss per epoch), "
-                                "check the embeddings for NaN/inf, or lower the head's lr.")
+            raise TrainingError(
+                f"{where}: variant {variant!r} predicts non-finite values (NaN/inf) for {rows} of "
+                f"{len(bad)} {split} row(s); see this head's training log (train_loss per epoch), "
+                "check the embeddings for NaN/inf, or lower the head's lr."
+            )
 
 
 def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None):
@@ -114,8 +118,9 @@ def train_fold(
     is_val = folds == fold
     if fold is not None and not is_val.any():
         raise DataError(f"fold {fold} has no rows; check cv.n_folds / data.fold_column.")
-    where = (f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, "
-             + (f"fold {fold}" if fold is not None else "refit on all training rows"))
+    where = f"head {head_name or head_params.get('type')!r} on backbone {backbone or '?'!r}, " + (
+        f"fold {fold}" if fold is not None else "refit on all training rows"
+    )
     started = time.perf_counter()
     try:
         fit_head(head, take(X, ~is_val), y[~is_val], None if groups is None else groups[~is_val])
@@ -141,17 +146,40 @@ def train_fold(
     for variant, P in nested.items():
         arrays[f"nested__{variant}"] = np.asarray(P, dtype=np.float32)
     save_npz(preds_out, **arrays)
-    info = {"fold": fold, "n_train": int((~is_val).sum()), "n_val": int(is_val.sum()), "n_test": len(test_ids),
-            "inputs": inputs, "dim": int(X[0].shape[-1]), "variants": sorted(test_pred), "fit_seconds": round(fit_seconds, 3),
-            "head": head.describe(), **(meta or {})}
+    info = {
+        "fold": fold,
+        "n_train": int((~is_val).sum()),
+        "n_val": int(is_val.sum()),
+        "n_test": len(test_ids),
+        "inputs": inputs,
+        "dim": int(X[0].shape[-1]),
+        "variants": sorted(test_pred),
+        "fit_seconds": round(fit_seconds, 3),
+        "head": head.describe(),
+        **(meta or {}),
+    }
     write_meta(preds_out, **info)
-    log.info("fold %s: trained on %d rows, validated on %d in %.2fs", "all" if fold is None else fold,
-             info["n_train"], info["n_val"], fit_seconds)
+    log.info(
+        "fold %s: trained on %d rows, validated on %d in %.2fs",
+        "all" if fold is None else fold,
+        info["n_train"],
+        info["n_val"],
+        fit_seconds,
+    )
     return info
 
 
-def nested_fold_average(head_params: dict, task: TaskSpec, seed: int, head_name: str | None, X, y: np.ndarray,
-                        folds: np.ndarray, groups: np.ndarray | None, fold: int) -> dict[str, np.ndarray]:
+def nested_fold_average(
+    head_params: dict,
+    task: TaskSpec,
+    seed: int,
+    head_name: str | None,
+    X,
+    y: np.ndarray,
+    folds: np.ndarray,
+    groups: np.ndarray | None,
+    fold: int,
+) -> dict[str, np.ndarray]:
     """Predictions for ``fold``'s rows averaged over inner models, each trained on the outer
     training rows minus one more fold: what fold-averaging would give, next to this fold's own
     model (a refit on all the outer training rows). Empty with fewer than three folds."""

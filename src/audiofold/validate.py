@@ -20,8 +20,8 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .audio import decode_file
-from .errors import DataError
 from .clips import list_clips
+from .errors import DataError
 from .io import save_npz, write_csv, write_json
 from .prepare import drop_skipped
 
@@ -41,8 +41,12 @@ def inspect_clip(path: str, max_seconds: float | None) -> tuple[str | None, list
     info: dict = {}
     try:
         header = sf.info(path)
-        info = {"sample_rate": int(header.samplerate), "channels": int(header.channels),
-                "subtype": header.subtype, "seconds": round(float(header.duration), 3)}
+        info = {
+            "sample_rate": int(header.samplerate),
+            "channels": int(header.channels),
+            "subtype": header.subtype,
+            "seconds": round(float(header.duration), 3),
+        }
     except (sf.SoundFileError, RuntimeError):
         pass  # formats libsndfile does not know (m4a) are still decoded below through ffmpeg
     try:
@@ -109,8 +113,13 @@ def validate(
     manifest = manifest.copy()
     paths = manifest["path"].fillna("").astype(str).tolist()
     problems, actions, clips = [], [], []
-    for clip_id, split, path in tqdm(zip(manifest["id"], manifest["split"], paths), total=len(paths),
-                                     desc="validate", unit="clip", disable=not progress):
+    for clip_id, split, path in tqdm(
+        zip(manifest["id"], manifest["split"], paths),
+        total=len(paths),
+        desc="validate",
+        unit="clip",
+        disable=not progress,
+    ):
         problem, warnings, info = inspect_clip(path, max_seconds)
         action = "decode"
         if problem is not None:
@@ -120,8 +129,9 @@ def validate(
         actions.append(action)
 
     if problems and policy == "error":
-        listed = "\n".join(f"  {p['split']} id {p['id']!r} ({p['path'] or 'no file'}): {p['problem']}"
-                           for p in problems[:MAX_LISTED])
+        listed = "\n".join(
+            f"  {p['split']} id {p['id']!r} ({p['path'] or 'no file'}): {p['problem']}" for p in problems[:MAX_LISTED]
+        )
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise DataError(
             f"{len(problems)} clip(s) cannot be used:\n{listed}{more}\n"
@@ -169,18 +179,24 @@ def _counts(values) -> dict[str, int]:
 
 def summary_lines(report: dict) -> list[str]:
     """The readable summary written to the rule's log."""
-    lines = [f"{report['n_ok']}/{report['n_clips']} clips OK (bad-audio policy: {report['policy']})",
-             f"sample rates: {report['sample_rates']}; channels: {report['channels']}; sample formats: {report['subtypes']}"]
+    lines = [
+        f"{report['n_ok']}/{report['n_clips']} clips OK (bad-audio policy: {report['policy']})",
+        f"sample rates: {report['sample_rates']}; channels: {report['channels']}; sample formats: {report['subtypes']}",
+    ]
     for p in report["problems"]:
         lines.append(f"{p['action'].upper()}: {p['split']} id {p['id']!r} ({p['path'] or 'no file'}): {p['problem']}")
     if report["all_silent"]:
         lines.append(f"WARNING: {len(report['all_silent'])} all-silent clip(s): {report['all_silent'][:MAX_LISTED]}")
     if report["unlisted_files"]:
-        lines.append(f"NOTE: {len(report['unlisted_files'])} file(s) in the audio folders that no table row names "
-                     f"(not used): {report['unlisted_files'][:MAX_LISTED]}")
+        lines.append(
+            f"NOTE: {len(report['unlisted_files'])} file(s) in the audio folders that no table row names "
+            f"(not used): {report['unlisted_files'][:MAX_LISTED]}"
+        )
     if report.get("broken_links"):
-        lines.append(f"NOTE: {len(report['broken_links'])} symlink(s) in the audio folders lead to no file "
-                     f"(dangling or a loop; no table row names them, not used): {report['broken_links'][:MAX_LISTED]}")
+        lines.append(
+            f"NOTE: {len(report['broken_links'])} symlink(s) in the audio folders lead to no file "
+            f"(dangling or a loop; no table row names them, not used): {report['broken_links'][:MAX_LISTED]}"
+        )
     return lines
 
 
@@ -200,5 +216,12 @@ def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir) -> 
     out_dir = Path(out_dir)
     clips = list_clips(data, shard_clips, missing_ok=policy != "error")
     audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
-    return validate(clips, None, policy=policy, max_seconds=max_seconds, audio_dirs=audio_dirs,
-                    report_out=out_dir / "report.json", manifest_out=out_dir / "clips.csv")
+    return validate(
+        clips,
+        None,
+        policy=policy,
+        max_seconds=max_seconds,
+        audio_dirs=audio_dirs,
+        report_out=out_dir / "report.json",
+        manifest_out=out_dir / "clips.csv",
+    )

@@ -36,11 +36,22 @@ def torchaudio_bundle(name: str):
 
 # Lower-case torchaudio bundle names the torchaudio backbone supports (SSL encoders and their ASR fine-tunes).
 TORCHAUDIO_BUNDLES = (
-    "wavlm_base", "wavlm_base_plus", "wavlm_large",
-    "wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k", "wav2vec2_xlsr53",
-    "wav2vec2_asr_base_10m", "wav2vec2_asr_base_100h", "wav2vec2_asr_base_960h",
-    "wav2vec2_asr_large_960h", "wav2vec2_asr_large_lv60k_960h",
-    "hubert_base", "hubert_large", "hubert_xlarge", "hubert_asr_large",
+    "wavlm_base",
+    "wavlm_base_plus",
+    "wavlm_large",
+    "wav2vec2_base",
+    "wav2vec2_large",
+    "wav2vec2_large_lv60k",
+    "wav2vec2_xlsr53",
+    "wav2vec2_asr_base_10m",
+    "wav2vec2_asr_base_100h",
+    "wav2vec2_asr_base_960h",
+    "wav2vec2_asr_large_960h",
+    "wav2vec2_asr_large_lv60k_960h",
+    "hubert_base",
+    "hubert_large",
+    "hubert_xlarge",
+    "hubert_asr_large",
 )
 
 
@@ -100,8 +111,9 @@ def resolve_checkpoint(name: str, explicit: str | os.PathLike | None) -> Path:
     return path
 
 
-def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True,
-          revision: str | None = None) -> Path:
+def fetch(
+    name: str, dest_dir: str | os.PathLike | None = None, progress: bool = True, revision: str | None = None
+) -> Path:
     """Download ``name``'s checkpoint into ``dest_dir`` (default ``checkpoint_dir()``), atomically.
 
     ``hf:<model id>`` downloads a Hugging Face model snapshot into the Hugging Face cache
@@ -109,7 +121,7 @@ def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool =
     import torch.hub
 
     if name.startswith(HF_PREFIX):
-        return fetch_hf(name[len(HF_PREFIX):], cache_dir=dest_dir, revision=revision)
+        return fetch_hf(name[len(HF_PREFIX) :], cache_dir=dest_dir, revision=revision)
     if revision is not None:
         raise ConfigError(f"--revision is for hf:<model id> only; {name!r} is a fixed checkpoint file.")
     spec = weights_spec(name)
@@ -126,8 +138,12 @@ def fetch(name: str, dest_dir: str | os.PathLike | None = None, progress: bool =
 # Hugging Face models: ``hf:<model id>`` for the fetch command; the cache is huggingface_hub's own.
 HF_PREFIX = "hf:"
 # Weight files in the order transformers prefers them (safetensors first; an index names the shards).
-HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
-                   "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -170,5 +186,11 @@ def fetch_hf(model: str, cache_dir: str | os.PathLike | None = None, revision: s
 
     files = HfApi().list_repo_files(model, revision=revision)
     weights_format = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
-    return Path(snapshot_download(model, revision=revision, cache_dir=None if cache_dir is None else str(cache_dir),
-                                  allow_patterns=["*.json", "*.txt", weights_format]))
+    return Path(
+        snapshot_download(
+            model,
+            revision=revision,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            allow_patterns=["*.json", "*.txt", weights_format],
+        )
+    )

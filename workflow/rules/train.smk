@@ -65,7 +65,9 @@ rule refit:
 rule collect_oof:
     input:
         preds=expand(rules.train.output.preds, fold=FOLDS, allow_missing=True),
-        refit=lambda wc: [] if config["cv"]["test_predictions"] == "folds" else [f"{R}/preds/{wc.backbone}/{wc.head}/refit.npz"],
+        refit=lambda wc: (
+            [] if config["cv"]["test_predictions"] == "folds" else [f"{R}/preds/{wc.backbone}/{wc.head}/refit.npz"]
+        ),
         targets=rules.prepare.output.targets,
         task=rules.prepare.output.task,
     output:

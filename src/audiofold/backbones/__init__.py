@@ -14,9 +14,15 @@ from .packaged import AisfxBackbone, DistillMOSBackbone
 from .panns import PannsBackbone
 from .torchaudio_ssl import TorchaudioSSLBackbone
 
-BACKBONES: dict[str, type[Backbone]] = {"logmel": LogMelBackbone, "mfcc": MFCCBackbone,
-                                        "torchaudio": TorchaudioSSLBackbone, "aisfx": AisfxBackbone,
-                                        "distillmos": DistillMOSBackbone, "panns": PannsBackbone, "hf": HFBackbone}
+BACKBONES: dict[str, type[Backbone]] = {
+    "logmel": LogMelBackbone,
+    "mfcc": MFCCBackbone,
+    "torchaudio": TorchaudioSSLBackbone,
+    "aisfx": AisfxBackbone,
+    "distillmos": DistillMOSBackbone,
+    "panns": PannsBackbone,
+    "hf": HFBackbone,
+}
 
 
 def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
@@ -58,6 +64,18 @@ def declared_sample_rate(params: dict[str, Any], name: str | None = None) -> int
     return int(rate)
 
 
-__all__ = ["AisfxBackbone", "DistillMOSBackbone", "BACKBONES", "Backbone", "BackboneOptionError", "HFBackbone", "LogMelBackbone",
-           "MFCCBackbone", "PannsBackbone",
-           "TorchaudioSSLBackbone", "backbone_options", "build_backbone", "declared_sample_rate"]
+__all__ = [
+    "AisfxBackbone",
+    "DistillMOSBackbone",
+    "BACKBONES",
+    "Backbone",
+    "BackboneOptionError",
+    "HFBackbone",
+    "LogMelBackbone",
+    "MFCCBackbone",
+    "PannsBackbone",
+    "TorchaudioSSLBackbone",
+    "backbone_options",
+    "build_backbone",
+    "declared_sample_rate",
+]

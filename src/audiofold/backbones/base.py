@@ -30,9 +30,13 @@ class Backbone(abc.ABC):
 
     def __init__(self, *, sample_rate: int, crop_seconds: float | None = None, **params: Any) -> None:
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise BackboneOptionError(self.type_name, "sample_rate", f"must be a positive integer (Hz), got {sample_rate!r}")
+            raise BackboneOptionError(
+                self.type_name, "sample_rate", f"must be a positive integer (Hz), got {sample_rate!r}"
+            )
         if crop_seconds is not None and not crop_seconds > 0:
-            raise BackboneOptionError(self.type_name, "crop_seconds", f"must be positive or null (whole clip), got {crop_seconds!r}")
+            raise BackboneOptionError(
+                self.type_name, "crop_seconds", f"must be positive or null (whole clip), got {crop_seconds!r}"
+            )
         self.name = self.type_name  # build_backbone replaces it with the config key
         self.sample_rate = int(sample_rate)
         self.crop_seconds = None if crop_seconds is None else float(crop_seconds)
@@ -65,8 +69,14 @@ class Backbone(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """What made the embeddings, for artifact metadata."""
-        return {"type": self.type_name, "name": self.name, "params": dict(self.params), "dim": self.dim,
-                "sample_rate": self.sample_rate, "crop_seconds": self.crop_seconds}
+        return {
+            "type": self.type_name,
+            "name": self.name,
+            "params": dict(self.params),
+            "dim": self.dim,
+            "sample_rate": self.sample_rate,
+            "crop_seconds": self.crop_seconds,
+        }
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

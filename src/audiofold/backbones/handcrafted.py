@@ -13,13 +13,32 @@ from .base import Backbone, BackboneOptionError, positive_int
 class _MelBackbone(Backbone):
     """Shared log-mel front end; ``embed_batch`` runs librosa on the whole (B, T) batch at once."""
 
-    def __init__(self, *, sample_rate: int, crop_seconds: float | None, n_mels: int, n_fft: int,
-                 hop_length: int, fmin: float, fmax: float | None, **extra) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        crop_seconds: float | None,
+        n_mels: int,
+        n_fft: int,
+        hop_length: int,
+        fmin: float,
+        fmax: float | None,
+        **extra,
+    ) -> None:
         kind = self.type_name
-        n_mels, n_fft, hop_length = (positive_int(kind, k, v) for k, v in
-                                     (("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length)))
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, n_mels=n_mels, n_fft=n_fft,
-                         hop_length=hop_length, fmin=float(fmin), fmax=None if fmax is None else float(fmax), **extra)
+        n_mels, n_fft, hop_length = (
+            positive_int(kind, k, v) for k, v in (("n_mels", n_mels), ("n_fft", n_fft), ("hop_length", hop_length))
+        )
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            n_mels=n_mels,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            fmin=float(fmin),
+            fmax=None if fmax is None else float(fmax),
+            **extra,
+        )
         nyquist = self.sample_rate / 2
         if not 0 <= fmin < nyquist:
             raise BackboneOptionError(kind, "fmin", f"must lie in [0, {nyquist:g}) Hz, got {fmin!r}")
@@ -46,11 +65,28 @@ class LogMelBackbone(_MelBackbone):
 
     type_name = "logmel"
 
-    def __init__(self, *, sample_rate: int = 16000, n_mels: int = 64, n_fft: int = 1024, hop_length: int = 320,
-                 fmin: float = 50.0, fmax: float | None = None, crop_seconds: float | None = None,
-                 keep_sequence: bool = False) -> None:
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, n_mels=n_mels, n_fft=n_fft,
-                         hop_length=hop_length, fmin=fmin, fmax=fmax, keep_sequence=bool(keep_sequence))
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_mels: int = 64,
+        n_fft: int = 1024,
+        hop_length: int = 320,
+        fmin: float = 50.0,
+        fmax: float | None = None,
+        crop_seconds: float | None = None,
+        keep_sequence: bool = False,
+    ) -> None:
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            n_mels=n_mels,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            keep_sequence=bool(keep_sequence),
+        )
         # keep_sequence: also write the log-mel frames (T, n_mels) as ``seq`` for attention heads
         self.keeps_sequence = bool(keep_sequence)
 
@@ -79,14 +115,33 @@ class MFCCBackbone(_MelBackbone):
 
     type_name = "mfcc"
 
-    def __init__(self, *, sample_rate: int = 16000, n_mfcc: int = 20, deltas: bool = True, n_mels: int = 64,
-                 n_fft: int = 1024, hop_length: int = 320, fmin: float = 50.0, fmax: float | None = None,
-                 crop_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_mfcc: int = 20,
+        deltas: bool = True,
+        n_mels: int = 64,
+        n_fft: int = 1024,
+        hop_length: int = 320,
+        fmin: float = 50.0,
+        fmax: float | None = None,
+        crop_seconds: float | None = None,
+    ) -> None:
         n_mfcc = positive_int(self.type_name, "n_mfcc", n_mfcc)
         if n_mfcc > n_mels:
             raise BackboneOptionError(self.type_name, "n_mfcc", f"must not exceed n_mels ({n_mels}), got {n_mfcc}")
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, n_mels=n_mels, n_fft=n_fft,
-                         hop_length=hop_length, fmin=fmin, fmax=fmax, n_mfcc=n_mfcc, deltas=bool(deltas))
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            n_mels=n_mels,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_mfcc=n_mfcc,
+            deltas=bool(deltas),
+        )
 
     @property
     def dim(self) -> int:

@@ -21,8 +21,15 @@ from .. import weights
 from ..errors import ConfigError
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
-from .torchaudio_ssl import (POOLINGS, autocast_context, check_precision, layer_outputs, parse_layer, pick_device,
-                             quantize_linear_int8)
+from .torchaudio_ssl import (
+    POOLINGS,
+    autocast_context,
+    check_precision,
+    layer_outputs,
+    parse_layer,
+    pick_device,
+    quantize_linear_int8,
+)
 
 # config.model_type of the wav2vec2-style encoders (raw waveform in, CNN features, transformer layers)
 WAVEFORM_TYPES = ("wav2vec2", "wavlm", "hubert", "data2vec-audio")
@@ -83,14 +90,29 @@ class HFBackbone(Backbone):
     # an instance sets it False when its model takes no padding mask (see __init__).
     accepts_lengths: bool = True
 
-    def __init__(self, *, model: str | None = None, revision: str | None = None, cache_dir: str | None = None,
-                 local_files_only: bool = True, layer: Any = "last", pooling: str = "mean",
-                 keep_sequence: bool = False, device: str = "cpu", precision: str = "fp32",
-                 sample_rate: int = 16000, crop_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = True,
+        layer: Any = "last",
+        pooling: str = "mean",
+        keep_sequence: bool = False,
+        device: str = "cpu",
+        precision: str = "fp32",
+        sample_rate: int = 16000,
+        crop_seconds: float | None = None,
+    ) -> None:
         kind = self.type_name
         if not isinstance(model, str) or not model.strip():
-            raise BackboneOptionError(kind, "model", "required: a Hugging Face model id (e.g. microsoft/wavlm-base-plus)"
-                                      f" or a local folder with config.json and the weights, got {model!r}")
+            raise BackboneOptionError(
+                kind,
+                "model",
+                "required: a Hugging Face model id (e.g. microsoft/wavlm-base-plus)"
+                f" or a local folder with config.json and the weights, got {model!r}",
+            )
         for key, value in (("revision", revision), ("cache_dir", cache_dir)):
             if value is not None and not isinstance(value, str):
                 raise BackboneOptionError(kind, key, f"must be a string or null, got {value!r}")
@@ -98,9 +120,19 @@ class HFBackbone(Backbone):
             raise BackboneOptionError(kind, "local_files_only", f"must be true or false, got {local_files_only!r}")
         if pooling not in POOLINGS:
             raise BackboneOptionError(kind, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, model=model, revision=revision,
-                         cache_dir=cache_dir, local_files_only=local_files_only, layer=layer, pooling=pooling,
-                         keep_sequence=bool(keep_sequence), device=device, precision=precision)
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            model=model,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            layer=layer,
+            pooling=pooling,
+            keep_sequence=bool(keep_sequence),
+            device=device,
+            precision=precision,
+        )
         self.model_name = model
         self.revision = revision
         self.cache_dir = None if cache_dir is None else os.path.expanduser(cache_dir)
@@ -115,8 +147,12 @@ class HFBackbone(Backbone):
             config = self._load("AutoConfig")
             self.model_type = str(config.model_type)
             if self.model_type not in WAVEFORM_TYPES + WHISPER_TYPES:
-                raise BackboneOptionError(kind, "model", f"{model!r} is a {self.model_type!r} model; the hf backbone "
-                                          f"supports {', '.join(WAVEFORM_TYPES + WHISPER_TYPES)}")
+                raise BackboneOptionError(
+                    kind,
+                    "model",
+                    f"{model!r} is a {self.model_type!r} model; the hf backbone "
+                    f"supports {', '.join(WAVEFORM_TYPES + WHISPER_TYPES)}",
+                )
             self.is_whisper = self.model_type in WHISPER_TYPES
             self.total_layers = int(config.encoder_layers if self.is_whisper else config.num_hidden_layers)
             self.layer_mode, self.layer_indices = parse_layer(kind, layer, self.total_layers)
@@ -162,11 +198,15 @@ class HFBackbone(Backbone):
 
     def _fetch_hint(self) -> str:
         if Path(self.model_name).expanduser().is_dir():
-            return ("The folder needs config.json, preprocessor_config.json and model.safetensors or pytorch_model.bin "
-                    "(what save_pretrained writes for the model and its feature extractor)")
-        return (f"Run `{weights.hf_fetch_command(self.model_name, self.revision, self.cache_dir)}` on a machine with "
-                f"internet and copy its {self._cache() / ('models--' + self.model_name.replace('/', '--'))} folder to "
-                f"the same place here (or set model: to a local folder written by save_pretrained)")
+            return (
+                "The folder needs config.json, preprocessor_config.json and model.safetensors or pytorch_model.bin "
+                "(what save_pretrained writes for the model and its feature extractor)"
+            )
+        return (
+            f"Run `{weights.hf_fetch_command(self.model_name, self.revision, self.cache_dir)}` on a machine with "
+            f"internet and copy its {self._cache() / ('models--' + self.model_name.replace('/', '--'))} folder to "
+            f"the same place here (or set model: to a local folder written by save_pretrained)"
+        )
 
     def _source(self) -> str:
         """The folder or hub id to load; BackboneOptionError (key ``model``) when it is not on this machine."""
@@ -174,22 +214,32 @@ class HFBackbone(Backbone):
         path = Path(self.model_name).expanduser()
         if path.is_dir():
             if not (path / "config.json").is_file():  # else transformers guesses a model type from the name
-                raise BackboneOptionError(kind, "model", f"folder {str(path)!r} has no config.json. {self._fetch_hint()}.")
+                raise BackboneOptionError(
+                    kind, "model", f"folder {str(path)!r} has no config.json. {self._fetch_hint()}."
+                )
             return str(path)
         if not HUB_ID.match(self.model_name) or ".." in self.model_name:
-            raise BackboneOptionError(kind, "model", f"folder {self.model_name!r} does not exist (and it is not a "
-                                      "Hugging Face model id like microsoft/wavlm-base-plus); fix the path")
+            raise BackboneOptionError(
+                kind,
+                "model",
+                f"folder {self.model_name!r} does not exist (and it is not a "
+                "Hugging Face model id like microsoft/wavlm-base-plus); fix the path",
+            )
         if self.local_files_only:
             from huggingface_hub import try_to_load_from_cache
 
-            found = try_to_load_from_cache(self.model_name, "config.json", cache_dir=self.cache_dir,
-                                           revision=self.revision)
+            found = try_to_load_from_cache(
+                self.model_name, "config.json", cache_dir=self.cache_dir, revision=self.revision
+            )
             if not isinstance(found, str):
                 revision = f" (revision {self.revision})" if self.revision else ""
                 raise BackboneOptionError(
-                    kind, "model", f"Hugging Face model {self.model_name!r}{revision} is not on this machine (no "
+                    kind,
+                    "model",
+                    f"Hugging Face model {self.model_name!r}{revision} is not on this machine (no "
                     f"local folder of that name either); looked in the Hugging Face cache {self._cache()} (cache_dir; "
-                    f"default $HF_HOME/hub). Runs never download (local_files_only: true). {self._fetch_hint()}.")
+                    f"default $HF_HOME/hub). Runs never download (local_files_only: true). {self._fetch_hint()}.",
+                )
         return self.model_name
 
     def _load(self, auto_class: str):
@@ -203,20 +253,30 @@ class HFBackbone(Backbone):
             return getattr(transformers, auto_class).from_pretrained(self.source, **options)
         except (OSError, ValueError) as exc:  # missing files, unreadable config or weights
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackboneOptionError(self.type_name, "model", f"cannot load {auto_class} from {self.source!r}: "
-                                      f"{first}. {self._fetch_hint()}.") from None
+            raise BackboneOptionError(
+                self.type_name,
+                "model",
+                f"cannot load {auto_class} from {self.source!r}: {first}. {self._fetch_hint()}.",
+            ) from None
 
     def _check_extractor(self) -> None:
         kind = self.type_name
         rate = int(getattr(self.extractor, "sampling_rate", 0) or 0)
         if rate != self.sample_rate:
-            raise BackboneOptionError(kind, "sample_rate", f"{self.model_name} takes {rate} Hz audio (its feature "
-                                      f"extractor's sampling_rate); set sample_rate: {rate} (or leave it out)")
+            raise BackboneOptionError(
+                kind,
+                "sample_rate",
+                f"{self.model_name} takes {rate} Hz audio (its feature "
+                f"extractor's sampling_rate); set sample_rate: {rate} (or leave it out)",
+            )
         if self.is_whisper:
             limit = self.extractor.n_samples / rate
             if self.crop_seconds is not None and self.crop_seconds > limit:
-                raise BackboneOptionError(kind, "crop_seconds", f"Whisper's encoder takes at most {limit:g} s; "
-                                          f"set crop_seconds: {limit:g} or less")
+                raise BackboneOptionError(
+                    kind,
+                    "crop_seconds",
+                    f"Whisper's encoder takes at most {limit:g} s; set crop_seconds: {limit:g} or less",
+                )
 
     def _stop_after_deepest_layer(self) -> None:
         """Drop the transformer layers above the deepest selected one: nothing kept depends on them, and
@@ -261,11 +321,20 @@ class HFBackbone(Backbone):
     def describe(self) -> dict[str, Any]:
         import transformers
 
-        return {**super().describe(), "checkpoint": dict(self.checkpoint),
-                "hf": {"model": self.model_name, "revision": self.revision, "snapshot": str(self.snapshot_dir),
-                       "model_type": self.model_type, "weights": dict(self.weight_files),
-                       "transformers": transformers.__version__},
-                "layers": list(self.layer_indices), "layer_mode": self.layer_mode}
+        return {
+            **super().describe(),
+            "checkpoint": dict(self.checkpoint),
+            "hf": {
+                "model": self.model_name,
+                "revision": self.revision,
+                "snapshot": str(self.snapshot_dir),
+                "model_type": self.model_type,
+                "weights": dict(self.weight_files),
+                "transformers": transformers.__version__,
+            },
+            "layers": list(self.layer_indices),
+            "layer_mode": self.layer_mode,
+        }
 
     def weights_status(self) -> dict[str, Any]:
         """For ``audiofold doctor``: the weights in use and their sha256 (build fails when they are missing)."""
@@ -275,11 +344,15 @@ class HFBackbone(Backbone):
 
     def _inputs(self, rows: list[np.ndarray]):
         if self.is_whisper:
-            return {"input_features": self.extractor(rows, sampling_rate=self.sample_rate,
-                                                     return_tensors="pt")["input_features"]}
+            return {
+                "input_features": self.extractor(rows, sampling_rate=self.sample_rate, return_tensors="pt")[
+                    "input_features"
+                ]
+            }
         # the mask is always computed so that do_normalize normalises each row over its real samples
-        inputs = self.extractor(rows, sampling_rate=self.sample_rate, padding="longest", return_attention_mask=True,
-                                return_tensors="pt")
+        inputs = self.extractor(
+            rows, sampling_rate=self.sample_rate, padding="longest", return_attention_mask=True, return_tensors="pt"
+        )
         out = {"input_values": inputs["input_values"]}
         if self.uses_attention_mask:
             out["attention_mask"] = inputs["attention_mask"]
@@ -294,14 +367,19 @@ class HFBackbone(Backbone):
         longest = max(len(r) for r in rows)
         if self.is_whisper and longest > self.extractor.n_samples:
             limit = self.extractor.n_samples / self.sample_rate
-            raise ConfigError(f"backbones.{self.name}: Whisper's encoder takes at most {limit:g} s of audio, got a "
-                              f"{longest / self.sample_rate:g} s clip; set crop_seconds: {limit:g} (or less).")
+            raise ConfigError(
+                f"backbones.{self.name}: Whisper's encoder takes at most {limit:g} s of audio, got a "
+                f"{longest / self.sample_rate:g} s clip; set crop_seconds: {limit:g} (or less)."
+            )
         inputs = {k: v.to(self.device) for k, v in self._inputs(rows).items()}
         # only the selected layers are kept where transformers supports selecting (others return all)
         selected = [i + 1 for i in self.layer_indices]  # hidden_states[0] is the input of the first layer
-        padded_cnn = (lengths is not None and not self.is_whisper and self.group_norm_cnn)
-        with (torch.inference_mode(), autocast_context(self.device, self.precision),
-              _rowwise_cnn(self.model, lengths) if padded_cnn else contextlib.nullcontext()):
+        padded_cnn = lengths is not None and not self.is_whisper and self.group_norm_cnn
+        with (
+            torch.inference_mode(),
+            autocast_context(self.device, self.precision),
+            _rowwise_cnn(self.model, lengths) if padded_cnn else contextlib.nullcontext(),
+        ):
             states = self.model(**inputs, output_hidden_states=selected).hidden_states
             hidden = torch.stack([states[i] for i in selected], dim=1).float().cpu()
         n_samples = torch.as_tensor(np.array([len(r) for r in rows]), dtype=torch.long)
@@ -343,11 +421,26 @@ def tiny_model(path: str | Path, model_type: str = "wavlm", seed: int = 0, **con
     torch.manual_seed(seed)
     with _quiet_transformers():
         if model_type in WHISPER_TYPES:
-            arch = {"d_model": 32, "encoder_layers": 2, "decoder_layers": 1, "encoder_attention_heads": 2,
-                    "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "num_mel_bins": 80,
-                    "max_source_positions": 1500, "max_target_positions": 64, "vocab_size": 64, "pad_token_id": 1,
-                    "bos_token_id": 2, "eos_token_id": 2, "decoder_start_token_id": 3, "suppress_tokens": None,
-                    "begin_suppress_tokens": None, **config}
+            arch = {
+                "d_model": 32,
+                "encoder_layers": 2,
+                "decoder_layers": 1,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+                "encoder_ffn_dim": 64,
+                "decoder_ffn_dim": 64,
+                "num_mel_bins": 80,
+                "max_source_positions": 1500,
+                "max_target_positions": 64,
+                "vocab_size": 64,
+                "pad_token_id": 1,
+                "bos_token_id": 2,
+                "eos_token_id": 2,
+                "decoder_start_token_id": 3,
+                "suppress_tokens": None,
+                "begin_suppress_tokens": None,
+                **config,
+            }
             model = transformers.WhisperModel(transformers.WhisperConfig(**arch))
             extractor = transformers.WhisperFeatureExtractor(feature_size=arch["num_mel_bins"])
         else:
@@ -356,8 +449,15 @@ def tiny_model(path: str | Path, model_type: str = "wavlm", seed: int = 0, **con
                 known = ", ".join([*classes, *WHISPER_TYPES])
                 raise ValueError(f"model_type must be one of {known}, got {model_type!r}")
             mask = config.pop("return_attention_mask", None)
-            arch = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                    "conv_dim": (16,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
+            arch = {
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "conv_dim": (16,) * 7,
+                "num_conv_pos_embeddings": 16,
+                "num_conv_pos_embedding_groups": 2,
+            }
             if model_type == "data2vec-audio":  # a stack of small positional convolutions instead of one
                 arch.update(num_conv_pos_embeddings=2, conv_pos_kernel_size=5)
                 del arch["num_conv_pos_embedding_groups"]
@@ -366,8 +466,13 @@ def tiny_model(path: str | Path, model_type: str = "wavlm", seed: int = 0, **con
             model = getattr(transformers, f"{classes[model_type]}Model")(cfg)
             if mask is None:  # as the published extractors: a mask where the CNN normalises per frame (and WavLM)
                 mask = getattr(cfg, "feat_extract_norm", "layer") == "layer" or model_type == "wavlm"
-            extractor = transformers.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                                                              do_normalize=True, return_attention_mask=bool(mask))
+            extractor = transformers.Wav2Vec2FeatureExtractor(
+                feature_size=1,
+                sampling_rate=16000,
+                padding_value=0.0,
+                do_normalize=True,
+                return_attention_mask=bool(mask),
+            )
         model.save_pretrained(path)
         extractor.save_pretrained(path)
     return path

@@ -27,16 +27,33 @@ class _PackagedBackbone(Backbone):
     frame_dim: int = 0
     trained_rate: int = 0  # the only sample rate the model takes
 
-    def __init__(self, *, sample_rate: int, crop_seconds: float | None, pooling: str, keep_sequence: bool,
-                 precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate: int,
+        crop_seconds: float | None,
+        pooling: str,
+        keep_sequence: bool,
+        precision: str = "fp32",
+    ) -> None:
         self.precision = check_precision(self.type_name, precision, "cpu")  # these run on CPU
         if sample_rate != self.trained_rate:
-            raise BackboneOptionError(self.type_name, "sample_rate", f"{self.type_name} was trained at "
-                                      f"{self.trained_rate} Hz; leave sample_rate out")
+            raise BackboneOptionError(
+                self.type_name,
+                "sample_rate",
+                f"{self.type_name} was trained at {self.trained_rate} Hz; leave sample_rate out",
+            )
         if pooling not in POOLINGS:
-            raise BackboneOptionError(self.type_name, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling,
-                         keep_sequence=bool(keep_sequence), precision=precision)
+            raise BackboneOptionError(
+                self.type_name, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}"
+            )
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            pooling=pooling,
+            keep_sequence=bool(keep_sequence),
+            precision=precision,
+        )
         self.pooling = pooling
         self.keeps_sequence = bool(keep_sequence)
 
@@ -45,7 +62,10 @@ class _PackagedBackbone(Backbone):
         return self.frame_dim * (2 if self.pooling == "mean_std" else 1)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256}}
+        return {
+            **super().describe(),
+            "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
+        }
 
     def weights_status(self) -> dict[str, Any]:
         """For ``audiofold doctor``: the packaged weights file (present whenever the package is installed)."""
@@ -99,8 +119,12 @@ def _package_import(kind: str, module: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise BackboneOptionError(kind, "type", f"needs the {module} package ({exc}); run `make install` "
-                                  f"(it installs aisfx==0.1.2 and distillmos==0.9.1 with --no-deps)") from None
+        raise BackboneOptionError(
+            kind,
+            "type",
+            f"needs the {module} package ({exc}); run `make install` "
+            f"(it installs aisfx==0.1.2 and distillmos==0.9.1 with --no-deps)",
+        ) from None
 
 
 class AisfxBackbone(_PackagedBackbone):
@@ -112,10 +136,22 @@ class AisfxBackbone(_PackagedBackbone):
     N_FFT, HOP, N_MELS, BLOCK, BLOCK_HOP = 2048, 1024, 96, 100, 50
     LOG_MAX = 9.457798957824707  # the package's min-max scale of its log-mel values (min 0)
 
-    def __init__(self, *, pooling: str = "mean", keep_sequence: bool = False, sample_rate: int = 44100,
-                 crop_seconds: float | None = None, precision: str = "fp32") -> None:
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence,
-                         precision=precision)
+    def __init__(
+        self,
+        *,
+        pooling: str = "mean",
+        keep_sequence: bool = False,
+        sample_rate: int = 44100,
+        crop_seconds: float | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            pooling=pooling,
+            keep_sequence=keep_sequence,
+            precision=precision,
+        )
         import librosa
         import torch
 
@@ -128,13 +164,14 @@ class AisfxBackbone(_PackagedBackbone):
         state, _ = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
         self.model = EmbeddingNet("max", 3, 1, 64)  # the package's X-Sequential-CE configuration
         prefix = "embedding_net."
-        self.model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        self.model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         self.model.eval()
         if self.precision == "int8":
             self.model = quantize_linear_int8(self.model)
         # HTK mel bands with unit-area (L1) weights, as the package's librosa front end.
-        self.mel_basis = librosa.filters.mel(sr=44100, n_fft=self.N_FFT, n_mels=self.N_MELS, fmin=0.0, fmax=22050.0,
-                                             htk=True, norm=1.0).astype(np.float32)
+        self.mel_basis = librosa.filters.mel(
+            sr=44100, n_fft=self.N_FFT, n_mels=self.N_MELS, fmin=0.0, fmax=22050.0, htk=True, norm=1.0
+        ).astype(np.float32)
 
     def log_mel(self, waves: np.ndarray) -> np.ndarray:
         """(B, T) -> (B, frames, 96) scaled to about [0, 1]; each crop is peak-normalised first."""
@@ -170,10 +207,22 @@ class DistillMOSBackbone(_PackagedBackbone):
     trained_rate = 16000
     HOP = 320  # samples per output frame at 16 kHz
 
-    def __init__(self, *, pooling: str = "mean", keep_sequence: bool = False, sample_rate: int = 16000,
-                 crop_seconds: float | None = None, precision: str = "fp32") -> None:
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence,
-                         precision=precision)
+    def __init__(
+        self,
+        *,
+        pooling: str = "mean",
+        keep_sequence: bool = False,
+        sample_rate: int = 16000,
+        crop_seconds: float | None = None,
+        precision: str = "fp32",
+    ) -> None:
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            pooling=pooling,
+            keep_sequence=keep_sequence,
+            precision=precision,
+        )
         sqa = _package_import(self.type_name, "distillmos.sqa")
         import contextlib
         import io
@@ -188,7 +237,8 @@ class DistillMOSBackbone(_PackagedBackbone):
         self.window = sqa.SEQ_LEN  # the transformer's positional table fixes the input at 7.68 s
         self._captured = []
         self.model.transformer_pool_attn.norm_trans.register_forward_hook(
-            lambda _module, _inputs, output: self._captured.append(output))
+            lambda _module, _inputs, output: self._captured.append(output)
+        )
 
     def frames(self, crops):
         import torch

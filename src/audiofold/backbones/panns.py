@@ -20,8 +20,14 @@ from .base import Backbone, BackboneOptionError
 # Front-end settings of the two official checkpoints.
 VARIANTS = {
     "cnn14": {"sample_rate": 32000, "n_fft": 1024, "hop": 320, "fmin": 50.0, "fmax": 14000.0, "weights": "panns_cnn14"},
-    "cnn14_16k": {"sample_rate": 16000, "n_fft": 512, "hop": 160, "fmin": 50.0, "fmax": 8000.0,
-                  "weights": "panns_cnn14_16k"},
+    "cnn14_16k": {
+        "sample_rate": 16000,
+        "n_fft": 512,
+        "hop": 160,
+        "fmin": 50.0,
+        "fmax": 8000.0,
+        "weights": "panns_cnn14_16k",
+    },
 }
 N_MELS = 64
 CHANNELS = (64, 128, 256, 512, 1024, 2048)
@@ -74,15 +80,25 @@ class PannsBackbone(Backbone):
 
     type_name = "panns"
 
-    def __init__(self, *, variant: str = "cnn14", checkpoint: str | None = None, sample_rate: int | None = None,
-                 crop_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        variant: str = "cnn14",
+        checkpoint: str | None = None,
+        sample_rate: int | None = None,
+        crop_seconds: float | None = None,
+    ) -> None:
         kind = self.type_name
         if variant not in VARIANTS:
             raise BackboneOptionError(kind, "variant", f"must be one of {', '.join(VARIANTS)}, got {variant!r}")
         spec = VARIANTS[variant]
         if sample_rate is not None and sample_rate != spec["sample_rate"]:
-            raise BackboneOptionError(kind, "sample_rate", f"{variant} takes {spec['sample_rate']} Hz; leave sample_rate out")
-        super().__init__(sample_rate=spec["sample_rate"], crop_seconds=crop_seconds, variant=variant, checkpoint=checkpoint)
+            raise BackboneOptionError(
+                kind, "sample_rate", f"{variant} takes {spec['sample_rate']} Hz; leave sample_rate out"
+            )
+        super().__init__(
+            sample_rate=spec["sample_rate"], crop_seconds=crop_seconds, variant=variant, checkpoint=checkpoint
+        )
         try:
             self.checkpoint_path = weights.resolve_checkpoint(spec["weights"], checkpoint)
         except ConfigError as exc:
@@ -92,8 +108,9 @@ class PannsBackbone(Backbone):
         self.model = self._load()
         import librosa
 
-        self.mel_basis = librosa.filters.mel(sr=spec["sample_rate"], n_fft=spec["n_fft"], n_mels=N_MELS,
-                                             fmin=spec["fmin"], fmax=spec["fmax"]).astype(np.float32)
+        self.mel_basis = librosa.filters.mel(
+            sr=spec["sample_rate"], n_fft=spec["n_fft"], n_mels=N_MELS, fmin=spec["fmin"], fmax=spec["fmax"]
+        ).astype(np.float32)
 
     def _load(self):
         import torch
@@ -101,15 +118,20 @@ class PannsBackbone(Backbone):
         try:
             saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error naming the file
-            raise BackboneOptionError(self.type_name, "checkpoint", f"cannot read {self.checkpoint_path}: {exc}") from None
+            raise BackboneOptionError(
+                self.type_name, "checkpoint", f"cannot read {self.checkpoint_path}: {exc}"
+            ) from None
         state = saved.get("model", saved) if isinstance(saved, dict) else saved
         state = {k: v for k, v in state.items() if not k.startswith(FRONT_END_KEYS)}
         model = build_cnn14(n_classes=state["fc_audioset.weight"].shape[0] if "fc_audioset.weight" in state else 527)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise BackboneOptionError(self.type_name, "checkpoint", f"{self.checkpoint_path} is not a CNN14 checkpoint "
-                                      f"({str(exc).splitlines()[1].strip()})") from None
+            raise BackboneOptionError(
+                self.type_name,
+                "checkpoint",
+                f"{self.checkpoint_path} is not a CNN14 checkpoint ({str(exc).splitlines()[1].strip()})",
+            ) from None
         return model.eval()
 
     @classmethod
@@ -122,7 +144,10 @@ class PannsBackbone(Backbone):
         return 2048
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256}}
+        return {
+            **super().describe(),
+            "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
+        }
 
     def weights_status(self) -> dict[str, Any]:
         return {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256, "present": True}
@@ -132,8 +157,9 @@ class PannsBackbone(Backbone):
         import torch
 
         n_fft, hop = self.spec["n_fft"], self.spec["hop"]
-        stft = torch.stft(crops, n_fft, hop, window=torch.hann_window(n_fft), center=True, pad_mode="reflect",
-                          return_complex=True)
+        stft = torch.stft(
+            crops, n_fft, hop, window=torch.hann_window(n_fft), center=True, pad_mode="reflect", return_complex=True
+        )
         mel = torch.from_numpy(self.mel_basis) @ stft.abs().pow(2)
         return (10 * torch.log10(mel.clamp(min=1e-10))).transpose(1, 2)
 

@@ -37,11 +37,16 @@ def parse_layer(kind: str, layer: Any, n_layers: int) -> tuple[str, tuple[int, .
         if not 0 <= index < n_layers:
             raise BackboneOptionError(kind, "layer", f"index {layer} is out of range for a {n_layers}-layer model")
         return "one", (index,)
-    if (isinstance(layer, (list, tuple)) and len(layer) == 2
-            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in layer)):
+    if (
+        isinstance(layer, (list, tuple))
+        and len(layer) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in layer)
+    ):
         start, stop = (int(v) for v in layer)
         if not 0 <= start < stop <= n_layers:
-            raise BackboneOptionError(kind, "layer", f"range [{start}, {stop}] must satisfy 0 <= start < stop <= {n_layers}")
+            raise BackboneOptionError(
+                kind, "layer", f"range [{start}, {stop}] must satisfy 0 <= start < stop <= {n_layers}"
+            )
         return "mean", tuple(range(start, stop))
     raise BackboneOptionError(kind, "layer", f"must be 'last', 'all', a layer index or [start, stop], got {layer!r}")
 
@@ -127,28 +132,52 @@ class TorchaudioSSLBackbone(Backbone):
 
     type_name = "torchaudio"
 
-    def __init__(self, *, bundle: str = "wavlm_base_plus", checkpoint: str | None = None, layer: Any = "last",
-                 pooling: str = "mean", keep_sequence: bool = False, arch: dict | None = None,
-                 device: str = "cpu", precision: str = "fp32", sample_rate: int = 16000,
-                 crop_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bundle: str = "wavlm_base_plus",
+        checkpoint: str | None = None,
+        layer: Any = "last",
+        pooling: str = "mean",
+        keep_sequence: bool = False,
+        arch: dict | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+        sample_rate: int = 16000,
+        crop_seconds: float | None = None,
+    ) -> None:
         kind = self.type_name
         if str(bundle).lower() not in weights.TORCHAUDIO_BUNDLES:
-            raise BackboneOptionError(kind, "bundle", f"unknown bundle {bundle!r}; choose one of "
-                                      f"{', '.join(weights.TORCHAUDIO_BUNDLES)}")
+            raise BackboneOptionError(
+                kind, "bundle", f"unknown bundle {bundle!r}; choose one of {', '.join(weights.TORCHAUDIO_BUNDLES)}"
+            )
         bundle = str(bundle).lower()
         if pooling not in POOLINGS:
             raise BackboneOptionError(kind, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         spec = weights.torchaudio_bundle(bundle)
         if sample_rate != spec.sample_rate:
-            raise BackboneOptionError(kind, "sample_rate", f"{bundle} was trained at {spec.sample_rate:g} Hz; "
-                                      f"set sample_rate: {int(spec.sample_rate)} (or leave it out)")
+            raise BackboneOptionError(
+                kind,
+                "sample_rate",
+                f"{bundle} was trained at {spec.sample_rate:g} Hz; "
+                f"set sample_rate: {int(spec.sample_rate)} (or leave it out)",
+            )
         # Architecture overrides serve checkpoints of the same family with other sizes (and small test models).
         params = {**spec._params, **(arch or {}), "aux_num_out": None}  # the ASR head is not needed for features
         self.total_layers = positive_int(kind, "arch.encoder_num_layers", params["encoder_num_layers"])
         self.layer_mode, self.layer_indices = parse_layer(kind, layer, self.total_layers)
-        super().__init__(sample_rate=sample_rate, crop_seconds=crop_seconds, bundle=bundle, checkpoint=checkpoint,
-                         layer=layer, pooling=pooling, keep_sequence=bool(keep_sequence), arch=dict(arch or {}),
-                         device=device, precision=precision)
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            bundle=bundle,
+            checkpoint=checkpoint,
+            layer=layer,
+            pooling=pooling,
+            keep_sequence=bool(keep_sequence),
+            arch=dict(arch or {}),
+            device=device,
+            precision=precision,
+        )
         self.device = pick_device(kind, device)
         self.precision = check_precision(kind, precision, self.device)
         self.pooling = pooling
@@ -179,16 +208,21 @@ class TorchaudioSSLBackbone(Backbone):
         try:
             state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error naming the file
-            raise BackboneOptionError(self.type_name, "checkpoint", f"cannot read {self.checkpoint_path}: {exc}") from None
+            raise BackboneOptionError(
+                self.type_name, "checkpoint", f"cannot read {self.checkpoint_path}: {exc}"
+            ) from None
         state = {k: v for k, v in state.items() if not k.startswith("aux.")}
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).splitlines()[1:3]
             raise BackboneOptionError(
-                self.type_name, "checkpoint", f"{self.checkpoint_path} does not fit the "
+                self.type_name,
+                "checkpoint",
+                f"{self.checkpoint_path} does not fit the "
                 f"{self.params['bundle']} architecture ({'; '.join(s.strip() for s in first)}); check bundle "
-                f"(and arch) against the checkpoint.") from None
+                f"(and arch) against the checkpoint.",
+            ) from None
         model.eval()
         if self.precision == "int8":
             model = quantize_linear_int8(model)
@@ -199,8 +233,12 @@ class TorchaudioSSLBackbone(Backbone):
         return self.encoder_dim * (2 if self.pooling == "mean_std" else 1)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
-                "layers": list(self.layer_indices), "layer_mode": self.layer_mode}
+        return {
+            **super().describe(),
+            "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
+            "layers": list(self.layer_indices),
+            "layer_mode": self.layer_mode,
+        }
 
     def weights_status(self) -> dict[str, Any]:
         """For ``audiofold doctor``: the checkpoint in use and its sha256 (build fails when it is missing)."""
@@ -218,8 +256,9 @@ class TorchaudioSSLBackbone(Backbone):
             if valid is None:
                 waves = F.layer_norm(waves, waves.shape[-1:])
             else:
-                waves = torch.stack([F.pad(F.layer_norm(w[:n], (int(n),)), (0, waves.shape[-1] - int(n)))
-                                     for w, n in zip(waves, valid)])
+                waves = torch.stack(
+                    [F.pad(F.layer_norm(w[:n], (int(n),)), (0, waves.shape[-1] - int(n))) for w, n in zip(waves, valid)]
+                )
         if self.device == "cuda":
             waves = waves.pin_memory().to(self.device, non_blocking=True)
         # the encoder stops after the deepest layer asked for: early layers cost less
@@ -253,9 +292,23 @@ class TorchaudioSSLBackbone(Backbone):
 
 def tiny_arch(num_layers: int = 2, dim: int = 32) -> dict:
     """Architecture overrides for a small model of the same family (tests, quick experiments)."""
-    return {"extractor_conv_layer_config": [(16, 10, 5), (16, 3, 2), (16, 3, 2), (16, 3, 2), (16, 3, 2), (16, 2, 2), (16, 2, 2)],
-            "encoder_embed_dim": dim, "encoder_num_layers": num_layers, "encoder_num_heads": 2,
-            "encoder_pos_conv_kernel": 16, "encoder_pos_conv_groups": 2, "encoder_ff_interm_features": 2 * dim}
+    return {
+        "extractor_conv_layer_config": [
+            (16, 10, 5),
+            (16, 3, 2),
+            (16, 3, 2),
+            (16, 3, 2),
+            (16, 3, 2),
+            (16, 2, 2),
+            (16, 2, 2),
+        ],
+        "encoder_embed_dim": dim,
+        "encoder_num_layers": num_layers,
+        "encoder_num_heads": 2,
+        "encoder_pos_conv_kernel": 16,
+        "encoder_pos_conv_groups": 2,
+        "encoder_ff_interm_features": 2 * dim,
+    }
 
 
 def save_random_checkpoint(bundle: str, path: str | Path, arch: dict, seed: int = 0) -> Path:

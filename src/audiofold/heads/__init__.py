@@ -15,8 +15,14 @@ from .mlp import MLPHead
 from .prompt import PromptHead
 from .va import VAHead
 
-HEADS: dict[str, type[Head]] = {"linear": LinearHead, "knn": KNNHead, "lgbm": LGBMHead, "mlp": MLPHead,
-                                "prompt": PromptHead, "va": VAHead}
+HEADS: dict[str, type[Head]] = {
+    "linear": LinearHead,
+    "knn": KNNHead,
+    "lgbm": LGBMHead,
+    "mlp": MLPHead,
+    "prompt": PromptHead,
+    "va": VAHead,
+}
 
 
 def head_options(cls: type[Head]) -> list[str]:
@@ -44,5 +50,16 @@ def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | No
         raise ConfigError(f"heads.{name}.{exc.key}: {exc.problem}") from None
 
 
-__all__ = ["HEADS", "Head", "HeadOptionError", "KNNHead", "LGBMHead", "LinearHead", "MLPHead", "PromptHead", "VAHead",
-           "build_head", "head_options"]
+__all__ = [
+    "HEADS",
+    "Head",
+    "HeadOptionError",
+    "KNNHead",
+    "LGBMHead",
+    "LinearHead",
+    "MLPHead",
+    "PromptHead",
+    "VAHead",
+    "build_head",
+    "head_options",
+]

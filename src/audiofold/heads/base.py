@@ -44,7 +44,7 @@ class Head(abc.ABC):
         self.params = dict(params)
 
     @abc.abstractmethod
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Head":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Head:
         """Fit on embeddings X (n, D) and targets y (shape per task kind); return self."""
 
     @abc.abstractmethod

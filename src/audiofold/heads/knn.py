@@ -20,7 +20,7 @@ class KNNHead(Head):
         self.index: NearestNeighbors | None = None
         self.targets: np.ndarray | None = None
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "KNNHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KNNHead:
         X = np.asarray(X, dtype=np.float64)
         if self.task.kind == "classification":
             # One-hot rows, so the weighted mean is a class distribution summing to 1.

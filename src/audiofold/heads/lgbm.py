@@ -19,15 +19,32 @@ from ..tasks import TaskSpec
 from .base import Head, require_positive
 
 # Small-data settings: shallow trees, few leaves, strong subsampling.
-SMALL_DATA = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "max_depth": -1, "min_child_samples": 10,
-              "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.5, "reg_lambda": 1.0}
+SMALL_DATA = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "max_depth": -1,
+    "min_child_samples": 10,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.5,
+    "reg_lambda": 1.0,
+}
 
 
 class LGBMHead(Head):
     type_name = "lgbm"
 
-    def __init__(self, task: TaskSpec, seed: int = 1, *, n_trials: int = 0, inner_folds: int = 3, threads: int = 1,
-                 params: dict | None = None) -> None:
+    def __init__(
+        self,
+        task: TaskSpec,
+        seed: int = 1,
+        *,
+        n_trials: int = 0,
+        inner_folds: int = 3,
+        threads: int = 1,
+        params: dict | None = None,
+    ) -> None:
         if n_trials:
             require_positive(self.type_name, "n_trials", n_trials, integer=True)
         require_positive(self.type_name, "inner_folds", inner_folds, integer=True)
@@ -38,8 +55,16 @@ class LGBMHead(Head):
         self.constant: np.ndarray | None = None
 
     def _estimator(self, overrides: dict) -> Any:
-        settings = {**SMALL_DATA, **self.params["params"], **overrides, "random_state": self.seed,
-                    "deterministic": True, "force_row_wise": True, "n_jobs": self.params["threads"], "verbose": -1}
+        settings = {
+            **SMALL_DATA,
+            **self.params["params"],
+            **overrides,
+            "random_state": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "n_jobs": self.params["threads"],
+            "verbose": -1,
+        }
         return (lgb.LGBMRegressor if self.task.is_regression else lgb.LGBMClassifier)(**settings)
 
     def _columns(self, y: np.ndarray) -> list[np.ndarray]:
@@ -47,7 +72,9 @@ class LGBMHead(Head):
         if self.task.kind == "classification":
             return [np.asarray(y, dtype=np.int64)]
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        return [(y[:, c] > 0.5).astype(np.int64) if self.task.kind == "multilabel" else y[:, c] for c in range(y.shape[1])]
+        return [
+            (y[:, c] > 0.5).astype(np.int64) if self.task.kind == "multilabel" else y[:, c] for c in range(y.shape[1])
+        ]
 
     def _fit_models(self, X: np.ndarray, y: np.ndarray, overrides: dict) -> list:
         models = []
@@ -79,26 +106,29 @@ class LGBMHead(Head):
         return np.stack(columns, axis=1)
 
     def search_space(self, trial) -> dict:
-        return {"num_leaves": trial.suggest_int("num_leaves", 4, 31),
-                "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-                "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
-                "min_child_samples": trial.suggest_int("min_child_samples", 3, 30),
-                "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
-                "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True)}
+        return {
+            "num_leaves": trial.suggest_int("num_leaves", 4, 31),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
+            "min_child_samples": trial.suggest_int("min_child_samples", 3, 30),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        }
 
     def inner_cv_score(self, X: np.ndarray, y: np.ndarray, overrides: dict) -> float:
         """Mean primary metric over an inner K-fold of (X, y), signed so that lower is better."""
         name, greater = primary(self.task.kind)
         stratify = np.asarray(y) if self.task.kind == "classification" else None
         splitter = (StratifiedKFold if stratify is not None else KFold)(
-            n_splits=self.params["inner_folds"], shuffle=True, random_state=self.seed)
+            n_splits=self.params["inner_folds"], shuffle=True, random_state=self.seed
+        )
         scores = []
         for fit_idx, val_idx in splitter.split(X, stratify if stratify is not None else None):
             models = self._fit_models(X[fit_idx], y[fit_idx], overrides)
             scores.append(METRICS[name](y[val_idx], self._predict_models(models, X[val_idx]), self.task))
         return -float(np.mean(scores)) if greater else float(np.mean(scores))
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LGBMHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LGBMHead:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         self.best_params = {}
@@ -107,8 +137,11 @@ class LGBMHead(Head):
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
-            study.optimize(lambda trial: self.inner_cv_score(X, y, self.search_space(trial)),
-                           n_trials=self.params["n_trials"], show_progress_bar=False)
+            study.optimize(
+                lambda trial: self.inner_cv_score(X, y, self.search_space(trial)),
+                n_trials=self.params["n_trials"],
+                show_progress_bar=False,
+            )
             self.best_params = dict(study.best_params)
         self.models = self._fit_models(X, y, self.best_params)
         return self

@@ -60,13 +60,27 @@ class LinearHead(Head):
         index = np.zeros(len(target))
         if groups is not None:
             k = min(INNER_SPLITS, len(np.unique(groups)))
-            splitter = (StratifiedGroupKFold(k, shuffle=True, random_state=self.seed) if classification
-                        else GroupKFold(k, shuffle=True, random_state=self.seed)) if k >= 2 else None
+            splitter = (
+                (
+                    StratifiedGroupKFold(k, shuffle=True, random_state=self.seed)
+                    if classification
+                    else GroupKFold(k, shuffle=True, random_state=self.seed)
+                )
+                if k >= 2
+                else None
+            )
         else:
             k = min(INNER_SPLITS, len(target) // 2)
             stratify = classification and k >= 2 and np.unique(target, return_counts=True)[1].min() >= k
-            splitter = (StratifiedKFold(k, shuffle=True, random_state=self.seed) if stratify
-                        else KFold(k, shuffle=True, random_state=self.seed)) if k >= 2 else None
+            splitter = (
+                (
+                    StratifiedKFold(k, shuffle=True, random_state=self.seed)
+                    if stratify
+                    else KFold(k, shuffle=True, random_state=self.seed)
+                )
+                if k >= 2
+                else None
+            )
         if splitter is None:
             return None
         splits = list(splitter.split(index, target if classification else None, groups))
@@ -100,20 +114,26 @@ class LinearHead(Head):
         pipeline = make_pipeline(StandardScaler(), make_estimator(1.0))
         last = pipeline.steps[-1][0]
         name = f"{last}__estimator__C" if isinstance(pipeline[-1], OneVsRestClassifier) else f"{last}__C"
-        search = GridSearchCV(pipeline, {name: list(AUTO_CS)}, scoring=self._neg_log_loss, cv=splits,
-                              refit=True, error_score="raise")
+        search = GridSearchCV(
+            pipeline, {name: list(AUTO_CS)}, scoring=self._neg_log_loss, cv=splits, refit=True, error_score="raise"
+        )
         search.fit(X, target)
         self.model = search.best_estimator_
         self.chosen_C = float(search.best_params_[name])
-        self.cv_log_loss = {f"{c:g}": round(-float(s), 6) for c, s in zip(AUTO_CS, search.cv_results_["mean_test_score"])}
+        self.cv_log_loss = {
+            f"{c:g}": round(-float(s), 6) for c, s in zip(AUTO_CS, search.cv_results_["mean_test_score"])
+        }
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> "LinearHead":
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> LinearHead:
         X = np.asarray(X, dtype=np.float64)
         kind = self.task.kind
         if self.task.is_regression:
             alpha = self.params["alpha"]
-            estimator = (RidgeCV(alphas=AUTO_ALPHAS, alpha_per_target=True) if alpha == "auto"
-                         else Ridge(alpha=alpha, random_state=self.seed))
+            estimator = (
+                RidgeCV(alphas=AUTO_ALPHAS, alpha_per_target=True)
+                if alpha == "auto"
+                else Ridge(alpha=alpha, random_state=self.seed)
+            )
             target = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
             self.model = make_pipeline(StandardScaler(), estimator).fit(X, target)
             return self

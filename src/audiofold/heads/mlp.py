@@ -60,22 +60,53 @@ class MLPHead(TorchHead):
     type_name = "mlp"
 
     def __init__(
-        self, task: TaskSpec, seed: int = 2, *, hidden: int = 512, dropout: float = 0.3,
-        label_smoothing: float = 0.05, inputs: str = "pooled", epochs: int = 40, batch_size: int = 32,
-        lr: float = 1e-3, weight_decay: float = 1e-4, grad_clip: float = 1.0, patience: int = 5,
-        inner_val_fraction: float = 0.15, device: str = "auto",
+        self,
+        task: TaskSpec,
+        seed: int = 2,
+        *,
+        hidden: int = 512,
+        dropout: float = 0.3,
+        label_smoothing: float = 0.05,
+        inputs: str = "pooled",
+        epochs: int = 40,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        grad_clip: float = 1.0,
+        patience: int = 5,
+        inner_val_fraction: float = 0.15,
+        device: str = "auto",
     ) -> None:
         if task.kind != "multilabel":
-            raise ConfigError(f"head type 'mlp' supports the multilabel kind, not {task.kind!r}; "
-                              "use prompt (classification, ratings), va (multitarget) or lgbm.")
-        super().__init__(task, seed, hidden=hidden, dropout=dropout, label_smoothing=label_smoothing, inputs=inputs,
-                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                         grad_clip=grad_clip, patience=patience, inner_val_fraction=inner_val_fraction,
-                         device=device)
+            raise ConfigError(
+                f"head type 'mlp' supports the multilabel kind, not {task.kind!r}; "
+                "use prompt (classification, ratings), va (multitarget) or lgbm."
+            )
+        super().__init__(
+            task,
+            seed,
+            hidden=hidden,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            inputs=inputs,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            patience=patience,
+            inner_val_fraction=inner_val_fraction,
+            device=device,
+        )
 
     def build_module(self, frame_shape):
-        return _MLP(frame_shape, len(self.task.classes), self.params["hidden"], self.params["dropout"],
-                    sequence=self.inputs == "sequence")
+        return _MLP(
+            frame_shape,
+            len(self.task.classes),
+            self.params["hidden"],
+            self.params["dropout"],
+            sequence=self.inputs == "sequence",
+        )
 
     def prepare_targets(self, y):
         y = (np.asarray(y) > 0.5).astype(np.float32)

@@ -39,15 +39,30 @@ def gaussian_label_distribution(y: torch.Tensor, values: torch.Tensor, sigma: fl
 
 
 class _PromptNet(nn.Module):
-    def __init__(self, frame_shape, n_classes: int, regression: bool, n_prompts: int, n_heads: int,
-                 d_model: int, hidden: int, dropout: float) -> None:
+    def __init__(
+        self,
+        frame_shape,
+        n_classes: int,
+        regression: bool,
+        n_prompts: int,
+        n_heads: int,
+        d_model: int,
+        hidden: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.layer_weights = LayerWeights(frame_shape[0]) if len(frame_shape) == 2 else None
         self.proj = nn.Linear(frame_shape[-1], d_model)
         self.prompts = nn.Parameter(torch.randn(n_prompts, d_model) * 0.02)
         self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.body = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
+        self.body = nn.Sequential(
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+        )
         self.classifier = nn.Linear(hidden, n_classes)
         self.regressor = nn.Linear(hidden, 1) if regression else None
 
@@ -58,8 +73,9 @@ class _PromptNet(nn.Module):
             x = x[:, None, :]
         frames = self.proj(x)
         queries = self.prompts[None].expand(len(frames), -1, -1)
-        attended, _ = self.attn(queries, frames, frames, key_padding_mask=None if mask is None else ~mask,
-                                need_weights=False)
+        attended, _ = self.attn(
+            queries, frames, frames, key_padding_mask=None if mask is None else ~mask, need_weights=False
+        )
         emb = self.body(attended.mean(dim=1))
         out = {"logits": self.classifier(emb), "emb": emb}
         if self.regressor is not None:
@@ -71,24 +87,66 @@ class PromptHead(TorchHead):
     type_name = "prompt"
 
     def __init__(
-        self, task: TaskSpec, seed: int = 0, *, n_prompts: int = 9, n_heads: int = 6, d_model: int = 192,
-        hidden: int = 256, dropout: float = 0.1, label_smoothing: float = 0.05, sigma: float = 0.5,
-        w_ce: float = 0.55, w_kld: float = 0.45, w_mse: float = 0.35, w_cons: float = 0.10,
-        knn_k: int = 11, knn_temperature: float = 0.15, inputs: str = "sequence", epochs: int = 40,
-        batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 1e-4, grad_clip: float = 2.0,
-        patience: int = 5, inner_val_fraction: float = 0.15, device: str = "auto",
+        self,
+        task: TaskSpec,
+        seed: int = 0,
+        *,
+        n_prompts: int = 9,
+        n_heads: int = 6,
+        d_model: int = 192,
+        hidden: int = 256,
+        dropout: float = 0.1,
+        label_smoothing: float = 0.05,
+        sigma: float = 0.5,
+        w_ce: float = 0.55,
+        w_kld: float = 0.45,
+        w_mse: float = 0.35,
+        w_cons: float = 0.10,
+        knn_k: int = 11,
+        knn_temperature: float = 0.15,
+        inputs: str = "sequence",
+        epochs: int = 40,
+        batch_size: int = 32,
+        lr: float = 5e-4,
+        weight_decay: float = 1e-4,
+        grad_clip: float = 2.0,
+        patience: int = 5,
+        inner_val_fraction: float = 0.15,
+        device: str = "auto",
     ) -> None:
         if task.kind not in ("regression", "classification"):
-            raise ConfigError(f"head type 'prompt' supports the regression (rating scale) and classification kinds, "
-                              f"not {task.kind!r}; use va (multitarget) or mlp (multilabel).")
+            raise ConfigError(
+                f"head type 'prompt' supports the regression (rating scale) and classification kinds, "
+                f"not {task.kind!r}; use va (multitarget) or mlp (multilabel)."
+            )
         if d_model % n_heads:
             raise HeadOptionError(self.type_name, "d_model", f"must be a multiple of n_heads={n_heads}, got {d_model}.")
-        super().__init__(task, seed, n_prompts=n_prompts, n_heads=n_heads, d_model=d_model, hidden=hidden,
-                         dropout=dropout, label_smoothing=label_smoothing, sigma=sigma, w_ce=w_ce, w_kld=w_kld,
-                         w_mse=w_mse, w_cons=w_cons, knn_k=knn_k, knn_temperature=knn_temperature, inputs=inputs,
-                         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                         grad_clip=grad_clip, patience=patience, inner_val_fraction=inner_val_fraction,
-                         device=device)
+        super().__init__(
+            task,
+            seed,
+            n_prompts=n_prompts,
+            n_heads=n_heads,
+            d_model=d_model,
+            hidden=hidden,
+            dropout=dropout,
+            label_smoothing=label_smoothing,
+            sigma=sigma,
+            w_ce=w_ce,
+            w_kld=w_kld,
+            w_mse=w_mse,
+            w_cons=w_cons,
+            knn_k=knn_k,
+            knn_temperature=knn_temperature,
+            inputs=inputs,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            patience=patience,
+            inner_val_fraction=inner_val_fraction,
+            device=device,
+        )
         self.rating = task.kind == "regression"
         self.values = scale_values(task.scale) if self.rating else None
         self.knn = KNNHead(task, seed, k=knn_k, temperature=knn_temperature)
@@ -96,8 +154,9 @@ class PromptHead(TorchHead):
     def build_module(self, frame_shape):
         n_classes = len(self.values) if self.rating else len(self.task.classes)
         p = self.params
-        return _PromptNet(frame_shape, n_classes, self.rating, p["n_prompts"], p["n_heads"], p["d_model"],
-                          p["hidden"], p["dropout"])
+        return _PromptNet(
+            frame_shape, n_classes, self.rating, p["n_prompts"], p["n_heads"], p["d_model"], p["hidden"], p["dropout"]
+        )
 
     def prepare_targets(self, y):
         return np.asarray(y, dtype=np.float32).reshape(-1) if self.rating else np.asarray(y, dtype=np.int64)
@@ -122,10 +181,12 @@ class PromptHead(TorchHead):
         ev = (log_probs.exp() * values).sum(dim=1)
         reg = out["reg"].float()
         target = gaussian_label_distribution(y, values, p["sigma"])
-        return (p["w_ce"] * nn.functional.cross_entropy(logits, classes, label_smoothing=p["label_smoothing"])
-                + p["w_kld"] * nn.functional.kl_div(log_probs, target, reduction="batchmean")
-                + p["w_mse"] * nn.functional.mse_loss(reg, y)
-                + p["w_cons"] * nn.functional.mse_loss(ev, reg.detach()))
+        return (
+            p["w_ce"] * nn.functional.cross_entropy(logits, classes, label_smoothing=p["label_smoothing"])
+            + p["w_kld"] * nn.functional.kl_div(log_probs, target, reduction="batchmean")
+            + p["w_mse"] * nn.functional.mse_loss(reg, y)
+            + p["w_cons"] * nn.functional.mse_loss(ev, reg.detach())
+        )
 
     def outputs_to_variants(self, out):
         logits = out["logits"].astype(np.float64)
@@ -142,11 +203,18 @@ class PromptHead(TorchHead):
     def inner_metrics(self, variants, y):
         if self.rating:
             rmse = float(np.sqrt(np.mean((variants["mix"][:, 0] - y) ** 2)))
-            return {"score": rmse, "rmse_mix": rmse,
-                    "rmse_ev": float(np.sqrt(np.mean((variants["ev"][:, 0] - y) ** 2))),
-                    "rmse_reg": float(np.sqrt(np.mean((variants["reg"][:, 0] - y) ** 2)))}
+            return {
+                "score": rmse,
+                "rmse_mix": rmse,
+                "rmse_ev": float(np.sqrt(np.mean((variants["ev"][:, 0] - y) ** 2))),
+                "rmse_reg": float(np.sqrt(np.mean((variants["reg"][:, 0] - y) ** 2))),
+            }
         log_loss = METRICS["log_loss"](y, variants["main"], self.task)
-        return {"score": log_loss, "log_loss": log_loss, "accuracy": METRICS["accuracy"](y, variants["main"], self.task)}
+        return {
+            "score": log_loss,
+            "log_loss": log_loss,
+            "accuracy": METRICS["accuracy"](y, variants["main"], self.task),
+        }
 
     def fit(self, X, y):
         super().fit(X, y)

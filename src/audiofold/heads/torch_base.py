@@ -85,7 +85,9 @@ class TorchHead(Head):
         if not 0 < params["inner_val_fraction"] < 0.5:
             raise HeadOptionError(self.type_name, "inner_val_fraction", "must be in (0, 0.5).")
         if params["inputs"] not in INPUTS:
-            raise HeadOptionError(self.type_name, "inputs", f"must be one of {', '.join(INPUTS)}, got {params['inputs']!r}.")
+            raise HeadOptionError(
+                self.type_name, "inputs", f"must be one of {', '.join(INPUTS)}, got {params['inputs']!r}."
+            )
         super().__init__(task, seed, **params)
         self.inputs = params["inputs"]
         self.module: nn.Module | None = None
@@ -120,7 +122,9 @@ class TorchHead(Head):
         X = np.asarray(X, dtype=np.float32)
         expected = 3 if self.inputs == "layers" else 2
         if X.ndim != expected:
-            raise ValueError(f"head {self.type_name} with inputs={self.inputs} needs a {expected}-d array, got {X.shape}")
+            raise ValueError(
+                f"head {self.type_name} with inputs={self.inputs} needs a {expected}-d array, got {X.shape}"
+            )
         return list(X)
 
     def _batch(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -145,7 +149,7 @@ class TorchHead(Head):
             out = {"out": out}
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
-    def fit(self, X: Any, y: np.ndarray) -> "TorchHead":
+    def fit(self, X: Any, y: np.ndarray) -> TorchHead:
         generator = seed_torch(self.seed)
         device = resolve_device(self.params["device"])
         rows = self._rows(X)
@@ -153,17 +157,22 @@ class TorchHead(Head):
         index = np.arange(len(rows))
         stratify = self.stratify_on(targets)
         try:
-            fit_idx, val_idx = train_test_split(index, test_size=self.params["inner_val_fraction"],
-                                                random_state=self.seed, stratify=stratify)
+            fit_idx, val_idx = train_test_split(
+                index, test_size=self.params["inner_val_fraction"], random_state=self.seed, stratify=stratify
+            )
         except ValueError:  # a class too rare to stratify on: plain random split
-            fit_idx, val_idx = train_test_split(index, test_size=self.params["inner_val_fraction"], random_state=self.seed)
+            fit_idx, val_idx = train_test_split(
+                index, test_size=self.params["inner_val_fraction"], random_state=self.seed
+            )
         frame_shape = rows[0].shape[1:] if self.inputs == "sequence" else rows[0].shape
         self.module = self.build_module(tuple(frame_shape)).to(device)
-        optimizer = torch.optim.AdamW(self.module.parameters(), lr=self.params["lr"],
-                                      weight_decay=self.params["weight_decay"])
+        optimizer = torch.optim.AdamW(
+            self.module.parameters(), lr=self.params["lr"], weight_decay=self.params["weight_decay"]
+        )
         batch_size = self.params["batch_size"]
-        loader = torch.utils.data.DataLoader(fit_idx.tolist(), batch_size=batch_size, shuffle=True,
-                                             generator=generator, collate_fn=lambda ids: ids)
+        loader = torch.utils.data.DataLoader(
+            fit_idx.tolist(), batch_size=batch_size, shuffle=True, generator=generator, collate_fn=lambda ids: ids
+        )
         scheduler = self.make_scheduler(optimizer, max(len(loader), 1))
         use_amp = device.type == "cuda"
         best_score, best_state, stale = np.inf, None, 0
@@ -195,8 +204,12 @@ class TorchHead(Head):
             finite = finite and bool(np.isfinite(metrics["score"]))
             record = {"epoch": epoch + 1, "train_loss": train_loss, **metrics}
             self.history.append(record)
-            log.info("%s epoch %d: %s", self.type_name, epoch + 1,
-                     ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+            log.info(
+                "%s epoch %d: %s",
+                self.type_name,
+                epoch + 1,
+                ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"),
+            )
             bar.set_postfix(score=f"{metrics['score']:.4f}")
             if finite and (best_state is None or metrics["score"] < best_score - 1e-9):
                 best_score, stale = metrics["score"], 0
@@ -205,8 +218,12 @@ class TorchHead(Head):
             else:
                 stale += 1
                 if stale >= self.params["patience"]:
-                    log.info("%s: early stop after epoch %d (best %s)", self.type_name, epoch + 1,
-                             self.best_epoch if best_state is not None else "none finite")
+                    log.info(
+                        "%s: early stop after epoch %d (best %s)",
+                        self.type_name,
+                        epoch + 1,
+                        self.best_epoch if best_state is not None else "none finite",
+                    )
                     break
         if best_state is None:
             last = self.history[-1]
@@ -214,7 +231,8 @@ class TorchHead(Head):
                 f"head {self.type_name} (seed {self.seed}): no epoch of {len(self.history)} gave a finite training "
                 f"loss and inner-validation score (last: train_loss={last['train_loss']}, score={last['score']}) "
                 f"on {len(fit_idx)} inner-fit rows at batch_size={batch_size}; check the embeddings for NaN/inf, "
-                "or lower lr.")
+                "or lower lr."
+            )
         self.module.load_state_dict(best_state)
         self.module.to("cpu").eval()  # pickled on the CPU so a GPU-trained head loads anywhere
         return self
@@ -233,8 +251,18 @@ class TorchHead(Head):
 
 def torch_defaults(**overrides: Any) -> dict[str, Any]:
     """Training options every torch head accepts, with per-head overrides of the defaults."""
-    return {"inputs": "pooled", "epochs": 30, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-4,
-            "grad_clip": 1.0, "patience": 5, "inner_val_fraction": 0.15, "device": "auto", **overrides}
+    return {
+        "inputs": "pooled",
+        "epochs": 30,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "weight_decay": 1e-4,
+        "grad_clip": 1.0,
+        "patience": 5,
+        "inner_val_fraction": 0.15,
+        "device": "auto",
+        **overrides,
+    }
 
 
 def mlp(dim_in: int, hidden: int, dim_out: int, dropout: float) -> nn.Sequential:
@@ -251,4 +279,3 @@ class Pooled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.layer_weights is None else self.layer_weights(x)
-

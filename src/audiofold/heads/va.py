@@ -12,7 +12,6 @@ inner-fit size is 1 mod ``batch_size``); there they are zero and that row trains
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +20,6 @@ from torch import nn
 from ..errors import ConfigError
 from ..tasks import TaskSpec
 from .torch_base import Pooled, TorchHead, mlp
-
 
 # Rows a batch needs before its spread and correlations mean anything. Skipping the terms on a smaller
 # batch (rather than drop_last) keeps every row in training, also when the inner-fit set is smaller
@@ -62,20 +60,51 @@ class VAHead(TorchHead):
     type_name = "va"
 
     def __init__(
-        self, task: TaskSpec, seed: int = 3, *, hidden: int = 256, dropout: float = 0.2,
-        lambda_var: float = 0.05, lambda_corr: float = 0.05, base_lr: float = 3e-5, max_lr: float = 1e-3,
-        inputs: str = "pooled", epochs: int = 60, batch_size: int = 32, weight_decay: float = 1e-4,
-        grad_clip: float = 1.0, patience: int = 10, inner_val_fraction: float = 0.15, device: str = "auto",
+        self,
+        task: TaskSpec,
+        seed: int = 3,
+        *,
+        hidden: int = 256,
+        dropout: float = 0.2,
+        lambda_var: float = 0.05,
+        lambda_corr: float = 0.05,
+        base_lr: float = 3e-5,
+        max_lr: float = 1e-3,
+        inputs: str = "pooled",
+        epochs: int = 60,
+        batch_size: int = 32,
+        weight_decay: float = 1e-4,
+        grad_clip: float = 1.0,
+        patience: int = 10,
+        inner_val_fraction: float = 0.15,
+        device: str = "auto",
     ) -> None:
         if not task.is_regression:
-            raise ConfigError(f"head type 'va' supports the regression and multitarget kinds, not {task.kind!r}; "
-                              "use linear, knn, lgbm or mlp for class kinds.")
+            raise ConfigError(
+                f"head type 'va' supports the regression and multitarget kinds, not {task.kind!r}; "
+                "use linear, knn, lgbm or mlp for class kinds."
+            )
         if inputs == "sequence":
             raise ConfigError("heads.va.inputs: 'va' works on pooled features; use pooled or layers.")
-        super().__init__(task, seed, hidden=hidden, dropout=dropout, lambda_var=lambda_var, lambda_corr=lambda_corr,
-                         base_lr=base_lr, max_lr=max_lr, lr=max_lr, inputs=inputs, epochs=epochs,
-                         batch_size=batch_size, weight_decay=weight_decay, grad_clip=grad_clip, patience=patience,
-                         inner_val_fraction=inner_val_fraction, device=device)
+        super().__init__(
+            task,
+            seed,
+            hidden=hidden,
+            dropout=dropout,
+            lambda_var=lambda_var,
+            lambda_corr=lambda_corr,
+            base_lr=base_lr,
+            max_lr=max_lr,
+            lr=max_lr,
+            inputs=inputs,
+            epochs=epochs,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            patience=patience,
+            inner_val_fraction=inner_val_fraction,
+            device=device,
+        )
 
     def build_module(self, frame_shape):
         return _PerTargetHeads(frame_shape, self.task.n_outputs, self.params["hidden"], self.params["dropout"])
@@ -88,13 +117,21 @@ class VAHead(TorchHead):
 
     def make_scheduler(self, optimizer, steps_per_epoch):
         return torch.optim.lr_scheduler.CyclicLR(
-            optimizer, base_lr=self.params["base_lr"], max_lr=self.params["max_lr"],
-            step_size_up=max(2 * steps_per_epoch, 1), mode="triangular2", cycle_momentum=False)
+            optimizer,
+            base_lr=self.params["base_lr"],
+            max_lr=self.params["max_lr"],
+            step_size_up=max(2 * steps_per_epoch, 1),
+            mode="triangular2",
+            cycle_momentum=False,
+        )
 
     def loss(self, out, y):
         out = out.float()
-        return (nn.functional.mse_loss(out, y) + self.params["lambda_var"] * variance_penalty(out, y)
-                + self.params["lambda_corr"] * correlation_penalty(out))
+        return (
+            nn.functional.mse_loss(out, y)
+            + self.params["lambda_var"] * variance_penalty(out, y)
+            + self.params["lambda_corr"] * correlation_penalty(out)
+        )
 
     def outputs_to_variants(self, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"main": out["out"].astype(np.float64) * self.y_std + self.y_mean}
