@@ -10,7 +10,20 @@ from conftest import small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
-DOWNSTREAM_OF_EMBED = {"embed", "train", "collect_oof", "calibrate", "blend", "submit", "metrics", "all"}
+DOWNSTREAM_OF_EMBED = {
+    "embed",
+    "train",
+    "refit",
+    "collect_oof",
+    "shift",
+    "calibrate",
+    "blend",
+    "blend_nested",
+    "submit",
+    "metrics",
+    "all",
+}
+ENSEMBLE = {"blend", "blend_nested", "submit", "metrics", "all"}
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +47,11 @@ def _planned(wd, change: dict) -> set[str]:
     ("change", "expected"),
     [
         ({}, set()),
-        ({"blend": {"step": 0.25}}, {"blend", "submit", "metrics", "all"}),
-        ({"blend": {"max_candidates": 3}}, {"blend", "submit", "metrics", "all"}),
+        ({"blend": {"step": 0.25}}, ENSEMBLE),
+        ({"blend": {"max_candidates": 3}}, ENSEMBLE),
+        ({"submission": {"round": "never"}}, ENSEMBLE),
         ({"submission": {"threshold": 0.3}}, {"submit", "all"}),
-        ({"calibrate": {"enabled": False}}, {"calibrate", "blend", "submit", "metrics", "all"}),
+        ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
         ({"cache_dir": "elsewhere"}, set()),
         ({"resources": {"gpu_heads": ["linear"]}}, set()),
     ],
@@ -45,6 +59,7 @@ def _planned(wd, change: dict) -> set[str]:
         "nothing",
         "blend.step",
         "blend.max_candidates",
+        "submission.round",
         "submission.threshold",
         "calibrate.enabled",
         "cache_dir",
