@@ -65,7 +65,7 @@ def test_report_has_every_section_and_image(run_dir):
     for caption in (
         "trivial predictor",
         "confusion matrix",
-        "isotonic / temperature",
+        "judged by LWLRAP",
         "grid search",
         "the score after calibration",
     ):  # one from each .rst caption

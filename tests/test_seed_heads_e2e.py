@@ -47,7 +47,7 @@ def test_seed_heads_train_through_the_workflow(kind, workdir):
     snakemake(wd, "--cores", "2")
     metrics = json.loads((wd / "results" / "metrics.json").read_text())
     assert (wd / "results" / "submission.csv").exists()
-    targets = load_npz(wd / "results" / "validation" / "targets.npz")
+    targets = load_npz(wd / "results" / "targets.npz")
     for head in CASES[kind]:
         oof = load_npz(wd / "results" / "oof" / "logmel" / head / "oof.npz")
         variants = {k.split("__", 1)[1] for k in oof if k.startswith("P__")}
