@@ -15,7 +15,8 @@ from audiofold.status import collect_status
 
 from conftest import find_tool, requires_tool, small_config, snakemake
 
-pytestmark = pytest.mark.e2e
+# One worker runs the whole module, so its module-scoped run is made once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report")]
 
 CHROMIUM_FLAGS = [
     "--headless",

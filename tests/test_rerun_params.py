@@ -8,7 +8,8 @@ from test_workflow_e2e import _jobs_to_run
 
 from conftest import small_config, snakemake
 
-pytestmark = pytest.mark.e2e
+# One worker runs the whole module, so its module-scoped run is made once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rerun_params")]
 
 DOWNSTREAM_OF_EMBED = {
     "embed",
