@@ -143,6 +143,8 @@ def _cluster_state(state: Path) -> str:
 def _killed_job_is_retried(state: Path, path: Path):
     """Cancel the first embed job while it runs: with --retries 1 Snakemake resubmits it and the run completes."""
     wd = _workdir(path, _small())
+    # --until does not follow the validate checkpoint into the chunks it lists: list them first
+    snakemake(wd, "--cores", "1", "validate")
     cmd_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [
         str(BIN / "snakemake"),
