@@ -1,6 +1,5 @@
-# train and collect_oof share the group "heads": on a cluster, one (backbone, head)'s fold jobs and
-# its collect_oof go out as one submission (--group-components heads=N bundles N of those); local
-# runs ignore groups.
+# No fixed `group:`: a group job asks SLURM for the sum of its members' cores and memory, which a small
+# node cannot grant. Bundle on the command line instead (README, "Fewer, bigger jobs").
 rule train:
     input:
         train=lambda wc: embeddings(wc.backbone, "train"),
@@ -18,8 +17,6 @@ rule train:
         f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{backbone}}/{{head}}/fold{{fold}}.tsv"
-    group:
-        "heads"
     threads: 1
     resources:
         mem_mb=4000,
@@ -49,8 +46,6 @@ rule refit:
         f"{R}/logs/train/{{backbone}}/{{head}}/refit.log",
     benchmark:
         f"{R}/benchmarks/train/{{backbone}}/{{head}}/refit.tsv"
-    group:
-        "heads"
     threads: 1
     resources:
         mem_mb=4000,
@@ -76,8 +71,6 @@ rule collect_oof:
         scores=f"{R}/oof/{{backbone}}/{{head}}/scores.json",
     params:
         test_predictions=config["cv"]["test_predictions"],
-    group:
-        "heads"
     log:
         f"{R}/logs/collect_oof/{{backbone}}/{{head}}.log",
     benchmark:
