@@ -172,7 +172,7 @@ def _killed_job_is_retried(state: Path, path: Path):
             subprocess.run(["scancel", killed], check=True)
         time.sleep(0.2)
     try:
-        log, _ = proc.communicate(timeout=480)
+        log, _ = proc.communicate(timeout=1200)  # ~22 embed jobs, one at a time on the 2-core test node
     except subprocess.TimeoutExpired:
         proc.kill()
         log, _ = proc.communicate()
