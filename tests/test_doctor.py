@@ -154,7 +154,7 @@ def test_imports_only_fails_on_a_package_that_does_not_import(tmp_path, piece):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(row for row in proc.stdout.splitlines() if row.startswith(f"[FAIL] {piece}: "))
     assert f"import failed: {error};" in line  # the piece, its error line ...
-    assert "make install" in line and "requirements/lock.txt" in line  # ... and the fix
+    assert "make install" in line and "requirements.lock.txt" in line  # ... and the fix
     # what imports the broken piece fails too (distillmos imports torchaudio); the summary names it first
     assert proc.stdout.splitlines()[-1].split(": ")[1].split(", ")[0] == piece
 

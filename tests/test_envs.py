@@ -1,4 +1,4 @@
-"""The lock (requirements/lock.txt) and the conda environments (envs/*.yaml) agree with pyproject.toml.
+"""The lock (requirements.lock.txt) and the conda environments (envs/*.yaml) agree with pyproject.toml.
 
 The lock must pin every dependency of pyproject.toml (runtime + test extra) to one exact version
 inside its specifier, and torch/torchaudio to the one pair that imports together; a dependency
@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from conftest import ROOT
 
-LOCK = ROOT / "requirements/lock.txt"
+LOCK = ROOT / "requirements.lock.txt"
 ENVS = {"cpu": ROOT / "envs/audiofold-cpu.yaml", "cuda": ROOT / "envs/audiofold-cuda.yaml"}
 
 
@@ -46,7 +46,7 @@ def test_lock_pins_every_dependency_inside_its_specifier():
     for line in project["dependencies"] + project["optional-dependencies"]["test"]:
         req = Requirement(line)
         versions = pins.get(req.name.lower().replace("_", "-"))
-        assert versions, f"{req.name} is in pyproject.toml but not in requirements/lock.txt: run `make lock`"
+        assert versions, f"{req.name} is in pyproject.toml but not in requirements.lock.txt: run `make lock`"
         for version in versions:
             assert version in req.specifier, f"lock has {req.name}=={version}, outside {req.specifier}: run `make lock`"
 
@@ -85,7 +85,7 @@ def test_env_matches_pyproject(variant):
     }
     assert reqs == _pyproject_requirements()
     assert "-e .." in options, "the env installs audiofold itself"
-    assert "-c ../requirements/lock.txt" in options, "the env takes the lock's exact versions"
+    assert "-c ../requirements.lock.txt" in options, "the env takes the lock's exact versions"
     cpu_index = any("download.pytorch.org/whl/cpu" in o for o in options)
     assert cpu_index == (variant == "cpu"), "CPU variant takes CPU torch wheels; CUDA variant PyPI's CUDA builds"
 
@@ -126,7 +126,7 @@ def _lock_pin_for_py311(name: str) -> str:
             req = Requirement(line)
             if req.marker is None or Marker(str(req.marker)).evaluate(env):
                 return next(iter(req.specifier)).version
-    raise AssertionError(f"{name} is not in requirements/lock.txt")
+    raise AssertionError(f"{name} is not in requirements.lock.txt")
 
 
 @pytest.mark.parametrize("variant", sorted(RULE_ENVS))

