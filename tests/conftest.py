@@ -1,3 +1,6 @@
+import fcntl
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -79,3 +82,40 @@ def workdir(tmp_path):
         return tmp_path
 
     return make
+
+
+class FinishedRuns:
+    """Full workflow runs shared by every test of a session (every xdist worker too): each distinct
+    config runs once, under a file lock, and a test gets its own copy (file times kept, so Snakemake
+    sees it as up to date). A demo run costs minutes on two cores; the tests that only read a finished
+    run, or change one thing after it, need not pay for it again."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, config: dict) -> Path:
+        """The shared finished run of ``config`` (made now if no test has made it yet). Read only."""
+        key = hashlib.blake2b(json.dumps(config, sort_keys=True).encode(), digest_size=8).hexdigest()
+        run = self.root / key
+        with open(self.root / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (self.root / f"{key}.done").exists():
+                shutil.rmtree(run, ignore_errors=True)  # a run that failed earlier in the session
+                run.mkdir()
+                (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+                snakemake(run, "--cores", "2")
+                (self.root / f"{key}.done").touch()
+        return run
+
+    def copy(self, config: dict, dest: Path) -> Path:
+        """A private copy of the finished run of ``config`` in ``dest``, to change and rerun."""
+        shutil.copytree(self.path(config), dest, symlinks=True, dirs_exist_ok=True)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory, worker_id) -> FinishedRuns:
+    # xdist workers share the parent of their base temp dirs; without xdist it is the session's own
+    base = tmp_path_factory.getbasetemp()
+    return FinishedRuns((base if worker_id == "master" else base.parent) / "finished-runs")

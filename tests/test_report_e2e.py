@@ -7,13 +7,13 @@ import re
 import subprocess
 
 import pytest
-import yaml
 
 from audiofold.cli import main as cli
 from audiofold.clips import chunk_names, read_clips
 from audiofold.status import collect_status
+from test_workflow_e2e import demo_config
 
-from conftest import find_tool, requires_tool, small_config, snakemake
+from conftest import find_tool, requires_tool, snakemake
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report")]
@@ -30,11 +30,8 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("report")
-    config = small_config("classification")
-    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(wd, "--cores", "2")
+def run_dir(tmp_path_factory, finished_runs):
+    wd = finished_runs.copy(demo_config("classification"), tmp_path_factory.mktemp("report"))
     snakemake(wd, "--report", str(wd / "report.html"))
     return wd
 

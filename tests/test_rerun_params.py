@@ -4,9 +4,7 @@ key reruns only the jobs that read it (and what follows them), as `snakemake -n`
 import pytest
 import yaml
 
-from test_workflow_e2e import _jobs_to_run
-
-from conftest import small_config, snakemake
+from test_workflow_e2e import _jobs_to_run, demo_config
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rerun_params")]
@@ -28,15 +26,9 @@ ENSEMBLE = {"blend", "blend_nested", "submit", "metrics", "all"}
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """The small regression demo with one backbone and one head, run in full."""
-    config = small_config("regression")
-    config["backbones"] = {"mfcc": config["backbones"]["mfcc"]}
-    config["heads"] = {"linear": config["heads"]["linear"]}
-    wd = tmp_path_factory.mktemp("rerun")
-    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(wd, "--cores", "2")
-    return wd
+def done(tmp_path_factory, finished_runs):
+    """The small regression demo, run in full."""
+    return finished_runs.copy(demo_config("regression"), tmp_path_factory.mktemp("rerun"))
 
 
 def _planned(wd, change: dict) -> set[str]:

@@ -7,23 +7,20 @@ import pytest
 import yaml
 
 from audiofold.io import load_npz
-from test_workflow_e2e import _jobs_to_run
+from test_workflow_e2e import _jobs_to_run, demo_config
 
-from conftest import small_config, snakemake
+from conftest import snakemake
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("scale")]
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    """The small regression demo, run in full, with its cache in a folder another project can share."""
-    cache = tmp_path_factory.mktemp("shared-cache")
-    config = small_config("regression", cache_dir=str(cache))
-    wd = tmp_path_factory.mktemp("first")
-    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    snakemake(wd, "--cores", "2")
-    return wd, config, cache
+def first_run(tmp_path_factory, finished_runs):
+    """The small regression demo, run in full; its cache folder (results/cache) is another project's too."""
+    config = demo_config("regression")
+    wd = finished_runs.copy(config, tmp_path_factory.mktemp("first"))
+    return wd, config, wd / "results/cache"
 
 
 @pytest.mark.parametrize(
@@ -43,6 +40,7 @@ def test_another_project_on_the_same_clips_reuses_every_cached_embedding(first_r
     wd, config, cache = first_run
     second = {
         **config,
+        "cache_dir": str(cache),
         "demo": {**config["demo"], "enabled": False},
         "heads": {"knn5": {**config["heads"]["knn"], "k": 5}},
     }

@@ -31,6 +31,14 @@ def _jobs_to_run(workdir, *extra):
     return counts
 
 
+def demo_config(kind: str) -> dict:
+    """The test config on one kind, as the end-to-end tests here (and other modules) share its run."""
+    config = small_config(kind)
+    if kind == "multilabel":  # seed 004's setting: 5 deterministic crops per clip, embeddings averaged
+        config["backbones"]["logmel"].update(crop_seconds=1.0, tta={"n_crops": 5})
+    return config
+
+
 def test_head_backbones_limit_the_candidates(workdir):
     config = small_config("regression")
     config["heads"]["knn"]["backbones"] = ["mfcc"]
@@ -45,12 +53,8 @@ def test_head_backbones_limit_the_candidates(workdir):
 
 
 @pytest.mark.parametrize("kind", ["regression", "multitarget", "classification", "multilabel"])
-def test_workflow_end_to_end(kind, workdir):
-    config = small_config(kind)
-    if kind == "multilabel":  # seed 004's setting: 5 deterministic crops per clip, embeddings averaged
-        config["backbones"]["logmel"].update(crop_seconds=1.0, tta={"n_crops": 5})
-    wd = workdir(config)
-    snakemake(wd, "--cores", "2")
+def test_workflow_end_to_end(kind, finished_runs, tmp_path):
+    wd = finished_runs.copy(demo_config(kind), tmp_path)
     if kind == "multilabel":
         meta = json.loads((wd / "results/embeddings/logmel/train0.meta.json").read_text())
         assert meta["n_crops"] == 5
@@ -117,10 +121,9 @@ def test_workflow_end_to_end(kind, workdir):
     assert _jobs_to_run(wd) == {}
 
 
-def test_head_param_change_reruns_only_that_head(workdir):
-    config = small_config("regression")
-    wd = workdir(config)
-    snakemake(wd, "--cores", "2")
+def test_head_param_change_reruns_only_that_head(finished_runs, workdir):
+    config = demo_config("regression")
+    wd = finished_runs.copy(config, workdir(config))
     embeddings = sorted((wd / "results/embeddings").rglob("*.npz"))
     stamps = {p: p.stat().st_mtime_ns for p in embeddings}
 
