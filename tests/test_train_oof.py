@@ -232,3 +232,27 @@ def test_choose_test_predictions_keeps_fold_averaging_where_it_scored_better():
         "good_refit": "refit",
         "bad_refit": "refit",
     }
+
+
+def test_load_embeddings_reads_only_the_pooled_rows_chunk_by_chunk(tmp_path):
+    import tracemalloc
+
+    from audiofold.train import load_embeddings
+
+    rng = np.random.default_rng(0)
+    paths, pooled = [], []
+    for c in range(4):
+        X = rng.standard_normal((50, 16)).astype(np.float32)
+        seq = np.zeros((50 * 400, 16), dtype=np.float32)  # frame sequences: 400x the pooled rows
+        save_npz(tmp_path / f"train{c}.npz", ids=np.array([f"c{c}_{i}" for i in range(50)]), X=X, seq=seq)
+        paths.append(tmp_path / f"train{c}.npz")
+        pooled.append(X)
+
+    tracemalloc.start()
+    ids, X = load_embeddings(paths)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(X, np.concatenate(pooled))
+    assert ids[:2] == ["c0_0", "c0_1"] and len(ids) == 200
+    # far below one chunk's frame sequences (1.28 MB): they are never read
+    assert peak < 50 * 400 * 16 * 4 / 4, peak

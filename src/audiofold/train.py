@@ -24,25 +24,37 @@ INPUT_KEYS = {"pooled": ("X", None), "layers": ("X_layers", "layers: all"), "seq
 
 
 def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[list[str], np.ndarray | list[np.ndarray]]:
-    """Concatenate embedding shards: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays)."""
+    """Gather embedding chunks: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays).
+
+    Only the arrays the head reads are loaded from each chunk (a chunk may also hold frame sequences
+    many times its pooled size), and pooled / layer rows go straight into one preallocated array, so a
+    job's peak is the training matrix plus one chunk's block, not two copies of the matrix.
+    """
     key, option = INPUT_KEYS[inputs]
     ids: list[str] = []
-    blocks: list = []
-    for p in paths:
-        shard = load_npz(p)
-        if key not in shard:
-            raise DataError(
-                f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
-                f"option `{option}` in config.yaml (or give the head inputs: pooled)."
-            )
-        ids += [str(i) for i in shard["ids"]]
-        if inputs == "sequence":
-            blocks += unpack_sequences(shard["seq"], shard["seq_offsets"])
-        else:
-            blocks.append(shard[key])
+    sequences: list[np.ndarray] = []
+    for p in paths:  # np.load of an npz reads a key only when it is asked for
+        with np.load(p, allow_pickle=False) as shard:
+            if key not in shard.files:
+                raise DataError(
+                    f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
+                    f"option `{option}` in config.yaml (or give the head inputs: pooled)."
+                )
+            ids += [str(i) for i in shard["ids"]]
+            if inputs == "sequence":
+                sequences += unpack_sequences(shard["seq"], shard["seq_offsets"])
     if inputs == "sequence":
-        return ids, blocks
-    return ids, np.concatenate(blocks).astype(np.float32, copy=False)
+        return ids, sequences
+    X = None
+    row = 0
+    for p in paths:
+        with np.load(p, allow_pickle=False) as shard:
+            block = shard[key]
+        if X is None:
+            X = np.empty((len(ids), *block.shape[1:]), dtype=np.float32)
+        X[row : row + len(block)] = block
+        row += len(block)
+    return ids, X if X is not None else np.empty((0, 0), dtype=np.float32)
 
 
 def align(ids: list[str], X, wanted: list[str], what: str):
