@@ -84,9 +84,7 @@ def test_nested_rounding_is_decided_per_outer_fold():
     auto, chosen = nested_blend({"m": hedging}, y, folds, RATING, calibrate=False, round_mode="auto", method="grid")
     assert [c["rounding"]["applied"] for c in chosen] == [False] * 4
     np.testing.assert_allclose(auto, np.clip(hedging, 1, 5))  # clipped, not rounded
-    always, chosen = nested_blend(
-        {"m": hedging}, y, folds, RATING, calibrate=False, round_mode="always", method="grid"
-    )
+    always, chosen = nested_blend({"m": hedging}, y, folds, RATING, calibrate=False, round_mode="always", method="grid")
     assert all(c["rounding"]["applied"] for c in chosen)
     np.testing.assert_array_equal(always, np.round(np.clip(hedging, 1, 5)))
     assert metrics.rmse(y, auto) < metrics.rmse(y, always)
