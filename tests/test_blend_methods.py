@@ -295,3 +295,32 @@ def test_nested_stacker_on_pure_noise_candidates_gains_nothing():
         nested, _ = nested_blend(candidates, y, np.arange(100) % 5, REG, calibrate=False, method="stack")
         gains.append(metrics.rmse(y, signal) - metrics.rmse(y, nested))
     assert np.mean(gains) <= 0.0
+
+
+def test_the_report_states_the_method_and_the_comparison(tmp_path):
+    from audiofold.report import _plot_weights, write_scores_html
+
+    fold = {0: {"rmse": 1.0}, 1: {"rmse": 1.2}}
+    summary = {
+        "task": "regression",
+        "primary": "rmse",
+        "greater_is_better": False,
+        "candidates": {},
+        "blend": {
+            "in_sample": {"overall": {"rmse": 1.0}, "per_fold": fold, "note": "in-sample"},
+            "method": "greedy",
+            "method_requested": "auto",
+            "method_scores": {"grid": 1.1, "greedy": 1.05, "stack": 1.2},
+            "criterion": "rmse",
+            "weights": {"b/h/main": 1.0},
+        },
+    }
+    write_scores_html(summary, tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text()
+    assert "Blend method</b>: greedy ensemble selection (chosen by blend.method auto" in html
+    assert "grid 1.1000, greedy 1.0500, stack 1.2000" in html
+    summary["blend"].update(method="stack", method_requested="stack", method_scores={"stack": 1.0})
+    write_scores_html(summary, tmp_path / "t.html")
+    assert "stacker (cross-fitted linear model" in (tmp_path / "t.html").read_text()
+    _plot_weights({"a": 0.7, "b": 0.3}, str(tmp_path / "w.png"), "stack")
+    assert (tmp_path / "w.png").stat().st_size > 1000

@@ -20,6 +20,7 @@ scales mix fairly). ``predict_blend`` applies the same transform to held-out and
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,8 @@ from .io import load_npz, save_npz, write_json
 from .stack import candidate_shares, fit_stacker, predict_stacker
 from .submit import decide_rounding, finalize_predictions
 from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
 
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
 MIN_IMPROVEMENT = 1e-12
@@ -417,6 +420,15 @@ def blend_files(
         step=step,
         max_candidates=max_candidates,
         greedy_rounds=greedy_rounds,
+    )
+    log.info(
+        "blend method %s (blend.method %s; cross-validated %s per method: %s); OOF %s %.4f",
+        result["method"],
+        method,
+        result["criterion"],
+        ", ".join(f"{m} {v:.4f}" for m, v in result["method_scores"].items()) or "not compared",
+        result["criterion"],
+        result["score"],
     )
     result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
     rounded = result["rounding"]["applied"]
