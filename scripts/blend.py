@@ -1,4 +1,4 @@
-"""Rule blend -> audiofold.blend.blend_files (grid search on the simplex against OOF, rounding decided on it)."""
+"""Rule blend -> audiofold.blend.blend_files (grid, greedy or stacker chosen on OOF; rounding decided on it)."""
 
 from audiofold.blend import blend_files
 from audiofold.rulekit import run_rule
@@ -16,6 +16,8 @@ def main(smk):
         step=smk.params.step,
         max_candidates=smk.params.max_candidates,
         round_mode=smk.params.round,
+        method=smk.params.method,
+        greedy_rounds=smk.params.greedy_rounds,
     )
 
 

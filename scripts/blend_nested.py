@@ -15,6 +15,8 @@ def main(smk):
         step=smk.params.step,
         max_candidates=smk.params.max_candidates,
         round_mode=smk.params.round,
+        method=smk.params.method,
+        greedy_rounds=smk.params.greedy_rounds,
     )
 
 

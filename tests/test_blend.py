@@ -157,7 +157,14 @@ def test_blend_files_decide_rounding_on_the_oof_blend_and_write_what_is_submitte
     tests = {n: str(tmp_path / f"{n}_test.npz") for n in ("a", "b")}
     for mode, rounded in (("auto", False), ("always", True)):
         result = blend_files(
-            paths, tests, rating, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json", round_mode=mode
+            paths,
+            tests,
+            rating,
+            tmp_path / "oof.npz",
+            tmp_path / "test.npz",
+            tmp_path / "w.json",
+            round_mode=mode,
+            method="grid",
         )
         assert result["rounding"]["applied"] is rounded and read_json(tmp_path / "w.json")["rounding"]["mode"] == mode
         P = load_npz(tmp_path / "oof.npz")["P"]

@@ -30,6 +30,8 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
         "seed": 0,
     }
     assert config["submission"]["threshold"] == "auto"
+    without_blend = validate_config({k: v for k, v in copy.deepcopy(base).items() if k != "blend"}, schema)
+    assert without_blend["blend"] == {"step": 0.1, "max_candidates": 6, "method": "auto", "greedy_rounds": 25}
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,8 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
         (lambda c: c["task"].update(scale={"min": 0, "step": 0.5}), "task.scale"),
         (lambda c: c["heads"]["knn"].update(backbones=["wavlm"]), "heads.knn.backbones: 'wavlm' is not a backbone"),
         (lambda c: c["heads"]["knn"].update(backbones=[]), "heads.knn.backbones"),
+        (lambda c: c["blend"].update(method="magic"), "blend.method"),
+        (lambda c: c["blend"].update(greedy_rounds=0), "blend.greedy_rounds"),
     ],
 )
 def test_bad_values_name_their_key(base, schema, mutate, named):

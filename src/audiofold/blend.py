@@ -1,14 +1,26 @@
-"""Blend weights by grid search over the weight simplex against an OOF criterion.
+"""Blend the candidates' OOF predictions into one, by one of three methods chosen on OOF.
+
+- ``grid``: the best weights on a simplex grid (``search_weights``; only the best
+  ``max_candidates`` candidates enter, the grid grows as (1/step)^candidates).
+- ``greedy``: forward ensemble selection with replacement (Caruana et al. 2004, as AutoGluon's
+  weighted ensemble; ``greedy_weights``): add the candidate that most improves the running
+  average, for a number of rounds; weights are the pick counts. Scales to any number of candidates.
+- ``stack``: a linear level-2 model on the candidates (``audiofold.stack``), cross-fitted over the
+  folds for its OOF prediction, refitted on every OOF row for the test prediction.
+- ``auto`` (``fit_blend``): each applicable method is cross-fitted over the folds (fitted on the
+  other folds' OOF rows, applied to the held-out fold) and the best cross-validated one is fitted
+  on all OOF rows.
 
 Criteria: regression kinds -> RMSE (mean over targets); classification -> log loss (accuracy
 ties too often to separate blends); multilabel -> lwlrap of rank-averaged scores (each
 candidate's class columns become ranks scaled to [0, 1], so candidates on different score
-scales mix fairly). ``apply_weights`` applies the same transform to test predictions.
+scales mix fairly). ``predict_blend`` applies the same transform to held-out and test predictions.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +31,28 @@ from scipy.stats import rankdata
 from . import metrics
 from .errors import ConfigError, DataError
 from .io import load_npz, save_npz, write_json
+from .stack import candidate_shares, fit_stacker, predict_stacker
 from .submit import decide_rounding, finalize_predictions
 from .tasks import TaskSpec
 
+log = logging.getLogger(__name__)
+
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
 MIN_IMPROVEMENT = 1e-12
+# In this order: `auto` breaks ties towards the earlier (simpler) method.
+METHODS = ("grid", "greedy", "stack")
+
+
+def _log_loss(y: np.ndarray, P: np.ndarray) -> float:
+    """metrics.classification_log_loss's value without sklearn's per-call validation (a test keeps
+    them equal): the searches evaluate the criterion thousands of times."""
+    P = metrics.normalize_probabilities(P)
+    return float(-np.mean(np.log(P[np.arange(len(P)), np.asarray(y, dtype=np.int64)])))
+
+
+def _lwlrap(y: np.ndarray, P: np.ndarray) -> float:
+    """metrics.lwlrap's value from its per-positive-cell form, ~100x faster than sklearn's LRAP."""
+    return metrics.lwlrap_per_class(y, P)[0]
 
 
 def _criterion(task: TaskSpec) -> tuple[str, bool, Callable[[np.ndarray, np.ndarray], float]]:
@@ -31,8 +60,8 @@ def _criterion(task: TaskSpec) -> tuple[str, bool, Callable[[np.ndarray, np.ndar
     if task.is_regression:
         return "rmse", False, metrics.rmse
     if task.kind == "classification":
-        return "log_loss", False, lambda y, P: metrics.classification_log_loss(y, P, task)
-    return "lwlrap", True, metrics.lwlrap
+        return "log_loss", False, _log_loss
+    return "lwlrap", True, _lwlrap
 
 
 def rank_matrix(P: np.ndarray) -> np.ndarray:
@@ -55,12 +84,15 @@ def _transform(P: np.ndarray, task: TaskSpec) -> np.ndarray:
     return P.reshape(len(P), -1)
 
 
+def _finish(blended: np.ndarray, task: TaskSpec) -> np.ndarray:
+    if task.kind == "classification":
+        return blended / blended.sum(axis=1, keepdims=True)
+    return blended
+
+
 def _combine(weights: np.ndarray, transformed: np.ndarray, task: TaskSpec) -> np.ndarray:
     """Weighted sum of the stacked transformed candidates (N, n, C)."""
-    blended = np.tensordot(weights, transformed, axes=1)
-    if task.kind == "classification":
-        blended = blended / blended.sum(axis=1, keepdims=True)
-    return blended
+    return _finish(np.tensordot(weights, transformed, axes=1), task)
 
 
 def simplex_grid(n_candidates: int, step: float) -> np.ndarray:
@@ -94,6 +126,30 @@ def _check_candidates(candidates: dict[str, np.ndarray], n_rows: int | None = No
             raise DataError(f"blend: candidate {name!r} contains NaN or inf.")
 
 
+def _prepare(candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec) -> dict[str, Any]:
+    """What every method starts from: the criterion, the transformed candidates, each one's score
+    alone and the names ranked best single first (names break ties, so dict order never matters)."""
+    _check_candidates(candidates, n_rows=len(y))
+    criterion, greater_is_better, fn = _criterion(task)
+    sign = 1.0 if greater_is_better else -1.0  # the methods maximise sign * score
+    transformed = {name: _transform(P, task) for name, P in candidates.items()}
+    single_scores = {name: float(fn(y, _combine(np.ones(1), P[None], task))) for name, P in transformed.items()}
+    ranked = sorted(candidates, key=lambda name: (-sign * single_scores[name], name))
+    return {
+        "criterion": criterion,
+        "greater_is_better": greater_is_better,
+        "fn": fn,
+        "sign": sign,
+        "transformed": transformed,
+        "single_scores": single_scores,
+        "ranked": ranked,
+    }
+
+
+def _summary(prep: dict[str, Any]) -> dict[str, Any]:
+    return {key: prep[key] for key in ("criterion", "greater_is_better", "single_scores")}
+
+
 def search_weights(
     candidates: dict[str, np.ndarray],
     y: np.ndarray,
@@ -108,18 +164,12 @@ def search_weights(
     after the same transform), n_grid (points evaluated) and searched (candidates in the grid,
     best single first). Candidates beyond ``max_candidates`` (ranked by single score) get 0.
     """
-    _check_candidates(candidates, n_rows=len(y))
+    prep = _prepare(candidates, y, task)
     if max_candidates < 1:
         raise ConfigError(f"blend.max_candidates: must be >= 1, got {max_candidates}.")
-    criterion, greater_is_better, fn = _criterion(task)
-    sign = 1.0 if greater_is_better else -1.0  # search maximises sign * score
-
-    transformed = {name: _transform(P, task) for name, P in candidates.items()}
-    single_scores = {name: float(fn(y, _combine(np.ones(1), P[None], task))) for name, P in transformed.items()}
-    # best single first; names break ties so the result does not depend on dict order
-    ranked = sorted(candidates, key=lambda name: (-sign * single_scores[name], name))
-    searched = ranked[:max_candidates]
-    stack = np.stack([transformed[name] for name in searched])
+    fn, sign = prep["fn"], prep["sign"]
+    searched = prep["ranked"][:max_candidates]
+    stack = np.stack([prep["transformed"][name] for name in searched])
 
     grid = simplex_grid(len(searched), step)
     best_weights, best_value = grid[0], -np.inf
@@ -132,12 +182,94 @@ def search_weights(
     return {
         "weights": {name: float(chosen.get(name, 0.0)) for name in candidates},
         "score": float(sign * best_value),
-        "criterion": criterion,
-        "greater_is_better": greater_is_better,
-        "single_scores": single_scores,
+        **_summary(prep),
         "n_grid": int(len(grid)),
         "searched": searched,
     }
+
+
+def greedy_weights(
+    candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec, rounds: int = 25
+) -> dict[str, Any]:
+    """Forward ensemble selection with replacement (Caruana et al. 2004; AutoGluon's weighted ensemble).
+
+    Each round adds the candidate whose addition gives the running average the best criterion
+    (ties: the better single candidate), whether or not it improves; the weights are the pick
+    counts of the best round's ensemble (the earliest, if several tie) over its size, so extra
+    rounds never make the result worse. Cost: rounds x candidates criterion evaluations.
+    Returns weights, score, criterion, greater_is_better, single_scores, rounds, rounds_used,
+    picks (candidate names in pick order, up to rounds_used) and trajectory (score after each round).
+    """
+    if rounds < 1:
+        raise ConfigError(f"blend.greedy_rounds: must be >= 1, got {rounds}.")
+    prep = _prepare(candidates, y, task)
+    fn, sign, ranked = prep["fn"], prep["sign"], prep["ranked"]
+    stack = np.stack([prep["transformed"][name] for name in ranked])
+    counts, total = np.zeros(len(ranked)), np.zeros_like(stack[0])
+    picks, trajectory = [], []
+    best_value, best_counts, best_round = -np.inf, counts, 0
+    for r in range(1, rounds + 1):
+        values = np.array([sign * fn(y, _finish((total + P) / r, task)) for P in stack])
+        pick = int(np.flatnonzero(values >= values.max() - MIN_IMPROVEMENT)[0])
+        counts[pick] += 1
+        total = total + stack[pick]
+        picks.append(ranked[pick])
+        trajectory.append(float(sign * values[pick]))
+        if values[pick] > best_value + MIN_IMPROVEMENT:
+            best_value, best_counts, best_round = values[pick], counts.copy(), r
+    chosen = dict(zip(ranked, (best_counts / best_round).tolist()))
+    return {
+        "weights": {name: float(chosen[name]) for name in candidates},
+        "score": float(sign * best_value),
+        **_summary(prep),
+        "rounds": int(rounds),
+        "rounds_used": int(best_round),
+        "picks": picks[:best_round],
+        "trajectory": trajectory,
+    }
+
+
+def stack_weights(candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec) -> dict[str, Any]:
+    """The level-2 stacker (``audiofold.stack``) fitted on these rows.
+
+    Returns stacker (its coefficients and ``candidates``, the feature order), weights (each
+    candidate's share of the absolute coefficients, for the report), score (in-sample: the
+    stacker scored on the rows it was fitted on), criterion, greater_is_better, single_scores.
+    """
+    prep = _prepare(candidates, y, task)
+    names = prep["ranked"]
+    stack = np.stack([prep["transformed"][name] for name in names])
+    stacker = {**fit_stacker(stack, y, task), "candidates": names}
+    shares = candidate_shares(stacker, names)
+    return {
+        "weights": {name: shares[name] for name in candidates},
+        "score": float(prep["fn"](y, predict_stacker(stacker, stack, task))),
+        **_summary(prep),
+        "stacker": stacker,
+    }
+
+
+def fit_method(
+    method: str,
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    task: TaskSpec,
+    *,
+    step: float = 0.1,
+    max_candidates: int = 6,
+    greedy_rounds: int = 25,
+) -> dict[str, Any]:
+    """One method fitted on these rows (``search_weights``, ``greedy_weights`` or ``stack_weights``),
+    its result tagged with ``method``; ``predict_blend`` applies it."""
+    if method == "grid":
+        result = search_weights(candidates, y, task, step=step, max_candidates=max_candidates)
+    elif method == "greedy":
+        result = greedy_weights(candidates, y, task, rounds=greedy_rounds)
+    elif method == "stack":
+        result = stack_weights(candidates, y, task)
+    else:
+        raise ConfigError(f"blend.method: {method!r} is not one of auto, {', '.join(METHODS)}.")
+    return {"method": method, **result}
 
 
 def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], task: TaskSpec) -> np.ndarray:
@@ -152,6 +284,92 @@ def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], 
     stack = np.stack([_transform(candidates[name], task) for name in used])
     w = np.array(list(used.values()), dtype=np.float64)
     return _combine(w / w.sum(), stack, task)
+
+
+def predict_blend(fitted: dict[str, Any], candidates: dict[str, np.ndarray], task: TaskSpec) -> np.ndarray:
+    """The fitted blend (``fit_method`` / ``fit_blend``) applied to candidate predictions of any rows
+    (the same transform as in fitting; multilabel ranks are taken over the rows given)."""
+    if fitted.get("method") != "stack":
+        return apply_weights(fitted["weights"], candidates, task)
+    names = fitted["stacker"]["candidates"]
+    missing = sorted(set(names) - set(candidates))
+    if missing:
+        raise DataError(f"blend: stacked candidate(s) {missing} have no predictions; available: {sorted(candidates)}.")
+    _check_candidates({name: candidates[name] for name in names})
+    stack = np.stack([_transform(candidates[name], task) for name in names])
+    return predict_stacker(fitted["stacker"], stack, task)
+
+
+def cross_fit(
+    method: str, candidates: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, task: TaskSpec, **options
+) -> np.ndarray:
+    """Cross-fitted OOF prediction of one method: for each fold, fitted on the other folds' rows and
+    applied to the fold's rows (transformed over that block, as the test set is)."""
+    folds = np.asarray(folds)
+    first = np.asarray(next(iter(candidates.values())))
+    out = np.full((len(first), first.reshape(len(first), -1).shape[1]), np.nan)
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        fitted = fit_method(method, {n: P[inner] for n, P in candidates.items()}, y[inner], task, **options)
+        out[outer] = predict_blend(fitted, {n: P[outer] for n, P in candidates.items()}, task)
+    return out
+
+
+def applicable_methods(method: str, n_candidates: int, max_candidates: int) -> list[str]:
+    """The methods ``method`` stands for: itself, or for ``auto`` every method, grid only where
+    every candidate fits in it (greedy covers the larger pools)."""
+    if method == "auto":
+        return [m for m in METHODS if m != "grid" or n_candidates <= max_candidates]
+    if method not in METHODS:
+        raise ConfigError(f"blend.method: {method!r} is not one of auto, {', '.join(METHODS)}.")
+    return [method]
+
+
+def fit_blend(
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    task: TaskSpec,
+    *,
+    method: str = "auto",
+    step: float = 0.1,
+    max_candidates: int = 6,
+    greedy_rounds: int = 25,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The whole blend step on OOF rows: choose the method, fit it on every row.
+
+    ``auto`` cross-fits every applicable method over ``folds`` and keeps the best cross-validated
+    criterion (``method_scores``; ties go to the earlier of grid, greedy, stack), so the choice is
+    judged on rows no method was fitted on. ``stack`` is cross-fitted as well, for its OOF.
+    Returns (result, oof blend): result = the winner's ``fit_method`` result on all rows plus
+    ``requested`` (the configured method) and ``method_scores`` (cross-validated criterion per
+    method compared; empty for a plain grid or greedy); its ``score`` is the criterion of the
+    returned OOF blend: in-sample for grid and greedy, cross-fitted for the stacker.
+    """
+    prep = _prepare(candidates, y, task)
+    if max_candidates < 1:
+        raise ConfigError(f"blend.max_candidates: must be >= 1, got {max_candidates}.")
+    methods = applicable_methods(method, len(candidates), max_candidates)
+    options = {"step": step, "max_candidates": max_candidates, "greedy_rounds": greedy_rounds}
+    cross_fitted, method_scores = {}, {}
+    if method in ("auto", "stack"):
+        n_folds = len(np.unique(folds))
+        if n_folds < 2:
+            raise DataError(
+                f"blend.method {method}: cross-fitting needs OOF rows from >= 2 folds, got {n_folds}; "
+                "use blend.method grid or greedy, or more folds."
+            )
+        for m in methods:
+            cross_fitted[m] = cross_fit(m, candidates, y, folds, task, **options)
+            method_scores[m] = float(prep["fn"](y, cross_fitted[m]))
+    chosen, best = methods[0], -np.inf
+    for m in methods if method_scores else []:
+        if prep["sign"] * method_scores[m] > best + MIN_IMPROVEMENT:
+            chosen, best = m, prep["sign"] * method_scores[m]
+    result = fit_method(chosen, candidates, y, task, **options)
+    oof = cross_fitted["stack"] if chosen == "stack" else predict_blend(result, candidates, task)
+    result.update(requested=method, method_scores=method_scores, score=float(prep["fn"](y, oof)))
+    return result, oof
 
 
 def load_candidates(oof_paths: dict[str, str], test_paths: dict[str, str] | None = None):
@@ -186,13 +404,32 @@ def blend_files(
     step: float = 0.1,
     max_candidates: int = 6,
     round_mode: str = "auto",
+    method: str = "auto",
+    greedy_rounds: int = 25,
 ) -> dict:
-    """Blend every ``{backbone}/{head}/{variant}`` candidate; write the blended OOF and test predictions
-    as submitted (``submit.finalize_predictions`` with the rounding decided on the OOF blend) and
-    ``weights_out``: the search result plus ``rounding`` (``submit.decide_rounding``)."""
+    """Blend every ``{backbone}/{head}/{variant}`` candidate (``fit_blend``); write the blended OOF and
+    test predictions as submitted (``submit.finalize_predictions`` with the rounding decided on the
+    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``submit.decide_rounding``)."""
     oof_cands, test_cands, oof, test = load_candidates(oof_paths, test_paths)
-    result = search_weights(oof_cands, oof["y"], task, step=step, max_candidates=max_candidates)
-    oof_blend = apply_weights(result["weights"], oof_cands, task)
+    result, oof_blend = fit_blend(
+        oof_cands,
+        oof["y"],
+        oof["fold"],
+        task,
+        method=method,
+        step=step,
+        max_candidates=max_candidates,
+        greedy_rounds=greedy_rounds,
+    )
+    log.info(
+        "blend method %s (blend.method %s; cross-validated %s per method: %s); OOF %s %.4f",
+        result["method"],
+        method,
+        result["criterion"],
+        ", ".join(f"{m} {v:.4f}" for m, v in result["method_scores"].items()) or "not compared",
+        result["criterion"],
+        result["score"],
+    )
     result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
     rounded = result["rounding"]["applied"]
     save_npz(
@@ -202,7 +439,7 @@ def blend_files(
         y=oof["y"],
         P=finalize_predictions(oof_blend, task, round_to_step=rounded).astype(np.float32),
     )
-    test_blend = apply_weights(result["weights"], test_cands, task)
+    test_blend = predict_blend(result, test_cands, task)
     save_npz(
         test_out, ids=test["ids"], P=finalize_predictions(test_blend, task, round_to_step=rounded).astype(np.float32)
     )

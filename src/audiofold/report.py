@@ -1,9 +1,12 @@
 """The run's summary: ``metrics.json`` (OOF scores per backbone x head x fold, calibration, blend) and plots.
 
 The blend has two scores. ``blend.in_sample``: the blend as submitted (after the rounding
-decision) scored on the OOF rows its calibration, pruning, weights and rounding were chosen on,
-so it flatters. ``blend.nested``: every one of those choices re-made per outer fold on the other
-folds only (``audiofold.nested``), the estimate of what the submission scores.
+decision) scored on the OOF rows its calibration, blend method, pruning, weights and rounding were
+chosen on, so it flatters (a stacker's own predictions are cross-fitted, the rest is not).
+``blend.nested``: every one of those choices re-made per outer fold on the other folds only
+(``audiofold.nested``), the estimate of what the submission scores. ``blend.method`` names the
+method used (``method_requested``: the configured one; ``method_scores``: the cross-validated
+comparison ``auto`` chose by).
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ IN_SAMPLE = "BLEND in-sample (as submitted)"
 NESTED = "BLEND nested (honest)"
 BLEND_NOTES = {
     "in_sample": "the blend as submitted (after the rounding decision), scored on the same OOF rows its "
-    "calibration, candidate pruning, weights and rounding were chosen on: optimistic",
-    "nested": "calibration, pruning, weights and rounding chosen per outer fold on the other folds' OOF rows "
-    "only, then applied to the fold's rows: the estimate of the submission's score",
+    "calibration, blend method, candidate pruning, weights and rounding were chosen on (a stacker's own "
+    "predictions are cross-fitted over the folds): optimistic",
+    "nested": "calibration, blend method, pruning, weights and rounding chosen per outer fold on the other "
+    "folds' OOF rows only, then applied to the fold's rows: the estimate of the submission's score",
+}
+
+
+METHOD_NAMES = {
+    "grid": "grid search on the weight simplex",
+    "greedy": "greedy ensemble selection",
+    "stack": "stacker (cross-fitted linear model on the candidates)",
 }
 
 
@@ -69,17 +80,22 @@ def summarise(
             "note": BLEND_NOTES["in_sample"],
         },
         "nested": _nested_entry(nested_path),
+        "method": weights.get("method", "grid"),  # weights.json from before blend.method was grid search
+        "method_requested": weights.get("requested"),
+        "method_scores": weights.get("method_scores", {}),
         "weights": weights["weights"],
         "criterion": weights.get("criterion"),
         "rounding": weights.get("rounding"),
     }
+    if "stacker" in weights:
+        out["blend"]["stacker"] = weights["stacker"]
     out["baseline"] = baseline
     if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
         out["shift"] = read_json(shift_path)
     write_json(metrics_out, out)
     _plot_scores(out, plots["summary"])
     _plot_truth(y, P, task, plots["truth"])
-    _plot_weights(weights["weights"], plots["weights"])
+    _plot_weights(weights["weights"], plots["weights"], out["blend"]["method"])
     _plot_calibration(out, plots["calibration"])
     if "table" in plots:
         write_scores_html(out, plots["table"])
@@ -134,7 +150,8 @@ def write_scores_html(summary: dict, path: str) -> None:
     table = scores_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
     better = "higher" if summary["greater_is_better"] else "lower"
     rounding = summary["blend"].get("rounding") or {}
-    notes = "".join(
+    notes = method_html(summary["blend"])
+    notes += "".join(
         f"<li><b>{label}</b>: {summary['blend'][key]['note']}</li>"
         for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested"))
         if summary["blend"].get(key)
@@ -154,6 +171,21 @@ def write_scores_html(summary: dict, path: str) -> None:
     )
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
+
+
+def method_html(blend: dict) -> str:
+    """The list item naming the blend method (and, where `auto` compared them, each method's score)."""
+    method = blend.get("method")
+    if not method:
+        return ""
+    line = f"<li><b>Blend method</b>: {METHOD_NAMES.get(method, method)}"
+    if blend.get("method_requested") == "auto":
+        line += " (chosen by blend.method auto"
+        if blend.get("method_scores"):
+            scores = ", ".join(f"{m} {v:.4f}" for m, v in blend["method_scores"].items())
+            line += f"; cross-validated {blend.get('criterion')} over the folds: {scores}"
+        line += ")"
+    return line + "</li>"
 
 
 def shift_html(shift: dict | None) -> str:
@@ -307,15 +339,15 @@ def _plot_truth(y: np.ndarray, P: np.ndarray, task: TaskSpec, path: str) -> None
     _save(fig, path)
 
 
-def _plot_weights(weights: dict[str, float], path: str) -> None:
+def _plot_weights(weights: dict[str, float], path: str, method: str = "grid") -> None:
     plt = _figure()
     names = list(weights)
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
     ax.barh(range(len(names)), [weights[n] for n in names], color="tab:orange")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("blend weight")
-    ax.set_title("Blend weights")
+    ax.set_xlabel("share of the stacker's absolute coefficients" if method == "stack" else "blend weight")
+    ax.set_title(f"Blend weights: {METHOD_NAMES.get(method, method)}")
     _save(fig, path)
 
 

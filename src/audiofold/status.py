@@ -38,6 +38,7 @@ def collect_status(results: str | Path) -> dict:
             "in_sample": metrics["blend"]["in_sample"]["overall"],
             "nested": nested.get("overall"),
             "weights": metrics["blend"].get("weights", {}),
+            "method": metrics["blend"].get("method", "grid"),
         }
     for key in out["preds"]:
         out["preds"][key].sort()
@@ -62,7 +63,7 @@ def format_status(status: dict) -> str:
         weights = ", ".join(f"{k} {w:.2f}" for k, w in status["blend"]["weights"].items() if w)
         lines.append(
             f"blend OOF {primary}, in-sample (weights chosen on these rows): "
-            f"{status['blend']['in_sample'][primary]:.4f} (weights: {weights})"
+            f"{status['blend']['in_sample'][primary]:.4f} (method {status['blend']['method']}; weights: {weights})"
         )
         if status["blend"]["nested"]:
             lines.append(f"blend OOF {primary}, nested (honest): {status['blend']['nested'][primary]:.4f}")

@@ -34,6 +34,8 @@ rule blend:
     params:
         step=config["blend"]["step"],
         max_candidates=config["blend"]["max_candidates"],
+        method=config["blend"]["method"],
+        greedy_rounds=config["blend"]["greedy_rounds"],
         round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
@@ -49,7 +51,7 @@ rule blend:
         "../../scripts/blend.py"
 
 
-# Honest score: calibration, pruning, weights and rounding re-chosen per outer fold on the other folds.
+# Honest score: calibration, blend method, pruning, weights and rounding re-chosen per outer fold on the other folds.
 rule blend_nested:
     input:
         oof=[f"{R}/oof/{b}/{h}/oof.npz" for b, h in CANDIDATES],
@@ -61,6 +63,8 @@ rule blend_nested:
         calibrate=config["calibrate"]["enabled"],
         step=config["blend"]["step"],
         max_candidates=config["blend"]["max_candidates"],
+        method=config["blend"]["method"],
+        greedy_rounds=config["blend"]["greedy_rounds"],
         round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
