@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from audiofold.clips import read_clips
-from audiofold.duplicates import read_hashes
 from audiofold.prepare import prepare
 from audiofold.rulekit import optional_input, run_rule
 
@@ -25,9 +24,9 @@ def main(smk):
     for path in smk.input.get("clips", []):
         clips = read_clips(path)
         skipped |= set(clips.loc[clips["action"] == "skip", "id"])
-    # the content hashes are an input only under cv.group_duplicates (identical clips share a fold)
-    hashes = read_hashes(optional_input(smk, "hashes")) if optional_input(smk, "hashes") else None
-    prepare(config, Path(smk.output.task).parent, skipped=skipped, hashes=hashes)
+    # sets of identical training clips (from the clip table's hashes) under cv.group_duplicates, else None
+    identical = p.identical_clips if p.group_duplicates else None
+    prepare(config, Path(smk.output.task).parent, skipped=skipped, identical=identical)
 
 
 run_rule(snakemake, main)  # noqa: F821

@@ -12,7 +12,8 @@ from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
 from audiofold.cache import file_digest
-from audiofold.duplicates import content_hashes, duplicate_report, find_duplicates, read_hashes, similar_pairs
+from audiofold.duplicates import duplicate_report, find_duplicates, identical_sets, read_hashes, similar_pairs
+from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.prepare import prepare
 from audiofold.report import duplicates_html
@@ -61,6 +62,15 @@ def make_data(tmp_path, n=30, n_test=6, groups=False, copies=COPIES, test_copies
     }
 
 
+def _identical(config, tmp_path):
+    """The sets of identical training clips, as the workflow hands them to prepare: from the validate
+    step's clip table (its ``hash`` column)."""
+    out = tmp_path / "validation"
+    if not (out / "clips.csv").exists():
+        run_validation(config["data"], policy="error", max_seconds=1, shard_clips=8, out_dir=out, progress=False)
+    return identical_sets(pd.read_csv(out / "clips.csv", dtype=str, keep_default_na=False))
+
+
 def _folds(out):
     return pd.read_csv(out / "folds.csv", dtype={"id": str}).set_index("id")["fold"]
 
@@ -72,31 +82,32 @@ def _split_pairs(folds, copies=COPIES):
 # ---- exact duplicates: content hashes and fold groups ---------------------------------------------
 
 
-def test_content_hashes_are_the_cache_digest_and_reach_the_clip_table(tmp_path):
-    config = make_data(tmp_path)
-    table = content_hashes(config["data"], tmp_path / "cache", tmp_path / "hashes.csv", progress=False)
-    audio = tmp_path / "audio"
-    assert table.set_index("id").loc["t03", "hash"] == file_digest(audio / "t03.wav")
-    hashes = read_hashes(tmp_path / "hashes.csv")
-    assert hashes["c3"] == hashes["t03"] != hashes["t04"]
-    assert len(set(hashes.values())) == 30  # 36 training clips, 6 of them copies
+def test_validate_records_the_cache_digest_of_each_clip(tmp_path):
+    config = make_data(tmp_path, test_copies=[("s9", "t05")])
     run_validation(
         config["data"],
         policy="error",
-        max_seconds=5,
+        max_seconds=1,
         shard_clips=8,
         out_dir=tmp_path / "validation",
-        hashes_path=tmp_path / "hashes.csv",
+        cache_dir=tmp_path / "cache",
+        progress=False,
     )
-    clips = pd.read_csv(tmp_path / "validation/clips.csv", dtype=str, keep_default_na=False).set_index("id")
-    assert clips.loc["c3", "hash"] == hashes["t03"] and clips.loc["s1", "hash"] == file_digest(audio / "s1.wav")
+    clips = pd.read_csv(tmp_path / "validation/clips.csv", dtype=str, keep_default_na=False)
+    assert list(clips.columns) == ["id", "split", "path", "chunk", "hash", "action"]
+    audio = tmp_path / "audio"
+    hashes = read_hashes(tmp_path / "validation/clips.csv")
+    assert hashes["t03"] == file_digest(audio / "t03.wav") == file_digest(audio / "t03.wav", tmp_path / "cache")
+    assert any((tmp_path / "cache/files").rglob("*")), "file hashes are remembered in the embedding cache"
+    assert hashes["c3"] == hashes["t03"] != hashes["t04"] and len(set(hashes.values())) == 30  # 36 clips, 6 copies
+    assert read_hashes(tmp_path / "validation/clips.csv", "test")["s9"] == hashes["t05"]
+    assert identical_sets(clips) == sorted([sorted([c, o]) for c, o in COPIES.items()])  # test copies aside
 
 
 def test_identical_training_clips_share_a_fold_unless_group_duplicates_is_off(tmp_path, caplog):
     config = make_data(tmp_path)
-    content_hashes(config["data"], None, tmp_path / "hashes.csv", progress=False)
-    hashes = read_hashes(tmp_path / "hashes.csv")
-    summary = prepare(config, tmp_path / "on", hashes=hashes)
+    identical = _identical(config, tmp_path)
+    summary = prepare(config, tmp_path / "on", identical=identical)
     folds = _folds(tmp_path / "on")
     assert _split_pairs(folds) == []
     assert summary["duplicates"] == {"exact_sets": 6, "exact_clips": 12, "merged_sets": 6, "split_sets": 0}
@@ -108,17 +119,19 @@ def test_identical_training_clips_share_a_fold_unless_group_duplicates_is_off(tm
 
     config["cv"]["group_duplicates"] = False
     with caplog.at_level(logging.WARNING, logger="audiofold.prepare"):
-        summary = prepare(config, tmp_path / "off", hashes=hashes)
+        summary = prepare(config, tmp_path / "off", identical=identical)
     split = _split_pairs(_folds(tmp_path / "off"))
     assert split, "with cv.group_duplicates false, copies may land in different folds (they do for this seed)"
     assert summary["duplicates"]["merged_sets"] == 0 and summary["duplicates"]["split_sets"] == len(split)
     assert "identical training clips" in caplog.text and "cv.group_duplicates is false" in caplog.text
+    # the workflow passes no sets at all then (prepare does not wait for the clip table): the same folds
+    prepare(config, tmp_path / "none")
+    pd.testing.assert_series_equal(_folds(tmp_path / "off"), _folds(tmp_path / "none"))
 
 
 def test_data_without_duplicates_gets_the_same_folds(tmp_path):
     config = make_data(tmp_path, copies={})
-    content_hashes(config["data"], None, tmp_path / "hashes.csv", progress=False)
-    summary = prepare(config, tmp_path / "with", hashes=read_hashes(tmp_path / "hashes.csv"))
+    summary = prepare(config, tmp_path / "with", identical=_identical(config, tmp_path))
     prepare(config, tmp_path / "without")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "with/folds.csv"), pd.read_csv(tmp_path / "without/folds.csv"))
     assert summary["duplicates"]["exact_sets"] == 0
@@ -126,8 +139,7 @@ def test_data_without_duplicates_gets_the_same_folds(tmp_path):
 
 def test_duplicates_join_the_user_groups(tmp_path):
     config = make_data(tmp_path, groups=True)  # c_k is a copy of t0k (speaker p_k) by speaker q_k
-    content_hashes(config["data"], None, tmp_path / "hashes.csv", progress=False)
-    summary = prepare(config, tmp_path / "results", hashes=read_hashes(tmp_path / "hashes.csv"))
+    summary = prepare(config, tmp_path / "results", identical=_identical(config, tmp_path))
     table = pd.read_csv(tmp_path / "results/folds.csv", dtype=str)
     train = pd.read_csv(tmp_path / "train.csv", dtype=str).set_index("clip_id")["speaker"]
     folds = table.set_index("id")["fold"]
@@ -142,12 +154,10 @@ def test_duplicates_join_the_user_groups(tmp_path):
 
 def test_too_few_groups_after_merging_names_group_duplicates(tmp_path):
     config = make_data(tmp_path, n=3, copies={"c0": "t00", "c1": "t01", "c2": "t02"})
-    content_hashes(config["data"], None, tmp_path / "hashes.csv", progress=False)
+    identical = _identical(config, tmp_path)
     config["cv"]["n_folds"] = 4
-    from audiofold.errors import DataError
-
     with pytest.raises(DataError, match=r"cv.group_duplicates .*3 groups, fewer than cv.n_folds=4"):
-        prepare(config, tmp_path / "results", hashes=read_hashes(tmp_path / "hashes.csv"))
+        prepare(config, tmp_path / "results", identical=identical)
 
 
 def test_predefined_folds_are_kept_and_split_copies_warned(tmp_path, caplog):
@@ -156,9 +166,8 @@ def test_predefined_folds_are_kept_and_split_copies_warned(tmp_path, caplog):
     train["fold"] = [i % 3 for i in range(30)] + [(k + 1) % 3 for k in range(6)]  # c_k one fold after t0k
     train.to_csv(tmp_path / "train.csv", index=False)
     config["data"]["fold_column"] = "fold"
-    content_hashes(config["data"], None, tmp_path / "hashes.csv", progress=False)
     with caplog.at_level(logging.WARNING, logger="audiofold.prepare"):
-        summary = prepare(config, tmp_path / "results", hashes=read_hashes(tmp_path / "hashes.csv"))
+        summary = prepare(config, tmp_path / "results", identical=_identical(config, tmp_path))
     folds = _folds(tmp_path / "results")
     assert (folds.to_numpy() == train["fold"].to_numpy()).all()  # left alone
     assert len(_split_pairs(folds)) == 6

@@ -4,9 +4,9 @@ A clip copied into two folds, or into training and test, lets a head score the c
 the out-of-fold score then overstates what the submission will score (the classic leak of FSD and
 BirdCLEF data). Two guards:
 
-- exact duplicates: the ``hashes`` step records each clip's content hash (blake2b of the file's
-  bytes, the embedding cache's ``file_digest``); ``prepare`` puts identical training clips into one
-  fold group (``cv.group_duplicates``);
+- exact duplicates: the ``validate`` step records each clip's content hash (blake2b of the file's
+  bytes, the embedding cache's ``file_digest``) in ``clips.csv``; ``prepare`` puts identical training
+  clips into one fold group (``cv.group_duplicates``);
 - near duplicates (a re-encoded, trimmed or lightly noised copy): the ``duplicates`` step compares
   one backbone's pooled embeddings, standardised, by cosine similarity, and reports pairs at or
   above ``duplicates.threshold`` that straddle folds or train and test. They are reported and
@@ -37,32 +37,30 @@ PAIR_COLUMNS = ["id_a", "id_b", "split_a", "split_b", "fold_a", "fold_b", "simil
 MAX_LISTED = 10  # pairs shown in duplicates.json (and so in metrics.json and the report)
 
 
-def content_hashes(data: dict, cache_dir: str | Path | None, out: str | Path, progress: bool = True) -> pd.DataFrame:
-    """``id, split, path, hash`` of every clip the tables name -> ``out`` (csv).
-
-    The hash is the embedding cache's (``audiofold.cache.file_digest``, remembered under
-    ``cache_dir/files``), so the embed step never reads a file twice to hash it. A clip without a
-    readable file gets an empty hash: the validate step applies the bad-audio policy to it.
-    """
-    from .clips import list_clips  # clips imports prepare, which imports folds: keep module imports acyclic
-
-    clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
+def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: bool = True) -> list[str]:
+    """Content hash of each file (the embedding cache's ``audiofold.cache.file_digest``, remembered
+    under ``cache_dir/files``, so the embed step never reads a file twice to hash it); an empty
+    string for a path without a readable file (the validate step applies the bad-audio policy)."""
     memo = None if cache_dir is None else Path(cache_dir)
     hashes = []
-    for path in tqdm(clips["path"], desc="hash", unit="clip", disable=not progress):
+    for path in tqdm(paths, desc="hash", unit="clip", disable=not progress):
         try:
             hashes.append(file_digest(path, memo) if path else "")
         except OSError:  # a dangling symlink, a loop, an unreadable file
             hashes.append("")
-    clips["hash"] = hashes
-    write_csv(out, clips)
-    n_sets = len(duplicate_sets(clips["hash"].to_numpy(dtype=object)))
-    log.info("hashed %d clip(s); %d set(s) of clips with identical content", len(clips), n_sets)
-    return clips
+    return hashes
+
+
+def identical_sets(clips: pd.DataFrame, split: str = "train") -> list[list[str]]:
+    """Ids of one split's clips with identical content (two or more per set), from the clip table's
+    ``hash`` column; sorted, so the list is stable (prepare's param: it reruns when these change)."""
+    rows = clips[clips["split"] == split]
+    sets = [sorted(rows["id"].iloc[ix].tolist()) for ix in duplicate_sets(rows["hash"].to_numpy(dtype=object))]
+    return sorted(sets)
 
 
 def read_hashes(path: str | Path, split: str = "train") -> dict[str, str]:
-    """id -> content hash of one split's clips, from ``hashes.csv`` (or ``clips.csv``, which copies it)."""
+    """id -> content hash of one split's clips, from ``validation/clips.csv``."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     rows = table[table["split"] == split]
     return dict(zip(rows["id"], rows["hash"]))

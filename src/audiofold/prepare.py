@@ -100,7 +100,7 @@ def prepare(
     config: dict,
     out_dir: str | Path,
     skipped: set[str] | frozenset[str] = frozenset(),
-    hashes: dict[str, str] | None = None,
+    identical: list[list[str]] | None = None,
 ) -> dict:
     """Write ``task.json``, ``folds.csv`` and ``targets.npz`` under ``out_dir``; return the task summary.
 
@@ -108,10 +108,10 @@ def prepare(
     skip``, from the validate step) are then left out of the targets. The clip list and audio paths
     are the validate step's (``audiofold.clips``): nothing here decides what is embedded.
 
-    ``hashes`` (training id -> content hash of its audio file, from the ``hashes`` step) lets
-    ``cv.group_duplicates`` (default true) put identical training clips into one fold group, merged
-    with ``data.group_column``'s groups; predefined folds are kept, with a warning where identical
-    clips straddle them.
+    ``identical`` (sets of training ids whose audio files have the same content, from the validate
+    step's hashes) lets ``cv.group_duplicates`` (default true) put each set into one fold group, merged
+    with ``data.group_column``'s groups; predefined folds are kept, with a warning where a set
+    straddles them.
     """
     out_dir = Path(out_dir)
     data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
@@ -150,11 +150,11 @@ def prepare(
     predefined = None
     if data.get("fold_column"):
         predefined = _column(train, data["fold_column"], data["train_csv"], "data.fold_column")
-    train_hashes = None if hashes is None else np.asarray([hashes.get(i, "") for i in train_ids], dtype=object)
-    dup_sets = [] if train_hashes is None else duplicate_sets(train_hashes)
+    set_of_row = _identical_set_per_row(train_ids, identical or [])
+    dup_sets = duplicate_sets(set_of_row)
     merged, groups_from = 0, "data.group_column"
     if dup_sets and cv.get("group_duplicates", True) and predefined is None:
-        groups, merged = _groups_with_duplicates(train_ids, groups, train_hashes, dup_sets)
+        groups, merged = _groups_with_duplicates(train_ids, groups, set_of_row, dup_sets)
         if merged:
             groups_from = (
                 "data.group_column merged with identical clips (cv.group_duplicates)"
@@ -210,7 +210,7 @@ def prepare(
         "n_folds": n_folds,
         "n_skipped": len(set(skipped) & set(train_ids)),
     }
-    if hashes is not None:
+    if identical is not None:
         summary["duplicates"] = {
             "exact_sets": len(dup_sets),
             "exact_clips": int(sum(len(ix) for ix in dup_sets)),
@@ -228,8 +228,14 @@ def prepare(
     return summary
 
 
+def _identical_set_per_row(ids: list[str], identical: list[list[str]]) -> np.ndarray:
+    """Per training row, the index (as text) of its set of identical clips, empty for rows in none."""
+    where = {clip_id: str(k) for k, members in enumerate(identical) for clip_id in members}
+    return np.asarray([where.get(i, "") for i in ids], dtype=object)
+
+
 def _groups_with_duplicates(
-    ids: list[str], groups: np.ndarray | None, hashes: np.ndarray, sets: list[np.ndarray]
+    ids: list[str], groups: np.ndarray | None, set_of_row: np.ndarray, sets: list[np.ndarray]
 ) -> tuple[np.ndarray | None, int]:
     """(fold groups with identical clips joined, number of duplicate sets that joined two or more groups).
 
@@ -241,7 +247,7 @@ def _groups_with_duplicates(
     merged = sum(len(pd.unique(before[ix])) > 1 for ix in sets)
     if not merged:
         return groups, 0
-    component = merge_groups([hashes, groups])
+    component = merge_groups([set_of_row, groups])
     first_row = pd.Series(np.arange(len(component))).groupby(component).first().to_numpy()
     return before[first_row][component], int(merged)
 

@@ -208,18 +208,18 @@ def _resolved(path: str) -> Path:
         return Path(os.path.abspath(path))
 
 
-def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir, hashes_path=None) -> dict:
+def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir, cache_dir=None, progress=True) -> dict:
     """File-level entry point for the rule script: list the clips (with their chunks), then check them.
 
-    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, [hash,] action``) under
-    ``out_dir``; ``hash`` (the file's content hash) is copied from ``hashes_path`` (the ``hashes``
-    step's table, ``audiofold.duplicates.content_hashes``) when given.
+    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, hash, action``) under
+    ``out_dir``; ``hash`` is the file's content hash (``audiofold.duplicates.content_hashes``, remembered
+    in the embedding cache under ``cache_dir``; empty without a readable file): identical clips are duplicates.
     """
+    from .duplicates import content_hashes
+
     out_dir = Path(out_dir)
     clips = list_clips(data, shard_clips, missing_ok=policy != "error")
-    if hashes_path is not None:
-        hashes = pd.read_csv(hashes_path, dtype=str, keep_default_na=False)[["id", "split", "hash"]]
-        clips = clips.merge(hashes, on=["id", "split"], how="left", validate="one_to_one").fillna({"hash": ""})
+    clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
     audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
     return validate(
         clips,
@@ -229,4 +229,5 @@ def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir, has
         audio_dirs=audio_dirs,
         report_out=out_dir / "report.json",
         manifest_out=out_dir / "clips.csv",
+        progress=progress,
     )
