@@ -15,6 +15,7 @@ DOWNSTREAM_OF_EMBED = {
     "refit",
     "collect_oof",
     "shift",
+    "duplicates",
     "calibrate",
     "blend",
     "blend_nested",
@@ -47,6 +48,8 @@ def _planned(wd, change: dict) -> set[str]:
         ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
         ({"cache_dir": "elsewhere"}, set()),
         ({"resources": {"gpu_heads": ["linear"]}}, set()),
+        ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
+        ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
     ],
     ids=[
         "nothing",
@@ -57,6 +60,8 @@ def _planned(wd, change: dict) -> set[str]:
         "calibrate.enabled",
         "cache_dir",
         "resources",
+        "duplicates.threshold",
+        "cv.group_duplicates",
     ],
 )
 def test_a_key_reruns_only_what_reads_it(done, change, expected):
