@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from audiofold.clips import read_clips
+from audiofold.duplicates import identical_sets
 from audiofold.prepare import prepare
 from audiofold.rulekit import optional_input, run_rule
 
@@ -24,8 +25,9 @@ def main(smk):
     for path in smk.input.get("clips", []):
         clips = read_clips(path)
         skipped |= set(clips.loc[clips["action"] == "skip", "id"])
-    # sets of identical training clips (from the clip table's hashes) under cv.group_duplicates, else None
-    identical = p.identical_clips if p.group_duplicates else None
+    # the content hashes are an input only under cv.group_duplicates: sets of identical training clips
+    hashes = optional_input(smk, "hashes")
+    identical = identical_sets(read_clips(hashes)) if hashes else None
     prepare(config, Path(smk.output.task).parent, skipped=skipped, identical=identical)
 
 

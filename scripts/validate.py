@@ -17,8 +17,7 @@ def main(smk):
         max_seconds=smk.params.max_seconds,
         shard_clips=smk.params.shard_clips,
         out_dir=Path(smk.output.report).parent,
-        # the embedding cache remembers file hashes; its place is not a param: moving it must not rerun anything
-        cache_dir=smk.config.get("cache_dir") or f"{smk.config['results_dir']}/cache",
+        hashes_path=smk.input.hashes,
     )
 
 

@@ -12,7 +12,14 @@ from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
 from audiofold.cache import file_digest
-from audiofold.duplicates import duplicate_report, find_duplicates, identical_sets, read_hashes, similar_pairs
+from audiofold.duplicates import (
+    duplicate_report,
+    find_duplicates,
+    hash_clips,
+    identical_sets,
+    read_hashes,
+    similar_pairs,
+)
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.prepare import prepare
@@ -82,7 +89,7 @@ def _split_pairs(folds, copies=COPIES):
 # ---- exact duplicates: content hashes and fold groups ---------------------------------------------
 
 
-def test_validate_records_the_cache_digest_of_each_clip(tmp_path):
+def test_each_clip_gets_the_cache_digest_of_its_file(tmp_path):
     config = make_data(tmp_path, test_copies=[("s9", "t05")])
     run_validation(
         config["data"],
@@ -102,6 +109,22 @@ def test_validate_records_the_cache_digest_of_each_clip(tmp_path):
     assert hashes["c3"] == hashes["t03"] != hashes["t04"] and len(set(hashes.values())) == 30  # 36 clips, 6 copies
     assert read_hashes(tmp_path / "validation/clips.csv", "test")["s9"] == hashes["t05"]
     assert identical_sets(clips) == sorted([sorted([c, o]) for c, o in COPIES.items()])  # test copies aside
+
+    # the workflow hashes in its own step (prepare reads it without waiting for validate); validate copies it
+    table = hash_clips(config["data"], tmp_path / "cache", tmp_path / "hashes.csv", progress=False)
+    assert table["hash"].tolist() == clips["hash"].tolist()
+    run_validation(
+        config["data"],
+        policy="error",
+        max_seconds=1,
+        shard_clips=8,
+        out_dir=tmp_path / "copied",
+        hashes_path=tmp_path / "hashes.csv",
+        progress=False,
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "copied/clips.csv"), pd.read_csv(tmp_path / "validation/clips.csv")
+    )
 
 
 def test_identical_training_clips_share_a_fold_unless_group_duplicates_is_off(tmp_path, caplog):

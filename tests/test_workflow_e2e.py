@@ -150,7 +150,7 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     config = small_config("classification")
     wd = workdir(config)
     before = _jobs_to_run(wd)  # a fresh run: the chunks are known once the validate checkpoint has run
-    assert before["demo_data"] == before["validate"] == 1 and "embed" not in before
+    assert before["demo_data"] == before["hashes"] == before["validate"] == 1 and "embed" not in before
     snakemake(wd, "--cores", "2", "validate")
     planned = _jobs_to_run(wd)
     n_folds, n_backbones, n_heads = 3, len(config["backbones"]), len(config["heads"])

@@ -4,9 +4,9 @@ A clip copied into two folds, or into training and test, lets a head score the c
 the out-of-fold score then overstates what the submission will score (the classic leak of FSD and
 BirdCLEF data). Two guards:
 
-- exact duplicates: the ``validate`` step records each clip's content hash (blake2b of the file's
-  bytes, the embedding cache's ``file_digest``) in ``clips.csv``; ``prepare`` puts identical training
-  clips into one fold group (``cv.group_duplicates``);
+- exact duplicates: the ``hashes`` step records each clip's content hash (blake2b of the file's
+  bytes, the embedding cache's ``file_digest``), which ``validate`` copies into ``clips.csv``;
+  ``prepare`` puts identical training clips into one fold group (``cv.group_duplicates``);
 - near duplicates (a re-encoded, trimmed or lightly noised copy): the ``duplicates`` step compares
   one backbone's pooled embeddings, standardised, by cosine similarity, and reports pairs at or
   above ``duplicates.threshold`` that straddle folds or train and test. They are reported and
@@ -51,16 +51,35 @@ def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: boo
     return hashes
 
 
+def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progress: bool = True) -> pd.DataFrame:
+    """The ``hashes`` step: ``id, split, path, hash`` of every clip the tables name -> ``out`` (csv).
+
+    Lenient about missing and unreadable files (empty hash): the validate step applies the bad-audio
+    policy to them.
+    """
+    from .clips import list_clips  # clips imports prepare, which imports folds: keep module imports acyclic
+
+    clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
+    clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
+    write_csv(out, clips)
+    log.info(
+        "hashed %d clip(s); %d set(s) of training clips with identical content",
+        len(clips),
+        len(identical_sets(clips)),
+    )
+    return clips
+
+
 def identical_sets(clips: pd.DataFrame, split: str = "train") -> list[list[str]]:
     """Ids of one split's clips with identical content (two or more per set), from the clip table's
-    ``hash`` column; sorted, so the list is stable (prepare's param: it reruns when these change)."""
+    ``hash`` column (``hashes.csv`` or ``clips.csv``); sorted, so the list is stable."""
     rows = clips[clips["split"] == split]
     sets = [sorted(rows["id"].iloc[ix].tolist()) for ix in duplicate_sets(rows["hash"].to_numpy(dtype=object))]
     return sorted(sets)
 
 
 def read_hashes(path: str | Path, split: str = "train") -> dict[str, str]:
-    """id -> content hash of one split's clips, from ``validation/clips.csv``."""
+    """id -> content hash of one split's clips, from ``validation/hashes.csv`` or ``clips.csv``."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     rows = table[table["split"] == split]
     return dict(zip(rows["id"], rows["hash"]))

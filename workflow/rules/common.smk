@@ -7,7 +7,6 @@ from snakemake.io import contains_wildcard
 
 from audiofold.backbones import declared_sample_rate
 from audiofold.clips import chunk_names, read_clips
-from audiofold.duplicates import identical_sets
 
 R = config["results_dir"]
 N_FOLDS = config["cv"]["n_folds"]
@@ -102,23 +101,6 @@ def clip_table():
     """The validated clip table (id, split, path, chunk, action): known once the validate checkpoint ran."""
     path = checkpoints.validate.get().output.clips
     return _clip_table(path, os.stat(path).st_mtime_ns)
-
-
-def prepare_clip_table():
-    """prepare's clip table input: under audio.bad_audio skip its skipped rows leave the targets (any
-    change reruns prepare); under cv.group_duplicates only the identical-clip sets, a param, matter."""
-    if config["audio"]["bad_audio"] == "skip":
-        return [rules.validate.output.clips]
-    if config["cv"]["group_duplicates"]:
-        return [ancient(rules.validate.output.clips)]
-    return []
-
-
-def identical_training_clips(wildcards):
-    """Sets of training ids whose files have identical content (empty unless cv.group_duplicates)."""
-    if not config["cv"]["group_duplicates"]:
-        return []
-    return identical_sets(clip_table())
 
 
 def chunks(split):
