@@ -49,6 +49,7 @@ def _planned(wd, change: dict) -> set[str]:
         ({"cache_dir": "elsewhere"}, set()),
         ({"resources": {"gpu_heads": ["linear"]}}, set()),
         ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
+        ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "metrics", "all"}),
         ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
     ],
     ids=[
@@ -61,6 +62,7 @@ def _planned(wd, change: dict) -> set[str]:
         "cache_dir",
         "resources",
         "duplicates.threshold",
+        "duplicates.backbone",
         "cv.group_duplicates",
     ],
 )
