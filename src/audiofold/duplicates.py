@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import file_digest
+from .clips import list_clips
 from .folds import duplicate_sets
 from .io import read_json, write_csv, write_json
 
@@ -57,8 +58,6 @@ def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progre
     Lenient about missing and unreadable files (empty hash): the validate step applies the bad-audio
     policy to them.
     """
-    from .clips import list_clips  # clips imports prepare, which imports folds: keep module imports acyclic
-
     clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
     clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
     write_csv(out, clips)
