@@ -19,6 +19,7 @@ def main(smk):
         plots={k: smk.output[k] for k in ("summary", "truth", "weights", "calibration", "table")},
         plot_data={"truth": smk.output.truth_data, "per_class": smk.output.per_class_data},
         shift_path=smk.input.shift,
+        duplicates_path=smk.input.duplicates,
     )
 
 

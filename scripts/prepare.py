@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from audiofold.clips import read_clips
+from audiofold.duplicates import identical_sets
 from audiofold.prepare import prepare
 from audiofold.rulekit import optional_input, run_rule
 
@@ -16,7 +17,7 @@ def main(smk):
     config = {
         "data": data,
         "task": {"kind": p.kind, "label_sep": p.label_sep, "classes": p.classes, "scale": p.scale},
-        "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins},
+        "cv": {"n_folds": p.n_folds, "n_bins": p.n_bins, "group_duplicates": p.group_duplicates},
         "seed": p.seed,
     }
     # the clip table is an input only under audio.bad_audio: skip (no row is dropped otherwise)
@@ -24,7 +25,10 @@ def main(smk):
     for path in smk.input.get("clips", []):
         clips = read_clips(path)
         skipped |= set(clips.loc[clips["action"] == "skip", "id"])
-    prepare(config, Path(smk.output.task).parent, skipped=skipped)
+    # the content hashes are an input only under cv.group_duplicates: sets of identical training clips
+    hashes = optional_input(smk, "hashes")
+    identical = identical_sets(read_clips(hashes)) if hashes else None
+    prepare(config, Path(smk.output.task).parent, skipped=skipped, identical=identical)
 
 
 run_rule(snakemake, main)  # noqa: F821

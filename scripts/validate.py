@@ -17,6 +17,7 @@ def main(smk):
         max_seconds=smk.params.max_seconds,
         shard_clips=smk.params.shard_clips,
         out_dir=Path(smk.output.report).parent,
+        hashes_path=smk.input.hashes,
     )
 
 

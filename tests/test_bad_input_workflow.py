@@ -90,14 +90,22 @@ def test_a_clip_replaced_by_an_older_file_reruns_validate(validated):
 
 
 @pytest.mark.parametrize("change", ["added", "removed"])
-def test_an_added_or_removed_clip_reruns_validate(validated, change):
-    """The clip list changes; prepare (folds, targets) reads only the tables and stays."""
+@pytest.mark.parametrize("group_duplicates", [True, False])
+def test_an_added_or_removed_clip_reruns_validate(validated, change, group_duplicates):
+    """The clip list changes. prepare (folds, targets) reads the tables and, under cv.group_duplicates
+    (the default), the content hashes (identical training clips share a fold), which are hashed again."""
+    if not group_duplicates:
+        config = yaml.safe_load((validated / "config.yaml").read_text())
+        config["cv"]["group_duplicates"] = False
+        (validated / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        snakemake(validated, "--cores", "1", REPORT, TARGETS)
     if change == "added":
         sf.write(validated / "train/extra {take}.wav", tone(440), 8000)  # braces: not a Snakemake wildcard
     else:
         (validated / "test/te2.wav").unlink()
     plan = planned(validated)
-    assert "rule validate" in plan and "rule prepare" not in plan
+    assert "rule validate" in plan and "rule hashes" in plan
+    assert ("rule prepare" in plan) == group_duplicates
 
 
 def test_an_unknown_backbone_type_is_a_plain_message_at_start_up(tmp_path):

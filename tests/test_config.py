@@ -50,6 +50,8 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
         (lambda c: c["heads"]["knn"].update(backbones=[]), "heads.knn.backbones"),
         (lambda c: c["blend"].update(method="magic"), "blend.method"),
         (lambda c: c["blend"].update(greedy_rounds=0), "blend.greedy_rounds"),
+        (lambda c: c.update(duplicates={"backbone": "wavlm"}), "duplicates.backbone: 'wavlm' is not a backbone"),
+        (lambda c: c.update(duplicates={"threshold": 1.5}), "duplicates.threshold"),
     ],
 )
 def test_bad_values_name_their_key(base, schema, mutate, named):
@@ -60,7 +62,7 @@ def test_bad_values_name_their_key(base, schema, mutate, named):
 
 def test_unknown_key_lists_allowed_keys(base, schema):
     base["cv"]["n_fold"] = 3
-    with pytest.raises(ConfigError, match="Allowed keys here: n_bins, n_folds"):
+    with pytest.raises(ConfigError, match="Allowed keys here: group_duplicates, n_bins, n_folds"):
         validate_config(base, schema)
 
 

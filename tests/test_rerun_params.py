@@ -15,6 +15,7 @@ DOWNSTREAM_OF_EMBED = {
     "refit",
     "collect_oof",
     "shift",
+    "duplicates",
     "calibrate",
     "blend",
     "blend_nested",
@@ -49,6 +50,9 @@ def _planned(wd, change: dict) -> set[str]:
         ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
         ({"cache_dir": "elsewhere"}, set()),
         ({"resources": {"gpu_heads": ["linear"]}}, set()),
+        ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
+        ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "metrics", "all"}),
+        ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
     ],
     ids=[
         "nothing",
@@ -61,6 +65,9 @@ def _planned(wd, change: dict) -> set[str]:
         "calibrate.enabled",
         "cache_dir",
         "resources",
+        "duplicates.threshold",
+        "duplicates.backbone",
+        "cv.group_duplicates",
     ],
 )
 def test_a_key_reruns_only_what_reads_it(done, change, expected):

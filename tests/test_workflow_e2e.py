@@ -70,6 +70,16 @@ def test_workflow_end_to_end(kind, finished_runs, tmp_path):
     assert np.isfinite(nested_oof["P"]).all() and nested["overall"][primary] == pytest.approx(
         metrics_of(nested_oof, wd)[primary], rel=1e-5
     )
+    # duplicate clips: counted in metrics.json, the pairs in validation/duplicates.csv
+    dups = metrics["duplicates"]
+    pairs = pd.read_csv(wd / "results/validation/duplicates.csv", dtype=str)
+    near, across = pairs["kind"] == "near", pairs["split_b"] == "train"
+    assert dups["backbone"] == "logmel" and dups["threshold"] == 0.995
+    assert (dups["near_pairs_across_folds"], dups["near_pairs_train_test"]) == (
+        (near & across).sum(),
+        (near & ~across).sum(),
+    )
+    assert "hash" in pd.read_csv(wd / "results/validation/clips.csv", nrows=1).columns
     assert metrics["candidates"], "every backbone x head should be scored"
     for entry in metrics["candidates"].values():
         assert set(entry["per_fold"]) == {"0", "1", "2"}
@@ -140,7 +150,7 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     config = small_config("classification")
     wd = workdir(config)
     before = _jobs_to_run(wd)  # a fresh run: the chunks are known once the validate checkpoint has run
-    assert before["demo_data"] == before["validate"] == 1 and "embed" not in before
+    assert before["demo_data"] == before["hashes"] == before["validate"] == 1 and "embed" not in before
     snakemake(wd, "--cores", "2", "validate")
     planned = _jobs_to_run(wd)
     n_folds, n_backbones, n_heads = 3, len(config["backbones"]), len(config["heads"])
@@ -152,6 +162,7 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     assert planned["refit"] == n_backbones * n_heads  # cv.test_predictions: refit (default)
     assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
     assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["shift"] == 1
+    assert planned["duplicates"] == 1  # identical and near-duplicate clips, on the first backbone
 
 
 def test_bad_config_key_is_named(workdir):

@@ -116,6 +116,12 @@ def _check_consistency(config: dict, source: str) -> None:
                 f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
                 f"this config; choose from {', '.join(config.get('backbones', {}))}."
             )
+    dup_backbone = config.get("duplicates", {}).get("backbone")
+    if dup_backbone is not None and dup_backbone not in config.get("backbones", {}):
+        raise ConfigError(
+            f"{source}: key duplicates.backbone: {dup_backbone!r} is not a backbone in this config; "
+            f"choose from {', '.join(config.get('backbones', {}))} (or null for the first)."
+        )
     scale = config.get("task", {}).get("scale")
     if scale is not None and not scale["min"] < scale["max"]:
         raise ConfigError(

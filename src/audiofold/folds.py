@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from .errors import DataError
@@ -30,8 +32,12 @@ def make_folds(
     groups: np.ndarray | None = None,
     predefined: np.ndarray | None = None,
     n_bins: int = 10,
+    groups_from: str = "data.group_column",
 ) -> tuple[np.ndarray, str]:
-    """Fold index (0..K-1) per row and a one-line description of the scheme used."""
+    """Fold index (0..K-1) per row and a one-line description of the scheme used.
+
+    ``groups_from`` names where the groups came from, for the error when there are too few of them.
+    """
     n = len(y)
     if predefined is not None:
         values = pd.Series(predefined)
@@ -50,7 +56,7 @@ def make_folds(
         n_groups = len(pd.unique(groups))
         if n_groups < n_folds:
             raise DataError(
-                f"data.group_column has {n_groups} groups, fewer than cv.n_folds={n_folds}: every fold needs a "
+                f"{groups_from} has {n_groups} groups, fewer than cv.n_folds={n_folds}: every fold needs a "
                 f"group of its own. Set cv.n_folds to at most {n_groups} (or data.group_column: null)."
             )
 
@@ -108,3 +114,32 @@ def _multilabel_group_splits(y: np.ndarray, groups: np.ndarray, n_folds: int, se
     row_fold = group_fold[codes]
     splits = [(np.flatnonzero(row_fold != k), np.flatnonzero(row_fold == k)) for k in range(n_folds)]
     return splits, "multilabel-stratified group k-fold (iterative stratification over groups)"
+
+
+def duplicate_sets(hashes: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each set of two or more rows with the same non-empty content hash, in row order."""
+    codes, uniques = pd.factorize(pd.Series(hashes, dtype=object).replace("", None))
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return [np.flatnonzero(codes == c) for c in np.flatnonzero(counts > 1)]
+
+
+def merge_groups(keys: list[np.ndarray | None]) -> np.ndarray:
+    """Connected components of rows linked by any shared key value (union-find over several columns).
+
+    Each array in ``keys`` gives one value per row; ``None``/empty values link nothing. Returns the
+    component index per row, numbered in order of each component's first row.
+    """
+    n = len(next(k for k in keys if k is not None))
+    rows, nodes, n_nodes = [], [], n
+    for key in keys:
+        if key is None:
+            continue
+        codes, uniques = pd.factorize(pd.Series(key, dtype=object).replace("", None))
+        linked = np.flatnonzero(codes >= 0)
+        rows.append(linked)
+        nodes.append(n_nodes + codes[linked])  # one node per key value, joined to each of its rows
+        n_nodes += len(uniques)
+    a, b = np.concatenate(rows or [[]]).astype(np.int64), np.concatenate(nodes or [[]]).astype(np.int64)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    return pd.factorize(labels[:n])[0].astype(np.int64)  # numbered by first appearance: stable

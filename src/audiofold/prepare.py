@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .folds import make_folds
+from .folds import duplicate_sets, make_folds, merge_groups
 from .io import save_npz, write_csv, write_json, write_meta
 from .tables import id_column_values, raw_column, read_table
 from .tasks import infer_task
@@ -96,12 +96,22 @@ def _file_or_broken_link(path: Path) -> bool:
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str] = frozenset()) -> dict:
+def prepare(
+    config: dict,
+    out_dir: str | Path,
+    skipped: set[str] | frozenset[str] = frozenset(),
+    identical: list[list[str]] | None = None,
+) -> dict:
     """Write ``task.json``, ``folds.csv`` and ``targets.npz`` under ``out_dir``; return the task summary.
 
     Folds are made on every training row; the rows in ``skipped`` (bad clips under ``audio.bad_audio:
     skip``, from the validate step) are then left out of the targets. The clip list and audio paths
     are the validate step's (``audiofold.clips``): nothing here decides what is embedded.
+
+    ``identical`` (sets of training ids whose audio files have the same content, from the validate
+    step's hashes) lets ``cv.group_duplicates`` (default true) put each set into one fold group, merged
+    with ``data.group_column``'s groups; predefined folds are kept, with a warning where a set
+    straddles them.
     """
     out_dir = Path(out_dir)
     data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
@@ -140,6 +150,17 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     predefined = None
     if data.get("fold_column"):
         predefined = _column(train, data["fold_column"], data["train_csv"], "data.fold_column")
+    set_of_row = _identical_set_per_row(train_ids, identical or [])
+    dup_sets = duplicate_sets(set_of_row)
+    merged, groups_from = 0, "data.group_column"
+    if dup_sets and cv.get("group_duplicates", True) and predefined is None:
+        groups, merged = _groups_with_duplicates(train_ids, groups, set_of_row, dup_sets)
+        if merged:
+            groups_from = (
+                "data.group_column merged with identical clips (cv.group_duplicates)"
+                if data.get("group_column")
+                else "cv.group_duplicates (each clip a group, identical clips one)"
+            )
     folds, scheme = make_folds(
         y,
         spec,
@@ -148,13 +169,31 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
         groups=groups,
         predefined=predefined,
         n_bins=cv.get("n_bins", 10),
+        groups_from=groups_from,
     )
+    if merged:
+        scheme += f"; {merged} set(s) of identical clips kept in one fold (cv.group_duplicates)"
     n_folds = int(folds.max()) + 1
     if n_folds != cv.get("n_folds", 5):
         raise DataError(
             f"data.fold_column gives {n_folds} folds but cv.n_folds is {cv.get('n_folds', 5)}; make them agree."
         )
     log.info("folds: %s", scheme)
+
+    split_sets = [ix for ix in dup_sets if len(set(folds[ix])) > 1]
+    if split_sets:
+        why = (
+            "data.fold_column is used as given"
+            if predefined is not None
+            else "cv.group_duplicates is false; set it to true to keep them in one fold"
+        )
+        log.warning(
+            "%d set(s) of identical training clips (the same file content) lie in more than one fold (%s), "
+            "so OOF scores may overstate: e.g. %s",
+            len(split_sets),
+            why,
+            "; ".join(", ".join(repr(train_ids[i]) for i in ix[:4]) for ix in split_sets[:5]),
+        )
 
     test_table = test if test is not None else sample
     n_test = len(test_table) if test_table is not None else 0
@@ -171,6 +210,13 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
         "n_folds": n_folds,
         "n_skipped": len(set(skipped) & set(train_ids)),
     }
+    if identical is not None:
+        summary["duplicates"] = {
+            "exact_sets": len(dup_sets),
+            "exact_clips": int(sum(len(ix) for ix in dup_sets)),
+            "merged_sets": merged,
+            "split_sets": len(split_sets),
+        }
     write_json(out_dir / "task.json", summary)
     write_csv(out_dir / "folds.csv", fold_table)
     write_meta(out_dir / "folds.csv", scheme=scheme, n_rows=len(fold_table), seed=config.get("seed", 42))
@@ -180,6 +226,30 @@ def prepare(config: dict, out_dir: str | Path, skipped: set[str] | frozenset[str
     targets = drop_skipped(targets, set(skipped))
     save_npz(out_dir / "targets.npz", **targets)
     return summary
+
+
+def _identical_set_per_row(ids: list[str], identical: list[list[str]]) -> np.ndarray:
+    """Per training row, the index (as text) of its set of identical clips, empty for rows in none."""
+    where = {clip_id: str(k) for k, members in enumerate(identical) for clip_id in members}
+    return np.asarray([where.get(i, "") for i in ids], dtype=object)
+
+
+def _groups_with_duplicates(
+    ids: list[str], groups: np.ndarray | None, set_of_row: np.ndarray, sets: list[np.ndarray]
+) -> tuple[np.ndarray | None, int]:
+    """(fold groups with identical clips joined, number of duplicate sets that joined two or more groups).
+
+    Without ``data.group_column`` every clip is its own group. A merged group is named after its first
+    row's group (or id), so untouched groups keep their names; with nothing to merge the groups are
+    returned unchanged (and without user groups, none), so data without duplicates gets the same folds.
+    """
+    before = groups if groups is not None else np.asarray(ids, dtype=object)
+    merged = sum(len(pd.unique(before[ix])) > 1 for ix in sets)
+    if not merged:
+        return groups, 0
+    component = merge_groups([set_of_row, groups])
+    first_row = pd.Series(np.arange(len(component))).groupby(component).first().to_numpy()
+    return before[first_row][component], int(merged)
 
 
 def drop_skipped(targets: dict[str, np.ndarray], skipped: set[str]) -> dict[str, np.ndarray]:

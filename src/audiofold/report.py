@@ -53,6 +53,7 @@ def summarise(
     plots: dict[str, str],
     plot_data: dict[str, str] | None = None,
     shift_path: str | None = None,
+    duplicates_path: str | None = None,
 ) -> dict:
     primary, greater = metrics.primary(task.kind)
     out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
@@ -92,6 +93,8 @@ def summarise(
     out["baseline"] = baseline
     if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
         out["shift"] = read_json(shift_path)
+    if duplicates_path:  # identical and near-duplicate clips (audiofold.duplicates): counts and top pairs
+        out["duplicates"] = read_json(duplicates_path)
     write_json(metrics_out, out)
     _plot_scores(out, plots["summary"])
     _plot_truth(y, P, task, plots["truth"])
@@ -167,7 +170,7 @@ def write_scores_html(summary: dict, path: str) -> None:
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
         f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}"
-        f"<ul>{notes}</ul>{shift_html(summary.get('shift'))}</body></html>"
+        f"<ul>{notes}</ul>{shift_html(summary.get('shift'))}{duplicates_html(summary.get('duplicates'))}</body></html>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -199,6 +202,29 @@ def shift_html(shift: dict | None) -> str:
     if shift.get("shifted"):
         line += " <b>The test set looks different from training; OOF scores may overstate the submission's.</b>"
     return f"<p>{line}</p>"
+
+
+def duplicates_html(dups: dict | None) -> str:
+    """The duplicate-clips line under the scores table, and the most similar straddling pairs (empty without one)."""
+    if not dups:
+        return ""
+    across = dups["exact_pairs_across_folds"] + dups["near_pairs_across_folds"]
+    train_test = dups["exact_pairs_train_test"] + dups["near_pairs_train_test"]
+    line = (
+        f"Duplicate clips: {dups['exact_sets']} set(s) of identical training clips ({dups['exact_sets_merged']} "
+        f"kept in one fold by cv.group_duplicates); pairs across folds: {dups['exact_pairs_across_folds']} "
+        f"identical, {dups['near_pairs_across_folds']} near; training clips matching test clips: "
+        f"{dups['exact_pairs_train_test']} identical, {dups['near_pairs_train_test']} near (cosine &ge; "
+        f"{dups['threshold']} on standardised {dups['backbone']} embeddings)."
+    )
+    if across:
+        line += " <b>Copies straddle folds; OOF scores may overstate.</b>"
+    if not dups.get("top_pairs") or not (across or train_test):
+        return f"<p>{line}</p>"
+    import pandas as pd
+
+    table = pd.DataFrame(dups["top_pairs"]).to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:.4f}")
+    return f"<p>{line}</p>{table}"
 
 
 def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):

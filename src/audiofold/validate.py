@@ -208,13 +208,25 @@ def _resolved(path: str) -> Path:
         return Path(os.path.abspath(path))
 
 
-def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir) -> dict:
+def run_validation(
+    data: dict, *, policy, max_seconds, shard_clips, out_dir, hashes_path=None, cache_dir=None, progress=True
+) -> dict:
     """File-level entry point for the rule script: list the clips (with their chunks), then check them.
 
-    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, action``) under ``out_dir``.
+    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, hash, action``) under
+    ``out_dir``. ``hash`` is the file's content hash (empty without a readable file): copied from
+    ``hashes_path`` (the ``hashes`` step's table) when given, else computed here
+    (``audiofold.duplicates.content_hashes``, remembered under ``cache_dir``).
     """
+    from .duplicates import content_hashes
+
     out_dir = Path(out_dir)
     clips = list_clips(data, shard_clips, missing_ok=policy != "error")
+    if hashes_path is not None:
+        hashes = pd.read_csv(hashes_path, dtype=str, keep_default_na=False)[["id", "split", "hash"]]
+        clips = clips.merge(hashes, on=["id", "split"], how="left", validate="one_to_one").fillna({"hash": ""})
+    else:
+        clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
     audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
     return validate(
         clips,
@@ -224,4 +236,5 @@ def run_validation(data: dict, *, policy, max_seconds, shard_clips, out_dir) -> 
         audio_dirs=audio_dirs,
         report_out=out_dir / "report.json",
         manifest_out=out_dir / "clips.csv",
+        progress=progress,
     )

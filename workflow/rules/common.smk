@@ -14,6 +14,8 @@ FOLDS = list(range(N_FOLDS))
 BACKBONES = list(config["backbones"])
 HEADS = list(config["heads"])
 DATA = config["data"]
+# near duplicates are looked for in this backbone's embeddings
+DUPLICATES_BACKBONE = config["duplicates"]["backbone"] or BACKBONES[0]
 
 
 def backbone_sr(backbone):

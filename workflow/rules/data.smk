@@ -25,6 +25,37 @@ if config["demo"]["enabled"]:
             "../../scripts/demo_data.py"
 
 
+# Content hash (blake2b of the bytes) of every clip's file: identical clips are duplicates. Its own step,
+# not validate's, so that audio.* (validate's params) never reruns prepare, which reads it under
+# cv.group_duplicates. Hashes are remembered in the embedding cache, which the embed jobs then reuse.
+rule hashes:
+    input:
+        train_csv=DATA["train_csv"],
+        test_csv=optional(DATA["test_csv"]),
+        sample_submission=optional(DATA["sample_submission"]),
+        audio=audio_inputs,
+    output:
+        hashes=f"{R}/validation/hashes.csv",
+    params:
+        train_audio_dir=lambda wc: DATA["train_audio_dir"],
+        test_audio_dir=lambda wc: DATA["test_audio_dir"],
+        id_column=DATA["id_column"],
+        path_column=DATA["path_column"],
+        audio_extensions=DATA["audio_extensions"],
+        audio_fingerprint=audio_fingerprint,
+    log:
+        f"{R}/logs/hashes.log",
+    benchmark:
+        f"{R}/benchmarks/hashes.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
+    script:
+        "../../scripts/hashes.py"
+
+
 # The clip list and its audio checks: everything embedding depends on, and nothing about labels or
 # folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
 checkpoint validate:
@@ -33,6 +64,7 @@ checkpoint validate:
         test_csv=optional(DATA["test_csv"]),
         sample_submission=optional(DATA["sample_submission"]),
         audio=audio_inputs,  # an added, removed or edited clip reruns the clip list and what follows
+        hashes=rules.hashes.output.hashes,  # copied into clips.csv
     output:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
@@ -63,13 +95,16 @@ checkpoint validate:
 
 # Task, folds and targets: read by train and later steps only. The clip table is an input only under
 # audio.bad_audio: skip (its skipped training rows leave the targets); otherwise no row is ever dropped,
-# so audio.* (validate's params) never reruns prepare.
+# so audio.* (validate's params) never reruns prepare. Under cv.group_duplicates the content hashes are
+# an input (identical training clips share a fold group): a clip added, removed or edited in the audio
+# folders then reruns prepare too.
 rule prepare:
     input:
         train_csv=DATA["train_csv"],
         test_csv=optional(DATA["test_csv"]),
         sample_submission=optional(DATA["sample_submission"]),
         clips=[rules.validate.output.clips] if config["audio"]["bad_audio"] == "skip" else [],
+        hashes=[rules.hashes.output.hashes] if config["cv"]["group_duplicates"] else [],
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",
@@ -86,6 +121,7 @@ rule prepare:
         scale=config["task"]["scale"],
         n_folds=config["cv"]["n_folds"],
         n_bins=config["cv"]["n_bins"],
+        group_duplicates=config["cv"]["group_duplicates"],
         seed=config["seed"],
     log:
         f"{R}/logs/prepare.log",

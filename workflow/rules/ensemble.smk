@@ -114,6 +114,7 @@ rule metrics:
         nested=rules.blend_nested.output.summary,
         task=rules.prepare.output.task,
         shift=rules.shift.output.shift,
+        duplicates=rules.duplicates.output.summary,
     output:
         metrics=f"{R}/metrics.json",
         summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),

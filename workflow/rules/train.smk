@@ -105,3 +105,32 @@ rule shift:
         "../envs/audiofold-slim.yaml"
     script:
         "../../scripts/shift.py"
+
+
+# Identical and near-duplicate clips across folds and between train and test, by cosine similarity of
+# one backbone's standardised pooled embeddings: reported and warned about, never used to move folds
+# (folds are made before embeddings, so a fold change never re-embeds).
+rule duplicates:
+    input:
+        train=lambda wc: embeddings(DUPLICATES_BACKBONE, "train"),
+        test=lambda wc: embeddings(DUPLICATES_BACKBONE, "test"),
+        clips=rules.validate.output.clips,
+        folds=rules.prepare.output.folds,
+        task=rules.prepare.output.task,
+    output:
+        pairs=f"{R}/validation/duplicates.csv",
+        summary=f"{R}/validation/duplicates.json",
+    params:
+        backbone=DUPLICATES_BACKBONE,
+        threshold=config["duplicates"]["threshold"],
+    log:
+        f"{R}/logs/duplicates.log",
+    benchmark:
+        f"{R}/benchmarks/duplicates.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/audiofold-slim.yaml"
+    script:
+        "../../scripts/duplicates.py"

@@ -1,0 +1,303 @@
+"""Duplicate clips: identical files (content hash) and near duplicates (embedding similarity).
+
+A clip copied into two folds, or into training and test, lets a head score the copy it has seen:
+the out-of-fold score then overstates what the submission will score (the classic leak of FSD and
+BirdCLEF data). Two guards:
+
+- exact duplicates: the ``hashes`` step records each clip's content hash (blake2b of the file's
+  bytes, the embedding cache's ``file_digest``), which ``validate`` copies into ``clips.csv``;
+  ``prepare`` puts identical training clips into one fold group (``cv.group_duplicates``);
+- near duplicates (a re-encoded, trimmed or lightly noised copy): the ``duplicates`` step compares
+  one backbone's pooled embeddings, standardised, by cosine similarity, and reports pairs at or
+  above ``duplicates.threshold`` that straddle folds or train and test. They are reported and
+  warned about, never used to move folds: folds are made before embeddings so that a fold change
+  never re-embeds.
+
+Similarities are computed in row blocks (``sklearn.metrics.pairwise_distances_chunked``), so tens of
+thousands of clips never need an N x N matrix in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .cache import file_digest
+from .clips import list_clips
+from .folds import duplicate_sets
+from .io import read_json, write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.995
+PAIR_COLUMNS = ["id_a", "id_b", "split_a", "split_b", "fold_a", "fold_b", "similarity", "kind"]
+MAX_LISTED = 10  # pairs shown in duplicates.json (and so in metrics.json and the report)
+
+
+def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: bool = True) -> list[str]:
+    """Content hash of each file (the embedding cache's ``audiofold.cache.file_digest``, remembered
+    under ``cache_dir/files``, so the embed step never reads a file twice to hash it); an empty
+    string for a path without a readable file (the validate step applies the bad-audio policy)."""
+    memo = None if cache_dir is None else Path(cache_dir)
+    hashes = []
+    for path in tqdm(paths, desc="hash", unit="clip", disable=not progress):
+        try:
+            hashes.append(file_digest(path, memo) if path else "")
+        except OSError:  # a dangling symlink, a loop, an unreadable file
+            hashes.append("")
+    return hashes
+
+
+def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progress: bool = True) -> pd.DataFrame:
+    """The ``hashes`` step: ``id, split, path, hash`` of every clip the tables name -> ``out`` (csv).
+
+    Lenient about missing and unreadable files (empty hash): the validate step applies the bad-audio
+    policy to them.
+    """
+    clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
+    clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
+    write_csv(out, clips)
+    log.info(
+        "hashed %d clip(s); %d set(s) of training clips with identical content",
+        len(clips),
+        len(identical_sets(clips)),
+    )
+    return clips
+
+
+def identical_sets(clips: pd.DataFrame, split: str = "train") -> list[list[str]]:
+    """Ids of one split's clips with identical content (two or more per set), from the clip table's
+    ``hash`` column (``hashes.csv`` or ``clips.csv``); sorted, so the list is stable."""
+    rows = clips[clips["split"] == split]
+    sets = [sorted(rows["id"].iloc[ix].tolist()) for ix in duplicate_sets(rows["hash"].to_numpy(dtype=object))]
+    return sorted(sets)
+
+
+def read_hashes(path: str | Path, split: str = "train") -> dict[str, str]:
+    """id -> content hash of one split's clips, from ``validation/hashes.csv`` or ``clips.csv``."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows = table[table["split"] == split]
+    return dict(zip(rows["id"], rows["hash"]))
+
+
+def similar_pairs(
+    A: np.ndarray, B: np.ndarray | None = None, *, threshold: float, working_memory: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, cosine similarity) of every row pair at or above ``threshold``: rows of A against rows
+    of B, or, without B, pairs of A's rows with i < j. Computed a block of rows at a time
+    (``working_memory`` MiB per block, scikit-learn's default when None)."""
+    from sklearn.metrics import pairwise_distances_chunked
+
+    within = B is None
+    A = np.asarray(A, dtype=np.float64)
+    B = A if within else np.asarray(B, dtype=np.float64)
+    limit = 1.0 - threshold
+    found_i, found_j, found_s = [], [], []
+    start = 0
+    chunks = pairwise_distances_chunked(
+        A, B, metric="cosine", working_memory=working_memory, reduce_func=lambda D, _: (D <= limit, D)
+    )
+    for close, D in chunks:
+        rows, cols = np.nonzero(close)
+        rows = rows + start
+        if within:
+            keep = cols > rows
+            rows, cols = rows[keep], cols[keep]
+        found_i.append(rows)
+        found_j.append(cols)
+        found_s.append(1.0 - D[rows - start, cols])
+        start += len(D)
+    if not found_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(found_i), np.concatenate(found_j), np.clip(np.concatenate(found_s), -1.0, 1.0)
+
+
+def find_duplicates(
+    train_ids: list[str],
+    X_train: np.ndarray,
+    train_folds: np.ndarray,
+    test_ids: list[str],
+    X_test: np.ndarray,
+    *,
+    train_hashes: dict[str, str],
+    test_hashes: dict[str, str],
+    folds: dict[str, int],
+    threshold: float = DEFAULT_THRESHOLD,
+    working_memory: int | None = None,
+) -> pd.DataFrame:
+    """Duplicate pairs that straddle folds (training clips) or train and test, as a table (PAIR_COLUMNS).
+
+    ``kind`` is ``exact`` for identical files (every training clip in ``folds`` and every test clip in
+    ``test_hashes`` is checked, embedded or not; similarity 1.0) and ``near`` for embeddings with
+    cosine similarity >= ``threshold`` after standardising each dimension over train and test
+    together. ``X_train`` rows are ``train_ids`` in ``train_folds``; rows to leave out of the
+    embedding comparison (zero-filled clips are all silence) are simply not passed.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    rows = []
+    # exact: identical content hashes
+    train_by_hash: dict[str, list[str]] = {}
+    for clip_id in folds:
+        h = train_hashes.get(clip_id, "")
+        if h:
+            train_by_hash.setdefault(h, []).append(clip_id)
+    for members in train_by_hash.values():
+        for a_index, a in enumerate(members):
+            for b in members[a_index + 1 :]:
+                if folds[a] != folds[b]:
+                    rows.append((a, b, "train", "train", folds[a], folds[b], 1.0, "exact"))
+    for test_id, h in test_hashes.items():
+        for a in train_by_hash.get(h, []) if h else []:
+            rows.append((a, test_id, "train", "test", folds[a], None, 1.0, "exact"))
+
+    # near: cosine similarity of standardised embeddings
+    if len(X_train) and len(X_train) + len(X_test) > 1:
+        scaler = StandardScaler().fit(np.vstack([X_train, X_test]).astype(np.float64))
+        Z_train = scaler.transform(np.asarray(X_train, dtype=np.float64))
+        i, j, s = similar_pairs(Z_train, threshold=threshold, working_memory=working_memory)
+        for a, b, sim in zip(i, j, s):
+            ida, idb = train_ids[a], train_ids[b]
+            if train_folds[a] != train_folds[b] and not _same_content(train_hashes, ida, train_hashes, idb):
+                rows.append((ida, idb, "train", "train", int(train_folds[a]), int(train_folds[b]), sim, "near"))
+        if len(X_test):
+            Z_test = scaler.transform(np.asarray(X_test, dtype=np.float64))
+            i, j, s = similar_pairs(Z_train, Z_test, threshold=threshold, working_memory=working_memory)
+            for a, b, sim in zip(i, j, s):
+                ida, idb = train_ids[a], test_ids[b]
+                if not _same_content(train_hashes, ida, test_hashes, idb):
+                    rows.append((ida, idb, "train", "test", int(train_folds[a]), None, sim, "near"))
+
+    table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    table["fold_a"] = table["fold_a"].astype("Int64")
+    table["fold_b"] = table["fold_b"].astype("Int64")
+    table["similarity"] = table["similarity"].astype(float).round(6)
+    return table.sort_values(["similarity", "id_a", "id_b"], ascending=[False, True, True], ignore_index=True)
+
+
+def _same_content(hashes_a: dict, id_a: str, hashes_b: dict, id_b: str) -> bool:
+    h = hashes_a.get(id_a, "")
+    return bool(h) and h == hashes_b.get(id_b, "")
+
+
+def summarise_pairs(
+    pairs: pd.DataFrame,
+    *,
+    backbone: str,
+    threshold: float,
+    exact_sets: int,
+    merged_sets: int,
+    split_sets: int,
+    n_train: int,
+    n_test: int,
+) -> dict:
+    """The counts metrics.json and the report show, and the most similar pairs."""
+    across = pairs["split_b"] == "train"
+    near = pairs["kind"] == "near"
+    listed = pairs.head(MAX_LISTED).astype(object).where(pairs.head(MAX_LISTED).notna(), None)
+    return {
+        "backbone": backbone,
+        "threshold": threshold,
+        "n_train": n_train,
+        "n_test": n_test,
+        "exact_sets": exact_sets,
+        "exact_sets_merged": merged_sets,
+        "exact_sets_split": split_sets,
+        "exact_pairs_across_folds": int((~near & across).sum()),
+        "exact_pairs_train_test": int((~near & ~across).sum()),
+        "near_pairs_across_folds": int((near & across).sum()),
+        "near_pairs_train_test": int((near & ~across).sum()),
+        "top_pairs": listed.to_dict(orient="records"),
+    }
+
+
+def duplicate_report(
+    train_shards: list[str | Path],
+    test_shards: list[str | Path],
+    *,
+    clips_path: str | Path,
+    folds_path: str | Path,
+    task_path: str | Path,
+    backbone: str,
+    threshold: float,
+    pairs_out: str | Path,
+    summary_out: str | Path,
+) -> dict:
+    """File-level entry point of the ``duplicates`` rule: ``duplicates.csv`` (the pairs) and
+    ``duplicates.json`` (counts, copied into metrics.json); warns when any pair straddles folds or
+    train and test."""
+    from .train import align, load_embeddings
+
+    clips = pd.read_csv(clips_path, dtype=str, keep_default_na=False)
+    fold_table = pd.read_csv(folds_path, dtype={"id": str}, keep_default_na=False)
+    folds = dict(zip(fold_table["id"], fold_table["fold"].astype(int)))
+    train_hashes, test_hashes = read_hashes(clips_path, "train"), read_hashes(clips_path, "test")
+    decoded = {(s, i) for s, i, a in zip(clips["split"], clips["id"], clips["action"]) if a == "decode"}
+
+    emb_train_ids, X_train = load_embeddings(train_shards)
+    emb_test_ids, X_test = load_embeddings(test_shards)
+    # zero-filled clips are all embedded from silence: alike, but not duplicates of anything
+    train_ids = [i for i in emb_train_ids if ("train", i) in decoded and i in folds]
+    test_ids = [i for i in emb_test_ids if ("test", i) in decoded]
+    X_train = align(emb_train_ids, X_train, train_ids, "training clips")
+    X_test = align(emb_test_ids, X_test, test_ids, "test clips")
+    pairs = find_duplicates(
+        train_ids,
+        X_train,
+        np.asarray([folds[i] for i in train_ids]),
+        test_ids,
+        X_test,
+        train_hashes=train_hashes,
+        test_hashes=test_hashes,
+        folds=folds,
+        threshold=threshold,
+    )
+    fold_ids = list(folds)
+    sets = duplicate_sets(np.asarray([train_hashes.get(i, "") for i in fold_ids], dtype=object))
+    split = sum(len({folds[fold_ids[k]] for k in ix}) > 1 for ix in sets)
+    merged = (read_json(task_path).get("duplicates") or {}).get("merged_sets", 0)
+    summary = summarise_pairs(
+        pairs,
+        backbone=backbone,
+        threshold=threshold,
+        exact_sets=len(sets),
+        merged_sets=merged,
+        split_sets=split,
+        n_train=len(train_ids),
+        n_test=len(test_ids),
+    )
+    write_csv(pairs_out, pairs)
+    write_json(summary_out, summary)
+    for line in summary_lines(summary):
+        (log.warning if line.startswith("WARNING") else log.info)("%s", line.removeprefix("WARNING: "))
+    return summary
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The rule log's account; lines about leaks start with WARNING."""
+    lines = [
+        f"{summary['exact_sets']} set(s) of identical training clips, {summary['exact_sets_merged']} kept in one "
+        f"fold by cv.group_duplicates; near duplicates by {summary['backbone']} embeddings at cosine >= "
+        f"{summary['threshold']} (standardised)"
+    ]
+    across = summary["exact_pairs_across_folds"] + summary["near_pairs_across_folds"]
+    train_test = summary["exact_pairs_train_test"] + summary["near_pairs_train_test"]
+    if across:
+        lines.append(
+            f"WARNING: {across} duplicate pair(s) of training clips lie in different folds "
+            f"({summary['exact_pairs_across_folds']} identical files, {summary['near_pairs_across_folds']} near): "
+            "a head scores a copy of what it was trained on, so OOF scores may overstate. Near duplicates do not "
+            "move folds; put them in one group through data.group_column (see results/validation/duplicates.csv)."
+        )
+    if train_test:
+        lines.append(
+            f"WARNING: {train_test} training clip(s) duplicate test clips ({summary['exact_pairs_train_test']} "
+            f"identical files, {summary['near_pairs_train_test']} near): see results/validation/duplicates.csv."
+        )
+    if not across and not train_test:
+        lines.append("no duplicate pair across folds or between train and test")
+    return lines
