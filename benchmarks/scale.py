@@ -1,11 +1,14 @@
-"""How the embedding stage scales with the number of clips: wall time per clip, peak RSS per job,
-and the share of job wall time spent starting Python.
+"""How the workflow scales with the number of clips: wall time per clip, peak RSS per job, the share
+of job wall time spent starting Python, and cluster submissions with and without grouping.
 
 For each size N: N short synthetic clips (1 s, 16 kHz, PCM-16) plus N/10 test clips, the log-mel
-backbone, and the workflow run up to the embed step (``--until embed``: validate, then one embed job
-per chunk of ``audio.shard_clips`` clips). Peak RSS and wall time per job come from Snakemake's
-benchmark files (results/benchmarks/**.tsv); a job's start-up is its benchmark wall time minus the
-time its rule script reports in its log ("done in"). Writes benchmarks/results/scale.{json,md}.
+backbone, a linear head, and the whole workflow (validate lists the clips and their chunks; one embed
+job per chunk of ``audio.shard_clips`` clips; 5 folds + refit). Then a second project on the same
+clips with another head and the same ``cache_dir`` runs up to embed: its cache hit rate and time.
+Peak RSS and wall time per job come from Snakemake's benchmark files (results/benchmarks/**.tsv); a
+job's start-up is its benchmark wall time minus the time its rule script reports in its log ("done
+in"). Cluster submissions with grouping count train/refit/collect_oof jobs bundled
+``--group-components`` at a time (README, "Fewer, bigger jobs"). Writes benchmarks/results/scale.{json,md}.
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000 10000 100000] [--cores 2]
 """
@@ -68,7 +71,46 @@ def job_stats(results: Path, rule: str) -> list[dict]:
     return rows
 
 
-def run_size(n: int, cores: int, scratch: Path) -> dict:
+def snakemake(wd: Path, cores: int, *args: str) -> float:
+    """Run the workflow in ``wd``; returns the wall seconds."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(wd),
+            "--configfile",
+            str(wd / "config.yaml"),
+            "--cores",
+            str(cores),
+            *args,
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def cache_hits(results: Path) -> tuple[int, int]:
+    """(hits, misses) summed over the embed logs' cache lines."""
+    hits = misses = 0
+    for log in (results / "logs/embed").rglob("*.log"):
+        for h, m in re.findall(r"(\d+) hit\(s\), (\d+) miss", log.read_text()):
+            hits, misses = hits + int(h), misses + int(m)
+    return hits, misses
+
+
+# refit jobs write their benchmark files under train/, so "train" counts them too
+RULES = ("validate", "embed", "prepare", "train", "collect_oof", "calibrate", "shift")
+# rules a cluster run can bundle with --groups train=heads refit=heads collect_oof=heads (README)
+GROUPABLE = ("train", "collect_oof")
+
+
+def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
     wd = scratch / f"n{n}"
     make_data(wd / "data", n)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -82,46 +124,52 @@ def run_size(n: int, cores: int, scratch: Path) -> dict:
     }
     config["backbones"] = {"logmel": {"type": "logmel", "sample_rate": 16000, "n_mels": 64}}
     config["heads"] = {"linear": {"type": "linear"}}
+    config["cache_dir"] = str(scratch / "shared-cache")
     (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    started = time.perf_counter()
-    # two calls: --until does not follow the validate checkpoint into the chunks it reveals
-    for target in (["validate"], ["--until", "embed"]):
-        subprocess.run(
-            [
-                str(Path(sys.executable).parent / "snakemake"),
-                "-s",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                str(wd),
-                "--configfile",
-                str(wd / "config.yaml"),
-                "--cores",
-                str(cores),
-                *target,
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
-    wall = time.perf_counter() - started
+    # two calls: the first lists the clips (the validate checkpoint), the second runs everything
+    wall = snakemake(wd, cores, "validate") + snakemake(wd, cores)
     results = wd / "results"
-    embed, validate = job_stats(results, "embed"), job_stats(results, "validate")
+    stats = {rule: job_stats(results, rule) for rule in RULES}
+    jobs = [j for rule in RULES for j in stats[rule]]
+    timed = [j for j in jobs if j["script_s"] is not None]
+    startup = sum(j["wall_s"] - j["script_s"] for j in timed)
     n_clips = n + max(10, n // 10)
-    startup = sum(j["wall_s"] - j["script_s"] for j in embed + validate if j["script_s"] is not None)
-    job_wall = sum(j["wall_s"] for j in embed + validate)
-    rss = [j["max_rss_mb"] for j in embed]
+    n_grouped = sum(len(stats[rule]) for rule in GROUPABLE)
+    n_jobs = len(jobs)
+
+    # a second project on the same clips (another head), sharing the cache: no clip is embedded again
+    second = scratch / f"n{n}-second"
+    second.mkdir()
+    config["heads"] = {"knn": {"type": "knn", "k": 5}}
+    for key in ("train_csv", "test_csv", "train_audio_dir", "test_audio_dir"):
+        config["data"][key] = str(wd / config["data"][key])
+    (second / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    second_embed_wall = snakemake(second, cores, "validate") + snakemake(second, cores, "--until", "embed")
+    hits, misses = cache_hits(second / "results")
+
+    def peak(rule: str) -> float | None:
+        return round(max(j["max_rss_mb"] for j in stats[rule]), 1) if stats[rule] else None
+
     return {
         "n_train": n,
         "n_clips": n_clips,
-        "embed_jobs": len(embed),
+        "jobs": {rule: len(stats[rule]) for rule in RULES},
         "wall_s": round(wall, 1),
         "ms_per_clip": round(1000 * wall / n_clips, 2),
-        "embed_rss_mb": {"max": round(max(rss), 1), "median": round(float(np.median(rss)), 1)},
-        "validate_rss_mb": validate[0]["max_rss_mb"] if validate else None,
-        "validate_s": validate[0]["wall_s"] if validate else None,
-        "startup_share": round(startup / job_wall, 3) if job_wall else None,
-        "startup_s_per_job": round(startup / max(1, len(embed) + len(validate)), 2),
+        "embed_s": round(sum(j["wall_s"] for j in stats["embed"]), 1),
+        "peak_rss_mb": {rule: peak(rule) for rule in RULES},
+        "embed_rss_mb_median": round(float(np.median([j["max_rss_mb"] for j in stats["embed"]])), 1),
+        "startup_share": round(startup / sum(j["wall_s"] for j in timed), 3),
+        "startup_s_per_job": round(startup / max(1, len(timed)), 2),
+        # cluster submissions for these steps: one per job, or one per group of group_components jobs
+        "cluster_jobs": n_jobs,
+        "cluster_jobs_grouped": n_jobs - n_grouped + -(-n_grouped // group_components),
+        "second_project": {
+            "embed_wall_s": round(second_embed_wall, 1),
+            "cache_hits": hits,
+            "cache_misses": misses,
+            "hit_rate": round(hits / max(1, hits + misses), 3),
+        },
     }
 
 
@@ -129,26 +177,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--group-components", type=int, default=10, help="jobs bundled per cluster submission")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    parser.add_argument("--scratch", type=Path, default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         for n in args.sizes:
-            rows.append(run_size(n, args.cores, Path(scratch)))
+            rows.append(run_size(n, args.cores, Path(scratch), args.group_components))
             print(json.dumps(rows[-1]), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
+            write_tables(rows, args.out, args.group_components)
+
+
+def write_tables(rows: list[dict], out: Path, group_components: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
-        "| train clips | all clips | embed jobs | wall s | ms / clip | embed peak RSS MB (max / median) | validate s | validate RSS MB | start-up share |",
+        "| train clips | all clips | embed jobs | wall s | ms / clip | peak RSS MB: validate / embed (max, median) / "
+        "train / collect_oof | start-up share | cluster jobs (grouped) | 2nd project: embed s, cache hit rate |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        rss, second = r["peak_rss_mb"], r["second_project"]
         lines.append(
-            f"| {r['n_train']} | {r['n_clips']} | {r['embed_jobs']} | {r['wall_s']} | {r['ms_per_clip']} | "
-            f"{r['embed_rss_mb']['max']} / {r['embed_rss_mb']['median']} | {r['validate_s']} | "
-            f"{r['validate_rss_mb']} | {r['startup_share']:.0%} |"
+            f"| {r['n_train']} | {r['n_clips']} | {r['jobs']['embed']} | {r['wall_s']} | {r['ms_per_clip']} | "
+            f"{rss['validate']} / {rss['embed']}, {r['embed_rss_mb_median']} / {rss['train']} / {rss['collect_oof']} | "
+            f"{r['startup_share']:.0%} ({r['startup_s_per_job']} s/job) | {r['cluster_jobs']} "
+            f"({r['cluster_jobs_grouped']} with --group-components heads={group_components}) | "
+            f"{second['embed_wall_s']} s, {second['hit_rate']:.0%} ({second['cache_hits']} hits) |"
         )
-    (args.out / "scale.md").write_text("\n".join(lines) + "\n")
+    (out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
