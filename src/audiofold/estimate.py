@@ -2,7 +2,7 @@
 
     embedding  = clips x (measured per-clip cost of each backbone) + embed jobs x (start-up + model load)
     heads      = fits (folds, refit, nested fits) x (measured fit cost of each head on that backbone's dim)
-    start-up   = the other jobs x (measured Python start-up of a rule script)
+    start-up   = the other jobs x (measured Python start-up of a rule script + Snakemake's bookkeeping)
 
 Measured here, at doctor time, on a few synthetic clips of the data's typical length and on synthetic
 features: per-clip costs differ by orders of magnitude between backbones and between machines, and
@@ -28,7 +28,25 @@ FIT_ROWS = 128  # rows of the synthetic fit per head; the time is scaled linearl
 DURATION_FILES = 12  # audio files whose length is read for the typical clip length
 FALLBACK_CLIP_SECONDS = 5.0
 EMBED_THREADS = 2  # workflow/rules/embed.smk `threads:`
-FIXED_JOBS = 8  # validate, prepare, blend, blend_nested, submit, metrics, shift, all (about)
+# Snakemake's own work per job in its main process (DAG update, output checks, the script's preamble
+# written and read back), on top of the measured imports: a fast-config run of 48 jobs on 2 idle cores
+# took 171 s where the jobs' imports measured ~2-4 s each and their benchmarks 4-9 s each.
+SCHEDULER_SECONDS = 1.0
+# Jobs that wait for everything before them, one at a time: Snakemake's start and DAG, validate,
+# prepare, blend, submit, metrics; and the fixed jobs beside them (blend_nested, shift).
+SERIAL_JOBS, SIDE_JOBS = 6, 2
+# What the rule scripts import (scripts/*.py), timed in a fresh interpreter as each job starts one.
+RULE_IMPORTS = (
+    "snakemake.script",
+    "audiofold.rulekit",
+    "audiofold.train",
+    "audiofold.oof",
+    "audiofold.calibrate",
+    "audiofold.blend",
+    "audiofold.embed",
+    "audiofold.cache",
+    "audiofold.clips",
+)
 
 
 @dataclass
@@ -127,7 +145,7 @@ def workload(config: dict) -> Workload:
 def job_startup_seconds() -> tuple[float, float]:
     """(a rule script's Python start-up, torch's import on top): timed in a fresh interpreter, as a job starts."""
     code = (
-        "import time; t0 = time.perf_counter(); import audiofold.train, audiofold.rulekit; "
+        f"import time; t0 = time.perf_counter(); import {', '.join(RULE_IMPORTS)}; "
         "t1 = time.perf_counter(); import torch; print(t1 - t0, time.perf_counter() - t1)"
     )
     started = time.perf_counter()
@@ -271,7 +289,7 @@ def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[flo
     for name, params in config["backbones"].items():
         m = measure_backbone(name, params, work.clip_seconds, work.paths, max_seconds)
         dims[name] = m["dim"]
-        job = startup_s + (torch_s if m["torch"] else 0.0) + m["build"]
+        job = startup_s + SCHEDULER_SECONDS + (torch_s if m["torch"] else 0.0) + m["build"]
         parts[name] = (n_clips * (m["per_clip"] + m["decode"]) + work.n_chunks * job) / embed_slots
 
     task = estimate_task(config)
@@ -289,9 +307,10 @@ def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[flo
                 break
             seconds += fits * fit
         parts[f"head {head}"] = seconds / cores
-    # train/refit jobs, then per candidate collect_oof and calibrate, then the fixed steps
-    other_jobs = n_candidates * (train_jobs + 2) + FIXED_JOBS
-    parts["job start-ups"] = other_jobs * startup_s / cores
+    # per candidate: train/refit jobs, collect_oof and calibrate, side by side; then the serial steps
+    job = startup_s + SCHEDULER_SECONDS
+    parallel_jobs = n_candidates * (train_jobs + 2) + SIDE_JOBS
+    parts["job start-ups"] = parallel_jobs * job / cores + SERIAL_JOBS * job
     return Estimate(work, cores, parts, notes)
 
 
