@@ -64,9 +64,13 @@ def test_project_config_is_ready(monkeypatch, capsys):
     assert "GPU" in checks["gpu"].detail or "CUDA" in checks["gpu"].detail
     assert checks["backbone logmel"].ok and "no weights needed" in checks["backbone logmel"].detail
     assert "cache ~" in checks["disk"].detail
+    # the demo's clips, each backbone and head measured here
+    line = checks["run time"].detail
+    assert line.startswith("estimated run time on this machine: ~") and "240 + 60 clips of ~2.5 s" in line
+    assert all(f"{part} " in line for part in ("logmel", "mfcc", "head linear", "head knn", "job start-ups"))
     assert cli(["doctor", "config.yaml"]) in (0, 1)
     out = capsys.readouterr().out
-    assert "[ok  ] python" in out and "backbone mfcc" in out
+    assert "[ok  ] python" in out and "backbone mfcc" in out and "[info] run time: estimated run time" in out
 
 
 def test_missing_package_and_missing_config_are_reported(tmp_path):
@@ -142,6 +146,7 @@ def test_imports_only_passes_in_the_installed_environment():
     for piece in ("torch", "torchaudio", "transformers", "aisfx", "distillmos"):
         assert f"[ok  ] {piece}: " in proc.stdout, piece
     assert "libtorchaudio loaded" in proc.stdout and proc.stdout.rstrip().endswith("imports ok")
+    assert "run time" not in proc.stdout  # no config, no estimate: this path stays fast
 
 
 @pytest.mark.parametrize("piece", sorted(BROKEN))
@@ -188,3 +193,85 @@ def test_broken_import_skips_the_backbone_builds(monkeypatch):
     checks = {c.name: c for c in run_checks("config.yaml")}
     assert checks["transformers"].ok is False
     assert checks["backbone logmel"].ok is None and "transformers must import first" in checks["backbone logmel"].detail
+
+
+def _data_folder(root: Path, n_train: int, n_test: int, seconds: float = 1.0) -> Path:
+    """train.csv / test.csv and 16 kHz wavs of ``seconds`` (ratings, so any head can fit them)."""
+    import pandas as pd
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        ids = [f"{split}{i:04d}" for i in range(n)]
+        table = pd.DataFrame(
+            {"id": ids, **({"rating": rng.integers(1, 6, n).astype(float)} if split == "train" else {})}
+        )
+        table.to_csv(root / f"{split}.csv", index=False)
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in ids:
+            sf.write(root / split / f"{i}.wav", rng.normal(0, 0.1, int(16000 * seconds)).astype(np.float32), 16000)
+    return root
+
+
+def _init_config(data: Path, **kwargs) -> dict:
+    from audiofold.config import load_schema, validate_config
+    from audiofold.scaffold import scaffold
+
+    config = scaffold(data, base_dir=data, **kwargs).config
+    for key in ("train_csv", "test_csv", "train_audio_dir", "test_audio_dir"):
+        config["data"][key] = str(data / config["data"][key])
+    return validate_config(config, load_schema(), source="test")
+
+
+def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_path, monkeypatch):
+    """Per-clip and per-fit costs stubbed to fixed numbers: the arithmetic on top of them, exactly."""
+    from audiofold import estimate
+
+    cost = {"aisfx": 0.5, "distillmos": 0.2, "logmel": 0.01, "mfcc": 0.01}  # seconds per clip
+    monkeypatch.setattr(
+        estimate,
+        "measure_backbone",
+        lambda name, params, seconds, paths=(), max_seconds=None: {
+            "build": 1.0,
+            "per_clip": cost[name] * seconds,
+            "decode": 0.0,
+            "dim": 8,
+            "torch": name in ("aisfx", "distillmos"),
+        },
+    )
+    monkeypatch.setattr(estimate, "measure_head", lambda params, task, dim, rows, seed=0: 0.01 * rows)
+    small = _init_config(_data_folder(tmp_path / "small", 60, 20))
+    big = _init_config(_data_folder(tmp_path / "big", 120, 40))
+    assert set(small["backbones"]) == {"aisfx", "distillmos", "logmel", "mfcc"}  # init's default
+
+    one = estimate.estimate_run_time(small, cores=2, startup=(2.0, 3.0))
+    two = estimate.estimate_run_time(big, cores=2, startup=(2.0, 3.0))
+    assert (one.workload.n_train, one.workload.n_test, round(one.workload.clip_seconds, 2)) == (60, 20, 1.0)
+    # 80 clips in 3 embed chunks (32 a chunk), each job starting Python and torch and loading the model
+    # (one embed job at a time on 2 cores: each takes 2 threads)
+    bookkeeping = estimate.SCHEDULER_SECONDS
+    assert one.parts["aisfx"] == pytest.approx(80 * 0.5 + 3 * (2.0 + bookkeeping + 3.0 + 1.0))
+    assert one.parts["logmel"] == pytest.approx(80 * 0.01 + 3 * (2.0 + bookkeeping + 1.0))  # no torch here
+    for name in ("aisfx", "distillmos", "head lgbm"):
+        assert two.parts[name] / one.parts[name] == pytest.approx(2.0, rel=0.05), name
+    # 5 folds + the refit per backbone x head, each on the fold's 4/5 of the rows, over 2 cores
+    assert one.parts["head lgbm"] == pytest.approx(4 * 6 * 0.01 * 48 / 2)
+    line = one.line()
+    assert line.startswith("estimated run time on this machine: ~")
+    for part in ("aisfx", "distillmos", "logmel", "mfcc", "head linear", "head lgbm", "head knn", "job start-ups"):
+        assert f"{part} " in line, part
+    assert "60 + 20 clips of ~1.0 s (the data tables) with --cores 2" in line
+
+
+def test_run_time_estimate_measures_this_machine(tmp_path):
+    """Unstubbed, hand-crafted backbones (fast): the clip length read from the files, every cost measured."""
+    from audiofold.estimate import estimate_run_time, measure_backbone
+
+    config = _init_config(_data_folder(tmp_path, 20, 4, seconds=2.0), fast=True)
+    est = estimate_run_time(config, cores=1, startup=(0.5, 1.0))
+    assert (est.workload.n_train, est.workload.n_test) == (20, 4) and est.workload.clip_seconds == pytest.approx(2.0)
+    assert set(est.parts) == {"logmel", "mfcc", "head linear", "head knn", "job start-ups"}
+    assert all(seconds > 0 for seconds in est.parts.values())
+    measured = measure_backbone("logmel", config["backbones"]["logmel"], 2.0, est.workload.paths, 60)
+    assert measured["per_clip"] > 0 and measured["decode"] > 0 and measured["dim"] > 0 and not measured["torch"]

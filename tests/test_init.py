@@ -61,7 +61,9 @@ def test_rating_scale_with_step(tmp_path):
     assert cfg["data"]["id_column"] == "utt_id" and cfg["data"]["label_columns"] == ["score"]
     assert cfg["task"]["kind"] == "regression" and cfg["task"]["scale"]["step"] == 0.5
     assert cfg["demo"] == {"enabled": False}
-    assert set(cfg["backbones"]) == {"logmel", "mfcc"}  # kept from the project's config.yaml
+    # the default: the packaged pretrained backbones (installed here) and the hand-crafted ones
+    assert list(cfg["backbones"]) == ["aisfx", "distillmos", "logmel", "mfcc"]
+    assert list(cfg["heads"]) == ["linear", "lgbm", "knn"]  # rating kinds: all three paid off on speechocean762
     assert cfg["task"]["scale"] == {"min": float(train.score.min()), "max": float(train.score.max()), "step": 0.5}
     notes = "\n".join(result.notes)
     assert "30 of 30 train ids name a file there" in notes
@@ -70,6 +72,49 @@ def test_rating_scale_with_step(tmp_path):
     # a speaker column is used by default, with the reason and the opt-out printed
     assert cfg["data"]["group_column"] == "speaker" and "group column: 'speaker'" in notes and "--no-group" in notes
     assert cfg["cv"]["n_folds"] == 5  # 6 speakers fill the template's 5 folds
+
+
+def test_default_models_are_the_strong_ones_fast_keeps_the_handcrafted(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(3)
+    cls = pd.DataFrame({"clip": _ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
+    make_folder(tmp_path / "data", cls, _ids("m", 4))
+    monkeypatch.chdir(tmp_path)
+    assert cli(["init", "data", "--output", "strong.yaml"]) == 0
+    printed = capsys.readouterr().out
+    config = load_config("strong.yaml")  # validates against the schema
+    assert [p["type"] for p in config["backbones"].values()] == ["aisfx", "distillmos", "logmel", "mfcc"]
+    # class kinds: linear and lgbm; knn trailed both on every ESC-10 backbone
+    assert {name: p["type"] for name, p in config["heads"].items()} == {"linear": "linear", "lgbm": "lgbm"}
+    assert config["heads"]["linear"].get("C", "auto") == "auto"
+    text = (tmp_path / "strong.yaml").read_text()
+    for where in (printed, text):  # the evidence is printed and kept in the file's header
+        assert "benchmarks/results/quality.md" in where and "--fast" in where
+
+    assert cli(["init", "data", "--output", "fast.yaml", "--fast"]) == 0
+    fast = load_config("fast.yaml")
+    assert {p["type"] for p in fast["backbones"].values()} == {"logmel", "mfcc"}
+    assert list(fast["heads"]) == ["linear", "knn"]  # today's template, unchanged
+    assert "--fast: hand-crafted features only" in capsys.readouterr().out
+
+
+def test_missing_packaged_backbone_is_left_out_with_how_to_install(tmp_path, monkeypatch):
+    """The availability check is doctor's: the package's metadata, then its import."""
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+
+    def version(name):
+        if name == "aisfx":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
+    result = scaffold(make_folder(tmp_path / "d", train, _ids("b", 4)), base_dir=tmp_path)
+    assert list(result.config["backbones"]) == ["distillmos", "logmel", "mfcc"]
+    (note,) = [n for n in result.notes if n.startswith("backbone aisfx left out")]
+    assert "not installed" in note and "requirements/packaged-weights.txt" in note
+    assert "pretrained distillmos" in "\n".join(result.notes)
 
 
 def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch, capsys):

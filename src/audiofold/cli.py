@@ -50,13 +50,16 @@ def _init(args: argparse.Namespace) -> int:
         auto_group=not args.no_group,
         train_audio_dir=args.train_audio_dir,
         test_audio_dir=args.test_audio_dir,
+        fast=args.fast,
     )
     print("Inferred (override any of these with the flags of `audiofold init -h`):")
     for note in result.notes:
         print(f"  - {note}")
     print(f"Data paths are relative to {Path.cwd()}: run snakemake from this folder.")
     path = write_config(result, args.output, force=args.force)
-    print(f"wrote {path}; next: `audiofold doctor {path}`, then `snakemake --cores 8 --configfile {path}`")
+    print(
+        f"wrote {path}; next: `audiofold doctor {path}` (checks it and estimates the run time), then `snakemake --cores 8 --configfile {path}`"
+    )
     return 0
 
 
@@ -126,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     grouping.add_argument("--no-group", action="store_true", help="do not group folds by a speaker-like column")
     init.add_argument("--train-audio-dir", help="training clips folder (default: the folder matching the ids)")
     init.add_argument("--test-audio-dir", help="test clips folder (default: the folder matching the ids)")
+    init.add_argument(
+        "--fast",
+        action="store_true",
+        help="hand-crafted backbones only (log-mel, MFCC) with linear and kNN heads: minutes instead of "
+        "the default's pretrained aisfx/distillmos backbones and per-task heads",
+    )
     init.set_defaults(func=_init)
 
     doctor = sub.add_parser("doctor", help="check imports, versions, GPU, ffmpeg, backbone weights and free disk")

@@ -39,6 +39,7 @@ from .io import atomic_path, write_csv
 
 EVENT_TYPES = ("tone", "chirp", "noise_burst", "click_train", "harmonic_stack")
 KINDS = ("regression", "multitarget", "classification", "multilabel")
+CLIP_SECONDS = (1.0, 4.0)  # clip lengths are uniform in this range
 SAMPLE_RATES = (8000, 16000, 22050, 32000, 44100, 48000)
 # extension -> (soundfile format, subtypes drawn from)
 FORMATS = {
@@ -209,7 +210,7 @@ def _make_split(
         fmt, subtypes = FORMATS[ext]
         sr = int(rng.choice(SAMPLE_RATES))
         channels = int(rng.integers(1, 3))
-        duration = round(float(rng.uniform(1.0, 4.0)), 3)
+        duration = round(float(rng.uniform(*CLIP_SECONDS)), 3)
         events = _scene(task, rng, duration, int(dominants[i]))
         audio = _render(events, rng, sr, duration, channels)
         clip_id = f"{prefix}{i:04d}"

@@ -12,6 +12,9 @@ torch, torchaudio (with its compiled extension), transformers and the packaged b
 imported, not looked up: a version in the package metadata is no proof that the package loads (a
 torchaudio wheel built for another torch installs cleanly, then fails on ``libtorchaudio.so``).
 ``audiofold doctor --imports-only`` runs just those checks; ``make install`` ends with it.
+
+With a config, the last line estimates the run time on this machine (``audiofold.estimate``: per-clip
+and per-fit costs measured here on synthetic audio and features, times the config's clips and fits).
 """
 
 from __future__ import annotations
@@ -271,4 +274,8 @@ def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
             continue
         checks += backbone_weights(name, params)
     checks.append(check_disk(config, Path(config_path).resolve().parent))
+    if not broken:  # measured by building and running each backbone: only when they import
+        from .estimate import check_run_time
+
+        checks.append(check_run_time(config))
     return checks

@@ -3,6 +3,11 @@
 Finds the tables by name (train / test / sample_submission), the audio folders by matching the
 table ids to file names, and the id/label columns and task kind through ``audiofold.tasks`` (the
 same inference the prepare step runs), so what ``init`` prints is what the pipeline will do.
+
+Backbones and heads: by default every backbone this install builds offline (the packaged-weight
+``aisfx`` and ``distillmos`` when their packages import, plus the hand-crafted log-mel and MFCC) and
+the heads that paid off for the task kind in benchmarks/results/quality.md; ``fast`` keeps the
+template's hand-crafted backbones and heads.
 """
 
 from __future__ import annotations
@@ -26,6 +31,85 @@ _SAMPLE = re.compile(r"(sample|submission)", re.I)
 _TRAIN = re.compile(r"train", re.I)
 _TEST = re.compile(r"test", re.I)
 _GROUP = re.compile(r"^(speaker.*|group|subject.*|user.*|session)$", re.I)
+
+
+# Pretrained backbones whose weights ship inside their PyPI packages (backbones/packaged.py): no download.
+PACKAGED_BACKBONES = {"aisfx": {"type": "aisfx"}, "distillmos": {"type": "distillmos"}}
+# Heads per task kind, with the evidence (benchmarks/results/quality.md, 5-fold OOF on real audio,
+# and demo_scores.md); linear chooses its regularisation (C / alpha "auto") inside the training fold.
+RATING_HEADS = {
+    "linear": {"type": "linear"},
+    "lgbm": {"type": "lgbm"},
+    "knn": {"type": "knn", "k": 11, "temperature": 0.15},
+}
+CLASS_HEADS = {"linear": {"type": "linear"}, "lgbm": {"type": "lgbm"}}
+HEAD_EVIDENCE = {
+    "rating": (
+        "on speechocean762 ratings (benchmarks/results/quality.md) the best head per backbone was lgbm "
+        "(aisfx 0.71, mfcc 0.60 Pearson), knn (logmel 0.49) or linear (distillmos 0.68), and the blend kept all three"
+    ),
+    "class": (
+        "on ESC-10 (benchmarks/results/quality.md) linear was best on aisfx, distillmos and logmel "
+        "(accuracy 0.90, 0.84, 0.82) and lgbm on mfcc (0.80 vs linear 0.74); knn trailed both on every "
+        "backbone and got no blend weight there nor in the classification demo (demo_scores.md)"
+    ),
+}
+PRETRAINED_EVIDENCE = (
+    "the pretrained backbones lift the best single candidate from Pearson 0.60 (mfcc/lgbm) to 0.71 (aisfx/lgbm) "
+    "on speechocean762 and accuracy from 0.82 (logmel/linear) to 0.90 (aisfx/linear) on ESC-10 "
+    "(benchmarks/results/quality.md)"
+)
+
+
+def packaged_backbone_check(kind: str):
+    """Whether the packaged backbone ``kind`` can be built here: ``audiofold doctor``'s import check
+    (the package is imported, not just looked up) as a ``doctor.Check``."""
+    from .backbones.packaged import PACKAGE_MODULES
+    from .doctor import check_packaged_backbone
+
+    return check_packaged_backbone(kind, PACKAGE_MODULES[kind], needed=True)
+
+
+def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, dict, list[str]]:
+    """(backbones, heads, notes) for a task ``kind``: the template's with ``fast``, else the strong default."""
+    if fast:
+        backbones, heads = template.get("backbones", {}), template.get("heads", {})
+        return (
+            backbones,
+            heads,
+            [
+                f"backbones: {', '.join(backbones)}; heads: {', '.join(heads)} (--fast: hand-crafted features only; "
+                f"without --fast init adds the pretrained {', '.join(PACKAGED_BACKBONES)} when installed: "
+                f"{PRETRAINED_EVIDENCE})"
+            ],
+        )
+    notes, backbones = [], {}
+    for name, params in PACKAGED_BACKBONES.items():
+        check = packaged_backbone_check(name)
+        if check.ok:
+            backbones[name] = dict(params)
+        else:
+            notes.append(f"backbone {name} left out: {check.detail}; then run `audiofold init` again")
+    pretrained = list(backbones)
+    backbones.update(copy.deepcopy(template.get("backbones", {})))
+    family = "rating" if kind in ("regression", "multitarget") else "class"
+    heads = copy.deepcopy(RATING_HEADS if family == "rating" else CLASS_HEADS)
+    notes.insert(
+        0,
+        f"backbones: {', '.join(backbones)} "
+        + (
+            f"(pretrained {', '.join(pretrained)} with packaged weights, no download: {PRETRAINED_EVIDENCE}; "
+            "--fast for hand-crafted features only)"
+            if pretrained
+            else "(hand-crafted only: no pretrained backbone imports here)"
+        ),
+    )
+    notes.insert(
+        1,
+        f"heads: {', '.join(heads)} for a {kind} task: {HEAD_EVIDENCE[family]}"
+        + ("; no multilabel benchmark yet, so it follows ESC-10" if kind == "multilabel" else ""),
+    )
+    return backbones, heads, notes
 
 
 @dataclass
@@ -128,12 +212,14 @@ def scaffold(
     auto_group: bool = True,
     train_audio_dir: str | Path | None = None,
     test_audio_dir: str | Path | None = None,
+    fast: bool = False,
 ) -> Scaffold:
     """Inspect ``data_dir`` and build a validated config.
 
     Paths are written relative to ``base_dir``, the folder Snakemake runs in (it resolves relative
     paths against its working directory, not against the config file), or absolute when the data
-    lies outside it. ``auto_group`` uses a speaker-like column as ``data.group_column``.
+    lies outside it. ``auto_group`` uses a speaker-like column as ``data.group_column``. Backbones and
+    heads: see ``choose_models`` (``fast``: the template's hand-crafted ones).
     """
     data_dir, base_dir = Path(data_dir), Path(base_dir)
     if not data_dir.is_dir():
@@ -219,6 +305,8 @@ def scaffold(
             for n in notes
         ]
     config["task"] = task
+    config["backbones"], config["heads"], model_notes = choose_models(spec.kind, config, fast=fast)
+    notes += model_notes
     # Validate a copy: the written file keeps only what was chosen, defaults stay implicit.
     validate_config(copy.deepcopy(config), load_schema(), source="the generated config")
     return Scaffold(config, notes)

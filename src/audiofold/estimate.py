@@ -1,0 +1,325 @@
+"""Run-time estimate for ``audiofold doctor``: what a full ``snakemake`` run of a config costs on this machine.
+
+    embedding  = clips x (measured per-clip cost of each backbone) + embed jobs x (start-up + model load)
+    heads      = fits (folds, refit, nested fits) x (measured fit cost of each head on that backbone's dim)
+    start-up   = the other jobs x (measured Python start-up of a rule script + Snakemake's bookkeeping)
+
+Measured here, at doctor time, on a few synthetic clips of the data's typical length and on synthetic
+features: per-clip costs differ by orders of magnitude between backbones and between machines, and
+benchmarks/results/extract_speed.json has a per-clip number for distillmos alone. Every Snakemake job
+is a fresh interpreter, so on small data the start-ups dominate; they are measured too. The parts are
+divided over the cores as the workflow's rules ask for them (embed: 2 threads a job, train: 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROBE_CLIPS = 3  # synthetic clips timed per backbone (after one warm-up clip)
+FIT_ROWS = 128  # rows of the synthetic fit per head; the time is scaled linearly to the fold's rows
+DURATION_FILES = 12  # audio files whose length is read for the typical clip length
+FALLBACK_CLIP_SECONDS = 5.0
+EMBED_THREADS = 2  # workflow/rules/embed.smk `threads:`
+# Snakemake's own work per job in its main process (DAG update, output checks, the script's preamble
+# written and read back), on top of the measured imports: a fast-config run of 48 jobs on 2 idle cores
+# took 171 s where the jobs' imports measured ~2-4 s each and their benchmarks 4-9 s each.
+SCHEDULER_SECONDS = 1.0
+# Jobs that wait for everything before them, one at a time: Snakemake's start and DAG, validate,
+# prepare, blend, submit, metrics; and the fixed jobs beside them (blend_nested, shift).
+SERIAL_JOBS, SIDE_JOBS = 6, 2
+# What the rule scripts import (scripts/*.py), timed in a fresh interpreter as each job starts one.
+RULE_IMPORTS = (
+    "snakemake.script",
+    "audiofold.rulekit",
+    "audiofold.train",
+    "audiofold.oof",
+    "audiofold.calibrate",
+    "audiofold.blend",
+    "audiofold.embed",
+    "audiofold.cache",
+    "audiofold.clips",
+)
+
+
+@dataclass
+class Workload:
+    """What the run will process: clips, their typical length, embed chunks, folds."""
+
+    n_train: int
+    n_test: int
+    clip_seconds: float
+    source: str  # where the counts and length come from
+    n_chunks: int
+    paths: list[str] = field(default_factory=list)  # a few audio files, to time decoding on
+
+
+@dataclass
+class Estimate:
+    workload: Workload
+    cores: int
+    parts: dict[str, float]  # label -> seconds of wall time
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {format_duration(s)}" for name, s in self.parts.items())
+        w = self.workload
+        return (
+            f"estimated run time on this machine: ~{format_duration(self.total)} ({parts}) for "
+            f"{w.n_train} + {w.n_test} clips of ~{w.clip_seconds:.1f} s ({w.source}) with --cores {self.cores}"
+            + "".join(f"; {n}" for n in self.notes)
+        )
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def clip_seconds(paths: list[str], max_seconds: float | None) -> float | None:
+    """Mean length of up to DURATION_FILES of ``paths`` (evenly spaced), read from their headers."""
+    import soundfile as sf
+
+    step = max(1, len(paths) // DURATION_FILES)
+    lengths = []
+    for path in paths[::step][:DURATION_FILES]:
+        try:
+            lengths.append(sf.info(path).duration)
+        except Exception:  # noqa: BLE001  an mp3/m4a soundfile cannot read: the other files decide
+            continue
+    if not lengths:
+        return None
+    mean = float(np.mean(lengths))
+    return min(mean, max_seconds) if max_seconds else mean
+
+
+def workload(config: dict) -> Workload:
+    """Clip counts from the demo settings or the config's data tables, and the typical clip length."""
+    from .clips import list_clips, resolve_shard_clips
+
+    shard = config["audio"].get("shard_clips", "auto")
+    max_seconds = config["audio"].get("max_seconds")
+    demo = config.get("demo", {})
+    if demo.get("enabled"):
+        from .demo import CLIP_SECONDS
+
+        n_train, n_test = int(demo["n_train"]), int(demo["n_test"])
+        per_chunk = resolve_shard_clips(shard, n_train + n_test)
+        chunks = math.ceil(n_train / per_chunk) + math.ceil(n_test / per_chunk)
+        return Workload(n_train, n_test, float(np.mean(CLIP_SECONDS)), "demo.n_train + demo.n_test", chunks)
+    clips = list_clips(config["data"], shard, missing_ok=True)
+    paths = [p for p in clips["path"] if p]
+    seconds = clip_seconds(paths, max_seconds)
+    source = "the data tables"
+    if seconds is None:
+        seconds, source = (
+            FALLBACK_CLIP_SECONDS,
+            f"the data tables; clip length unread, {FALLBACK_CLIP_SECONDS:g} s assumed",
+        )
+    step = max(1, len(paths) // PROBE_CLIPS)
+    return Workload(
+        int((clips["split"] == "train").sum()),
+        int((clips["split"] == "test").sum()),
+        seconds,
+        source,
+        int(clips["chunk"].nunique()),
+        paths[::step][:PROBE_CLIPS],
+    )
+
+
+@functools.cache  # one machine, one answer: doctor and its tests ask more than once
+def job_startup_seconds() -> tuple[float, float]:
+    """(a rule script's Python start-up, torch's import on top): timed in a fresh interpreter, as a job starts."""
+    code = (
+        f"import time; t0 = time.perf_counter(); import {', '.join(RULE_IMPORTS)}; "
+        "t1 = time.perf_counter(); import torch; print(t1 - t0, time.perf_counter() - t1)"
+    )
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    base, torch_import = (float(x) for x in out.stdout.split())
+    interpreter = time.perf_counter() - started - base - torch_import  # the interpreter's own start
+    return interpreter + base, torch_import
+
+
+def _torch_threads(threads: int | None) -> int | None:
+    """Set torch's thread count (when torch is loaded); returns the previous one."""
+    torch = sys.modules.get("torch")
+    if torch is None or threads is None:
+        return None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before
+
+
+def measure_backbone(name: str, params: dict, seconds: float, paths: list[str] = (), max_seconds=None) -> dict:
+    """Seconds to build the backbone, and per clip: embed (``seconds`` of synthetic noise, PROBE_CLIPS
+    clips after a warm-up) and decode (a few of the data's files at the backbone's rate, when given)."""
+    from .audio import load_mono
+    from .backbones import build_backbone
+    from .embed import extract, split_backbone_config
+
+    own, extraction = split_backbone_config(params)
+    started = time.perf_counter()
+    backbone = build_backbone(name, own)
+    build = time.perf_counter() - started
+    previous = _torch_threads(min(EMBED_THREADS, os.cpu_count() or 1))
+    try:
+        rng = np.random.default_rng(0)
+        n = max(1, round(seconds * backbone.sample_rate))
+        waves = [rng.normal(0, 0.1, n).astype(np.float32) for _ in range(PROBE_CLIPS + 1)]
+        extract(waves[:1], backbone, **extraction, progress=False)  # warm-up: lazy inits, allocator
+        started = time.perf_counter()
+        extract(waves[1:], backbone, **extraction, progress=False)
+        per_clip = (time.perf_counter() - started) / PROBE_CLIPS
+    finally:
+        _torch_threads(previous)
+    decode = 0.0
+    if paths:
+        started = time.perf_counter()
+        for path in paths:
+            load_mono(path, backbone.sample_rate, max_seconds)
+        decode = (time.perf_counter() - started) / len(paths)
+    return {
+        "build": build,
+        "per_clip": per_clip,
+        "decode": decode,
+        "dim": backbone.dim,
+        # a neural backbone (one with weights) imports torch in its job; the hand-crafted ones never do
+        "torch": hasattr(backbone, "weights_status"),
+    }
+
+
+def synthetic_targets(task, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Targets shaped as the prepare step writes them for ``task`` (every class present)."""
+    if task.is_regression:
+        scale = task.scale or {}
+        low, high = scale.get("min", -1.0), scale.get("max", 1.0)
+        return rng.uniform(low, high, (rows, len(task.label_columns))).astype(np.float32)
+    n_classes = len(task.classes)
+    if task.kind == "classification":
+        return rng.permutation(np.arange(rows) % n_classes).astype(np.int64)
+    y = (rng.random((rows, n_classes)) < 0.3).astype(np.float32)
+    y[np.arange(rows), np.arange(rows) % n_classes] = 1.0
+    return y
+
+
+def measure_head(params: dict, task, dim: int, rows: int, seed: int = 0) -> float | None:
+    """Seconds one fit of the head takes on ``rows`` rows of ``dim`` features (timed on at most FIT_ROWS
+    synthetic rows, scaled linearly); None for heads that read frame sequences (not simulated)."""
+    from .heads import build_head
+    from .train import fit_head
+
+    params = {k: v for k, v in params.items() if k != "backbones"}
+    head = build_head(params, task, seed)
+    if getattr(head, "inputs", "pooled") != "pooled":
+        return None
+    m = max(2, min(rows, FIT_ROWS))
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, dim)).astype(np.float32)
+    y = synthetic_targets(task, m, rng)
+    started = time.perf_counter()
+    fit_head(head, X, y, None)
+    head.predict(X[: min(m, 16)])
+    return (time.perf_counter() - started) * rows / m
+
+
+def estimate_task(config: dict):
+    """The TaskSpec the run will infer (from the tables), or a stand-in with the demo's labels."""
+    from .tasks import TaskSpec, infer_task
+
+    task_cfg = config.get("task", {})
+    demo = config.get("demo", {})
+    if demo.get("enabled"):
+        from .demo import EVENT_TYPES
+
+        kind = demo.get("kind", "regression")
+        labels = {"regression": ["rating"], "multitarget": ["valence", "arousal"]}.get(kind, ["label"])
+        classes = None if kind in ("regression", "multitarget") else list(EVENT_TYPES)
+        return TaskSpec(kind, "id", labels, classes=classes)
+    from .tables import read_table
+
+    data = config["data"]
+    tables = [read_table(data[k], k) if data.get(k) else None for k in ("train_csv", "test_csv", "sample_submission")]
+    spec, _ = infer_task(
+        *tables,
+        id_column=data.get("id_column"),
+        label_columns=data.get("label_columns"),
+        kind=task_cfg.get("kind", "auto"),
+        label_sep=task_cfg.get("label_sep"),
+        classes=task_cfg.get("classes"),
+        scale=task_cfg.get("scale"),
+        ignore_columns=tuple(c for c in (data.get("group_column"), data.get("fold_column")) if c),
+    )
+    return spec
+
+
+def fits_per_candidate(config: dict) -> tuple[int, int]:
+    """(head fits, train/refit jobs) per backbone x head, as the train and refit rules run them."""
+    k = int(config["cv"]["n_folds"])
+    mode = config["cv"].get("test_predictions", "refit")
+    jobs = k + (mode != "folds")
+    return jobs + (k * (k - 1) if mode == "auto" and k >= 3 else 0), jobs
+
+
+def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[float, float] | None = None) -> Estimate:
+    """The estimate for ``config`` (validated, defaults filled) on this machine with ``cores`` cores
+    (default: all); ``startup`` = (job start-up, torch import) seconds, measured when not given."""
+    cores = cores or os.cpu_count() or 1
+    work = workload(config)
+    startup_s, torch_s = startup if startup is not None else job_startup_seconds()
+    n_clips = work.n_train + work.n_test
+    embed_slots = max(1, cores // EMBED_THREADS)
+    parts: dict[str, float] = {}
+    dims: dict[str, int] = {}
+    max_seconds = config["audio"].get("max_seconds")
+    for name, params in config["backbones"].items():
+        m = measure_backbone(name, params, work.clip_seconds, work.paths, max_seconds)
+        dims[name] = m["dim"]
+        job = startup_s + SCHEDULER_SECONDS + (torch_s if m["torch"] else 0.0) + m["build"]
+        parts[name] = (n_clips * (m["per_clip"] + m["decode"]) + work.n_chunks * job) / embed_slots
+
+    task = estimate_task(config)
+    n_folds = int(config["cv"]["n_folds"])
+    rows = max(2, round(work.n_train * (n_folds - 1) / n_folds))
+    fits, train_jobs = fits_per_candidate(config)
+    notes, n_candidates = [], 0
+    for head, params in config["heads"].items():
+        seconds = 0.0
+        for backbone in params.get("backbones", list(config["backbones"])):
+            n_candidates += 1
+            fit = measure_head(params, task, dims[backbone], rows, seed=int(config.get("seed", 0)))
+            if fit is None:
+                notes.append(f"head {head} reads frame sequences: its training is not in the estimate")
+                break
+            seconds += fits * fit
+        parts[f"head {head}"] = seconds / cores
+    # per candidate: train/refit jobs, collect_oof and calibrate, side by side; then the serial steps
+    job = startup_s + SCHEDULER_SECONDS
+    parallel_jobs = n_candidates * (train_jobs + 2) + SIDE_JOBS
+    parts["job start-ups"] = parallel_jobs * job / cores + SERIAL_JOBS * job
+    return Estimate(work, cores, parts, notes)
+
+
+def check_run_time(config: dict):
+    """``audiofold doctor``'s line; a failure to estimate is a fact, not a problem."""
+    from .doctor import Check
+
+    try:
+        return Check("run time", None, estimate_run_time(config).line())
+    except Exception as exc:  # noqa: BLE001  the other checks name the broken piece
+        lines = str(exc).strip().splitlines()
+        return Check("run time", None, f"not estimated: {type(exc).__name__}: {lines[0] if lines else ''}")
