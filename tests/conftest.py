@@ -37,7 +37,7 @@ requires_root = pytest.mark.skipif(
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, configfile: str = "config.yaml"
+    workdir: Path, *args: str, check: bool = True, configfile: str = "config.yaml", timeout: float | None = None
 ) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with the test interpreter's snakemake.
 
@@ -55,12 +55,32 @@ def snakemake(
         str(workdir / configfile),
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        out, errs = (x.decode() if isinstance(x, bytes) else (x or "") for x in (err.stdout, err.stderr))
+        raise AssertionError(
+            f"snakemake {' '.join(args)} still running after {timeout}s:\n{out[-3000:]}\n{errs[-4000:]}"
+        ) from None
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_variables(monkeypatch):
+    """A test that calls run_rule in-process sets the thread variables for its "job" (limit_threads);
+    undo that after each test, or every later test of the worker inherits them (`nproc` honours
+    OMP_NUM_THREADS: the SLURM test node once came up with 1 CPU and its 2-thread jobs pended forever)."""
+    for var in THREAD_VARIABLES:
+        monkeypatch.setenv(var, os.environ.get(var, ""))  # records the value (or absence) to restore
+        if not os.environ[var]:
+            monkeypatch.delenv(var)
 
 
 TEST_CONFIG = ROOT / ".test/config.yaml"

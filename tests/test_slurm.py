@@ -74,6 +74,10 @@ def slurm_cluster():
         except subprocess.CalledProcessError as err:
             subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
             pytest.fail(f"could not start SLURM:\n{err.stdout}\n{err.stderr}")
+        cpus = int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout.split()[0])
+        if cpus < 2:  # the embed rule asks for 2 threads: its jobs would pend (PartitionConfig) forever
+            subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
+            pytest.fail(f"the test SLURM node has {cpus} CPU(s); the embed jobs need 2 (see tests/slurm/up.sh)")
         yield state
         subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)], check=True)
         shutil.rmtree(state, ignore_errors=True)
@@ -114,7 +118,7 @@ def _same_as_local_run(tmp_path_factory):
 
     wd = _workdir(tmp_path_factory.mktemp("slurm"), _small())
     t0 = time.perf_counter()
-    snakemake(wd, *SLURM_ARGS)
+    snakemake(wd, *SLURM_ARGS, timeout=1500)  # a job SLURM can never start would otherwise wait forever
     slurm_s = time.perf_counter() - t0
     print(f"demo wall time: local {local_s:.1f} s, SLURM {slurm_s:.1f} s")
 

@@ -11,7 +11,8 @@ for tool in slurmctld slurmd munged sinfo; do
 done
 mkdir -p "$D"/{state,spool,log,munge} /etc/slurm
 chmod 755 "$D/munge"; chown munge:munge "$D/munge"
-H=$(hostname -s); CPUS=$(nproc)
+# getconf, not nproc: nproc honours OMP_NUM_THREADS, which a caller may have set to 1
+H=$(hostname -s); CPUS=$(getconf _NPROCESSORS_ONLN)
 MEM=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) - 1024 ))
 
 # munge: the package's postinst normally creates the key; make one if it did not.
