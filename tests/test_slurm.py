@@ -148,8 +148,7 @@ def _killed_job_is_retried(state: Path, path: Path):
     """Cancel the first embed job while it runs: with --retries 1 Snakemake resubmits it and the run completes."""
     # many small chunks: 110 clips in ~11 chunks, 22 embed jobs over two backbones (a wide retry window)
     wd = _workdir(path, _small(shard_clips=10))
-    # --until does not follow the validate checkpoint into the chunks it lists: list them first
-    snakemake(wd, "--cores", "1", "validate")
+    snakemake(wd, "--cores", "1", "validate")  # locally: fewer SLURM jobs before the embed jobs
     cmd_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [
         str(BIN / "snakemake"),
@@ -162,8 +161,7 @@ def _killed_job_is_retried(state: Path, path: Path):
         *SLURM_ARGS,
         "--retries",
         "1",
-        "--until",
-        "embed",
+        "embed_all",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cmd_env)
     killed = None

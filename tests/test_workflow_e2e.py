@@ -22,7 +22,9 @@ def metrics_of(npz, workdir):
 
 def _jobs_to_run(workdir, *extra):
     """Rule name -> job count of what a dry run would execute."""
-    out = snakemake(workdir, "-n", "--quiet", "rules", *extra).stdout
+    out = snakemake(
+        workdir, "-n", *extra, "--quiet", "rules"
+    ).stdout  # after --configfile, before --quiet: both take lists
     counts = {}
     for line in out.splitlines():
         parts = line.split()
@@ -163,6 +165,8 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     assert planned["collect_oof"] == planned["calibrate"] == n_backbones * n_heads
     assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["shift"] == 1
     assert planned["duplicates"] == 1  # identical and near-duplicate clips, on the first backbone
+    # the embeddings alone (e.g. on a GPU partition first): every embed job and nothing after it
+    assert _jobs_to_run(wd, "embed_all") == {"embed": n_chunks * n_backbones, "embed_all": 1}
 
 
 def test_bad_config_key_is_named(workdir):

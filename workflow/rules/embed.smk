@@ -23,3 +23,15 @@ rule embed:
         "../envs/audiofold.yaml"
     script:
         "../../scripts/embed.py"
+
+
+# `snakemake embed_all`: every backbone's embeddings and nothing after them (e.g. embed on a GPU
+# partition, then train elsewhere). `--until embed` cannot stand in: it does not follow the validate
+# checkpoint into the chunks it lists, and so finds nothing to do.
+rule embed_all:
+    input:
+        lambda wc: [
+            path for backbone in BACKBONES for split in ("train", "test") for path in embeddings(backbone, split)
+        ],
+    localrule: True
+    default_target: False
