@@ -7,9 +7,10 @@ import pytest
 import soundfile as sf
 
 from audiofold import audio
-from audiofold.audio import decode_file, decode_shard, load_mono, read_shard
+from audiofold.audio import decode_file, load_mono
+from audiofold.backbones import build_backbone
+from audiofold.embed import embed_clips
 from audiofold.errors import DataError
-from audiofold.io import read_json, save_npz
 
 from conftest import requires_tool
 
@@ -172,42 +173,12 @@ def test_real_m4a_round_trip_through_ffmpeg(tmp_path):
     assert abs(np.argmax(spectrum) * 16000 / 12000 - 440) < 5  # the tone survives decode + resample
 
 
-def test_decode_shard_round_trip(tmp_path):
-    rng = np.random.default_rng(1)
-    specs = [("a", "wav", 8000, 1, 1.0), ("b", "flac", 44100, 2, 0.5), ("c", "ogg", 16000, 1, 2.0)]
-    paths = []
-    for clip_id, ext, sr, channels, seconds in specs:
-        data = rng.uniform(-0.3, 0.3, (int(sr * seconds), channels)).astype(np.float32)
-        paths.append(str(tmp_path / f"{clip_id}.{ext}"))
-        sf.write(paths[-1], data, sr)
-    out = tmp_path / "audio" / "16000hz" / "fold0.npz"
-    stats = decode_shard(paths, ["a", "b", "c"], 16000, out, max_seconds=1.5, progress=False)
-    assert stats == {"n_clips": 3, "total_seconds": pytest.approx(1.0 + 0.5 + 1.5, abs=1e-3), "sr": 16000}
-
-    with np.load(out) as npz:
-        assert set(npz.files) == {"ids", "offsets", "samples", "sr"}
-        assert npz["ids"].dtype.kind == "U" and npz["offsets"].dtype == np.int64
-        assert npz["samples"].dtype == np.float32 and npz["sr"].shape == () and npz["sr"].dtype == np.int64
-    ids, waves, sr = read_shard(out)
-    assert ids == ["a", "b", "c"] and sr == 16000
-    assert [len(w) for w in waves] == [16000, 8000, 24000]
-    np.testing.assert_array_equal(waves[0], load_mono(paths[0], 16000))
-    assert read_json(out.with_name("fold0.meta.json"))["n_clips"] == 3
-    assert sorted(p.name for p in out.parent.iterdir()) == ["fold0.meta.json", "fold0.npz"]  # no temp files
-
-
-def test_decode_shard_fails_on_bad_clip_without_writing(tmp_path, no_ffmpeg):
+def test_embed_fails_on_bad_clip_naming_it_without_writing(tmp_path, no_ffmpeg):
     sf.write(tmp_path / "ok.wav", np.zeros(800, dtype=np.float32), 8000)
     (tmp_path / "bad.flac").write_bytes(b"fLaC broken")
+    rows = [("ok", str(tmp_path / "ok.wav"), "decode"), ("bad", str(tmp_path / "bad.flac"), "decode")]
+    backbone = build_backbone("logmel", {"type": "logmel", "sample_rate": 8000, "n_mels": 16})
     out = tmp_path / "shard.npz"
     with pytest.raises(DataError, match=r"bad\.flac"):
-        decode_shard([str(tmp_path / "ok.wav"), str(tmp_path / "bad.flac")], ["ok", "bad"], 8000, out, progress=False)
-    assert not out.exists()
-
-
-def test_empty_shard_and_foreign_npz(tmp_path):
-    decode_shard([], [], 16000, tmp_path / "test0.npz", progress=False)
-    assert read_shard(tmp_path / "test0.npz") == ([], [], 16000)
-    save_npz(tmp_path / "other.npz", X=np.zeros(3))
-    with pytest.raises(DataError, match="not a decoded audio shard"):
-        read_shard(tmp_path / "other.npz")
+        embed_clips(rows, backbone, out, max_seconds=None)
+    assert not out.exists() and not list(tmp_path.glob("shard*"))

@@ -3,15 +3,16 @@ bundle's checkpoint file and loaded through the same path users take."""
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from audiofold import weights
 from audiofold.backbones import build_backbone
 from audiofold.backbones.torchaudio_ssl import save_random_checkpoint, tiny_arch
 from audiofold.cli import main as cli_main
-from audiofold.embed import embed_shard, extract, unpack_sequences
+from audiofold.embed import embed_clips, extract, unpack_sequences
 from audiofold.errors import ConfigError
-from audiofold.io import file_sha256, load_npz, meta_path, read_json, save_npz
+from audiofold.io import file_sha256, load_npz, meta_path, read_json
 
 ARCH = tiny_arch(num_layers=3, dim=32)
 
@@ -124,15 +125,10 @@ def test_int8_quantization_keeps_embeddings_close(torch_home):
 def test_shard_with_layers_and_sequences(tmp_path, torch_home):
     hub_checkpoint("wavlm_base")
     waves = noise(3, seconds=0.6, seed=3) + noise(1, seconds=0.3, seed=4)  # one clip shorter than the crop
-    shard = tmp_path / "audio.npz"
-    lengths = np.array([len(w) for w in waves])
-    save_npz(
-        shard,
-        ids=np.array(list("abcd")),
-        samples=np.concatenate(waves),
-        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        sr=np.array(16000),
-    )
+    rows = []
+    for clip_id, wave in zip("abcd", waves):
+        sf.write(tmp_path / f"{clip_id}.wav", wave, 16000, subtype="FLOAT")
+        rows.append((clip_id, str(tmp_path / f"{clip_id}.wav"), "decode"))
     bb = build_backbone(
         "w",
         {
@@ -145,7 +141,7 @@ def test_shard_with_layers_and_sequences(tmp_path, torch_home):
         },
     )
     out_path = tmp_path / "emb.npz"
-    meta = embed_shard(shard, bb, out_path, n_crops=3)
+    meta = embed_clips(rows, bb, out_path, max_seconds=None, n_crops=3)
     data = load_npz(out_path)
     assert data["X"].shape == (4, 32) and data["X_layers"].shape == (4, 3, 32)
     assert data["seq"].dtype == np.float16 and data["seq_offsets"].dtype == np.int64

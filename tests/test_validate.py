@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audiofold.audio import ZERO_FILL_SECONDS, decode_shard, read_shard
+from audiofold.backbones import build_backbone
 from audiofold.clips import list_clips
+from audiofold.embed import embed_clips
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
@@ -157,13 +158,16 @@ def test_zeros_policy_fills_every_bad_clip_and_decode_writes_silence(tmp_path):
     report, targets = run(tmp_path, manifest, policy="zeros")
     assert report["zero_filled"] == ["b", "t1"] and report["skipped"] == []
     assert targets["ids"].tolist() == ["a", "b"]
+    manifest = pd.read_csv(tmp_path / "validation" / "manifest.csv")
     test = manifest[manifest["split"] == "test"]
-    decode_shard(
-        test["path"].tolist(), test["id"].tolist(), 8000, tmp_path / "test0.npz", progress=False, zero_fill={"t1"}
-    )
-    ids, waves, _ = read_shard(tmp_path / "test0.npz")
-    assert ids == ["t1", "t2"], "every test id still gets a row, so the submission has every test id"
-    assert len(waves[0]) == ZERO_FILL_SECONDS * 8000 and not waves[0].any() and waves[1].any()
+    backbone = build_backbone("logmel", {"type": "logmel", "sample_rate": 8000, "n_mels": 16})
+    embed_clips(test[["id", "path", "action"]].values.tolist(), backbone, tmp_path / "test0.npz", max_seconds=5)
+    shard = load_npz(tmp_path / "test0.npz")
+    assert shard["ids"].tolist() == ["t1", "t2"], "every test id still gets a row, so the submission has every test id"
+    silence = embed_clips([("z", "", "zeros")], backbone, tmp_path / "z.npz", max_seconds=5)
+    assert silence["zero_filled"] == ["z"]
+    np.testing.assert_array_equal(shard["X"][0], load_npz(tmp_path / "z.npz")["X"][0])  # t1 embeds silence
+    assert not np.array_equal(shard["X"][0], shard["X"][1])
     assert read_json(tmp_path / "test0.meta.json")["zero_filled"] == ["t1"]
 
 

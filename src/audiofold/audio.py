@@ -1,4 +1,4 @@
-"""Decode audio files to float32 waves and pack them into per-shard npz files.
+"""Decode audio files to mono float32 waves at the sample rate a backbone asks for.
 
 soundfile (libsndfile) reads wav/flac/ogg/mp3 and the other formats it knows; anything else
 (m4a, aac, mp4, webm, ...) goes through ffmpeg when it is installed.
@@ -15,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from tqdm.auto import tqdm
 
 from .errors import DataError
-from .io import load_npz, save_npz, write_meta
 
 # Containers libsndfile never reads: skip straight to ffmpeg instead of a doomed soundfile attempt.
 FFMPEG_ONLY_EXTENSIONS = {".m4a", ".aac", ".mp4", ".m4b", ".webm", ".wma", ".mka", ".mkv", ".amr"}
-SHARD_KEYS = ("ids", "offsets", "samples", "sr")
 ZERO_FILL_SECONDS = 1.0
 
 
@@ -110,53 +107,3 @@ def load_mono(path: str | os.PathLike, sr: int, max_seconds: float | None = None
     if max_seconds is not None:  # the decoder rounds up to whole frames (and resampling adds its own)
         mono = mono[: int(round(max_seconds * sr))]
     return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-def decode_shard(
-    paths: list[str],
-    ids: list[str],
-    sr: int,
-    out_path: str | os.PathLike,
-    max_seconds: float | None = None,
-    progress: bool = True,
-    zero_fill: set[str] | frozenset[str] = frozenset(),
-) -> dict:
-    """Decode every clip of one shard to mono ``sr`` and write the shard npz (see DESIGN.md).
-
-    Ids in ``zero_fill`` (bad clips under the ``zeros`` policy, listed in the validation report)
-    get ``ZERO_FILL_SECONDS`` of silence instead, so they still get a prediction.
-    """
-    if len(paths) != len(ids):
-        raise ValueError(f"decode_shard got {len(paths)} paths but {len(ids)} ids")
-    shard = Path(out_path).name.split(".")[0]
-    silence = np.zeros(int(round(ZERO_FILL_SECONDS * sr)), dtype=np.float32)
-    waves = [
-        silence if i in zero_fill else load_mono(p, sr, max_seconds)
-        for p, i in tqdm(list(zip(paths, ids)), desc=f"decode {shard}", unit="clip", disable=not progress)
-    ]
-    offsets = np.zeros(len(waves) + 1, dtype=np.int64)
-    np.cumsum([len(w) for w in waves], out=offsets[1:])
-    samples = np.concatenate(waves) if waves else np.zeros(0, dtype=np.float32)
-    save_npz(
-        out_path,
-        ids=np.array([str(i) for i in ids], dtype=str),
-        offsets=offsets,
-        samples=samples,
-        sr=np.array(sr, dtype=np.int64),
-    )
-    stats = {"n_clips": len(waves), "total_seconds": float(offsets[-1] / sr), "sr": int(sr)}
-    write_meta(out_path, **stats, max_seconds=max_seconds, zero_filled=sorted(set(ids) & set(zero_fill)))
-    return stats
-
-
-def read_shard(path: str | os.PathLike) -> tuple[list[str], list[np.ndarray], int]:
-    """(ids, mono waves, sample rate) of a decoded shard; the waves are views into one array."""
-    data = load_npz(path)
-    missing = [k for k in SHARD_KEYS if k not in data]
-    if missing:
-        raise DataError(
-            f"{path} is not a decoded audio shard (missing {missing}); delete it and re-run the decode rule."
-        )
-    offsets = data["offsets"]
-    waves = [data["samples"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    return [str(i) for i in data["ids"]], waves, int(data["sr"])

@@ -9,10 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm.auto import tqdm
 
-from .audio import ZERO_FILL_SECONDS, load_mono, read_shard
+from .audio import ZERO_FILL_SECONDS, load_mono
 from .backbones import Backbone
 from .crops import unique_crops
-from .errors import DataError
 from .io import save_npz, write_meta
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ AUTO_BATCH = {"cpu": 4, "cuda": 32}
 
 def split_backbone_config(params: dict) -> tuple[dict, dict]:
     """A ``backbones.<name>`` config entry -> (the backbone's own options, the embed step's options:
-    ``tta`` keys, ``batch_size``, ``max_padding``) as ``embed_shard`` takes them."""
+    ``tta`` keys, ``batch_size``, ``max_padding``) as ``embed_clips`` takes them."""
     backbone = {k: v for k, v in params.items() if k not in ("tta", "batch_size", "max_padding")}
     extraction = {**params.get("tta", {}), **{k: params[k] for k in ("batch_size", "max_padding") if k in params}}
     return backbone, extraction
@@ -191,63 +190,6 @@ def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar,
             n_pending = 0
     if pending:
         flush()
-
-
-def embed_shard(
-    audio_shard_path: str | os.PathLike,
-    backbone: Backbone,
-    out_path: str | os.PathLike,
-    *,
-    n_crops: int = 1,
-    pad: str = "zeros",
-    aggregate: str = "mean",
-    keep_crops: bool = False,
-    batch_size: int | str = "auto",
-    max_padding: float = 0.25,
-    seed: int = 0,
-    threads: int | None = None,
-    meta: dict | None = None,
-) -> dict:
-    """Embed one decoded shard; writes ``ids``, ``X`` (and ``X_crops``) plus the metadata sidecar, returns the metadata."""
-    ids, waves, sr = read_shard(audio_shard_path)
-    if sr != backbone.sample_rate:
-        raise DataError(
-            f"audio shard {audio_shard_path} is at {sr} Hz but backbone {backbone.name!r} expects "
-            f"{backbone.sample_rate} Hz; embed it from the {backbone.sample_rate} Hz shard (results/audio/{backbone.sample_rate}hz/)."
-        )
-    if threads:
-        set_torch_threads(threads)
-    out = extract(
-        waves,
-        backbone,
-        n_crops=n_crops,
-        pad=pad,
-        aggregate=aggregate,
-        keep_crops=keep_crops,
-        batch_size=batch_size,
-        seed=seed,
-        max_padding=max_padding,
-    )
-    X = out["X"]
-    arrays = {"ids": np.array(ids, dtype=str), **{k: v for k, v in out.items() if k != "seq"}}
-    if "seq" in out:
-        arrays["seq"], arrays["seq_offsets"] = pack_sequences(out["seq"], backbone)
-    save_npz(out_path, **arrays)
-    n_effective = 1 if backbone.crop_seconds is None else n_crops
-    info = {
-        "backbone": backbone.describe(),
-        "shape": list(X.shape),
-        "n_crops": n_effective,
-        "tta": {"n_crops": n_crops, "pad": pad, "aggregate": aggregate, "keep_crops": keep_crops, "seed": seed},
-        "batching": {
-            "batch_size": resolve_batch_size(batch_size, backbone),
-            "requested": batch_size,
-            "max_padding": max_padding,
-        },
-        **(meta or {}),
-    }
-    write_meta(out_path, **info)
-    return info
 
 
 # Clips decoded per block in embed_clips: the next block decodes while the model runs on this one
