@@ -111,6 +111,20 @@ MIX_PEAK = 0.99  # a mixture louder than this is scaled down as a whole (no clip
 SOURCE_SEP = "|"  # between the source files of a mixture in mixtures.csv (ESC-10 names hold spaces, not bars)
 
 
+def available_backbones(names: list[str]) -> list[str]:
+    """The requested backbones this install can build (the packaged ones need their extra packages)."""
+    from audiofold.backbones import build_backbone
+
+    usable = []
+    for name in names:
+        try:
+            build_backbone(name, DEFAULT_BACKBONES[name])
+            usable.append(name)
+        except Exception as exc:  # noqa: BLE001 - report and skip a backbone this machine lacks
+            print(f"skipping backbone {name}: {exc}", file=sys.stderr)
+    return usable
+
+
 # ---- the data sets ------------------------------------------------------------------------------
 def subsample(table: pd.DataFrame, n: int | None, strata: list[str], seed: int = SEED) -> pd.DataFrame:
     """``n`` rows of ``table``, stratified on the ``strata`` columns (a numeric one binned into quintiles);
@@ -121,7 +135,7 @@ def subsample(table: pd.DataFrame, n: int | None, strata: list[str], seed: int =
         return table
     keys = [
         pd.qcut(pd.to_numeric(table[c]), 5, labels=False, duplicates="drop").astype(str)
-        if pd.api.types.is_numeric_dtype(pd.to_numeric(table[c], errors="coerce")) and table[c].nunique() > 20
+        if pd.to_numeric(table[c], errors="coerce").notna().all() and table[c].nunique() > 20  # a rating
         else table[c].astype(str)
         for c in strata
     ]
@@ -554,20 +568,6 @@ def main() -> None:
     print(markdown(results))
     for result in results:
         print(f"{result['dataset']}: {target_line(result)}")
-
-
-def available_backbones(names: list[str]) -> list[str]:
-    """The requested backbones this install can build (the packaged ones need their extra packages)."""
-    from audiofold.backbones import build_backbone
-
-    usable = []
-    for name in names:
-        try:
-            build_backbone(name, DEFAULT_BACKBONES[name])
-            usable.append(name)
-        except Exception as exc:  # noqa: BLE001 - report and skip a backbone this machine lacks
-            print(f"skipping backbone {name}: {exc}", file=sys.stderr)
-    return usable
 
 
 if __name__ == "__main__":
