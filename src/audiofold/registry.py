@@ -14,10 +14,13 @@ def keyword_options(cls: type) -> dict[str, Any]:
     return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def config_options(cls: type, section: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` without ``type``, checked against the class's options; the error names ``section.name.key``."""
+def config_options(
+    cls: type, section: str, name: str, params: dict[str, Any], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``params`` without ``type``, checked against the class's options and the ``extra`` ones every
+    type of the section accepts; the error names ``section.name.key``."""
     options = {k: v for k, v in params.items() if k != "type"}
-    allowed = keyword_options(cls)
+    allowed = {**keyword_options(cls), **(extra or {})}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -34,7 +37,7 @@ def check_config_options(config: dict[str, Any]) -> None:
     """
     from .backbones import _backbone_class
     from .embed import split_backbone_config
-    from .heads import HEADS
+    from .heads import HEADS, TRAINING_OPTIONS
 
     for name, params in config.get("backbones", {}).items():
         own, _ = split_backbone_config(params)  # tta, batch_size, ...: the embed step's, not the class's
@@ -45,4 +48,5 @@ def check_config_options(config: dict[str, Any]) -> None:
             raise ConfigError(
                 f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
             )
-        config_options(HEADS[head_type], "heads", name, {k: v for k, v in params.items() if k != "backbones"})
+        own = {k: v for k, v in params.items() if k != "backbones"}
+        config_options(HEADS[head_type], "heads", name, own, extra=TRAINING_OPTIONS)

@@ -19,8 +19,14 @@ from .tasks import TaskSpec
 log = logging.getLogger(__name__)
 
 
-# Head input kind -> (shard key, backbone option that makes the embed step write it)
-INPUT_KEYS = {"pooled": ("X", None), "layers": ("X_layers", "layers: all"), "sequence": ("seq", "keep_sequence: true")}
+# Head input kind -> (shard key, backbone option that makes the embed step write it); "crops" is
+# what a head with train_on_crops fits on (its predictions stay on X).
+INPUT_KEYS = {
+    "pooled": ("X", None),
+    "layers": ("X_layers", "layers: all"),
+    "sequence": ("seq", "keep_sequence: true"),
+    "crops": ("X_crops", "tta: {keep_crops: true}"),
+}
 
 
 def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[list[str], np.ndarray | list[np.ndarray]]:
@@ -36,9 +42,14 @@ def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[li
     for p in paths:  # np.load of an npz reads a key only when it is asked for
         with np.load(p, allow_pickle=False) as shard:
             if key not in shard.files:
+                who, instead = (
+                    ("train_on_crops: true", "drop the head's train_on_crops")
+                    if inputs == "crops"
+                    else (f"inputs: {inputs}", "give the head inputs: pooled")
+                )
                 raise DataError(
-                    f"{p}: has no {key!r}, which a head with inputs: {inputs} needs; set the backbone "
-                    f"option `{option}` in config.yaml (or give the head inputs: pooled)."
+                    f"{p}: has no {key!r}, which a head with {who} needs; set the backbone "
+                    f"option `{option}` in config.yaml (or {instead})."
                 )
             ids += [str(i) for i in shard["ids"]]
             if inputs == "sequence":
@@ -85,6 +96,21 @@ def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None
             )
 
 
+def training_rows(X, X_crops: np.ndarray | None, y: np.ndarray, groups: np.ndarray | None, rows: np.ndarray):
+    """(X, y, groups) a head fits on for the clips where ``rows`` is True: their own rows, or with
+    ``X_crops`` (n, K, D) one row per crop, target and group repeated K times. Crops of a clip share
+    a group (the clip's own when the data has none), so a head's inner split never puts one crop of
+    a clip on each side."""
+    fit_groups = None if groups is None else groups[rows]
+    if X_crops is None:
+        return take(X, rows), y[rows], fit_groups
+    block = X_crops[rows]  # (m, K, D): the only copy; the reshape below is a view
+    m, k = block.shape[:2]
+    if fit_groups is None:
+        fit_groups = np.flatnonzero(rows)
+    return block.reshape(m * k, *block.shape[2:]), np.repeat(y[rows], k, axis=0), np.repeat(fit_groups, k)
+
+
 def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None):
     """``head.fit``, passing the rows' groups to heads whose fit takes them (an inner CV that must
     keep a speaker's or a recording's clips on one side, as the outer folds do)."""
@@ -126,6 +152,10 @@ def train_fold(
     emb_ids, X_all = load_embeddings(train_shards, inputs)
     X = align(emb_ids, X_all, all_ids, "training clips")
     test_ids, X_test = load_embeddings(test_shards, inputs)
+    X_crops = None
+    if head.train_on_crops:  # K x the training rows; the test shards' crops are never read
+        crop_ids, X_crops = load_embeddings(train_shards, "crops")
+        X_crops = align(crop_ids, X_crops, all_ids, "training clips (per-crop)")
 
     is_val = folds == fold
     if fold is not None and not is_val.any():
@@ -134,16 +164,19 @@ def train_fold(
         f"fold {fold}" if fold is not None else "refit on all training rows"
     )
     started = time.perf_counter()
+    fit_X, fit_y, fit_groups = training_rows(X, X_crops, y, groups, ~is_val)
     try:
-        fit_head(head, take(X, ~is_val), y[~is_val], None if groups is None else groups[~is_val])
+        fit_head(head, fit_X, fit_y, fit_groups)
     except TrainingError as exc:
         raise TrainingError(f"{where}: {exc}") from None
     fit_seconds = time.perf_counter() - started
+    n_fit_rows = len(fit_y)
+    del fit_X, fit_y, fit_groups
     val_pred = head.predict(take(X, is_val)) if is_val.any() else {}
     test_pred = head.predict(X_test)
     nested = {}
     if test_predictions == "auto" and fold is not None:
-        nested = nested_fold_average(head_params, task, seed, head_name, X, y, folds, groups, fold)
+        nested = nested_fold_average(head_params, task, seed, head_name, X, y, folds, groups, fold, X_crops)
     # A NaN here would only surface in calibrate/blend, after every other fold and head has run.
     require_finite(val_pred, "validation", where)
     require_finite(test_pred, "test", where)
@@ -163,6 +196,7 @@ def train_fold(
         "n_train": int((~is_val).sum()),
         "n_val": int(is_val.sum()),
         "n_test": len(test_ids),
+        "n_fit_rows": n_fit_rows,  # n_train x crops per clip with train_on_crops
         "inputs": inputs,
         "dim": int(X[0].shape[-1]),
         "variants": sorted(test_pred),
@@ -191,10 +225,12 @@ def nested_fold_average(
     folds: np.ndarray,
     groups: np.ndarray | None,
     fold: int,
+    X_crops: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Predictions for ``fold``'s rows averaged over inner models, each trained on the outer
     training rows minus one more fold: what fold-averaging would give, next to this fold's own
-    model (a refit on all the outer training rows). Empty with fewer than three folds."""
+    model (a refit on all the outer training rows), fitted on the same rows (per crop with
+    ``X_crops``). Empty with fewer than three folds."""
     others = [k for k in np.unique(folds) if k != fold]
     if len(others) < 2:
         return {}
@@ -203,7 +239,7 @@ def nested_fold_average(
     for inner in others:
         rows = (folds != fold) & (folds != inner)
         head = build_head(head_params, task, seed, name=head_name)
-        fit_head(head, take(X, rows), y[rows], None if groups is None else groups[rows])
+        fit_head(head, *training_rows(X, X_crops, y, groups, rows))
         for variant, P in head.predict(take(X, is_val)).items():
             total[variant] = total.get(variant, 0) + np.asarray(P, dtype=np.float64) / len(others)
     return total

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import config_options, keyword_options
 from ..tasks import TaskSpec
-from .base import Head, HeadOptionError
+from .base import TRAINING_OPTIONS, Head, HeadOptionError, apply_training_options
 
 # type -> (module, class). A head's module is imported when the head is asked for, so a job that
 # trains a linear or kNN head does not pay torch's import (~3 s per job).
@@ -65,9 +65,10 @@ def build_head(params: dict[str, Any], task: TaskSpec, seed: int, name: str | No
             f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
         )
     cls = HEADS[head_type]
-    options = config_options(cls, "heads", name, params)
+    options = config_options(cls, "heads", name, params, extra=TRAINING_OPTIONS)
+    training = {k: options.pop(k) for k in TRAINING_OPTIONS if k in options}
     try:
-        return cls(task, seed, **options)
+        return apply_training_options(cls(task, seed, **options), training)
     except HeadOptionError as exc:
         raise ConfigError(f"heads.{name}.{exc.key}: {exc.problem}") from None
 
@@ -81,6 +82,7 @@ __all__ = [
     "LinearHead",
     "MLPHead",
     "PromptHead",
+    "TRAINING_OPTIONS",
     "VAHead",
     "build_head",
     "head_options",

@@ -29,6 +29,34 @@ def require_positive(head_type: str, key: str, value: Any, integer: bool = False
     return value
 
 
+# Options of how the train step feeds a head rather than of the head's model, so every head type
+# accepts them: build_head takes them off the config before the class sees its own options.
+# train_on_crops: fit on one row per crop (tta.keep_crops) instead of the crop mean X; predictions
+# stay on X.
+TRAINING_OPTIONS = {"train_on_crops": False}
+
+
+def require_bool(head_type: str, key: str, value: Any) -> bool:
+    """``value`` if it is a boolean, else HeadOptionError (a YAML ``"yes"`` string would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise HeadOptionError(head_type, key, f"must be true or false, got {value!r}.")
+    return bool(value)
+
+
+def apply_training_options(head: Head, options: dict[str, Any]) -> Head:
+    """Set the TRAINING_OPTIONS on a built head, checking them against what the head reads."""
+    train_on_crops = require_bool(head.type_name, "train_on_crops", options.get("train_on_crops", False))
+    inputs = getattr(head, "inputs", "pooled")
+    if train_on_crops and inputs != "pooled":
+        raise HeadOptionError(
+            head.type_name,
+            "train_on_crops",
+            f"needs inputs: pooled (per-crop embeddings are pooled vectors), but this head has inputs: {inputs}.",
+        )
+    head.train_on_crops = train_on_crops
+    return head
+
+
 class Head(abc.ABC):
     """Subclasses declare their options as keyword arguments of ``__init__``.
 
@@ -37,6 +65,7 @@ class Head(abc.ABC):
     """
 
     type_name: str = ""
+    train_on_crops: bool = False  # set by build_head (TRAINING_OPTIONS); train.py reads it
 
     def __init__(self, task: TaskSpec, seed: int = 0, **params: Any) -> None:
         self.task = task
@@ -53,4 +82,7 @@ class Head(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """What was trained, for artifact metadata."""
-        return {"type": self.type_name, "seed": self.seed, "params": dict(self.params)}
+        info = {"type": self.type_name, "seed": self.seed, "params": dict(self.params)}
+        if self.train_on_crops:
+            info["train_on_crops"] = True
+        return info

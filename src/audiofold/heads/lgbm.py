@@ -12,7 +12,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from ..metrics import METRICS, primary
 from ..tasks import TaskSpec
@@ -115,20 +115,28 @@ class LGBMHead(Head):
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         }
 
-    def inner_cv_score(self, X: np.ndarray, y: np.ndarray, overrides: dict) -> float:
-        """Mean primary metric over an inner K-fold of (X, y), signed so that lower is better."""
+    def inner_cv_score(self, X: np.ndarray, y: np.ndarray, overrides: dict, groups: np.ndarray | None = None) -> float:
+        """Mean primary metric over an inner K-fold of (X, y), signed so that lower is better;
+        ``groups`` (speakers, or a clip's crops) never straddle an inner split."""
         name, greater = primary(self.task.kind)
         stratify = np.asarray(y) if self.task.kind == "classification" else None
-        splitter = (StratifiedKFold if stratify is not None else KFold)(
-            n_splits=self.params["inner_folds"], shuffle=True, random_state=self.seed
-        )
+        k = self.params["inner_folds"]
+        if groups is not None and len(np.unique(groups)) >= 2:
+            splitter = (StratifiedGroupKFold if stratify is not None else GroupKFold)(
+                n_splits=min(k, len(np.unique(groups))), shuffle=True, random_state=self.seed
+            )
+        else:
+            groups = None
+            splitter = (StratifiedKFold if stratify is not None else KFold)(
+                n_splits=k, shuffle=True, random_state=self.seed
+            )
         scores = []
-        for fit_idx, val_idx in splitter.split(X, stratify if stratify is not None else None):
+        for fit_idx, val_idx in splitter.split(X, stratify, groups):
             models = self._fit_models(X[fit_idx], y[fit_idx], overrides)
             scores.append(METRICS[name](y[val_idx], self._predict_models(models, X[val_idx]), self.task))
         return -float(np.mean(scores)) if greater else float(np.mean(scores))
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> LGBMHead:
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> LGBMHead:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         self.best_params = {}
@@ -138,7 +146,7 @@ class LGBMHead(Head):
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
             study.optimize(
-                lambda trial: self.inner_cv_score(X, y, self.search_space(trial)),
+                lambda trial: self.inner_cv_score(X, y, self.search_space(trial), groups),
                 n_trials=self.params["n_trials"],
                 show_progress_bar=False,
             )

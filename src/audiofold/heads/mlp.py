@@ -1,7 +1,9 @@
 """Multi-label MLP head, seed 002: BCE with inverse-sqrt class weights and label smoothing on positives.
 
 On ``inputs: sequence`` the frames are pooled by learned attention before the MLP; on
-``inputs: layers`` a learnable softmax layer mix comes first.
+``inputs: layers`` a learnable softmax layer mix comes first. Training augmentation as in the seed,
+off by default: ``mixup_alpha`` / ``mixup_prob`` (mixup of embeddings and multi-hot targets) and,
+on sequences, ``time_masks`` / ``feature_masks`` (SpecAugment-style; torch_base.mask_frames).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ class MLPHead(TorchHead):
         hidden: int = 512,
         dropout: float = 0.3,
         label_smoothing: float = 0.05,
+        mixup_alpha: float = 0.0,
+        mixup_prob: float = 0.5,
+        time_masks: int = 0,
+        time_mask_frac: float = 0.1,
+        feature_masks: int = 0,
+        feature_mask_width: int = 20,
         inputs: str = "pooled",
         epochs: int = 40,
         batch_size: int = 32,
@@ -88,6 +96,12 @@ class MLPHead(TorchHead):
             hidden=hidden,
             dropout=dropout,
             label_smoothing=label_smoothing,
+            mixup_alpha=mixup_alpha,
+            mixup_prob=mixup_prob,
+            time_masks=time_masks,
+            time_mask_frac=time_mask_frac,
+            feature_masks=feature_masks,
+            feature_mask_width=feature_mask_width,
             inputs=inputs,
             epochs=epochs,
             batch_size=batch_size,

@@ -8,6 +8,8 @@ W_CE*CE(label smoothing) + W_KLD*KL(Gaussian label distribution || softmax) + W_
 + W_CONS*MSE(EV, stop-grad(reg)). Variants: ``ev`` (expected value of the class distribution),
 ``reg``, ``mix`` = (ev + reg) / 2 and ``knn`` (cosine kNN on the pooled prompt embedding).
 Classification uses the CE term only and returns probabilities (``main``) and ``knn``.
+Mixup (``mixup_alpha``) mixes every loss term with the same lam; frame masking (``time_masks``,
+``feature_masks``) applies to ``inputs: sequence``; both only in training, off by default.
 """
 
 from __future__ import annotations
@@ -104,6 +106,12 @@ class PromptHead(TorchHead):
         w_cons: float = 0.10,
         knn_k: int = 11,
         knn_temperature: float = 0.15,
+        mixup_alpha: float = 0.0,
+        mixup_prob: float = 0.5,
+        time_masks: int = 0,
+        time_mask_frac: float = 0.1,
+        feature_masks: int = 0,
+        feature_mask_width: int = 20,
         inputs: str = "sequence",
         epochs: int = 40,
         batch_size: int = 32,
@@ -137,6 +145,12 @@ class PromptHead(TorchHead):
             w_cons=w_cons,
             knn_k=knn_k,
             knn_temperature=knn_temperature,
+            mixup_alpha=mixup_alpha,
+            mixup_prob=mixup_prob,
+            time_masks=time_masks,
+            time_mask_frac=time_mask_frac,
+            feature_masks=feature_masks,
+            feature_mask_width=feature_mask_width,
             inputs=inputs,
             epochs=epochs,
             batch_size=batch_size,
@@ -216,8 +230,8 @@ class PromptHead(TorchHead):
             "accuracy": METRICS["accuracy"](y, variants["main"], self.task),
         }
 
-    def fit(self, X, y):
-        super().fit(X, y)
+    def fit(self, X, y, groups=None):
+        super().fit(X, y, groups)
         # kNN over the best-epoch prompt embedding of the whole training fold
         emb = super().predict(X)["emb"]
         self.knn.fit(emb, y)

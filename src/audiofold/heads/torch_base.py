@@ -69,6 +69,87 @@ def pad_sequences(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.from_numpy(mask)
 
 
+def mixup(
+    x: torch.Tensor, mask: torch.Tensor | None, rng: np.random.Generator, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor | None, float, torch.Tensor]:
+    """Mixup (Zhang et al. 2018) in embedding space: each row mixed with a partner from the same batch,
+    lam * x + (1 - lam) * x[perm] with lam ~ Beta(alpha, alpha). Returns the mixed batch, the padding
+    mask of the pair (a frame is real if it is real in either), lam and perm; the caller mixes the
+    loss over the two targets with the same lam."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(x)))
+    mixed = lam * x + (1.0 - lam) * x[perm]
+    return mixed, None if mask is None else mask | mask[perm], lam, perm
+
+
+def mask_frames(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    rng: np.random.Generator,
+    time_masks: int = 0,
+    time_mask_frac: float = 0.1,
+    feature_masks: int = 0,
+    feature_mask_width: int = 20,
+) -> torch.Tensor:
+    """SpecAugment-style masking of zero-padded frame sequences (B, T, ..., D) with their (B, T) mask.
+
+    Per clip, ``time_masks`` spans of 0 .. ``time_mask_frac`` x its real frames and ``feature_masks``
+    bands of 0 .. ``feature_mask_width`` of the last (feature) axis are set to zero. Spans lie inside the
+    clip's real frames (padding is not counted), and a span or band that would hide the last visible
+    frame or feature of a clip is skipped, so no clip is ever masked whole. Returns a new tensor.
+    """
+    x = x.clone()
+    dim = x.shape[-1]
+    for row, length in enumerate(mask.sum(dim=1).tolist()):
+        hidden = np.zeros(length, dtype=bool)
+        for _ in range(time_masks):
+            width = int(rng.integers(0, int(time_mask_frac * length) + 1))
+            start = int(rng.integers(0, length - width + 1))
+            span = hidden.copy()
+            span[start : start + width] = True
+            if not span.all():
+                hidden = span
+        bands = np.zeros(dim, dtype=bool)
+        for _ in range(feature_masks):
+            width = int(rng.integers(0, min(feature_mask_width, dim) + 1))
+            start = int(rng.integers(0, dim - width + 1))
+            band = bands.copy()
+            band[start : start + width] = True
+            if not band.all():
+                bands = band
+        frames = x[row, :length]
+        frames[torch.from_numpy(hidden)] = 0.0
+        frames[..., torch.from_numpy(bands)] = 0.0
+    return x
+
+
+def augment_options(head_type: str, params: dict[str, Any]) -> None:
+    """HeadOptionError naming the key for a bad mixup / masking option (those a head takes)."""
+    if "mixup_alpha" in params:
+        alpha = params["mixup_alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha >= 0:
+            raise HeadOptionError(head_type, "mixup_alpha", f"must be a number >= 0 (0: no mixup), got {alpha!r}.")
+        prob = params["mixup_prob"]
+        if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
+            raise HeadOptionError(head_type, "mixup_prob", f"must be a number in [0, 1], got {prob!r}.")
+    for count in ("time_masks", "feature_masks"):
+        if count not in params:
+            continue
+        n = params[count]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise HeadOptionError(head_type, count, f"must be an integer >= 0 (0: no masks), got {n!r}.")
+        if n and params["inputs"] != "sequence":
+            raise HeadOptionError(
+                head_type, count, f"masks frames of inputs: sequence, but this head has inputs: {params['inputs']}."
+            )
+    if "time_mask_frac" in params:
+        frac = params["time_mask_frac"]
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+            raise HeadOptionError(head_type, "time_mask_frac", f"must be a number in (0, 1), got {frac!r}.")
+    if "feature_mask_width" in params:
+        require_positive(head_type, "feature_mask_width", params["feature_mask_width"], integer=True)
+
+
 class TorchHead(Head):
     """Base of the torch heads. Subclasses implement ``build_module``, ``loss``, ``outputs_to_variants``
     and ``inner_metrics`` (lower ``metrics["score"]`` is better)."""
@@ -88,6 +169,7 @@ class TorchHead(Head):
             raise HeadOptionError(
                 self.type_name, "inputs", f"must be one of {', '.join(INPUTS)}, got {params['inputs']!r}."
             )
+        augment_options(self.type_name, params)
         super().__init__(task, seed, **params)
         self.inputs = params["inputs"]
         self.module: nn.Module | None = None
@@ -149,21 +231,50 @@ class TorchHead(Head):
             out = {"out": out}
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
-    def fit(self, X: Any, y: np.ndarray) -> TorchHead:
+    def _split(self, index: np.ndarray, stratify: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        size = self.params["inner_val_fraction"]
+        try:
+            return train_test_split(index, test_size=size, random_state=self.seed, stratify=stratify)
+        except ValueError:  # a class too rare to stratify on: plain random split
+            return train_test_split(index, test_size=size, random_state=self.seed)
+
+    def inner_split(self, targets: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(inner-fit, inner-validation) row indices. With groups (speakers, or a clip's crops) whole
+        groups go to one side, stratified on each group's first row, so early stopping never scores
+        a row whose group-mates it trained on."""
+        stratify = self.stratify_on(targets)
+        if groups is not None:
+            names, member = np.unique(np.asarray(groups), return_inverse=True)
+            if len(names) >= 2:
+                first = np.unique(member, return_index=True)[1]
+                fit_groups, _ = self._split(np.arange(len(names)), None if stratify is None else stratify[first])
+                in_fit = np.isin(member, fit_groups)
+                return np.flatnonzero(in_fit), np.flatnonzero(~in_fit)
+        return self._split(np.arange(len(targets)), stratify)
+
+    def augment(
+        self, x: torch.Tensor, mask: torch.Tensor | None, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[float, torch.Tensor] | None]:
+        """A training batch after frame masking and mixup (the options a head takes; none by default):
+        (x, mask, (lam, perm) when mixed). Inner validation and predict never pass through here."""
+        p = self.params
+        if mask is not None and (p.get("time_masks", 0) or p.get("feature_masks", 0)):
+            x = mask_frames(
+                x, mask, rng, p["time_masks"], p["time_mask_frac"], p["feature_masks"], p["feature_mask_width"]
+            )
+        # draw every batch, mixed or not, so the random stream does not depend on the outcomes
+        if p.get("mixup_alpha", 0) > 0 and rng.random() < p["mixup_prob"] and len(x) > 1:
+            x, mask, lam, perm = mixup(x, mask, rng, p["mixup_alpha"])
+            return x, mask, (lam, perm)
+        return x, mask, None
+
+    def fit(self, X: Any, y: np.ndarray, groups: np.ndarray | None = None) -> TorchHead:
         generator = seed_torch(self.seed)
+        augment_rng = np.random.default_rng(self.seed)  # its own stream: the shuffling stays as without it
         device = resolve_device(self.params["device"])
         rows = self._rows(X)
         targets = self.prepare_targets(y)
-        index = np.arange(len(rows))
-        stratify = self.stratify_on(targets)
-        try:
-            fit_idx, val_idx = train_test_split(
-                index, test_size=self.params["inner_val_fraction"], random_state=self.seed, stratify=stratify
-            )
-        except ValueError:  # a class too rare to stratify on: plain random split
-            fit_idx, val_idx = train_test_split(
-                index, test_size=self.params["inner_val_fraction"], random_state=self.seed
-            )
+        fit_idx, val_idx = self.inner_split(targets, groups)
         frame_shape = rows[0].shape[1:] if self.inputs == "sequence" else rows[0].shape
         self.module = self.build_module(tuple(frame_shape)).to(device)
         optimizer = torch.optim.AdamW(
@@ -184,10 +295,16 @@ class TorchHead(Head):
             total, seen = 0.0, 0
             for batch_ids in loader:
                 x, mask = self._batch([rows[i] for i in batch_ids])
+                x, mask, mix = self.augment(x, mask, augment_rng)
                 yb = torch.from_numpy(targets[batch_ids]).to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                     out = self.module(x.to(device), None if mask is None else mask.to(device))
-                    loss = self.loss(out, yb)
+                    if mix is None:
+                        loss = self.loss(out, yb)
+                    else:  # each loss term's gradient is affine in its target (CE, BCE, KL, MSE), so this
+                        # trains as the loss of the linearly mixed target would
+                        lam, perm = mix
+                        loss = lam * self.loss(out, yb) + (1.0 - lam) * self.loss(out, yb[perm.to(device)])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.module.parameters(), self.params["grad_clip"])
