@@ -211,5 +211,5 @@ def test_logmel_keep_sequence_writes_frames_and_train_loads_what_the_head_declar
     assert ids == ["a", "b"] and frames[1].shape == (51, 16)
     with pytest.raises(DataError, match="keep_sequence: true"):
         load_embeddings([tmp_path / "without.npz"], "sequence")
-    with pytest.raises(DataError, match="layers: all"):
+    with pytest.raises(DataError, match="option `layer: all`"):
         load_embeddings([tmp_path / "without.npz"], "layers")

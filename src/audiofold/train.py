@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # what a head with train_on_crops fits on (its predictions stay on X).
 INPUT_KEYS = {
     "pooled": ("X", None),
-    "layers": ("X_layers", "layers: all"),
+    "layers": ("X_layers", "layer: all"),
     "sequence": ("seq", "keep_sequence: true"),
     "crops": ("X_crops", "tta: {keep_crops: true}"),
 }
