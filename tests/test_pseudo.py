@@ -288,3 +288,13 @@ def test_lgbm_head_weights_rows():
     head = lambda: LGBMHead(CLASSES, params={"n_estimators": 20})  # noqa: E731
     w = np.where(y == 0, 1.0, 0.5)
     assert not np.allclose(head().fit(X, y, sample_weight=w).predict(X)["main"], head().fit(X, y).predict(X)["main"])
+
+
+def test_no_confident_row_reuses_round_one_instead_of_refitting_it(tmp_path, monkeypatch):
+    write_data(tmp_path)
+    calls = spy_fits(monkeypatch)
+    info = run(tmp_path, fold=0, pseudo_labels={"enabled": True, "min_confidence": 1.0})
+    part = load_npz(tmp_path / "preds/p.npz")
+    assert info["pseudo_labels"]["n_pseudo"] == 0 and len(calls) == 1
+    np.testing.assert_array_equal(part["val__main+pl"], part["val__main"])  # every fold still has the variant
+    np.testing.assert_array_equal(part["test__main+pl"], part["test__main"])

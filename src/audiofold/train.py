@@ -110,22 +110,25 @@ def student_round(
     X_val,
     X_test,
     test_ids: list[str],
-    teacher_test: dict[str, np.ndarray],
+    teacher,
     settings: dict,
 ):
     """Round two (``audiofold.pseudo``): a fresh head fitted on the fit rows plus the test rows the
-    round-one model predicted confidently (``teacher_test``); returns (student, its validation and
-    test predictions under ``{variant}+pl``, the selection). ``X_val`` never enters the fit."""
+    round-one model ``teacher`` predicted confidently; returns (student, its validation and test
+    predictions under ``{variant}+pl``, the selection). ``X_val`` never enters the fit. With no
+    confident row the student would be the teacher refitted on the same rows: the teacher stands in."""
     selection = pseudo.select(
-        pseudo.teacher_prediction(teacher_test),
+        pseudo.teacher_prediction(teacher.predict(X_test)),
         task,
         settings["min_confidence"],
         y_fit,
         weighted=settings["weight"] == "confidence",
     )
-    X, y, groups, weight = pseudo.augment(X_fit, y_fit, groups_fit, X_test, test_ids, selection)
-    student = build_head(head_params, task, seed, name=head_name)
-    fit_head(student, X, y, groups, weight)
+    student = teacher
+    if len(selection.rows):
+        X, y, groups, weight = pseudo.augment(X_fit, y_fit, groups_fit, X_test, test_ids, selection)
+        student = build_head(head_params, task, seed, name=head_name)
+        fit_head(student, X, y, groups, weight)
     rename = lambda preds: {pseudo.variant_name(v): P for v, P in preds.items()}  # noqa: E731
     val = rename(student.predict(X_val)) if len(X_val) else {}
     return student, val, rename(student.predict(X_test)), selection
@@ -197,7 +200,7 @@ def train_fold(
                 take(X, is_val),
                 X_test,
                 test_ids,
-                test_pred,
+                head,
                 settings,
             )
         except TrainingError as exc:
@@ -292,7 +295,7 @@ def nested_fold_average(
                     take(X, is_val),
                     X_test,
                     test_ids,
-                    head.predict(X_test),
+                    head,
                     pseudo_settings,
                 )[1]
             )
