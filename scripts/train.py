@@ -21,6 +21,7 @@ def main(smk):
         threads=max(1, int(smk.threads or 1)),
         backbone=smk.wildcards.backbone,
         test_predictions=smk.params.test_predictions,
+        pseudo_labels=dict(smk.params.pseudo_labels),
         meta={"backbone": smk.wildcards.backbone, "config_hash": stable_hash(smk.params.head)},
     )
 

@@ -53,6 +53,8 @@ def _planned(wd, change: dict) -> set[str]:
         ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
         ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "metrics", "all"}),
         ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
+        ({"pseudo_labels": {"min_confidence": 0.9}}, set()),  # disabled: its settings are no job's params
+        ({"pseudo_labels": {"enabled": True}}, {"train", "refit", "collect_oof", "calibrate"} | ENSEMBLE),
     ],
     ids=[
         "nothing",
@@ -68,6 +70,8 @@ def _planned(wd, change: dict) -> set[str]:
         "duplicates.threshold",
         "duplicates.backbone",
         "cv.group_duplicates",
+        "pseudo_labels.min_confidence (disabled)",
+        "pseudo_labels.enabled",
     ],
 )
 def test_a_key_reruns_only_what_reads_it(done, change, expected):

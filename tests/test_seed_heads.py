@@ -162,10 +162,10 @@ def test_lgbm_optuna_search_never_sees_the_validation_rows(monkeypatch):
     seen: list[int] = []
     original = LGBMHead._fit_models
 
-    def spy(self, X_fit, y_fit, overrides):
+    def spy(self, X_fit, y_fit, overrides, sample_weight=None):
         seen.append(len(X_fit))
         assert not (np.isin(X_fit[:, 0], X[60:, 0])).any(), "a validation row reached the search"
-        return original(self, X_fit, y_fit, overrides)
+        return original(self, X_fit, y_fit, overrides, sample_weight)
 
     monkeypatch.setattr(LGBMHead, "_fit_models", spy)
     head = build_head(

@@ -176,3 +176,25 @@ def test_bad_config_key_is_named(workdir):
     proc = snakemake(wd, "-n", check=False)
     assert proc.returncode != 0
     assert "cv" in proc.stderr + proc.stdout and "n_fold" in proc.stderr + proc.stdout
+
+
+def test_pseudo_labels_add_a_second_round_candidate(finished_runs, tmp_path):
+    """pseudo_labels.enabled: every train/refit job writes `main+pl`, which collect scores on the
+    training folds and the blend and its nested score weigh as one more candidate."""
+    config = demo_config("classification")
+    config["pseudo_labels"] = {"enabled": True}
+    wd = finished_runs.copy(config, tmp_path)
+    results = wd / "results"
+    for head in ("linear", "knn"):
+        scores = json.loads((results / f"oof/logmel/{head}/scores.json").read_text())
+        assert set(scores["variants"]) == {"main", "main+pl"}
+        assert set(scores["variants"]["main+pl"]["per_fold"]) == {"0", "1", "2"}
+        fold_meta = json.loads((results / f"preds/logmel/{head}/fold0.meta.json").read_text())
+        assert fold_meta["variants"] == ["main", "main+pl"] and fold_meta["pseudo_labels"]["n_test"] == 20
+        assert "test__main+pl" in load_npz(results / f"preds/logmel/{head}/refit.npz")
+        assert np.isfinite(load_npz(results / f"calibrated/logmel/{head}/oof.npz")["P__main+pl"]).all()
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert {f"{b}/{h}/main+pl" for b in ("logmel", "mfcc") for h in ("linear", "knn")} <= set(metrics["candidates"])
+    weights = json.loads((results / "blend/weights.json").read_text())
+    assert any(name.endswith("/main+pl") for name in weights["weights"])
+    assert np.isfinite(load_npz(results / "blend/nested_oof.npz")["P"]).all()

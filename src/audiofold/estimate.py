@@ -268,11 +268,13 @@ def estimate_task(config: dict):
 
 
 def fits_per_candidate(config: dict) -> tuple[int, int]:
-    """(head fits, train/refit jobs) per backbone x head, as the train and refit rules run them."""
+    """(head fits, train/refit jobs) per backbone x head, as the train and refit rules run them
+    (pseudo_labels.enabled: every fit is followed by a second-round fit)."""
     k = int(config["cv"]["n_folds"])
     mode = config["cv"].get("test_predictions", "refit")
     jobs = k + (mode != "folds")
-    return jobs + (k * (k - 1) if mode == "auto" and k >= 3 else 0), jobs
+    rounds = 2 if config.get("pseudo_labels", {}).get("enabled") else 1
+    return rounds * (jobs + (k * (k - 1) if mode == "auto" and k >= 3 else 0)), jobs
 
 
 def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[float, float] | None = None) -> Estimate:

@@ -10,6 +10,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from . import pseudo
 from .embed import unpack_sequences
 from .errors import DataError, TrainingError
 from .heads import HEADS, build_head, head_options
@@ -111,12 +112,52 @@ def training_rows(X, X_crops: np.ndarray | None, y: np.ndarray, groups: np.ndarr
     return block.reshape(m * k, *block.shape[2:]), np.repeat(y[rows], k, axis=0), np.repeat(fit_groups, k)
 
 
-def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None):
+def fit_head(head, X, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None = None):
     """``head.fit``, passing the rows' groups to heads whose fit takes them (an inner CV that must
-    keep a speaker's or a recording's clips on one side, as the outer folds do)."""
-    if groups is not None and "groups" in inspect.signature(head.fit).parameters:
-        return head.fit(X, y, groups=groups)
-    return head.fit(X, y)
+    keep a speaker's or a recording's clips on one side, as the outer folds do), and sample weights
+    (pseudo-labelled rows) to heads whose fit takes ``sample_weight``; other heads fit unweighted."""
+    accepts = inspect.signature(head.fit).parameters
+    options = {}
+    if groups is not None and "groups" in accepts:
+        options["groups"] = groups
+    if sample_weight is not None and "sample_weight" in accepts:
+        options["sample_weight"] = sample_weight
+    return head.fit(X, y, **options)
+
+
+def student_round(
+    head_params: dict,
+    task: TaskSpec,
+    seed: int,
+    head_name: str | None,
+    X_fit,
+    y_fit: np.ndarray,
+    groups_fit: np.ndarray | None,
+    X_val,
+    X_test,
+    test_ids: list[str],
+    teacher,
+    settings: dict,
+):
+    """Round two (``audiofold.pseudo``): a fresh head fitted on the fit rows plus the test rows the
+    round-one model ``teacher`` predicted confidently; returns (student, its validation and test
+    predictions under ``{variant}+pl``, the selection). ``X_val`` never enters the fit. With no
+    confident row the student would be the teacher refitted on the same rows: the teacher stands in."""
+    selection = pseudo.select(
+        pseudo.teacher_prediction(teacher.predict(X_test)),
+        task,
+        settings["min_confidence"],
+        y_fit,
+        weighted=settings["weight"] == "confidence",
+    )
+    student = teacher
+    if len(selection.rows):
+        X, y, groups, weight = pseudo.augment(X_fit, y_fit, groups_fit, X_test, test_ids, selection)
+        student = build_head({**head_params, **teacher.student_options()}, task, seed, name=head_name)
+        fit_head(student, X, y, groups, weight)
+    rename = lambda preds: {pseudo.variant_name(v): P for v, P in preds.items()}  # noqa: E731
+    val = rename(student.predict(X_val)) if len(X_val) else {}
+    return student, val, rename(student.predict(X_test)), selection
 
 
 def train_fold(
@@ -135,11 +176,13 @@ def train_fold(
     threads: int = 1,
     backbone: str | None = None,
     test_predictions: str = "folds",
+    pseudo_labels: dict | None = None,
 ) -> dict:
     """Fit on the rows outside ``fold`` and predict them and the test set; ``fold=None`` is the
     refit on every training row (test predictions only). With ``test_predictions="auto"`` the fold
     also predicts its rows by the average of inner models, one per other fold (``nested__*``), so
-    collect can compare refit against fold-averaging one level down."""
+    collect can compare refit against fold-averaging one level down. With ``pseudo_labels``
+    (config block, ``enabled``) a second round (``student_round``) adds the variants ``{variant}+pl``."""
     targets = load_npz(targets_path)
     all_ids = [str(i) for i in targets["ids"]]
     y, folds = targets["y"], targets["fold"]
@@ -174,15 +217,40 @@ def train_fold(
     del fit_X, fit_y, fit_groups
     val_pred = head.predict(take(X, is_val)) if is_val.any() else {}
     test_pred = head.predict(X_test)
+    settings = pseudo.settings(pseudo_labels)
+    model = head
+    if settings is not None:
+        started = time.perf_counter()
+        try:
+            student, val_pl, test_pl, selection = student_round(
+                head_params,
+                task,
+                seed,
+                head_name,
+                *training_rows(X, X_crops, y, groups, ~is_val),
+                take(X, is_val),
+                X_test,
+                test_ids,
+                head,
+                settings,
+            )
+        except TrainingError as exc:
+            raise TrainingError(f"{where}, pseudo-label round: {exc}") from None
+        val_pred, test_pred = {**val_pred, **val_pl}, {**test_pred, **test_pl}
+        model = {"teacher": head, "student": student}
+        pseudo_info = {**selection.summary(len(test_ids)), **settings}
+        pseudo_info["fit_seconds"] = round(time.perf_counter() - started, 3)
     nested = {}
     if test_predictions == "auto" and fold is not None:
-        nested = nested_fold_average(head_params, task, seed, head_name, X, y, folds, groups, fold, X_crops)
+        nested = nested_fold_average(
+            head_params, task, seed, head_name, X, y, folds, groups, fold, X_crops, X_test, test_ids, settings
+        )
     # A NaN here would only surface in calibrate/blend, after every other fold and head has run.
     require_finite(val_pred, "validation", where)
     require_finite(test_pred, "test", where)
 
     with atomic_path(model_out) as tmp:
-        joblib.dump(head, tmp)
+        joblib.dump(model, tmp)
     arrays = {"val_ids": np.asarray(all_ids, dtype=str)[is_val], "test_ids": np.asarray(test_ids, dtype=str)}
     for variant, P in test_pred.items():
         if variant in val_pred:
@@ -204,6 +272,8 @@ def train_fold(
         "head": head.describe(),
         **(meta or {}),
     }
+    if settings is not None:
+        info["pseudo_labels"] = pseudo_info
     write_meta(preds_out, **info)
     log.info(
         "fold %s: trained on %d rows, validated on %d in %.2fs",
@@ -226,11 +296,15 @@ def nested_fold_average(
     groups: np.ndarray | None,
     fold: int,
     X_crops: np.ndarray | None = None,
+    X_test=None,
+    test_ids: list[str] | None = None,
+    pseudo_settings: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Predictions for ``fold``'s rows averaged over inner models, each trained on the outer
     training rows minus one more fold: what fold-averaging would give, next to this fold's own
     model (a refit on all the outer training rows), fitted on the same rows (per crop with
-    ``X_crops``). Empty with fewer than three folds."""
+    ``X_crops``). Empty with fewer than three folds. With ``pseudo_settings`` each inner model
+    also teaches an inner student (``{variant}+pl``)."""
     others = [k for k in np.unique(folds) if k != fold]
     if len(others) < 2:
         return {}
@@ -239,7 +313,15 @@ def nested_fold_average(
     for inner in others:
         rows = (folds != fold) & (folds != inner)
         head = build_head(head_params, task, seed, name=head_name)
-        fit_head(head, *training_rows(X, X_crops, y, groups, rows))
-        for variant, P in head.predict(take(X, is_val)).items():
+        fit_rows = training_rows(X, X_crops, y, groups, rows)
+        fit_head(head, *fit_rows)
+        preds = head.predict(take(X, is_val))
+        if pseudo_settings is not None:
+            student = student_round(
+                head_params, task, seed, head_name, *fit_rows, take(X, is_val), X_test, test_ids, head, pseudo_settings
+            )
+            preds.update(student[1])
+        del fit_rows
+        for variant, P in preds.items():
             total[variant] = total.get(variant, 0) + np.asarray(P, dtype=np.float64) / len(others)
     return total

@@ -38,6 +38,12 @@ def head_params(head):
     return {k: v for k, v in config["heads"][head].items() if k != "backbones"}
 
 
+def pseudo_label_params(wildcards):
+    """The pseudo_labels block when enabled, else {}: tuning a disabled block reruns no training job."""
+    block = config["pseudo_labels"]
+    return dict(block) if block["enabled"] else {}
+
+
 # (backbone, head) pairs trained, collected and offered to the blend
 CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)]
 

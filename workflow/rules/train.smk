@@ -13,6 +13,7 @@ rule train:
         head=lambda wc: head_params(wc.head),
         seed=config["seed"],
         test_predictions=config["cv"]["test_predictions"],  # auto: also nested predictions
+        pseudo_labels=pseudo_label_params,
     log:
         f"{R}/logs/train/{{backbone}}/{{head}}/fold{{fold}}.log",
     benchmark:
@@ -42,6 +43,7 @@ rule refit:
         head=lambda wc: head_params(wc.head),
         seed=config["seed"],
         test_predictions="refit",
+        pseudo_labels=pseudo_label_params,
     log:
         f"{R}/logs/train/{{backbone}}/{{head}}/refit.log",
     benchmark:

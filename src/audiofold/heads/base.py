@@ -80,6 +80,12 @@ class Head(abc.ABC):
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Map variant name -> P (n, n_outputs); single-output heads return ``{"main": P}``."""
 
+    def student_options(self) -> dict[str, Any]:
+        """Option overrides that freeze what this fitted head chose by its own inner CV (a ridge
+        alpha, a logistic C, a LightGBM search): a pseudo-label student takes them, because an inner
+        CV over rows labelled by the teacher itself rewards fitting the teacher, not the data."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """What was trained, for artifact metadata."""
         info = {"type": self.type_name, "seed": self.seed, "params": dict(self.params)}

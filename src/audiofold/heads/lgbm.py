@@ -76,13 +76,15 @@ class LGBMHead(Head):
             (y[:, c] > 0.5).astype(np.int64) if self.task.kind == "multilabel" else y[:, c] for c in range(y.shape[1])
         ]
 
-    def _fit_models(self, X: np.ndarray, y: np.ndarray, overrides: dict) -> list:
+    def _fit_models(
+        self, X: np.ndarray, y: np.ndarray, overrides: dict, sample_weight: np.ndarray | None = None
+    ) -> list:
         models = []
         for target in self._columns(y):
             if not self.task.is_regression and len(np.unique(target)) < 2:
                 models.append(("constant", target[0]))  # a tag or class absent/always present in this fold
             else:
-                models.append(("model", self._estimator(overrides).fit(X, target)))
+                models.append(("model", self._estimator(overrides).fit(X, target, sample_weight=sample_weight)))
         return models
 
     def _predict_models(self, models: list, X: np.ndarray) -> np.ndarray:
@@ -115,9 +117,17 @@ class LGBMHead(Head):
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         }
 
-    def inner_cv_score(self, X: np.ndarray, y: np.ndarray, overrides: dict, groups: np.ndarray | None = None) -> float:
+    def inner_cv_score(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        overrides: dict,
+        groups: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> float:
         """Mean primary metric over an inner K-fold of (X, y), signed so that lower is better;
-        ``groups`` (speakers, or a clip's crops) never straddle an inner split."""
+        ``groups`` (speakers, or a clip's crops) never straddle an inner split. The models are fitted
+        with ``sample_weight``, the metric is unweighted."""
         name, greater = primary(self.task.kind)
         stratify = np.asarray(y) if self.task.kind == "classification" else None
         k = self.params["inner_folds"]
@@ -132,13 +142,18 @@ class LGBMHead(Head):
             )
         scores = []
         for fit_idx, val_idx in splitter.split(X, stratify, groups):
-            models = self._fit_models(X[fit_idx], y[fit_idx], overrides)
+            weight = None if sample_weight is None else sample_weight[fit_idx]
+            models = self._fit_models(X[fit_idx], y[fit_idx], overrides, weight)
             scores.append(METRICS[name](y[val_idx], self._predict_models(models, X[val_idx]), self.task))
         return -float(np.mean(scores)) if greater else float(np.mean(scores))
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> LGBMHead:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+    ) -> LGBMHead:
+        """``sample_weight`` (e.g. pseudo-labelled rows) weighs each row in every booster."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
+        sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self.best_params = {}
         if self.params["n_trials"]:
             import optuna
@@ -146,13 +161,18 @@ class LGBMHead(Head):
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=self.seed))
             study.optimize(
-                lambda trial: self.inner_cv_score(X, y, self.search_space(trial), groups),
+                lambda trial: self.inner_cv_score(X, y, self.search_space(trial), groups, sample_weight),
                 n_trials=self.params["n_trials"],
                 show_progress_bar=False,
             )
             self.best_params = dict(study.best_params)
-        self.models = self._fit_models(X, y, self.best_params)
+        self.models = self._fit_models(X, y, self.best_params, sample_weight)
         return self
+
+    def student_options(self) -> dict[str, Any]:
+        if not self.params["n_trials"]:
+            return {}
+        return {"n_trials": 0, "params": {**self.params["params"], **self.best_params}}
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         return {"main": self._predict_models(self.models, np.asarray(X, dtype=np.float64))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import sklearn
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
@@ -36,7 +37,10 @@ class LinearHead(Head):
         C: float | str = "auto",
         max_iter: int = 2000,
     ) -> None:
-        if alpha != "auto":
+        if isinstance(alpha, (list, tuple)):  # one per target: what student_options freezes
+            for value in alpha:
+                require_positive(self.type_name, "alpha", value)
+        elif alpha != "auto":
             require_positive(self.type_name, "alpha", alpha)
         require_positive(self.type_name, "max_iter", max_iter, integer=True)
         if C != "auto":  # unused by regression kinds
@@ -47,8 +51,14 @@ class LinearHead(Head):
         self.chosen_C: float | None = None  # the C the last fit used (searched when C is "auto")
         self.cv_log_loss: dict[str, float] | None = None  # inner-CV log loss per C of the search
 
-    def _logistic(self, C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=self.params["max_iter"], random_state=self.seed)
+    def _logistic(self, C: float, weighted: bool = False) -> LogisticRegression:
+        model = LogisticRegression(C=C, max_iter=self.params["max_iter"], random_state=self.seed)
+        return model.set_fit_request(sample_weight=True) if weighted else model
+
+    @staticmethod
+    def _scaler(weighted: bool) -> StandardScaler:
+        # Weights (pseudo-labelled rows) weigh the loss only; the scaling is the rows' plain mean / std.
+        return StandardScaler().set_fit_request(sample_weight=False) if weighted else StandardScaler()
 
     def _inner_splits(self, target: np.ndarray, groups: np.ndarray | None) -> list | None:
         """Inner CV splits of the training rows for choosing C; None when there are too few rows.
@@ -99,43 +109,67 @@ class LinearHead(Head):
         P = model.predict_proba(X)[:, -n_classes:]
         return -log_loss(np.ravel(y), np.ravel(P), labels=[0, 1])
 
-    def _fit_logistic(self, make_estimator, X: np.ndarray, target: np.ndarray, groups: np.ndarray | None) -> None:
+    def _fit_logistic(
+        self, make_estimator, X: np.ndarray, target: np.ndarray, groups: np.ndarray | None, weight: dict
+    ) -> None:
         """Fit scaler + logistic model; with C "auto", one C shared by all classes (and all
-        one-vs-rest tags) chosen by inner-CV log loss, then refit on all of ``X``."""
+        one-vs-rest tags) chosen by inner-CV log loss (unweighted), then refit on all of ``X``.
+        ``weight``: ``{"sample_weight": w}`` routed to the logistic model(s), or empty."""
         C = self.params["C"]
         splits = self._inner_splits(target, groups) if C == "auto" else None
         if C == "auto" and splits is None:
             C = DEFAULT_C[self.task.kind]
+        weighted = bool(weight)
         if C != "auto":
-            self.model = make_pipeline(StandardScaler(), make_estimator(C))
-            self.model.fit(X, target)
+            self.model = make_pipeline(self._scaler(weighted), make_estimator(C, weighted))
+            self.model.fit(X, target, **weight)
             self.chosen_C, self.cv_log_loss = float(C), None
             return
-        pipeline = make_pipeline(StandardScaler(), make_estimator(1.0))
+        pipeline = make_pipeline(self._scaler(weighted), make_estimator(1.0, weighted))
         last = pipeline.steps[-1][0]
         name = f"{last}__estimator__C" if isinstance(pipeline[-1], OneVsRestClassifier) else f"{last}__C"
         search = GridSearchCV(
             pipeline, {name: list(AUTO_CS)}, scoring=self._neg_log_loss, cv=splits, refit=True, error_score="raise"
         )
-        search.fit(X, target)
+        search.fit(X, target, **weight)
         self.model = search.best_estimator_
         self.chosen_C = float(search.best_params_[name])
         self.cv_log_loss = {
             f"{c:g}": round(-float(s), 6) for c, s in zip(AUTO_CS, search.cv_results_["mean_test_score"])
         }
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> LinearHead:
-        X = np.asarray(X, dtype=np.float64)
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None
+    ) -> LinearHead:
+        """``sample_weight`` (e.g. pseudo-labelled rows) weighs the ridge / logistic loss; it goes
+        through scikit-learn's metadata routing, which one-vs-rest needs to pass it on."""
+        with sklearn.config_context(enable_metadata_routing=sample_weight is not None):
+            return self._fit(np.asarray(X, dtype=np.float64), y, groups, sample_weight)
+
+    def student_options(self) -> dict:
+        if self.task.is_regression and self.params["alpha"] == "auto" and self.model is not None:
+            return {"alpha": [float(a) for a in np.atleast_1d(self.model[-1].alpha_)]}
+        if not self.task.is_regression and self.params["C"] == "auto" and self.chosen_C is not None:
+            return {"C": self.chosen_C}
+        return {}
+
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None
+    ) -> LinearHead:
         kind = self.task.kind
+        weighted = sample_weight is not None
+        weight = {"sample_weight": np.asarray(sample_weight, dtype=np.float64)} if weighted else {}
         if self.task.is_regression:
             alpha = self.params["alpha"]
             estimator = (
                 RidgeCV(alphas=AUTO_ALPHAS, alpha_per_target=True)
                 if alpha == "auto"
-                else Ridge(alpha=alpha, random_state=self.seed)
+                else Ridge(alpha=np.asarray(alpha, dtype=np.float64), random_state=self.seed)
             )
+            if weighted:
+                estimator.set_fit_request(sample_weight=True)
             target = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
-            self.model = make_pipeline(StandardScaler(), estimator).fit(X, target)
+            self.model = make_pipeline(self._scaler(weighted), estimator).fit(X, target, **weight)
             return self
         if kind == "classification":
             target = np.asarray(y, dtype=np.int64)
@@ -147,12 +181,12 @@ class LinearHead(Head):
         else:
             # One-vs-rest; sklearn replaces classes that are all 0 or all 1 in this fold by a
             # constant predictor (their frequency), which is what we want.
-            make_estimator = lambda C: OneVsRestClassifier(self._logistic(C))  # noqa: E731
+            make_estimator = lambda C, weighted: OneVsRestClassifier(self._logistic(C, weighted))  # noqa: E731
             target = (np.asarray(y) > 0.5).astype(np.int64)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
             warnings.filterwarnings("ignore", message="The least populated class in y has only")
-            self._fit_logistic(make_estimator, X, target, None if groups is None else np.asarray(groups))
+            self._fit_logistic(make_estimator, X, target, None if groups is None else np.asarray(groups), weight)
         return self
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
