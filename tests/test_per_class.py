@@ -270,3 +270,24 @@ def test_blend_files_record_per_class_decisions_and_nested_reports_the_label_f1(
     assert set(summary["labels"]) == {"f1", "f1_global", "f1_per_class"}
     assert all("labels" in fold and "per_class" in fold for fold in summary["folds"])
     assert pd.Series(summary["labels"]).between(0, 1).all()
+
+
+def test_the_report_keeps_in_sample_and_nested_label_f1_apart():
+    from audiofold.report import _labels_entry, labels_html
+
+    P, Y = threshold_problem()
+    labels = decide_label_thresholds(P, Y, np.arange(len(P)) % 3, "auto")
+    nested = {"labels": {"f1": 0.91, "f1_global": 0.85, "f1_per_class": 0.91}}
+    entry = _labels_entry(labels, nested)
+    assert entry["in_sample_f1"] == labels["in_sample_f1"] and entry["nested_f1"] == nested["labels"]
+    assert entry["per_class_applied"] and "in_sample_f1" in entry["note"] and "nested_f1" in entry["note"]
+    blend = {
+        "criterion": "lwlrap",
+        "per_class": {"applied": True, "scores": {"global": 0.8, "per_class": 0.85}},
+        "labels": entry,
+    }
+    html = labels_html(blend)
+    assert "Per-class weights</b>: kept (cross-validated lwlrap: global 0.8000, per class 0.8500)" in html
+    assert "Label-string thresholds</b>: per class" in html
+    assert "nested (honest) global 0.8500, per class 0.9100, as decided 0.9100" in html
+    assert "nested" not in labels_html({"labels": _labels_entry(labels, None)})  # nested skipped: not claimed

@@ -383,6 +383,28 @@ def cross_fit(
     return out
 
 
+def _cross_fit_per_class(method, candidates, y, folds, task, options) -> tuple[np.ndarray, np.ndarray]:
+    """``cross_fit`` of ``method`` with global and with per-class weights at once: per fold, the global
+    weights are fitted once and refined per class (the refinement starts from them anyway)."""
+    folds = np.asarray(folds)
+    global_oof = np.full(np.shape(next(iter(candidates.values()))), np.nan)
+    class_oof = global_oof.copy()
+    per_class_options = {
+        "rounds": options["greedy_rounds"],
+        "min_positives": options["per_class_min_positives"],
+        "shrinkage": options["per_class_shrinkage"],
+    }
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        inner_cands = {n: P[inner] for n, P in candidates.items()}
+        outer_cands = {n: P[outer] for n, P in candidates.items()}
+        fitted = fit_method(method, inner_cands, y[inner], task, **options)
+        global_oof[outer] = predict_blend(fitted, outer_cands, task)
+        refined = {**fitted, **_per_class_weights(fitted, inner_cands, y[inner], task, **per_class_options)}
+        class_oof[outer] = predict_blend(refined, outer_cands, task)
+    return global_oof, class_oof
+
+
 def applicable_methods(method: str, n_candidates: int, max_candidates: int) -> list[str]:
     """The methods ``method`` stands for: itself, or for ``auto`` every method, grid only where
     every candidate fits in it (greedy covers the larger pools)."""
@@ -450,7 +472,7 @@ def fit_blend(
     for m in methods if method_scores else []:
         if prep["sign"] * method_scores[m] > best + MIN_IMPROVEMENT:
             chosen, best = m, prep["sign"] * method_scores[m]
-    decision = _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, method_scores, options)
+    decision = _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options)
     result = fit_method(chosen, candidates, y, task, per_class=bool(decision and decision["applied"]), **options)
     oof = cross_fitted["stack"] if chosen == "stack" else predict_blend(result, candidates, task)
     result.update(requested=method, method_scores=method_scores, score=float(prep["fn"](y, oof)))
@@ -463,9 +485,7 @@ def fit_blend(
     return result, oof
 
 
-def _decide_per_class(
-    per_class, chosen, candidates, y, folds, task, prep, method_scores, options
-) -> dict[str, Any] | None:
+def _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options) -> dict[str, Any] | None:
     """Whether the chosen method's weights are refined per class: None for single-label and regression
     kinds; otherwise requested, applied, scores (cross-validated criterion of the global and the
     per-class weights, where ``auto`` compared them) and, where not applied, the reason."""
@@ -482,10 +502,8 @@ def _decide_per_class(
     if n_folds < 2:
         return {**decision, "reason": f"blend.per_class auto needs OOF rows from >= 2 folds to compare, got {n_folds}"}
     fn, sign = prep["fn"], prep["sign"]
-    global_score = method_scores.get(chosen)
-    if global_score is None:
-        global_score = float(fn(y, cross_fit(chosen, candidates, y, folds, task, **options)))
-    class_score = float(fn(y, cross_fit(chosen, candidates, y, folds, task, per_class=True, **options)))
+    global_oof, class_oof = _cross_fit_per_class(chosen, candidates, y, folds, task, options)
+    global_score, class_score = float(fn(y, global_oof)), float(fn(y, class_oof))
     applied = sign * class_score > sign * global_score + MIN_IMPROVEMENT
     decision.update(applied=bool(applied), scores={"global": global_score, "per_class": class_score})
     if not applied:

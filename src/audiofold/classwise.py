@@ -47,22 +47,30 @@ class ColumnScorer:
 
     def totals(self, c: int, V: np.ndarray) -> np.ndarray:
         """Sum of the precisions of every positive cell with column c replaced by each row of V (K, N)."""
-        V = np.atleast_2d(V)
+        return self.column(c)(V)
+
+    def column(self, c: int):
+        """``totals`` for class c as a function of V alone: what does not depend on V is computed once."""
         other = self.cols != c
-        rows = self.rows[other]
+        rows, values = self.rows[other], self.values[other]
         pos_c = self.positive[rows, c]
         above_c = self.above[other, c]
-        num = (self.num[other] - (pos_c & above_c))[None, :]
-        den = (self.den[other] - above_c)[None, :]
-        hit = V[:, rows] >= self.values[other][None, :]
-        total = ((num + (hit & pos_c[None, :])) / (den + hit)).sum(axis=1)
+        num = self.num[other] - (pos_c & above_c)
+        den = self.den[other] - above_c
         own_rows = np.flatnonzero(self.positive[:, c])
-        if len(own_rows):
-            rest = np.delete(self.G[own_rows], c, axis=1)  # (n_c, C-1)
-            rest_pos = np.delete(self.positive[own_rows], c, axis=1)
-            ge = rest[None, :, :] >= V[:, own_rows, None]  # (K, n_c, C-1)
-            total = total + ((1 + (ge & rest_pos).sum(axis=2)) / (1 + ge.sum(axis=2))).sum(axis=1)
-        return total
+        rest = np.delete(self.G[own_rows], c, axis=1)  # (n_c, C-1): the row's other classes
+        rest_pos = np.delete(self.positive[own_rows], c, axis=1)
+
+        def totals(V: np.ndarray) -> np.ndarray:
+            V = np.atleast_2d(V)
+            hit = V[:, rows] >= values
+            total = ((num + (hit & pos_c)) / (den + hit)).sum(axis=1)
+            if len(own_rows):
+                ge = rest >= V[:, own_rows, None]  # (K, n_c, C-1)
+                total = total + ((1 + (ge & rest_pos).sum(axis=2)) / (1 + ge.sum(axis=2))).sum(axis=1)
+            return total
+
+        return totals
 
 
 def column_greedy(scorer: ColumnScorer, c: int, columns: np.ndarray, rounds: int) -> np.ndarray:
@@ -71,8 +79,9 @@ def column_greedy(scorer: ColumnScorer, c: int, columns: np.ndarray, rounds: int
     counts of the best round (the earliest of ties) over its size, shape (K,)."""
     counts, total = np.zeros(len(columns)), np.zeros(columns.shape[1])
     best_value, best_weights = -np.inf, None
+    totals = scorer.column(c)
     for r in range(1, rounds + 1):
-        values = scorer.totals(c, (total[None, :] + columns) / r)
+        values = totals((total[None, :] + columns) / r)
         pick = int(np.flatnonzero(values >= values.max() - MIN_IMPROVEMENT)[0])
         counts[pick] += 1
         total = total + columns[pick]
