@@ -6,7 +6,12 @@ every applicable method cross-fitted over the folds, then the winner fitted on e
 nested score (`audiofold.nested.nested_blend`, calibration off: the blend step re-run per outer
 fold). One thread (as a blend job runs). Writes benchmarks/results/blend_speed.{json,md}.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/blend_speed.py [--rows 400] [--repeats 1]
+``--per-class``: instead, multilabel per-class weights (``blend.per_class``) at scale: 24 candidates x
+80 classes (3 % positives, candidates of growing noise), greedy with per_class false / true / auto
+(auto cross-fits greedy with and without) and the nested score of auto; writes
+benchmarks/results/blend_speed_per_class.{json,md}.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/blend_speed.py [--rows 400] [--repeats 1] [--per-class]
 """
 
 from __future__ import annotations
@@ -64,7 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--per-class", action="store_true", help="time multilabel per-class weights instead")
     args = parser.parse_args()
+    if args.per_class:
+        per_class(args)
+        return
     folds = np.arange(args.rows) % 5
     rows = []
     with threadpool_limits(1):
@@ -123,6 +132,64 @@ def main() -> None:
             cells = " | ".join(f"{got[m]['blend_s']:.2f} s" if m in got else "n/a (> 6)" for m in METHODS)
             lines.append(f"| {kind} | {n} | {cells} | {got['auto']['nested_s']:.2f} s | {got['auto']['chosen']} |")
     (out / "blend_speed.md").write_text("\n".join(lines) + "\n")
+
+
+def _meta(args) -> dict:
+    return {
+        "rows": args.rows,
+        "folds": 5,
+        "repeats": args.repeats,
+        "threads": 1,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "measured": time.strftime("%Y-%m-%d"),
+    }
+
+
+def per_class(args, n_candidates: int = 24, n_classes: int = 80) -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((args.rows, n_classes)) < 0.03).astype(np.float32)
+    candidates = {f"m{i:02d}": y + rng.normal(0, 1 + 0.05 * i, size=y.shape) for i in range(n_candidates)}
+    task = TaskSpec("multilabel", "id", ["labels"], classes=[f"c{c}" for c in range(n_classes)], label_sep=",")
+    folds = np.arange(args.rows) % 5
+    rows = []
+    with threadpool_limits(1):
+        for mode in (False, True, "auto"):
+            options = {"method": "greedy", "per_class": mode}
+            result, _ = fit_blend(candidates, y, folds, task, **options)
+            entry = {
+                "per_class": mode,
+                "blend_s": round(timed(args.repeats, fit_blend, candidates, y, folds, task, **options), 3),
+                "applied": result["per_class"]["applied"],
+                "score": round(result["score"], 4),
+                "scores": {k: round(v, 4) for k, v in result["per_class"]["scores"].items()},
+            }
+            if mode == "auto":
+                entry["nested_s"] = round(
+                    timed(1, nested_blend, candidates, y, folds, task, calibrate=False, **options), 3
+                )
+            rows.append(entry)
+            print(json.dumps(entry), flush=True)
+    out = ROOT / "benchmarks/results"
+    meta = {**_meta(args), "candidates": n_candidates, "classes": n_classes}
+    (out / "blend_speed_per_class.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+    lines = [
+        "# Per-class blend weights: speed (benchmarks/blend_speed.py --per-class)",
+        "",
+        f"Measured {meta['measured']} on this project's 2-core CPU (shared with other jobs), one thread, "
+        f"{args.rows} synthetic OOF rows in 5 folds, {n_candidates} candidates x {n_classes} classes; best of "
+        f"{args.repeats}. `blend` = `fit_blend` with blend.method greedy (auto: the greedy cross-fitted with and "
+        "without per-class weights, then the winner fitted on every row); `nested` = `nested_blend`, calibration "
+        "off. Scores: LWLRAP (in-sample; auto: cross-validated global / per class).",
+        "",
+        "| blend.per_class | blend | nested | kept | LWLRAP |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        nested = f"{r['nested_s']:.2f} s" if "nested_s" in r else ""
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in r["scores"].items()) or f"{r['score']:.4f}"
+        lines.append(f"| {str(r['per_class']).lower()} | {r['blend_s']:.2f} s | {nested} | {r['applied']} | {scores} |")
+    (out / "blend_speed_per_class.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

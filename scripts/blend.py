@@ -18,6 +18,11 @@ def main(smk):
         round_mode=smk.params.round,
         method=smk.params.method,
         greedy_rounds=smk.params.greedy_rounds,
+        per_class=smk.params.per_class,
+        per_class_min_positives=smk.params.per_class_min_positives,
+        per_class_shrinkage=smk.params.per_class_shrinkage,
+        per_class_threshold=smk.params.per_class_threshold,
+        threshold_min_positives=smk.params.threshold_min_positives,
     )
 
 

@@ -31,7 +31,15 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
     }
     assert config["submission"]["threshold"] == "auto"
     without_blend = validate_config({k: v for k, v in copy.deepcopy(base).items() if k != "blend"}, schema)
-    assert without_blend["blend"] == {"step": 0.1, "max_candidates": 6, "method": "auto", "greedy_rounds": 25}
+    assert without_blend["blend"] == {
+        "step": 0.1,
+        "max_candidates": 6,
+        "method": "auto",
+        "greedy_rounds": 25,
+        "per_class": "auto",
+        "per_class_min_positives": 10,
+        "per_class_shrinkage": 10,
+    }
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,14 @@ def test_workflow_end_to_end(kind, finished_runs, tmp_path):
     if kind == "multilabel":
         scores = values.astype(float).to_numpy()
         assert scores.min() >= 0 and scores.max() <= 1
+        # per-class weights: decided (auto) on cross-fitted rows, re-decided per outer fold in the nested score
+        per_class = metrics["blend"]["per_class"]
+        assert per_class["requested"] == "auto" and isinstance(per_class["applied"], bool)
+        assert all("per_class" in fold for fold in nested["folds"])
+        # label-string thresholds: F1 in-sample and nested, global and per class, reported apart
+        labels = metrics["blend"]["labels"]
+        assert set(labels["in_sample_f1"]) == {"global", "per_class"}
+        assert set(labels["nested_f1"]) == {"f1", "f1_global", "f1_per_class"}
 
     for plot in ("scores", "oof_vs_truth", "blend_weights", "calibration"):
         assert (wd / f"results/plots/{plot}.png").stat().st_size > 1000

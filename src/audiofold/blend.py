@@ -11,6 +11,11 @@
   other folds' OOF rows, applied to the held-out fold) and the best cross-validated one is fitted
   on all OOF rows.
 
+Multilabel only, ``per_class``: grid or greedy weights refined per class column
+(``audiofold.classwise``: forward selection on each column, shrunk towards the global weights);
+``auto`` keeps them only where their cross-fitted score beats the global weights'. The stacker is
+per class already.
+
 Criteria: regression kinds -> RMSE (mean over targets); classification -> log loss (accuracy
 ties too often to separate blends); multilabel -> lwlrap of rank-averaged scores (each
 candidate's class columns become ranks scaled to [0, 1], so candidates on different score
@@ -28,11 +33,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from . import metrics
+from . import classwise, metrics
 from .errors import ConfigError, DataError
 from .io import load_npz, save_npz, write_json
 from .stack import candidate_shares, fit_stacker, predict_stacker
-from .submit import decide_rounding, finalize_predictions
+from .submit import decide_label_thresholds, decide_rounding, finalize_predictions
 from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 MIN_IMPROVEMENT = 1e-12
 # In this order: `auto` breaks ties towards the earlier (simpler) method.
 METHODS = ("grid", "greedy", "stack")
+PER_CLASS_MODES = ("auto", True, False)
 
 
 def _log_loss(y: np.ndarray, P: np.ndarray) -> float:
@@ -258,9 +264,13 @@ def fit_method(
     step: float = 0.1,
     max_candidates: int = 6,
     greedy_rounds: int = 25,
+    per_class: bool = False,
+    per_class_min_positives: int = 10,
+    per_class_shrinkage: float = 10.0,
 ) -> dict[str, Any]:
     """One method fitted on these rows (``search_weights``, ``greedy_weights`` or ``stack_weights``),
-    its result tagged with ``method``; ``predict_blend`` applies it."""
+    its result tagged with ``method``; ``predict_blend`` applies it. ``per_class`` (multilabel grid
+    or greedy): the weights are then refined per class (``_per_class_weights``)."""
     if method == "grid":
         result = search_weights(candidates, y, task, step=step, max_candidates=max_candidates)
     elif method == "greedy":
@@ -269,7 +279,52 @@ def fit_method(
         result = stack_weights(candidates, y, task)
     else:
         raise ConfigError(f"blend.method: {method!r} is not one of auto, {', '.join(METHODS)}.")
-    return {"method": method, **result}
+    result = {"method": method, **result}
+    if per_class and task.kind == "multilabel" and method != "stack":
+        result.update(
+            _per_class_weights(
+                result,
+                candidates,
+                y,
+                task,
+                rounds=greedy_rounds,
+                min_positives=per_class_min_positives,
+                shrinkage=per_class_shrinkage,
+            )
+        )
+    return result
+
+
+def _per_class_weights(
+    result: dict[str, Any],
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    task: TaskSpec,
+    *,
+    rounds: int,
+    min_positives: int,
+    shrinkage: float,
+) -> dict[str, Any]:
+    """``result``'s global weights refined per class (``classwise.class_weights``).
+
+    Returns class_weights ({candidate: weight per class}, candidates with any weight),
+    global_weights (the method's own weights), weights (each candidate's mean weight over the
+    classes, what the report plots), score (in-sample) and class_share (per class, the share of
+    its own column search in its weights; 0 = the global weights)."""
+    names = list(candidates)
+    stack = np.stack([_transform(candidates[name], task) for name in names])
+    global_weights = np.array([result["weights"][name] for name in names])
+    W, share = classwise.class_weights(
+        stack, y, global_weights, rounds=rounds, min_positives=min_positives, shrinkage=shrinkage
+    )
+    used = W.sum(axis=0) > 0
+    return {
+        "class_weights": {name: W[:, k].tolist() for k, name in enumerate(names) if used[k]},
+        "global_weights": result["weights"],
+        "weights": {name: float(w) for name, w in zip(names, W.mean(axis=0))},
+        "score": float(_criterion(task)[2](y, classwise.combine(W, stack))),
+        "class_share": share.tolist(),
+    }
 
 
 def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], task: TaskSpec) -> np.ndarray:
@@ -289,6 +344,19 @@ def apply_weights(weights: dict[str, float], candidates: dict[str, np.ndarray], 
 def predict_blend(fitted: dict[str, Any], candidates: dict[str, np.ndarray], task: TaskSpec) -> np.ndarray:
     """The fitted blend (``fit_method`` / ``fit_blend``) applied to candidate predictions of any rows
     (the same transform as in fitting; multilabel ranks are taken over the rows given)."""
+    if "class_weights" in fitted:
+        names = list(fitted["class_weights"])
+        missing = sorted(set(names) - set(candidates))
+        if missing:
+            raise DataError(
+                f"blend: weighted candidate(s) {missing} have no predictions; available: {sorted(candidates)}."
+            )
+        _check_candidates({name: candidates[name] for name in names})
+        stack = np.stack([_transform(candidates[name], task) for name in names])
+        W = np.array([fitted["class_weights"][name] for name in names]).T
+        if W.shape[0] != stack.shape[2]:
+            raise DataError(f"blend: per-class weights cover {W.shape[0]} classes, the predictions {stack.shape[2]}.")
+        return classwise.combine(W, stack)
     if fitted.get("method") != "stack":
         return apply_weights(fitted["weights"], candidates, task)
     names = fitted["stacker"]["candidates"]
@@ -315,6 +383,28 @@ def cross_fit(
     return out
 
 
+def _cross_fit_per_class(method, candidates, y, folds, task, options) -> tuple[np.ndarray, np.ndarray]:
+    """``cross_fit`` of ``method`` with global and with per-class weights at once: per fold, the global
+    weights are fitted once and refined per class (the refinement starts from them anyway)."""
+    folds = np.asarray(folds)
+    global_oof = np.full(np.shape(next(iter(candidates.values()))), np.nan)
+    class_oof = global_oof.copy()
+    per_class_options = {
+        "rounds": options["greedy_rounds"],
+        "min_positives": options["per_class_min_positives"],
+        "shrinkage": options["per_class_shrinkage"],
+    }
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        inner_cands = {n: P[inner] for n, P in candidates.items()}
+        outer_cands = {n: P[outer] for n, P in candidates.items()}
+        fitted = fit_method(method, inner_cands, y[inner], task, **options)
+        global_oof[outer] = predict_blend(fitted, outer_cands, task)
+        refined = {**fitted, **_per_class_weights(fitted, inner_cands, y[inner], task, **per_class_options)}
+        class_oof[outer] = predict_blend(refined, outer_cands, task)
+    return global_oof, class_oof
+
+
 def applicable_methods(method: str, n_candidates: int, max_candidates: int) -> list[str]:
     """The methods ``method`` stands for: itself, or for ``auto`` every method, grid only where
     every candidate fits in it (greedy covers the larger pools)."""
@@ -335,25 +425,41 @@ def fit_blend(
     step: float = 0.1,
     max_candidates: int = 6,
     greedy_rounds: int = 25,
+    per_class: bool | str = False,
+    per_class_min_positives: int = 10,
+    per_class_shrinkage: float = 10.0,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The whole blend step on OOF rows: choose the method, fit it on every row.
 
     ``auto`` cross-fits every applicable method over ``folds`` and keeps the best cross-validated
     criterion (``method_scores``; ties go to the earlier of grid, greedy, stack), so the choice is
     judged on rows no method was fitted on. ``stack`` is cross-fitted as well, for its OOF.
+    Multilabel ``per_class`` (True, False or ``auto``): where grid or greedy is chosen, refine its
+    weights per class; ``auto`` cross-fits the chosen method with and without and keeps per-class
+    weights only where they score better.
     Returns (result, oof blend): result = the winner's ``fit_method`` result on all rows plus
     ``requested`` (the configured method) and ``method_scores`` (cross-validated criterion per
-    method compared; empty for a plain grid or greedy); its ``score`` is the criterion of the
-    returned OOF blend: in-sample for grid and greedy, cross-fitted for the stacker.
+    method compared; empty for a plain grid or greedy), and for multilabel ``per_class``
+    (requested, applied, scores: the cross-validated global / per_class criterion where compared);
+    its ``score`` is the criterion of the returned OOF blend: in-sample for grid and greedy,
+    cross-fitted for the stacker.
     """
     prep = _prepare(candidates, y, task)
     if max_candidates < 1:
         raise ConfigError(f"blend.max_candidates: must be >= 1, got {max_candidates}.")
+    if per_class not in PER_CLASS_MODES or not isinstance(per_class, (bool, str)):
+        raise ConfigError(f"blend.per_class: expected auto, true or false, got {per_class!r}.")
     methods = applicable_methods(method, len(candidates), max_candidates)
-    options = {"step": step, "max_candidates": max_candidates, "greedy_rounds": greedy_rounds}
+    options = {
+        "step": step,
+        "max_candidates": max_candidates,
+        "greedy_rounds": greedy_rounds,
+        "per_class_min_positives": per_class_min_positives,
+        "per_class_shrinkage": per_class_shrinkage,
+    }
+    n_folds = len(np.unique(folds))
     cross_fitted, method_scores = {}, {}
     if method in ("auto", "stack"):
-        n_folds = len(np.unique(folds))
         if n_folds < 2:
             raise DataError(
                 f"blend.method {method}: cross-fitting needs OOF rows from >= 2 folds, got {n_folds}; "
@@ -366,10 +472,43 @@ def fit_blend(
     for m in methods if method_scores else []:
         if prep["sign"] * method_scores[m] > best + MIN_IMPROVEMENT:
             chosen, best = m, prep["sign"] * method_scores[m]
-    result = fit_method(chosen, candidates, y, task, **options)
+    decision = _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options)
+    result = fit_method(chosen, candidates, y, task, per_class=bool(decision and decision["applied"]), **options)
     oof = cross_fitted["stack"] if chosen == "stack" else predict_blend(result, candidates, task)
     result.update(requested=method, method_scores=method_scores, score=float(prep["fn"](y, oof)))
+    if decision is not None:
+        result["per_class"] = {
+            **decision,
+            "min_positives": per_class_min_positives,
+            "shrinkage": per_class_shrinkage,
+        }
     return result, oof
+
+
+def _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options) -> dict[str, Any] | None:
+    """Whether the chosen method's weights are refined per class: None for single-label and regression
+    kinds; otherwise requested, applied, scores (cross-validated criterion of the global and the
+    per-class weights, where ``auto`` compared them) and, where not applied, the reason."""
+    if task.kind != "multilabel":
+        return None
+    decision = {"requested": per_class, "applied": False, "scores": {}}
+    if per_class is False:
+        return {**decision, "reason": "blend.per_class false"}
+    if chosen == "stack":
+        return {**decision, "reason": "the stacker is fitted per class already"}
+    if per_class is True:
+        return {**decision, "applied": True}
+    n_folds = len(np.unique(folds))
+    if n_folds < 2:
+        return {**decision, "reason": f"blend.per_class auto needs OOF rows from >= 2 folds to compare, got {n_folds}"}
+    fn, sign = prep["fn"], prep["sign"]
+    global_oof, class_oof = _cross_fit_per_class(chosen, candidates, y, folds, task, options)
+    global_score, class_score = float(fn(y, global_oof)), float(fn(y, class_oof))
+    applied = sign * class_score > sign * global_score + MIN_IMPROVEMENT
+    decision.update(applied=bool(applied), scores={"global": global_score, "per_class": class_score})
+    if not applied:
+        decision["reason"] = "the per-class weights did not beat the global ones on cross-fitted rows"
+    return decision
 
 
 def load_candidates(oof_paths: dict[str, str], test_paths: dict[str, str] | None = None):
@@ -406,10 +545,17 @@ def blend_files(
     round_mode: str = "auto",
     method: str = "auto",
     greedy_rounds: int = 25,
+    per_class: bool | str = "auto",
+    per_class_min_positives: int = 10,
+    per_class_shrinkage: float = 10.0,
+    per_class_threshold: bool | str = "auto",
+    threshold_min_positives: int = 10,
 ) -> dict:
     """Blend every ``{backbone}/{head}/{variant}`` candidate (``fit_blend``); write the blended OOF and
     test predictions as submitted (``submit.finalize_predictions`` with the rounding decided on the
-    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``submit.decide_rounding``)."""
+    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``submit.decide_rounding``)
+    and, for multilabel, ``labels``: the label-string thresholds chosen on the OOF blend
+    (``submit.decide_label_thresholds``), which ``submit`` applies under ``submission.threshold: auto``."""
     oof_cands, test_cands, oof, test = load_candidates(oof_paths, test_paths)
     result, oof_blend = fit_blend(
         oof_cands,
@@ -420,6 +566,9 @@ def blend_files(
         step=step,
         max_candidates=max_candidates,
         greedy_rounds=greedy_rounds,
+        per_class=per_class,
+        per_class_min_positives=per_class_min_positives,
+        per_class_shrinkage=per_class_shrinkage,
     )
     log.info(
         "blend method %s (blend.method %s; cross-validated %s per method: %s); OOF %s %.4f",
@@ -432,6 +581,20 @@ def blend_files(
     )
     result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
     rounded = result["rounding"]["applied"]
+    if task.kind == "multilabel":
+        if result["per_class"]["applied"] or result["per_class"]["scores"]:
+            log.info(
+                "per-class blend weights %s (%s)",
+                "kept" if result["per_class"]["applied"] else "not kept",
+                result["per_class"].get("reason") or result["per_class"]["scores"],
+            )
+        result["labels"] = decide_label_thresholds(
+            finalize_predictions(oof_blend, task),
+            oof["y"],
+            oof["fold"],
+            per_class_threshold,
+            min_positives=threshold_min_positives,
+        )
     save_npz(
         oof_out,
         ids=oof["ids"],

@@ -11,9 +11,13 @@ calibrated by the mean of the inner folds' calibrators, blended with the inner w
 stacker (multilabel: ranks over fold k's own block, as the test blend ranks the test block),
 rounded or not. The concatenated
 fold-k predictions form a nested OOF prediction whose score estimates what the submission scores.
+Multilabel: the per-class weights decision (``blend.per_class``) is re-made per outer fold too,
+and so are the label-string thresholds (global and per class, ``submit.decide_label_thresholds``
+on the inner blend, applied through fold k's own score quantiles); ``labels`` reports the nested
+sample-averaged F1 of the label strings (no metric of the task scores them, so they are reported
+beside it, not in it).
 
-Not re-chosen: the multilabel label-string threshold (it only writes label strings; no metric of
-the task scores them) and each head's own fitting, which is already out of fold.
+Not re-chosen: each head's own fitting, which is already out of fold.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from .blend import fit_blend, load_candidates, predict_blend
 from .calibrate import calibrate_candidate
 from .errors import DataError
 from .io import save_npz, write_json
-from .submit import decide_rounding, finalize_predictions
+from .submit import (
+    decide_label_thresholds,
+    decide_rounding,
+    finalize_predictions,
+    label_mask,
+    label_thresholds,
+    samples_f1,
+)
 from .tasks import TaskSpec
 
 # Calibration, and the blend methods that cross-fit (auto, stack), work on the folds inside the
@@ -35,9 +46,10 @@ from .tasks import TaskSpec
 MIN_FOLDS_WITH_CALIBRATION = 3
 
 
-def min_folds(calibrate: bool, method: str) -> int:
-    """Folds the nested score needs: 3 where something is cross-fitted inside the outer training part."""
-    return MIN_FOLDS_WITH_CALIBRATION if calibrate or method in ("auto", "stack") else 2
+def min_folds(calibrate: bool, method: str, per_class_auto: bool = False) -> int:
+    """Folds the nested score needs: 3 where something is cross-fitted inside the outer training part
+    (``per_class_auto``: a multilabel blend with ``blend.per_class: auto``)."""
+    return MIN_FOLDS_WITH_CALIBRATION if calibrate or method in ("auto", "stack") or per_class_auto else 2
 
 
 def _why(calibrate: bool, method: str) -> str:
@@ -45,7 +57,7 @@ def _why(calibrate: bool, method: str) -> str:
         return " (calibration is cross-fitted inside the other folds)."
     if method in ("auto", "stack"):
         return f" (blend.method {method} is cross-fitted inside the other folds)."
-    return "."
+    return " (blend.per_class auto is cross-fitted inside the other folds)."
 
 
 def nested_blend(
@@ -60,6 +72,12 @@ def nested_blend(
     round_mode: str = "auto",
     method: str = "auto",
     greedy_rounds: int = 25,
+    per_class: bool | str = False,
+    per_class_min_positives: int = 10,
+    per_class_shrinkage: float = 10.0,
+    per_class_threshold: bool | str = "auto",
+    threshold_min_positives: int = 10,
+    label_masks: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Nested OOF prediction of the calibrate -> blend -> round chain and what each outer fold chose.
 
@@ -68,17 +86,23 @@ def nested_blend(
     Returns (P (n, D) float64, one dict per outer fold: fold, method (the one chosen), method_scores
     (``fit_blend``'s cross-validated comparison, empty without one), weights (non-zero; for the
     stacker each candidate's coefficient share), calibrated (candidates whose calibration was kept),
-    rounding (``decide_rounding``), inner_score).
+    rounding (``decide_rounding``), inner_score; multilabel also per_class (applied, scores) and
+    labels (per-class thresholds applied, their cross-validated F1 on the inner folds)).
+    ``label_masks`` (multilabel): a dict filled with the nested label strings written by the
+    thresholds as decided (``as_decided``), by the global and by the per-class ones (boolean (n, C)).
     """
     folds = np.asarray(folds)
     fold_ids = np.unique(folds)
-    minimum = min_folds(calibrate, method)
+    multilabel = task.kind == "multilabel"
+    minimum = min_folds(calibrate, method, multilabel and per_class == "auto")
     if len(fold_ids) < minimum:
         raise DataError(
             f"nested blend score: {len(fold_ids)} fold(s); it needs cv.n_folds >= {minimum}" + _why(calibrate, method)
         )
     first = next(iter(candidates.values()))
     nested = np.full((len(first), np.asarray(first).reshape(len(first), -1).shape[1]), np.nan)
+    if multilabel and label_masks is not None:
+        label_masks.update({key: np.zeros(nested.shape, bool) for key in ("as_decided", "global", "per_class")})
     chosen = []
     for k in fold_ids:
         inner, outer = folds != k, folds == k
@@ -101,22 +125,41 @@ def nested_blend(
             step=step,
             max_candidates=max_candidates,
             greedy_rounds=greedy_rounds,
+            per_class=per_class,
+            per_class_min_positives=per_class_min_positives,
+            per_class_shrinkage=per_class_shrinkage,
         )
         rounding = decide_rounding(y[inner], inner_blend, task, round_mode)
         nested[outer] = finalize_predictions(
             predict_blend(fitted, outer_cands, task), task, round_to_step=rounding["applied"]
         )
-        chosen.append(
-            {
-                "fold": int(k),
-                "method": fitted["method"],
-                "method_scores": fitted["method_scores"],
-                "weights": {name: w for name, w in fitted["weights"].items() if w > 0},
-                "calibrated": calibrated,
-                "rounding": rounding,
-                "inner_score": fitted["score"],
-            }
-        )
+        record = {
+            "fold": int(k),
+            "method": fitted["method"],
+            "method_scores": fitted["method_scores"],
+            "weights": {name: w for name, w in fitted["weights"].items() if w > 0},
+            "calibrated": calibrated,
+            "rounding": rounding,
+            "inner_score": fitted["score"],
+        }
+        if multilabel:
+            record["per_class"] = {key: fitted["per_class"][key] for key in ("applied", "scores")}
+            labels = decide_label_thresholds(
+                finalize_predictions(inner_blend, task),
+                y[inner],
+                folds[inner],
+                per_class_threshold,
+                min_positives=threshold_min_positives,
+            )
+            record["labels"] = {key: labels[key] for key in ("applied", "quantile", "cross_validated_f1")}
+            if label_masks is not None:
+                block = nested[outer]
+                label_masks["as_decided"][outer] = label_mask(block, label_thresholds(block, labels))
+                label_masks["global"][outer] = label_mask(block, label_thresholds(block, {**labels, "applied": False}))
+                label_masks["per_class"][outer] = label_mask(
+                    block, label_thresholds(block, {**labels, "applied": True})
+                )
+        chosen.append(record)
     return nested, chosen
 
 
@@ -132,15 +175,23 @@ def nested_files(
     round_mode: str = "auto",
     method: str = "auto",
     greedy_rounds: int = 25,
+    per_class: bool | str = "auto",
+    per_class_min_positives: int = 10,
+    per_class_shrinkage: float = 10.0,
+    per_class_threshold: bool | str = "auto",
+    threshold_min_positives: int = 10,
 ) -> dict:
     """Nested blend of the uncalibrated candidate files; write its OOF (ids, fold, y, P) and a summary.
 
     Summary: overall and per_fold (the task's metrics of the nested OOF prediction) and folds
-    (what each outer fold chose, ``nested_blend``); with too few folds to nest, overall is None
-    and ``skipped`` says why (P is then NaN)."""
+    (what each outer fold chose, ``nested_blend``); multilabel also ``labels``: the nested
+    sample-averaged F1 of the label strings (``f1``: thresholds as decided per fold; ``f1_global``,
+    ``f1_per_class``: either kind throughout). With too few folds to nest, overall is None and
+    ``skipped`` says why (P is then NaN)."""
     candidates, _, oof, _ = load_candidates(oof_paths)
     y, folds = oof["y"], oof["fold"]
-    n_folds, minimum = len(np.unique(folds)), min_folds(calibrate, method)
+    n_folds = len(np.unique(folds))
+    minimum = min_folds(calibrate, method, task.kind == "multilabel" and per_class == "auto")
     if n_folds < minimum:  # too few folds to nest: say so instead of failing the run
         reason = f"not computed: {n_folds} folds; the nested score needs cv.n_folds >= {minimum}"
         save_npz(
@@ -153,6 +204,7 @@ def nested_files(
         summary = {"overall": None, "per_fold": {}, "folds": [], "skipped": reason}
         write_json(summary_out, summary)
         return summary
+    masks: dict[str, np.ndarray] = {}
     P, chosen = nested_blend(
         candidates,
         y,
@@ -164,12 +216,24 @@ def nested_files(
         round_mode=round_mode,
         method=method,
         greedy_rounds=greedy_rounds,
+        per_class=per_class,
+        per_class_min_positives=per_class_min_positives,
+        per_class_shrinkage=per_class_shrinkage,
+        per_class_threshold=per_class_threshold,
+        threshold_min_positives=threshold_min_positives,
+        label_masks=masks,
     )
     summary = {
         "overall": metrics.score(y, P, task),
         "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
         "folds": chosen,
     }
+    if masks:
+        summary["labels"] = {
+            "f1": samples_f1(masks["as_decided"], y),
+            "f1_global": samples_f1(masks["global"], y),
+            "f1_per_class": samples_f1(masks["per_class"], y),
+        }
     save_npz(oof_out, ids=oof["ids"], fold=folds, y=y, P=P.astype(np.float32))
     write_json(summary_out, summary)
     return summary

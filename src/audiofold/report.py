@@ -6,7 +6,10 @@ chosen on, so it flatters (a stacker's own predictions are cross-fitted, the res
 ``blend.nested``: every one of those choices re-made per outer fold on the other folds only
 (``audiofold.nested``), the estimate of what the submission scores. ``blend.method`` names the
 method used (``method_requested``: the configured one; ``method_scores``: the cross-validated
-comparison ``auto`` chose by).
+comparison ``auto`` chose by). Multilabel: ``blend.per_class`` (per-class weights requested,
+applied, cross-validated scores of global and per-class) and ``blend.labels`` (label-string
+thresholds: ``in_sample`` F1 of the global and the per-class thresholds chosen and scored on the
+same OOF rows, ``nested`` F1 with them re-chosen per outer fold, and which the submission uses).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ BLEND_NOTES = {
     "folds' OOF rows only, then applied to the fold's rows: the estimate of the submission's score",
 }
 
+LABELS_NOTE = (
+    "sample-averaged F1 of the multilabel label strings (no task metric scores them): in_sample_f1 chooses "
+    "and scores the thresholds on the same OOF blend (optimistic); nested_f1 re-chooses them per outer fold "
+    "on the other folds' blend (f1: as decided, f1_global / f1_per_class: either kind throughout)"
+)
 
 METHOD_NAMES = {
     "grid": "grid search on the weight simplex",
@@ -90,6 +98,10 @@ def summarise(
     }
     if "stacker" in weights:
         out["blend"]["stacker"] = weights["stacker"]
+    if "per_class" in weights:
+        out["blend"]["per_class"] = weights["per_class"]
+    if "labels" in weights:
+        out["blend"]["labels"] = _labels_entry(weights["labels"], out["blend"]["nested"])
     out["baseline"] = baseline
     if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
         out["shift"] = read_json(shift_path)
@@ -113,6 +125,20 @@ def _nested_entry(nested_path: str | None) -> dict | None:
         return None
     nested = read_json(nested_path)
     return {**nested, "note": nested.get("skipped") or BLEND_NOTES["nested"]}
+
+
+def _labels_entry(labels: dict, nested: dict | None) -> dict:
+    """The label-string thresholds: which the submission uses and their F1, in-sample and nested."""
+    return {
+        "per_class_applied": labels["applied"],
+        "mode": labels["mode"],
+        "quantile": labels["quantile"],
+        "class_quantiles": labels["class_quantiles"],
+        "in_sample_f1": labels["in_sample_f1"],
+        "cross_validated_f1": labels.get("cross_validated_f1", {}),
+        "nested_f1": (nested or {}).get("labels"),
+        "note": LABELS_NOTE,
+    }
 
 
 def _blend_rows(summary: dict) -> list[tuple[str, dict]]:
@@ -159,6 +185,7 @@ def write_scores_html(summary: dict, path: str) -> None:
         for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested"))
         if summary["blend"].get(key)
     )
+    notes += labels_html(summary["blend"])
     if "step" in rounding:
         notes += (
             f"<li>Rounding to the rating step {rounding['step']:g} ({rounding['mode']}): "
@@ -189,6 +216,33 @@ def method_html(blend: dict) -> str:
             line += f"; cross-validated {blend.get('criterion')} over the folds: {scores}"
         line += ")"
     return line + "</li>"
+
+
+def labels_html(blend: dict) -> str:
+    """List items for multilabel blends: per-class weights kept or not, and the label-string F1."""
+    out = ""
+    per_class = blend.get("per_class")
+    if per_class and (per_class.get("applied") or per_class.get("scores")):
+        scores = per_class.get("scores") or {}
+        line = f"<li><b>Per-class weights</b>: {'kept' if per_class['applied'] else 'not kept'}"
+        if scores:
+            line += f" (cross-validated {blend.get('criterion')}: global {scores['global']:.4f}, per class {scores['per_class']:.4f})"
+        out += line + "</li>"
+    labels = blend.get("labels")
+    if labels:
+        which = "per class" if labels["per_class_applied"] else "global"
+        line = (
+            f"<li><b>Label-string thresholds</b>: {which}; sample F1 in-sample global "
+            f"{labels['in_sample_f1']['global']:.4f}, per class {labels['in_sample_f1']['per_class']:.4f}"
+        )
+        nested = labels.get("nested_f1")
+        if nested:
+            line += (
+                f"; nested (honest) global {nested['f1_global']:.4f}, per class {nested['f1_per_class']:.4f}, "
+                f"as decided {nested['f1']:.4f}"
+            )
+        out += line + "</li>"
+    return out
 
 
 def shift_html(shift: dict | None) -> str:

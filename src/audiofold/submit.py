@@ -85,11 +85,19 @@ def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "a
     }
 
 
-def label_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Labels a label-string submission writes: scores >= threshold, and each row's top label."""
-    mask = scores >= threshold
+def label_mask(scores: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Labels a label-string submission writes: scores >= threshold (one, or one per class), and
+    each row's top label."""
+    mask = scores >= np.asarray(threshold, dtype=np.float64)
     mask[np.arange(len(scores)), np.argmax(scores, axis=1)] = True
     return mask
+
+
+def samples_f1(mask: np.ndarray, Y: np.ndarray) -> float:
+    """Sample-averaged F1 of written labels ``mask`` against targets Y (sklearn's ``average="samples"``;
+    ``label_mask`` writes at least one label per row, so no row divides by zero)."""
+    Y = np.asarray(Y) > 0.5
+    return float(np.mean(2 * (mask & Y).sum(1) / np.maximum(mask.sum(1) + Y.sum(1), 1)))
 
 
 def tune_label_quantile(P_oof: np.ndarray, Y: np.ndarray, levels: int = 201) -> float:
@@ -98,17 +106,111 @@ def tune_label_quantile(P_oof: np.ndarray, Y: np.ndarray, levels: int = 201) -> 
     Blended multilabel scores are ranks, not probabilities, so a fixed 0.5 would write half of all
     cells as labels; a quantile carries over to the test scores (same scale, same label rate).
     """
-    Y = np.asarray(Y) > 0.5
     best_q, best_f1 = 1.0, -1.0
     for q in np.linspace(0.0, 1.0, levels):
-        mask = label_mask(P_oof, float(np.quantile(P_oof, q)))
-        f1 = float(np.mean(2 * (mask & Y).sum(1) / np.maximum(mask.sum(1) + Y.sum(1), 1)))
+        f1 = samples_f1(label_mask(P_oof, float(np.quantile(P_oof, q))), Y)
         if f1 > best_f1 + 1e-12:
             best_q, best_f1 = float(q), f1
     return best_q
 
 
-def _labels_string(scores: np.ndarray, classes: list[str], threshold: float, sep: str) -> list[str]:
+def tune_class_quantiles(
+    P_oof: np.ndarray, Y: np.ndarray, start: float, *, min_positives: int = 10, levels: int = 201, sweeps: int = 2
+) -> np.ndarray:
+    """Per class, the score quantile (of the whole score matrix, like ``tune_label_quantile``'s) of its
+    threshold: coordinate ascent on the sample-averaged F1 of the label strings, from the global
+    quantile ``start``, one class at a time with the others fixed, ``sweeps`` passes.
+
+    A class moves off its current level only for a strictly better F1, to the middle of its best
+    levels (a plateau's middle, not its edge). Classes with fewer than ``min_positives`` positives
+    keep ``start``: a threshold tuned on a handful of positives is noise. Cost per class and pass:
+    levels x rows (only the class's column of the written labels changes).
+    """
+    Y = np.asarray(Y) > 0.5
+    P_oof = np.asarray(P_oof, dtype=np.float64)
+    grid = np.linspace(0.0, 1.0, levels)
+    cuts = np.quantile(P_oof, grid)
+    quantiles = np.full(P_oof.shape[1], float(start))
+    top = np.zeros_like(Y)
+    top[np.arange(len(P_oof)), np.argmax(P_oof, axis=1)] = True
+    mask = label_mask(P_oof, np.quantile(P_oof, quantiles))
+    hits, written, truth = (mask & Y).sum(1), mask.sum(1), Y.sum(1)
+    for _ in range(sweeps):
+        for c in np.flatnonzero(Y.sum(0) >= max(min_positives, 1)):
+            base_hits, base_written = hits - (mask[:, c] & Y[:, c]), written - mask[:, c]
+            column = (P_oof[None, :, c] >= cuts[:, None]) | top[None, :, c]  # (levels, rows)
+            f1 = np.mean(
+                2 * (base_hits + (column & Y[None, :, c])) / np.maximum(base_written + column + truth, 1), axis=1
+            )
+            current = np.mean(2 * hits / np.maximum(written + truth, 1))
+            if f1.max() > current + 1e-12:
+                best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+                level = int(best[len(best) // 2])
+                quantiles[c] = grid[level]
+                mask[:, c] = column[level]
+                hits, written = base_hits + (mask[:, c] & Y[:, c]), base_written + mask[:, c]
+    return quantiles
+
+
+LABEL_MODES = ("auto", True, False)
+
+
+def decide_label_thresholds(
+    P_oof: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: bool | str = "auto", *, min_positives: int = 10
+) -> dict:
+    """Label-string thresholds chosen on the OOF blend: the global quantile and, per class, their own.
+
+    ``mode`` (``submission.per_class_threshold``): True uses the per-class quantiles, False the global
+    one; ``auto`` cross-fits both over ``folds`` (chosen on the other folds' rows, applied to the
+    held-out fold through that fold's own score quantiles, as the test set is) and keeps the
+    per-class ones only where their F1 is better. Returns mode, applied (per-class used), quantile,
+    class_quantiles, min_positives, in_sample_f1 {global, per_class} (chosen and scored on the same
+    rows: optimistic) and cross_validated_f1 (where auto compared them; else empty).
+    """
+    if mode not in LABEL_MODES or not isinstance(mode, (bool, str)):
+        raise ConfigError(f"submission.per_class_threshold: expected auto, true or false, got {mode!r}.")
+    P_oof = np.asarray(P_oof, dtype=np.float64)
+    quantile = tune_label_quantile(P_oof, Y)
+    class_quantiles = tune_class_quantiles(P_oof, Y, quantile, min_positives=min_positives)
+    out = {
+        "mode": mode,
+        "applied": mode is True,
+        "quantile": quantile,
+        "class_quantiles": class_quantiles.tolist(),
+        "min_positives": int(min_positives),
+        "in_sample_f1": {
+            "global": samples_f1(label_mask(P_oof, np.quantile(P_oof, quantile)), Y),
+            "per_class": samples_f1(label_mask(P_oof, np.quantile(P_oof, class_quantiles)), Y),
+        },
+        "cross_validated_f1": {},
+    }
+    folds = np.asarray(folds)
+    if mode != "auto":
+        return out
+    if len(np.unique(folds)) < 2:
+        return {**out, "reason": "one fold: nothing to cross-fit the per-class thresholds on; global kept"}
+    masks = {"global": np.zeros(P_oof.shape, bool), "per_class": np.zeros(P_oof.shape, bool)}
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        q = tune_label_quantile(P_oof[inner], Y[inner])
+        cq = tune_class_quantiles(P_oof[inner], Y[inner], q, min_positives=min_positives)
+        masks["global"][outer] = label_mask(P_oof[outer], np.quantile(P_oof[outer], q))
+        masks["per_class"][outer] = label_mask(P_oof[outer], np.quantile(P_oof[outer], cq))
+    scores = {name: samples_f1(mask, Y) for name, mask in masks.items()}
+    out.update(cross_validated_f1=scores, applied=bool(scores["per_class"] > scores["global"] + 1e-12))
+    return out
+
+
+def label_thresholds(P: np.ndarray, decision: dict) -> np.ndarray | float:
+    """The thresholds ``decide_label_thresholds`` chose, in the score units of predictions ``P`` (the
+    test block, or a held-out fold): the chosen quantiles of P's own scores."""
+    P = np.asarray(P, dtype=np.float64)
+    if decision.get("applied"):
+        return np.quantile(P, decision["class_quantiles"])
+    return float(np.quantile(P, decision["quantile"]))
+
+
+def _labels_string(scores: np.ndarray, classes: list[str], threshold: float | np.ndarray, sep: str) -> list[str]:
     """Per row, the classes ``label_mask`` keeps, best first."""
     out = []
     for row, keep in zip(scores, label_mask(scores, threshold)):
@@ -152,7 +254,7 @@ def _layout(columns: list[str], task: TaskSpec) -> str:
     )
 
 
-def _values_frame(P: np.ndarray, task: TaskSpec, columns: list[str], threshold: float) -> pd.DataFrame:
+def _values_frame(P: np.ndarray, task: TaskSpec, columns: list[str], threshold: float | np.ndarray) -> pd.DataFrame:
     """The value columns, in ``columns`` order, from P (rows already in output order)."""
     names = task.output_names
     layout = _layout(columns, task)
@@ -176,12 +278,13 @@ def make_submission(
     P: np.ndarray,
     task: TaskSpec,
     sample: pd.DataFrame | None,
-    threshold: float = 0.5,
+    threshold: float | np.ndarray = 0.5,
     round_to_step: bool = True,
 ) -> pd.DataFrame:
     """Submission table: the sample's columns and id order (else ``test_ids`` order, default columns).
 
-    ``P`` rows follow ``test_ids``; values go through ``finalize_predictions`` first.
+    ``P`` rows follow ``test_ids``; values go through ``finalize_predictions`` first. ``threshold``
+    (multilabel label strings): one score threshold, or one per class in ``task.classes`` order.
     """
     P = finalize_predictions(np.asarray(P, dtype=np.float64).reshape(len(P), -1), task, round_to_step=round_to_step)
     test_ids = [str(i) for i in test_ids]
@@ -297,8 +400,10 @@ def write_submission(
 ) -> pd.DataFrame:
     """Blended test predictions -> validated ``submission.csv`` in the sample submission's layout.
 
-    ``threshold="auto"`` (multilabel label strings): the threshold at the test-score quantile that
-    ``tune_label_quantile`` picks on the OOF blend (``oof_blend_path``: ids, y, P).
+    ``threshold="auto"`` (multilabel label strings): the thresholds the blend chose on the OOF blend
+    (``weights.json`` ``labels``, ``decide_label_thresholds``: one global or one per class) at the
+    test scores' quantiles; without that record, the global quantile ``tune_label_quantile`` picks on
+    the OOF blend (``oof_blend_path``: ids, y, P).
     ``blend_decisions_path``: the blend's ``weights.json``; its ``rounding.applied`` (decided on the
     OOF blend) says whether ratings are rounded to the scale step (without it they are)."""
     blend = load_npz(test_blend_path)
@@ -309,15 +414,29 @@ def write_submission(
     if threshold == "auto":
         threshold = 0.5
         if task.kind == "multilabel":
-            if oof_blend_path is None:
-                raise ValueError("threshold 'auto' needs the OOF blend (oof_blend_path)")
-            oof = load_npz(oof_blend_path)
-            quantile = tune_label_quantile(finalize_predictions(oof["P"].astype(np.float64), task), oof["y"])
-            threshold = float(np.quantile(finalize_predictions(blend["P"].astype(np.float64), task), quantile))
-            print(f"multilabel label threshold: {threshold:.4f} (score quantile {quantile:.3f}, best OOF F1)")
+            threshold = _auto_label_threshold(blend, task, oof_blend_path, blend_decisions_path)
     sub = make_submission(
         [str(i) for i in blend["ids"]], blend["P"], task, sample, threshold=threshold, round_to_step=round_to_step
     )
     validate_submission(sub, sample, task, on_grid=round_to_step)
     write_csv(out_path, sub)
     return sub
+
+
+def _auto_label_threshold(blend: dict, task: TaskSpec, oof_blend_path, blend_decisions_path) -> float | np.ndarray:
+    test = finalize_predictions(blend["P"].astype(np.float64), task)
+    decision = read_json(blend_decisions_path).get("labels") if blend_decisions_path is not None else None
+    if decision is None:  # a weights.json from before the blend chose the thresholds
+        if oof_blend_path is None:
+            raise ValueError("threshold 'auto' needs the OOF blend (oof_blend_path) or the blend's label thresholds")
+        oof = load_npz(oof_blend_path)
+        decision = {"quantile": tune_label_quantile(finalize_predictions(oof["P"].astype(np.float64), task), oof["y"])}
+    threshold = label_thresholds(test, decision)
+    if decision.get("applied"):
+        print(
+            f"multilabel label thresholds per class: {np.min(threshold):.4f} to {np.max(threshold):.4f} "
+            f"(score quantiles chosen on the OOF blend; global quantile {decision['quantile']:.3f})"
+        )
+    else:
+        print(f"multilabel label threshold: {threshold:.4f} (score quantile {decision['quantile']:.3f}, best OOF F1)")
+    return threshold

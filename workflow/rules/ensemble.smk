@@ -36,6 +36,11 @@ rule blend:
         max_candidates=config["blend"]["max_candidates"],
         method=config["blend"]["method"],
         greedy_rounds=config["blend"]["greedy_rounds"],
+        per_class=config["blend"]["per_class"],
+        per_class_min_positives=config["blend"]["per_class_min_positives"],
+        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
+        per_class_threshold=config["submission"]["per_class_threshold"],
+        threshold_min_positives=config["submission"]["threshold_min_positives"],
         round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
@@ -65,6 +70,11 @@ rule blend_nested:
         max_candidates=config["blend"]["max_candidates"],
         method=config["blend"]["method"],
         greedy_rounds=config["blend"]["greedy_rounds"],
+        per_class=config["blend"]["per_class"],
+        per_class_min_positives=config["blend"]["per_class_min_positives"],
+        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
+        per_class_threshold=config["submission"]["per_class_threshold"],
+        threshold_min_positives=config["submission"]["threshold_min_positives"],
         round=config["submission"]["round"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
