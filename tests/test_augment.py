@@ -168,9 +168,9 @@ def test_lgbm_inner_search_keeps_groups_on_one_side(monkeypatch):
     seen = []
     fit_models = LGBMHead._fit_models
 
-    def spy(self, X, y, overrides):
+    def spy(self, X, y, overrides, sample_weight=None):
         seen.append(X[:, 0].copy())
-        return fit_models(self, X, y, overrides)
+        return fit_models(self, X, y, overrides, sample_weight)
 
     monkeypatch.setattr(LGBMHead, "_fit_models", spy)
     rng = np.random.default_rng(0)
