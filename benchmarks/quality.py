@@ -311,6 +311,7 @@ def run_dataset(
     reuse: bool = False,
     max_clips: int | None = None,
     data_dir: Path = DATASETS_DIR,
+    pseudo_labels: bool = False,
 ) -> dict:
     spec = DATASETS[name]
     workdir = scratch / name
@@ -326,6 +327,7 @@ def run_dataset(
     config["cv"] = {**config.get("cv", {}), "n_folds": 5}
     config["backbones"] = {b: DEFAULT_BACKBONES[b] for b in backbones}
     config["heads"], left_out = heads_for(spec["kind"], heads, backbones)
+    config["pseudo_labels"] = {"enabled": pseudo_labels}  # round two as extra {variant}+pl candidates
     for head, why in left_out.items():
         print(f"{name}: leaving out head {head}: {why}", file=sys.stderr)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -540,6 +542,9 @@ def main() -> None:
         "--data-dir", type=Path, default=DATASETS_DIR, help="The shared data sets folder (its README lists them)."
     )
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--pseudo-labels", action="store_true", help="Also train the teacher-student round ({variant}+pl candidates)."
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the run folders here instead of a temp dir.")
@@ -554,7 +559,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = args.keep or Path(tmp)
         results = [
-            run_dataset(d, backbones, heads, args.cores, scratch, args.reuse, args.max_clips, args.data_dir)
+            run_dataset(
+                d, backbones, heads, args.cores, scratch, args.reuse, args.max_clips, args.data_dir, args.pseudo_labels
+            )
             for d in args.datasets
         ]
     args.out.mkdir(parents=True, exist_ok=True)
