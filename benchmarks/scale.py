@@ -7,8 +7,9 @@ job per chunk of ``audio.shard_clips`` clips; 5 folds + refit). Then a second pr
 clips with another head and the same ``cache_dir`` runs up to embed: its cache hit rate and time.
 Peak RSS and wall time per job come from Snakemake's benchmark files (results/benchmarks/**.tsv); a
 job's start-up is its benchmark wall time minus the time its rule script reports in its log ("done
-in"). Cluster submissions with grouping count train/refit/collect_oof jobs bundled
-``--group-components`` at a time (README, "Fewer, bigger jobs"). Writes benchmarks/results/scale.{json,md}.
+in"). Cluster submissions to retrain the heads are counted from Snakemake's dry-run plan with the
+SLURM executor, without and with ``--groups ... --group-components heads=N`` (README, "Fewer, bigger
+jobs"). Writes benchmarks/results/scale.{json,md}.
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000 10000 100000] [--cores 2]
 """
@@ -104,10 +105,49 @@ def cache_hits(results: Path) -> tuple[int, int]:
     return hits, misses
 
 
+GROUPING = ("--groups", "train=heads", "refit=heads", "collect_oof=heads", "--group-components")
+
+
+def cluster_submissions(wd: Path, group_components: int) -> dict:
+    """Cluster submissions to retrain every head, counted from Snakemake's own dry-run plan with the
+    SLURM executor (``-R train refit collect_oof``: those jobs and what follows; embed jobs are not
+    grouped and are counted apart), without and with ``--group-components heads=N``."""
+    counts = {}
+    for label, extra in (("plain", ()), ("grouped", (*GROUPING, f"heads={group_components}"))):
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        plan = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "snakemake"),
+                "-s",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(wd),
+                "--configfile",
+                str(wd / "config.yaml"),
+                "-n",
+                "--executor",
+                "slurm",
+                "--jobs",
+                "1000",
+                "-R",
+                "train",
+                "refit",
+                "collect_oof",
+                *extra,
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+        # a job submitted on its own is an unindented "rule X:"; a group job's members are indented
+        counts[label] = len(re.findall(r"^rule \w+:", plan, re.M)) + len(re.findall(r"Group job ", plan))
+        counts[f"{label}_jobs"] = len(re.findall(r"^\s*rule \w+:", plan, re.M))
+    return counts
+
+
 # refit jobs write their benchmark files under train/, so "train" counts them too
 RULES = ("validate", "embed", "prepare", "train", "collect_oof", "calibrate", "shift")
-# rules a cluster run can bundle with --groups train=heads refit=heads collect_oof=heads (README)
-GROUPABLE = ("train", "collect_oof")
 
 
 def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
@@ -130,12 +170,9 @@ def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
     wall = snakemake(wd, cores, "validate") + snakemake(wd, cores)
     results = wd / "results"
     stats = {rule: job_stats(results, rule) for rule in RULES}
-    jobs = [j for rule in RULES for j in stats[rule]]
-    timed = [j for j in jobs if j["script_s"] is not None]
+    timed = [j for rule in RULES for j in stats[rule] if j["script_s"] is not None]
     startup = sum(j["wall_s"] - j["script_s"] for j in timed)
     n_clips = n + max(10, n // 10)
-    n_grouped = sum(len(stats[rule]) for rule in GROUPABLE)
-    n_jobs = len(jobs)
 
     # a second project on the same clips (another head), sharing the cache: no clip is embedded again
     second = scratch / f"n{n}-second"
@@ -161,9 +198,8 @@ def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
         "embed_rss_mb_median": round(float(np.median([j["max_rss_mb"] for j in stats["embed"]])), 1),
         "startup_share": round(startup / sum(j["wall_s"] for j in timed), 3),
         "startup_s_per_job": round(startup / max(1, len(timed)), 2),
-        # cluster submissions for these steps: one per job, or one per group of group_components jobs
-        "cluster_jobs": n_jobs,
-        "cluster_jobs_grouped": n_jobs - n_grouped + -(-n_grouped // group_components),
+        # cluster submissions to retrain the heads (Snakemake's dry-run plan with the SLURM executor)
+        "cluster_submissions": cluster_submissions(wd, group_components),
         "second_project": {
             "embed_wall_s": round(second_embed_wall, 1),
             "cache_hits": hits,
@@ -194,16 +230,16 @@ def write_tables(rows: list[dict], out: Path, group_components: int) -> None:
     (out / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "| train clips | all clips | embed jobs | wall s | ms / clip | peak RSS MB: validate / embed (max, median) / "
-        "train / collect_oof | start-up share | cluster jobs (grouped) | 2nd project: embed s, cache hit rate |",
+        "train / collect_oof | start-up share | submissions to retrain heads (grouped) | 2nd project: embed s, cache hit rate |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        rss, second = r["peak_rss_mb"], r["second_project"]
+        rss, second, sub = r["peak_rss_mb"], r["second_project"], r["cluster_submissions"]
         lines.append(
             f"| {r['n_train']} | {r['n_clips']} | {r['jobs']['embed']} | {r['wall_s']} | {r['ms_per_clip']} | "
             f"{rss['validate']} / {rss['embed']}, {r['embed_rss_mb_median']} / {rss['train']} / {rss['collect_oof']} | "
-            f"{r['startup_share']:.0%} ({r['startup_s_per_job']} s/job) | {r['cluster_jobs']} "
-            f"({r['cluster_jobs_grouped']} with --group-components heads={group_components}) | "
+            f"{r['startup_share']:.0%} ({r['startup_s_per_job']} s/job) | {sub['plain']} "
+            f"({sub['grouped']} with --group-components heads={group_components}) | "
             f"{second['embed_wall_s']} s, {second['hit_rate']:.0%} ({second['cache_hits']} hits) |"
         )
     (out / "scale.md").write_text("\n".join(lines) + "\n")
