@@ -22,8 +22,10 @@ from .tables import id_column_values, raw_column, read_table
 from .tasks import infer_id_column
 
 # shard_clips "auto": about 8 chunks so small data still runs in parallel, at least 32 clips per job
-# (each job pays a Python start-up) and at most 256 (at max_seconds 60 and 16 kHz, < 1 GB of audio)
-AUTO_CHUNKS, AUTO_MIN_CLIPS, AUTO_MAX_CLIPS = 8, 32, 256
+# and at most 1024. A job's memory does not grow with its chunk (embed_clips decodes 32 clips at a
+# time), but its start-up is fixed: a log-mel job of 256 one-second clips spent ~7 s of ~8.5 s
+# starting Python and importing librosa (benchmarks/scale.py), so 100k clips made 430 mostly idle jobs.
+AUTO_CHUNKS, AUTO_MIN_CLIPS, AUTO_MAX_CLIPS = 8, 32, 1024
 SPLITS = ("train", "test")
 
 
