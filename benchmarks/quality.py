@@ -491,6 +491,8 @@ def markdown(results: list[dict]) -> str:
             ]
         else:
             lines += [f"{target_line(result)} (recorded before the nested score was).", ""]
+        if result.get("note"):  # how the run was set up, when it differs from the defaults
+            lines += [f"Run: {result['note']}.", ""]
         if result.get("left_out"):
             lines += ["Heads left out: " + "; ".join(f"{h} ({why})" for h, why in result["left_out"].items()), ""]
         lines += [
