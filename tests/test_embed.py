@@ -1,12 +1,10 @@
 import numpy as np
 import pytest
 
-from audiofold.audio import decode_shard
 from audiofold.backbones import Backbone, build_backbone
 from audiofold.crops import make_crops
-from audiofold.embed import AUTO_BATCH, embed_shard, embed_waves, resolve_batch_size
-from audiofold.errors import DataError
-from audiofold.io import load_npz, read_json, save_npz
+from audiofold.embed import AUTO_BATCH, embed_clips, embed_waves, resolve_batch_size
+from audiofold.io import load_npz, read_json
 
 
 class Recorder(Backbone):
@@ -87,37 +85,36 @@ def test_bad_arguments_and_no_clips():
     assert X.shape == (0, 3) and X_crops.shape == (0, 3, 3)
 
 
-def write_shard(path, lengths, sr):
+def write_clips(folder, lengths, sr):
+    """Float WAV files of the given lengths; returns (rows for embed_clips, the waves)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
     waves = waves_of(lengths)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    save_npz(
-        path,
-        ids=np.array([f"c{i}" for i in range(len(lengths))]),
-        offsets=offsets,
-        samples=np.concatenate(waves),
-        sr=np.array(sr, dtype=np.int64),
-    )
-    return waves
+    rows = []
+    for i, wave in enumerate(waves):
+        sf.write(folder / f"c{i}.wav", wave, sr, subtype="FLOAT")
+        rows.append((f"c{i}", str(folder / f"c{i}.wav"), "decode"))
+    return rows, waves
 
 
-def test_embed_shard_writes_embeddings_and_metadata(tmp_path):
-    shard = tmp_path / "audio" / "100hz" / "fold1.npz"
-    waves = write_shard(shard, [40, 9, 120], 100)
-    out = tmp_path / "embeddings" / "rec" / "fold1.npz"
-    meta = embed_shard(shard, Recorder(), out, n_crops=6, keep_crops=True, meta={"shard": "fold1"})
+def test_embed_clips_writes_embeddings_and_metadata(tmp_path):
+    rows, waves = write_clips(tmp_path / "audio", [40, 9, 120], 100)
+    out = tmp_path / "embeddings" / "rec" / "train1.npz"
+    meta = embed_clips(rows, Recorder(), out, max_seconds=None, n_crops=6, keep_crops=True, meta={"shard": "train1"})
     data = load_npz(out)
     assert (
         data["ids"].tolist() == ["c0", "c1", "c2"] and data["X"].shape == (3, 3) and data["X_crops"].shape == (3, 6, 3)
     )
-    np.testing.assert_allclose(data["X"], embed_waves(waves, Recorder(), n_crops=6, progress=False)[0])
-    sidecar = read_json(tmp_path / "embeddings" / "rec" / "fold1.meta.json")
+    np.testing.assert_allclose(data["X"], embed_waves(waves, Recorder(), n_crops=6, progress=False)[0], atol=1e-6)
+    sidecar = read_json(tmp_path / "embeddings" / "rec" / "train1.meta.json")
     assert sidecar == meta
-    assert meta["shape"] == [3, 3] and meta["n_crops"] == 6 and meta["shard"] == "fold1"
+    assert meta["shape"] == [3, 3] and meta["n_crops"] == 6 and meta["shard"] == "train1"
     assert meta["backbone"]["type"] == "recorder" and meta["backbone"]["dim"] == 3
 
     assert meta["batching"] == {"batch_size": 4, "requested": "auto", "max_padding": 0.25}  # auto on a CPU backbone
 
-    embed_shard(shard, Recorder(), out)
+    embed_clips(rows, Recorder(), out, max_seconds=None)
     assert set(load_npz(out)) == {"ids", "X"}
 
 
@@ -131,23 +128,16 @@ def test_auto_batch_size_follows_the_backbone_device():
     assert resolve_batch_size(7, gpu) == 7
 
 
-def test_embed_shard_from_decoded_audio(tmp_path):
+def test_embed_clips_resamples_to_the_backbone_rate(tmp_path):
     import soundfile as sf
 
     tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000).astype(np.float32)
     sf.write(tmp_path / "a.wav", tone, 8000)
-    decode_shard([str(tmp_path / "a.wav")], ["a"], 16000, tmp_path / "audio.npz", progress=False)
-    meta = embed_shard(
-        tmp_path / "audio.npz", build_backbone("lm", {"type": "logmel"}), tmp_path / "emb.npz", n_crops=5
+    backbone = build_backbone("lm", {"type": "logmel"})
+    meta = embed_clips(
+        [("a", str(tmp_path / "a.wav"), "decode")], backbone, tmp_path / "emb.npz", max_seconds=None, n_crops=5
     )
     assert meta["n_crops"] == 1 and meta["shape"] == [1, 192] and meta["backbone"]["name"] == "lm"
-
-
-def test_embed_shard_refuses_a_sample_rate_mismatch(tmp_path):
-    write_shard(tmp_path / "a.npz", [50], 8000)
-    with pytest.raises(DataError, match=r"a\.npz is at 8000 Hz but backbone 'recorder' expects 100 Hz"):
-        embed_shard(tmp_path / "a.npz", Recorder(), tmp_path / "out.npz")
-    assert not (tmp_path / "out.npz").exists()
 
 
 def test_length_batches_sort_bound_padding_and_size():
