@@ -72,27 +72,18 @@ def job_stats(results: Path, rule: str) -> list[dict]:
     return rows
 
 
-def snakemake(wd: Path, cores: int, *args: str) -> float:
-    """Run the workflow in ``wd``; returns the wall seconds."""
+def snakemake(wd: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the workflow in ``wd`` with its config.yaml; raises on failure, returns the finished process."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(wd)]
+    command += ["--configfile", str(wd / "config.yaml"), *args]
+    return subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+
+
+def timed_run(wd: Path, cores: int, *args: str) -> float:
+    """Wall seconds of one workflow run on ``cores`` cores."""
     started = time.perf_counter()
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "snakemake"),
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(wd),
-            "--configfile",
-            str(wd / "config.yaml"),
-            "--cores",
-            str(cores),
-            *args,
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
+    snakemake(wd, "--cores", str(cores), *args)
     return time.perf_counter() - started
 
 
@@ -114,31 +105,8 @@ def cluster_submissions(wd: Path, group_components: int) -> dict:
     grouped and are counted apart), without and with ``--group-components heads=N``."""
     counts = {}
     for label, extra in (("plain", ()), ("grouped", (*GROUPING, f"heads={group_components}"))):
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        plan = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "snakemake"),
-                "-s",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                str(wd),
-                "--configfile",
-                str(wd / "config.yaml"),
-                "-n",
-                "--executor",
-                "slurm",
-                "--jobs",
-                "1000",
-                "-R",
-                "train",
-                "refit",
-                "collect_oof",
-                *extra,
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
+        plan = snakemake(
+            wd, "-n", "--executor", "slurm", "--jobs", "1000", "-R", "train", "refit", "collect_oof", *extra
         ).stdout
         # a job submitted on its own is an unindented "rule X:"; a group job's members are indented
         counts[label] = len(re.findall(r"^rule \w+:", plan, re.M)) + len(re.findall(r"Group job ", plan))
@@ -167,7 +135,7 @@ def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
     config["cache_dir"] = str(scratch / "shared-cache")
     (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # two calls: the first lists the clips (the validate checkpoint), the second runs everything
-    wall = snakemake(wd, cores, "validate") + snakemake(wd, cores)
+    wall = timed_run(wd, cores, "validate") + timed_run(wd, cores)
     results = wd / "results"
     stats = {rule: job_stats(results, rule) for rule in RULES}
     timed = [j for rule in RULES for j in stats[rule] if j["script_s"] is not None]
@@ -181,7 +149,7 @@ def run_size(n: int, cores: int, scratch: Path, group_components: int) -> dict:
     for key in ("train_csv", "test_csv", "train_audio_dir", "test_audio_dir"):
         config["data"][key] = str(wd / config["data"][key])
     (second / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    second_embed_wall = snakemake(second, cores, "embed_all")
+    second_embed_wall = timed_run(second, cores, "embed_all")
     hits, misses = cache_hits(second / "results")
 
     def peak(rule: str) -> float | None:
