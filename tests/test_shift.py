@@ -37,3 +37,24 @@ def test_shift_report_writes_json_and_warns_above_the_threshold(tmp_path, caplog
     assert "OOF scores may overstate" in shift_html(info)
     assert shift_html({**info, "auc": 0.52, "shifted": False}).count("ROC AUC 0.520") == 1
     assert shift_html(None) == ""
+
+
+def test_large_sets_are_sampled_to_a_cap_and_still_show_the_shift(monkeypatch):
+    import audiofold.shift as shift
+
+    rng = np.random.default_rng(0)
+    assert shift.cap_rows(np.arange(5)[:, None], 10, rng).shape == (5, 1)  # smaller: all rows
+    sample = shift.cap_rows(np.arange(100)[:, None], 30, rng)
+    assert sample.shape == (30, 1) and len(np.unique(sample)) == 30 and (np.diff(sample[:, 0]) > 0).all()
+
+    X_train, X_test = _sets(1, 0.8)
+    full = adversarial_auc(X_train, X_test, seed=0)
+    monkeypatch.setattr(shift, "MAX_ROWS_PER_SIDE", 80)  # 300 train rows, 100 test rows -> 80 + 80
+    fitted = []
+    real_vstack = np.vstack
+    monkeypatch.setattr(
+        shift.np, "vstack", lambda arrays: fitted.append([len(a) for a in arrays]) or real_vstack(arrays)
+    )
+    capped = adversarial_auc(X_train, X_test, seed=0)
+    assert fitted == [[80, 80]]
+    assert capped > 0.75 and abs(capped - full) < 0.1

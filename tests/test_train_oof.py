@@ -256,3 +256,34 @@ def test_load_embeddings_reads_only_the_pooled_rows_chunk_by_chunk(tmp_path):
     assert ids[:2] == ["c0_0", "c0_1"] and len(ids) == 200
     # far below one chunk's frame sequences (1.28 MB): they are never read
     assert peak < 50 * 400 * 16 * 4 / 4, peak
+
+
+def test_load_embeddings_puts_wanted_clips_in_order_with_one_matrix_in_memory(tmp_path):
+    import tracemalloc
+
+    from audiofold.errors import DataError
+    from audiofold.train import load_embeddings
+
+    rng = np.random.default_rng(1)
+    paths, blocks = [], {}
+    for c in range(6):
+        ids = [f"c{c}_{i}" for i in range(400)]
+        X = rng.standard_normal((400, 512)).astype(np.float32)
+        save_npz(tmp_path / f"train{c}.npz", ids=np.array(ids), X=X)
+        paths.append(tmp_path / f"train{c}.npz")
+        blocks.update(zip(ids, X))
+    wanted = [f"c{c}_{i}" for i in range(399, -1, -4) for c in (2, 0)]  # interleaved, reversed; 4 chunks unused
+    tracemalloc.start()
+    ids, X = load_embeddings(paths, wanted=wanted, what="training clips")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert ids == wanted
+    np.testing.assert_array_equal(X, np.stack([blocks[w] for w in wanted]))
+    # the result (0.4 MB) plus one chunk at a time (0.8 MB, with its read buffer): well under gathering
+    # all 6 chunks first (4.9 MB) and then taking the wanted rows, as train did
+    all_chunks = 6 * 400 * 512 * 4
+    assert peak < 0.75 * all_chunks, (peak, all_chunks)
+    frames = load_embeddings(paths[:1], "pooled", wanted=["c0_3", "c0_1"])[1]
+    np.testing.assert_array_equal(frames, np.stack([blocks["c0_3"], blocks["c0_1"]]))
+    with pytest.raises(DataError, match=r"training clips: no embedding for 1 id\(s\), e.g. \['nope'\]"):
+        load_embeddings(paths, wanted=["c0_0", "nope"], what="training clips")

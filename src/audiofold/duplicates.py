@@ -230,21 +230,18 @@ def duplicate_report(
     """File-level entry point of the ``duplicates`` rule: ``duplicates.csv`` (the pairs) and
     ``duplicates.json`` (counts, copied into metrics.json); warns when any pair straddles folds or
     train and test."""
-    from .train import align, load_embeddings
+    from .train import load_embeddings
 
     clips = pd.read_csv(clips_path, dtype=str, keep_default_na=False)
     fold_table = pd.read_csv(folds_path, dtype={"id": str}, keep_default_na=False)
     folds = dict(zip(fold_table["id"], fold_table["fold"].astype(int)))
     train_hashes, test_hashes = read_hashes(clips_path, "train"), read_hashes(clips_path, "test")
-    decoded = {(s, i) for s, i, a in zip(clips["split"], clips["id"], clips["action"]) if a == "decode"}
-
-    emb_train_ids, X_train = load_embeddings(train_shards)
-    emb_test_ids, X_test = load_embeddings(test_shards)
     # zero-filled clips are all embedded from silence: alike, but not duplicates of anything
-    train_ids = [i for i in emb_train_ids if ("train", i) in decoded and i in folds]
-    test_ids = [i for i in emb_test_ids if ("test", i) in decoded]
-    X_train = align(emb_train_ids, X_train, train_ids, "training clips")
-    X_test = align(emb_test_ids, X_test, test_ids, "test clips")
+    decoded = clips[clips["action"] == "decode"]
+    train_ids = [i for i in decoded.loc[decoded["split"] == "train", "id"] if i in folds]
+    test_ids = list(decoded.loc[decoded["split"] == "test", "id"])
+    train_ids, X_train = load_embeddings(train_shards, wanted=train_ids, what="training clips")
+    test_ids, X_test = load_embeddings(test_shards, wanted=test_ids, what="test clips")
     pairs = find_duplicates(
         train_ids,
         X_train,

@@ -30,16 +30,19 @@ INPUT_KEYS = {
 }
 
 
-def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[list[str], np.ndarray | list[np.ndarray]]:
+def load_embeddings(
+    paths: list[str | Path], inputs: str = "pooled", wanted: list[str] | None = None, what: str = "clips"
+) -> tuple[list[str], np.ndarray | list[np.ndarray]]:
     """Gather embedding chunks: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays).
 
-    Only the arrays the head reads are loaded from each chunk (a chunk may also hold frame sequences
-    many times its pooled size), and pooled / layer rows go straight into one preallocated array, so a
-    job's peak is the training matrix plus one chunk's block, not two copies of the matrix.
+    With ``wanted``, X holds exactly those clips in that order (ids == wanted) and a clip with no
+    embedding is a DataError naming ``what``. Only the arrays the head reads are loaded from each
+    chunk (a chunk may also hold frame sequences many times its pooled size), and pooled / layer
+    rows go straight to their place in one preallocated array: a job's peak is the matrix plus one
+    chunk's block, never a second copy of the matrix.
     """
     key, option = INPUT_KEYS[inputs]
-    ids: list[str] = []
-    sequences: list[np.ndarray] = []
+    chunk_ids: list[list[str]] = []
     for p in paths:  # np.load of an npz reads a key only when it is asked for
         with np.load(p, allow_pickle=False) as shard:
             if key not in shard.files:
@@ -52,31 +55,38 @@ def load_embeddings(paths: list[str | Path], inputs: str = "pooled") -> tuple[li
                     f"{p}: has no {key!r}, which a head with {who} needs; set the backbone "
                     f"option `{option}` in config.yaml (or {instead})."
                 )
-            ids += [str(i) for i in shard["ids"]]
-            if inputs == "sequence":
-                sequences += unpack_sequences(shard["seq"], shard["seq_offsets"])
-    if inputs == "sequence":
-        return ids, sequences
-    X = None
-    row = 0
-    for p in paths:
+            chunk_ids.append([str(i) for i in shard["ids"]])
+    ids = [i for chunk in chunk_ids for i in chunk]
+    if wanted is None:
+        wanted = ids
+    else:
+        wanted = [str(w) for w in wanted]
+        known = set(ids)
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            raise DataError(f"{what}: no embedding for {len(missing)} id(s), e.g. {missing[:5]}; rerun the embed step.")
+    position = {clip: row for row, clip in enumerate(wanted)}
+    X: np.ndarray | list | None = [None] * len(wanted) if inputs == "sequence" else None
+    for p, chunk in zip(paths, chunk_ids):
+        # where each of this chunk's rows goes (-1: a clip not wanted)
+        target = np.array([position.get(clip, -1) for clip in chunk], dtype=np.int64)
+        keep = target >= 0
+        if not keep.any():
+            continue
         with np.load(p, allow_pickle=False) as shard:
+            if inputs == "sequence":
+                for row, frames in zip(
+                    target[keep], (s for s, k in zip(unpack_sequences(shard["seq"], shard["seq_offsets"]), keep) if k)
+                ):
+                    X[row] = frames
+                continue
             block = shard[key]
         if X is None:
-            X = np.empty((len(ids), *block.shape[1:]), dtype=np.float32)
-        X[row : row + len(block)] = block
-        row += len(block)
-    return ids, X if X is not None else np.empty((0, 0), dtype=np.float32)
-
-
-def align(ids: list[str], X, wanted: list[str], what: str):
-    """Rows of X (array or list of per-clip arrays) in the order of ``wanted``."""
-    index = {i: r for r, i in enumerate(ids)}
-    missing = [w for w in wanted if w not in index]
-    if missing:
-        raise DataError(f"{what}: no embedding for {len(missing)} id(s), e.g. {missing[:5]}; rerun the embed step.")
-    rows = [index[w] for w in wanted]
-    return [X[r] for r in rows] if isinstance(X, list) else X[rows]
+            X = np.empty((len(wanted), *block.shape[1:]), dtype=np.float32)
+        X[target[keep]] = block[keep]
+    if X is None:
+        X = np.empty((0, 0), dtype=np.float32)
+    return list(wanted), X
 
 
 def take(X, mask: np.ndarray):
@@ -192,13 +202,11 @@ def train_fold(
         head_params = {**head_params, "threads": threads}  # e.g. LightGBM's num_threads follows the rule's threads
     head = build_head(head_params, task, seed, name=head_name)
     inputs = getattr(head, "inputs", "pooled")
-    emb_ids, X_all = load_embeddings(train_shards, inputs)
-    X = align(emb_ids, X_all, all_ids, "training clips")
+    _, X = load_embeddings(train_shards, inputs, all_ids, "training clips")
     test_ids, X_test = load_embeddings(test_shards, inputs)
     X_crops = None
     if head.train_on_crops:  # K x the training rows; the test shards' crops are never read
-        crop_ids, X_crops = load_embeddings(train_shards, "crops")
-        X_crops = align(crop_ids, X_crops, all_ids, "training clips (per-crop)")
+        _, X_crops = load_embeddings(train_shards, "crops", all_ids, "training clips (per-crop)")
 
     is_val = folds == fold
     if fold is not None and not is_val.any():

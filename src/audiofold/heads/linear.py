@@ -25,6 +25,13 @@ INNER_SPLITS = 3
 AUTO_ALPHAS = np.logspace(-2, 5, 15)
 
 
+def as_float(X) -> np.ndarray:
+    """X as a float array, float32 kept: embeddings are float32, and a float64 copy of the training
+    matrix (plus the scaler's output in float64) was the largest part of a train job's memory."""
+    X = np.asarray(X)
+    return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+
+
 class LinearHead(Head):
     type_name = "linear"
 
@@ -105,7 +112,7 @@ class LinearHead(Head):
         if self.task.kind == "classification":
             P = np.zeros((len(X), n_classes))
             P[:, model.classes_] = model.predict_proba(X)
-            return -log_loss(y, P, labels=np.arange(n_classes))
+            return -log_loss(y, P / P.sum(axis=1, keepdims=True), labels=np.arange(n_classes))
         P = model.predict_proba(X)[:, -n_classes:]
         return -log_loss(np.ravel(y), np.ravel(P), labels=[0, 1])
 
@@ -144,7 +151,7 @@ class LinearHead(Head):
         """``sample_weight`` (e.g. pseudo-labelled rows) weighs the ridge / logistic loss; it goes
         through scikit-learn's metadata routing, which one-vs-rest needs to pass it on."""
         with sklearn.config_context(enable_metadata_routing=sample_weight is not None):
-            return self._fit(np.asarray(X, dtype=np.float64), y, groups, sample_weight)
+            return self._fit(as_float(X), y, groups, sample_weight)
 
     def student_options(self) -> dict:
         if self.task.is_regression and self.params["alpha"] == "auto" and self.model is not None:
@@ -190,7 +197,7 @@ class LinearHead(Head):
         return self
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        X = np.asarray(X, dtype=np.float64)
+        X = as_float(X)
         kind = self.task.kind
         if self.task.is_regression:
             P = self.model.predict(X).reshape(len(X), -1)
@@ -201,6 +208,7 @@ class LinearHead(Head):
                 P[:, self.constant_class] = 1.0
             else:
                 P[:, self.model.classes_] = self.model.predict_proba(X)
+                P /= P.sum(axis=1, keepdims=True)  # a float32 fit's rows sum to 1 only within float32 rounding
         else:
             # With a single class sklearn sees a binary target and returns [P(0), P(1)].
             P = self.model.predict_proba(X)[:, -len(self.task.classes) :]
