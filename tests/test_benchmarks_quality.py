@@ -137,6 +137,8 @@ def _fake_run(workdir, nested_lwlrap):
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"variants": {v: {"per_fold": per_fold} for v in variants}}))
     nested = {"overall": {"lwlrap": nested_lwlrap, "map": 0.7}, "per_fold": per_fold, "folds": []}
+    chosen = ["logmel/linear/pl"] * 4 + ["logmel/linear/main"]
+    nested["best_single"] = {"overall": {"lwlrap": 0.85, "map": 0.6}, "per_fold": per_fold, "chosen": chosen}
     nested["folds"] = [{"fold": k, "method": m} for k, m in enumerate(["stack", "grid", "stack", "stack", "greedy"])]
     metrics = {
         "primary": "lwlrap",
@@ -181,6 +183,10 @@ def test_table_reports_best_single_both_blends_and_the_target_on_the_nested_scor
     assert "| BLEND nested (honest) | 0.860 | 0.700 |" in text
     assert "Blend method: stack (blend.method auto); per outer fold: stack, grid, stack, stack, greedy" in text
     assert "## esc10mix (12.3 s wall)" in text
+    picked = "picked per outer fold: logmel/linear/main, logmel/linear/pl"
+    assert f"| best single nested (honest; {picked}) | 0.850 | 0.600 |" in text
+    assert "Nested blend vs nested best single (lwlrap): +0.010, at least as good." in text
+    assert "(lwlrap): -0.010, WORSE." in quality.markdown([quality.collect("esc10mix", missed, 1.0)])
 
 
 def test_target_without_a_nested_score_says_why(tmp_path):

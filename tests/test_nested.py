@@ -8,7 +8,7 @@ from audiofold import metrics
 from audiofold.blend import search_weights
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_blend, nested_files
+from audiofold.nested import nested_best_single, nested_blend, nested_files
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -110,7 +110,13 @@ def test_nested_files_write_scores_and_choices(tmp_path):
         {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "nested.npz", tmp_path / "nested.json", calibrate=True, step=0.1
     )
     written = load_npz(tmp_path / "nested.npz")
-    assert summary == read_json(tmp_path / "nested.json") | {"per_fold": summary["per_fold"]}
+    single = summary["best_single"]
+    assert summary == read_json(tmp_path / "nested.json") | {
+        "per_fold": summary["per_fold"],
+        "best_single": single,  # JSON keys its per-fold scores by strings
+    }
+    assert len(single["chosen"]) == 5 and set(single["chosen"]) <= {"bb/hh/main", "bb/hh/alt"}
+    assert set(single["per_fold"]) == set(range(5)) and "rmse" in single["overall"]
     assert summary["overall"]["rmse"] == pytest.approx(metrics.rmse(y, written["P"]), rel=1e-6)
     assert set(summary["per_fold"]) == set(range(5)) and len(summary["folds"]) == 5
     assert set(summary["folds"][0]["weights"]) <= {"bb/hh/main", "bb/hh/alt"}
@@ -135,3 +141,33 @@ def test_too_few_folds_are_reported_not_fatal_in_the_workflow_step(tmp_path):
     )
     summary = nested_files({"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "n.npz", tmp_path / "n.json")
     assert summary["overall"] is None and "cv.n_folds >= 3" in summary["skipped"]
+
+
+def test_nested_best_single_picks_per_outer_fold_on_the_other_folds_only():
+    rng = np.random.default_rng(3)
+    n = 100
+    folds = np.arange(n) % 5
+    y = rng.normal(size=(n, 1))
+    # "good" tracks y everywhere but fold 2; "fold2" tracks it only on fold 2 (a lucky candidate)
+    good = y + rng.normal(0, 0.3, size=(n, 1))
+    good[folds == 2] = rng.normal(size=(20, 1))
+    lucky = rng.normal(size=(n, 1))
+    lucky[folds == 2] = y[folds == 2]
+    candidates = {"good": good, "lucky": lucky}
+    P, chosen = nested_best_single(candidates, y, folds, REG)
+    # on fold 2 the choice is made without fold 2's rows, where "lucky" would have won
+    assert chosen == ["good"] * 5
+    np.testing.assert_allclose(P, good)
+    # in-sample, "lucky" is the better single candidate on fold 2's rows; nested never sees them
+    assert metrics.rmse(y[folds == 2], lucky[folds == 2]) < metrics.rmse(y[folds == 2], good[folds == 2])
+    # fold k's predictions do not depend on fold k's targets
+    y_changed = y.copy()
+    y_changed[folds == 0] = lucky[folds == 0]
+    P_changed, chosen_changed = nested_best_single(candidates, y_changed, folds, REG)
+    np.testing.assert_array_equal(P_changed[folds == 0], P[folds == 0])
+    assert chosen_changed[0] == "good"
+    # ratings are made valid (clipped to the scale), not rounded
+    P_rating, _ = nested_best_single({"c": np.full((n, 1), 7.26)}, y, folds, RATING)
+    assert (P_rating == 5.0).all()
+    P_rating, _ = nested_best_single({"c": np.full((n, 1), 2.26)}, y, folds, RATING)
+    assert np.allclose(P_rating, 2.26)

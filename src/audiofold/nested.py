@@ -163,6 +163,34 @@ def nested_blend(
     return nested, chosen
 
 
+def nested_best_single(
+    candidates: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, task: TaskSpec
+) -> tuple[np.ndarray, list[str]]:
+    """What picking one candidate scores, judged as honestly as the nested blend: per outer fold k,
+    the candidate with the best primary metric on the other folds' OOF rows predicts fold k's rows
+    (made valid for the task, unrounded). The best candidate's own OOF score is no fair baseline for
+    the nested blend: picked as the best of many on the rows it is scored on, it flatters.
+    Returns (P (n, D) float64, the name chosen per outer fold)."""
+    primary, greater = metrics.primary(task.kind)
+    sign = 1.0 if greater else -1.0
+    first = np.asarray(next(iter(candidates.values())))
+    P = np.full((len(first), first.reshape(len(first), -1).shape[1]), np.nan)
+    chosen = []
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        # names break ties, so dict order never matters
+        best = max(
+            sorted(candidates),
+            key=lambda name: sign
+            * metrics.score(y[inner], finalize_predictions(candidates[name][inner], task, False), task)[primary],
+        )
+        P[outer] = finalize_predictions(np.asarray(candidates[best])[outer], task, round_to_step=False).reshape(
+            int(outer.sum()), -1
+        )
+        chosen.append(best)
+    return P, chosen
+
+
 def nested_files(
     oof_paths: dict[str, str],
     task: TaskSpec,
@@ -183,8 +211,9 @@ def nested_files(
 ) -> dict:
     """Nested blend of the uncalibrated candidate files; write its OOF (ids, fold, y, P) and a summary.
 
-    Summary: overall and per_fold (the task's metrics of the nested OOF prediction) and folds
-    (what each outer fold chose, ``nested_blend``); multilabel also ``labels``: the nested
+    Summary: overall and per_fold (the task's metrics of the nested OOF prediction), folds
+    (what each outer fold chose, ``nested_blend``) and best_single (``nested_best_single``: overall,
+    per_fold, the candidate chosen per outer fold), the baseline the nested blend must beat; multilabel also ``labels``: the nested
     sample-averaged F1 of the label strings (``f1``: thresholds as decided per fold; ``f1_global``,
     ``f1_per_class``: either kind throughout). With too few folds to nest, overall is None and
     ``skipped`` says why (P is then NaN)."""
@@ -223,10 +252,16 @@ def nested_files(
         threshold_min_positives=threshold_min_positives,
         label_masks=masks,
     )
+    single, single_chosen = nested_best_single(candidates, y, folds, task)
     summary = {
         "overall": metrics.score(y, P, task),
         "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
         "folds": chosen,
+        "best_single": {
+            "overall": metrics.score(y, single, task),
+            "per_fold": {int(k): metrics.score(y[folds == k], single[folds == k], task) for k in np.unique(folds)},
+            "chosen": single_chosen,
+        },
     }
     if masks:
         summary["labels"] = {

@@ -22,12 +22,15 @@ from .tasks import TaskSpec
 
 IN_SAMPLE = "BLEND in-sample (as submitted)"
 NESTED = "BLEND nested (honest)"
+NESTED_SINGLE = "BEST SINGLE nested (honest)"
 BLEND_NOTES = {
     "in_sample": "the blend as submitted (after the rounding decision), scored on the same OOF rows its "
     "calibration, blend method, candidate pruning, weights and rounding were chosen on (a stacker's own "
     "predictions are cross-fitted over the folds): optimistic",
     "nested": "calibration, blend method, pruning, weights and rounding chosen per outer fold on the other "
-    "folds' OOF rows only, then applied to the fold's rows: the estimate of the submission's score",
+    "folds' OOF rows only, then applied to the fold's rows: the estimate of the submission's score; "
+    "best_single: one candidate picked per outer fold by its score on the other folds, scored the same "
+    "way (the baseline the blend must beat)",
 }
 
 LABELS_NOTE = (
@@ -142,11 +145,14 @@ def _labels_entry(labels: dict, nested: dict | None) -> dict:
 
 
 def _blend_rows(summary: dict) -> list[tuple[str, dict]]:
-    """(label, {overall, per_fold}) of the in-sample blend and, where computed, the nested one."""
+    """(label, {overall, per_fold}) of the in-sample blend and, where computed, the nested one and the
+    nested best single candidate."""
     rows = [(IN_SAMPLE, summary["blend"]["in_sample"])]
     nested = summary["blend"].get("nested")
     if nested and nested.get("overall"):
         rows.append((NESTED, nested))
+        if nested.get("best_single"):
+            rows.append((NESTED_SINGLE, nested["best_single"]))
     return rows
 
 
@@ -163,7 +169,7 @@ def scores_table(summary: dict):
         row = {"candidate": name}
         row.update({f"fold {k}": v[primary] for k, v in entry["per_fold"].items()})
         row[f"OOF {primary}"] = entry["overall"][primary]
-        if name not in (IN_SAMPLE, NESTED):
+        if name not in (IN_SAMPLE, NESTED, NESTED_SINGLE):
             cal = entry.get("calibration") or {}
             row[f"calibrated {primary}"] = entry["calibrated_overall"][primary]
             row["calibration"] = (
@@ -358,7 +364,7 @@ def _plot_scores(summary: dict, path: str) -> None:
     ]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8))
     pos = np.arange(len(rows))
-    colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red"][: len(rows) - n_candidates]
+    colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red", "tab:gray"][: len(rows) - n_candidates]
     ax.barh(pos, [r[1] for r in rows], color=colors, alpha=0.7)
     for i, (_, _, per_fold, calibrated) in enumerate(rows):
         ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3, label="per fold" if i == 0 else None)
