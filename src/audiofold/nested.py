@@ -181,8 +181,10 @@ def nested_best_single(
         # names break ties, so dict order never matters
         best = max(
             sorted(candidates),
-            key=lambda name: sign
-            * metrics.score(y[inner], finalize_predictions(candidates[name][inner], task, False), task)[primary],
+            key=lambda name: (
+                sign
+                * metrics.score(y[inner], finalize_predictions(candidates[name][inner], task, False), task)[primary]
+            ),
         )
         P[outer] = finalize_predictions(np.asarray(candidates[best])[outer], task, round_to_step=False).reshape(
             int(outer.sum()), -1
