@@ -34,22 +34,28 @@ def write_shards(tmp_path, n=90, n_folds=3, seed=0):
     return shards, [test], folds, y
 
 
+def train(tmp_path, shards, tests, fold, head_params, preds="p.npz", model="m.joblib", **options):
+    """train_fold on write_shards' files (targets at tmp_path / targets.npz)."""
+    return train_fold(
+        train_shards=shards,
+        test_shards=tests,
+        targets_path=tmp_path / "targets.npz",
+        task=options.pop("task", TASK),
+        fold=fold,
+        head_params=head_params,
+        seed=0,
+        model_out=tmp_path / model,
+        preds_out=tmp_path / preds,
+        **options,
+    )
+
+
 def test_train_then_collect_gives_full_oof_and_fold_averaged_test(tmp_path):
     shards, tests, folds, y = write_shards(tmp_path)
     pred_paths = []
     for k in range(3):
         pred_paths.append(tmp_path / f"preds/fold{k}.npz")
-        info = train_fold(
-            train_shards=shards,
-            test_shards=tests,
-            targets_path=tmp_path / "targets.npz",
-            task=TASK,
-            fold=k,
-            head_params={"type": "linear"},
-            seed=0,
-            model_out=tmp_path / f"models/fold{k}.joblib",
-            preds_out=pred_paths[-1],
-        )
+        info = train(tmp_path, shards, tests, k, {"type": "linear"}, f"preds/fold{k}.npz", f"models/fold{k}.joblib")
         assert info["n_val"] == int((folds == k).sum()) and info["variants"] == ["main"]
         part = load_npz(pred_paths[-1])
         assert part["val__main"].shape == (info["n_val"], 3) and part["test__main"].shape == (12, 3)
@@ -85,17 +91,7 @@ def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path,
         return fit(self, X, y, groups=groups)
 
     monkeypatch.setattr(LinearHead, "fit", spy)
-    info = train_fold(
-        train_shards=shards,
-        test_shards=tests,
-        targets_path=tmp_path / "targets.npz",
-        task=TASK,
-        fold=1,
-        head_params={"type": "linear"},
-        seed=0,
-        model_out=tmp_path / "m.joblib",
-        preds_out=tmp_path / "p.npz",
-    )
+    info = train(tmp_path, shards, tests, 1, {"type": "linear"})
     np.testing.assert_array_equal(seen["groups"], groups[folds != 1])
     assert info["head"]["chosen_C"] > 0  # C: auto searched, and the choice is in the preds' metadata
 
@@ -103,33 +99,13 @@ def test_train_passes_the_training_rows_groups_to_heads_that_take_them(tmp_path,
 def test_missing_embedding_names_the_ids(tmp_path):
     shards, tests, _, _ = write_shards(tmp_path)
     with pytest.raises(DataError, match="no embedding for .* id"):
-        train_fold(
-            train_shards=shards[:2],
-            test_shards=tests,
-            targets_path=tmp_path / "targets.npz",
-            task=TASK,
-            fold=0,
-            head_params={"type": "knn"},
-            seed=0,
-            model_out=tmp_path / "m.joblib",
-            preds_out=tmp_path / "p.npz",
-        )
+        train(tmp_path, shards[:2], tests, 0, {"type": "knn"})
     assert not (tmp_path / "p.npz").exists()
 
 
 def test_collect_refuses_missing_folds(tmp_path):
     shards, tests, _, _ = write_shards(tmp_path)
-    train_fold(
-        train_shards=shards,
-        test_shards=tests,
-        targets_path=tmp_path / "targets.npz",
-        task=TASK,
-        fold=0,
-        head_params={"type": "knn"},
-        seed=0,
-        model_out=tmp_path / "m.joblib",
-        preds_out=tmp_path / "p0.npz",
-    )
+    train(tmp_path, shards, tests, 0, {"type": "knn"}, preds="p0.npz")
     with pytest.raises(RuntimeError, match="no OOF prediction"):
         collect(
             [tmp_path / "p0.npz"],
@@ -146,29 +122,17 @@ def _train_all(tmp_path, shards, tests, mode, head_params=None):
     paths = []
     for k in range(3):
         paths.append(tmp_path / f"preds/fold{k}.npz")
-        train_fold(
-            train_shards=shards,
-            test_shards=tests,
-            targets_path=tmp_path / "targets.npz",
-            task=TASK,
-            fold=k,
-            head_params=head_params,
-            seed=0,
-            model_out=tmp_path / f"models/fold{k}.joblib",
-            preds_out=paths[-1],
+        train(
+            tmp_path,
+            shards,
+            tests,
+            k,
+            head_params,
+            f"preds/fold{k}.npz",
+            f"models/fold{k}.joblib",
             test_predictions=mode,
         )
-    info = train_fold(
-        train_shards=shards,
-        test_shards=tests,
-        targets_path=tmp_path / "targets.npz",
-        task=TASK,
-        fold=None,
-        head_params=head_params,
-        seed=0,
-        model_out=tmp_path / "models/refit.joblib",
-        preds_out=tmp_path / "preds/refit.npz",
-    )
+    info = train(tmp_path, shards, tests, None, head_params, "preds/refit.npz", "models/refit.joblib")
     return paths, info
 
 
