@@ -303,7 +303,7 @@ def test_no_confident_row_reuses_round_one_instead_of_refitting_it(tmp_path, mon
 @pytest.mark.parametrize(
     ("task", "head", "chosen"),
     [
-        (RATING, {"type": "linear"}, lambda m: {"alpha": [float(m.model[-1].alpha_)]}),
+        (RATING, {"type": "linear"}, lambda m: {"alpha": [float(m.chosen_alpha[0])]}),
         (CLASSES, {"type": "linear"}, lambda m: {"C": m.chosen_C}),
         (CLASSES, {"type": "lgbm", "n_trials": 2, "inner_folds": 2, "params": {"n_estimators": 20}}, None),
     ],

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..tasks import TaskSpec
 from .base import Head, require_positive
+from .ridge import BlockwiseRidgeCV
 
 # C "auto" (default): a log grid scored by log loss in an inner CV of the training fold. The
 # fixed values below (multilabel: the FSD seed notebook's) stand in when the fold is too small for it.
@@ -22,6 +23,7 @@ DEFAULT_C = {"classification": 1.0, "multilabel": 2.0}
 AUTO_CS = np.logspace(-4, 2, 7)
 INNER_SPLITS = 3
 # alpha "auto": leave-one-out (efficient GCV) choice inside the training fold, per target
+# (BlockwiseRidgeCV; with sample weights, scikit-learn's RidgeCV)
 AUTO_ALPHAS = np.logspace(-2, 5, 15)
 
 
@@ -53,7 +55,7 @@ class LinearHead(Head):
         if C != "auto":  # unused by regression kinds
             require_positive(self.type_name, "C", C)
         super().__init__(task, seed, alpha=alpha, C=C, max_iter=max_iter)
-        self.model: Pipeline | None = None
+        self.model: Pipeline | BlockwiseRidgeCV | None = None
         self.constant_class: int | None = None
         self.chosen_C: float | None = None  # the C the last fit used (searched when C is "auto")
         self.cv_log_loss: dict[str, float] | None = None  # inner-CV log loss per C of the search
@@ -153,9 +155,14 @@ class LinearHead(Head):
         with sklearn.config_context(enable_metadata_routing=sample_weight is not None):
             return self._fit(as_float(X), y, groups, sample_weight)
 
+    @property
+    def chosen_alpha(self):
+        """The fitted ridge alpha(s), one per target (regression kinds)."""
+        return (self.model[-1] if isinstance(self.model, Pipeline) else self.model).alpha_
+
     def student_options(self) -> dict:
         if self.task.is_regression and self.params["alpha"] == "auto" and self.model is not None:
-            return {"alpha": [float(a) for a in np.atleast_1d(self.model[-1].alpha_)]}
+            return {"alpha": [float(a) for a in np.atleast_1d(self.chosen_alpha)]}
         if not self.task.is_regression and self.params["C"] == "auto" and self.chosen_C is not None:
             return {"C": self.chosen_C}
         return {}
@@ -168,14 +175,18 @@ class LinearHead(Head):
         weight = {"sample_weight": np.asarray(sample_weight, dtype=np.float64)} if weighted else {}
         if self.task.is_regression:
             alpha = self.params["alpha"]
+            target = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+            if not weighted:  # the same model as the pipeline below, in memory bounded by a block of rows
+                auto = alpha == "auto"
+                self.model = BlockwiseRidgeCV(AUTO_ALPHAS if auto else np.atleast_1d(alpha), fixed=not auto)
+                self.model.fit(X, target)
+                return self
             estimator = (
                 RidgeCV(alphas=AUTO_ALPHAS, alpha_per_target=True)
                 if alpha == "auto"
                 else Ridge(alpha=np.asarray(alpha, dtype=np.float64), random_state=self.seed)
             )
-            if weighted:
-                estimator.set_fit_request(sample_weight=True)
-            target = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+            estimator.set_fit_request(sample_weight=True)
             self.model = make_pipeline(self._scaler(weighted), estimator).fit(X, target, **weight)
             return self
         if kind == "classification":
