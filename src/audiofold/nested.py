@@ -254,17 +254,15 @@ def nested_files(
         threshold_min_positives=threshold_min_positives,
         label_masks=masks,
     )
+
+    def scored(pred: np.ndarray) -> dict:
+        return {
+            "overall": metrics.score(y, pred, task),
+            "per_fold": {int(k): metrics.score(y[folds == k], pred[folds == k], task) for k in np.unique(folds)},
+        }
+
     single, single_chosen = nested_best_single(candidates, y, folds, task)
-    summary = {
-        "overall": metrics.score(y, P, task),
-        "per_fold": {int(k): metrics.score(y[folds == k], P[folds == k], task) for k in np.unique(folds)},
-        "folds": chosen,
-        "best_single": {
-            "overall": metrics.score(y, single, task),
-            "per_fold": {int(k): metrics.score(y[folds == k], single[folds == k], task) for k in np.unique(folds)},
-            "chosen": single_chosen,
-        },
-    }
+    summary = {**scored(P), "folds": chosen, "best_single": {**scored(single), "chosen": single_chosen}}
     if masks:
         summary["labels"] = {
             "f1": samples_f1(masks["as_decided"], y),

@@ -75,10 +75,9 @@ def load_embeddings(
             continue
         with np.load(p, allow_pickle=False) as shard:
             if inputs == "sequence":
-                for row, frames in zip(
-                    target[keep], (s for s, k in zip(unpack_sequences(shard["seq"], shard["seq_offsets"]), keep) if k)
-                ):
-                    X[row] = frames
+                for row, frames in zip(target, unpack_sequences(shard["seq"], shard["seq_offsets"])):
+                    if row >= 0:
+                        X[row] = frames
                 continue
             block = shard[key]
         if X is None:
