@@ -47,7 +47,7 @@ lint: install
 # install fails) the tests that need them skip, naming the tool.
 test: install lint
 	@bash .ci/system-packages.sh || echo "system packages not installed; the tests that need them skip" >&2
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=40
 
 clean:
 	rm -rf results .snakemake

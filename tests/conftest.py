@@ -83,6 +83,13 @@ def _keep_thread_variables(monkeypatch):
             monkeypatch.delenv(var)
 
 
+def pytest_collection_modifyitems(items):
+    """Longest first: the SLURM test, then the other end-to-end runs, then the quick tests. Under
+    xdist (`make test`: --dist loadgroup --no-loadscope-reorder) a worker takes the next test in this
+    order whenever it runs low, so a long test no longer starts last and runs alone on one worker."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("e2e") else 2)
+
+
 TEST_CONFIG = ROOT / ".test/config.yaml"
 
 

@@ -19,8 +19,7 @@ from audiofold.io import atomic_path, load_npz, read_json
 
 from conftest import BIN, ROOT, small_config, snakemake
 
-# One worker runs the whole module, so the reference run is made once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("interruption")]
+pytestmark = pytest.mark.e2e
 
 CONFIG = small_config("regression")
 CONFIG["backbones"] = {"logmel": CONFIG["backbones"]["logmel"]}  # one backbone: fewer jobs, same code paths
@@ -55,10 +54,9 @@ def _assert_same(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    wd = _workdir(tmp_path_factory.mktemp("reference"), CONFIG)
-    snakemake(wd, "--cores", "2")
-    return _final_outputs(wd)
+def reference(finished_runs):
+    # made once per session, whichever worker gets here first: the tests here can run side by side
+    return _final_outputs(finished_runs.path(CONFIG))
 
 
 def _kill_when(wd: Path, outputs: str, logs: str, total: int, timeout: float = 600) -> list[Path]:
