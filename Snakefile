@@ -19,10 +19,12 @@ configfile: "config.yaml"
 
 
 # Errors name the file that holds the bad key: a --configfile wins over config.yaml, the last one first.
+# A cluster job parses this file again: it skips the option check (class imports, seconds per job).
 validate_config(
     config,
     load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
     sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"],
+    check_options=workflow.is_main_process,
 )
 
 

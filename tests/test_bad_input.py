@@ -246,7 +246,7 @@ def test_a_sample_column_that_is_no_label_is_named(caplog):
 def test_the_same_clip_in_two_formats_names_the_one_used(tmp_path, caplog):
     config = kaggle(tmp_path, ["a,dog", "b,cat", "c,dog", "d,cat"], ["t1"])
     clip(tmp_path / "train/b.flac", 900)
-    with caplog.at_level(logging.WARNING, logger="audiofold.prepare"):
+    with caplog.at_level(logging.WARNING, logger="audiofold.clips"):
         prepare(config, tmp_path / "results")
     assert manifest(config).set_index("id").loc["b", "path"].endswith("b.wav")
     assert "'b': used b.wav, ignored b.flac" in caplog.text

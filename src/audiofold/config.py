@@ -54,13 +54,19 @@ def _key_path(error: jsonschema.ValidationError) -> str:
 
 
 def validate_config(
-    config: dict, schema: dict | None = None, source: str = "config.yaml", sources: list[str | Path] | None = None
+    config: dict,
+    schema: dict | None = None,
+    source: str = "config.yaml",
+    sources: list[str | Path] | None = None,
+    check_options: bool = True,
 ) -> dict:
     """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem.
 
     ``sources``: the YAML files merged into ``config``, the one that wins first (Snakemake's
     ``--configfile`` files before the Snakefile's ``config.yaml``); an error then names the file
-    that holds the offending key instead of ``source``.
+    that holds the offending key instead of ``source``. ``check_options``: also check every backbone
+    and head option name against its class (imports them: seconds); a cluster job, which parses the
+    Snakefile again, skips it, as the main process has done it.
     """
     schema = schema if schema is not None else load_schema()
     validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
@@ -78,6 +84,8 @@ def validate_config(
             where = _file_with_key(keys, sources) or source
             raise ConfigError(f"{where}: key {_key_path(err)}: {err.message}.{hint}{more}")
     _check_consistency(config, source)
+    if not check_options:
+        return config
     try:
         check_config_options(config)
     except ConfigError as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -13,87 +11,10 @@ import pandas as pd
 from .errors import DataError
 from .folds import duplicate_sets, make_folds, merge_groups
 from .io import save_npz, write_csv, write_json, write_meta
-from .tables import id_column_values, raw_column, read_table
+from .tables import check_unique_ids, id_column_values, raw_column, read_table
 from .tasks import infer_task
 
 log = logging.getLogger(__name__)
-
-
-class AudioFolder:
-    """Finds each clip's file in one audio folder: the id as a relative path, else the id plus each extension.
-
-    Paths that resolve outside the folder (``../x``, absolute ids, symlinks) are always refused. Names
-    are compared in Unicode NFC form, so an id typed on one system finds a file named on another
-    (macOS stores names decomposed). Ids with several files (``a.wav`` and ``a.flac``) use the first
-    extension listed and are collected in ``several`` for one warning.
-    """
-
-    def __init__(self, directory: str | Path, extensions: list[str]):
-        self.dir = Path(directory)
-        self.extensions = [e.lstrip(".") for e in extensions]
-        self.several: list[tuple[str, Path, list[Path]]] = []
-        self._nfc_names: dict[Path, dict[str, str]] = {}
-
-    def _existing(self, cand: Path) -> Path | None:
-        """``cand`` or the file whose name is ``cand``'s in another Unicode normal form."""
-        if _file_or_broken_link(cand):
-            return cand
-        parent = cand.parent
-        if parent not in self._nfc_names:
-            try:
-                self._nfc_names[parent] = {unicodedata.normalize("NFC", n): n for n in os.listdir(parent)}
-            except OSError:
-                self._nfc_names[parent] = {}
-        name = self._nfc_names[parent].get(unicodedata.normalize("NFC", cand.name))
-        if name is not None and name != cand.name and _file_or_broken_link(parent / name):
-            return parent / name
-        return None
-
-    def resolve(self, clip_id: str, where: str, missing_ok: bool = False) -> Path | None:
-        """The clip's file; a missing file is an error unless ``missing_ok`` (validate then applies the policy)."""
-        candidates = [self.dir / clip_id] + [self.dir / f"{clip_id}.{ext}" for ext in self.extensions]
-        found = [p for p in (self._existing(c) for c in candidates) if p is not None]
-        for cand in found:
-            if not cand.is_file():  # a dangling symlink or a symlink loop
-                if missing_ok:
-                    return cand  # validate reports it as unreadable and applies the policy
-                raise DataError(
-                    f"{where}: the file for id {clip_id!r}, {cand}, is a symlink that leads to no file "
-                    "(dangling, or a loop). Fix the link, or set audio.bad_audio to skip or zeros."
-                )
-            resolved = cand.resolve()
-            if self.dir.resolve() not in resolved.parents:
-                raise DataError(
-                    f"{where}: id {clip_id!r} points outside the audio folder {self.dir} ({resolved}); refused."
-                )
-            if len(found) > 1:
-                self.several.append((clip_id, cand, [p for p in found if p != cand]))
-            return cand
-        if missing_ok:
-            return None
-        raise DataError(
-            f"{where}: no audio file for id {clip_id!r} in {self.dir} (tried {', '.join(c.name for c in candidates)}). "
-            "Check data.*_audio_dir, data.path_column and data.audio_extensions."
-        )
-
-    def warn_several(self) -> None:
-        if self.several:
-            shown = "; ".join(
-                f"{i!r}: used {used.name}, ignored {', '.join(p.name for p in others)}"
-                for i, used, others in self.several[:10]
-            )
-            log.warning(
-                "%d id(s) in %s have several audio files (the first of data.audio_extensions is used): %s%s",
-                len(self.several),
-                self.dir,
-                shown,
-                " ..." if len(self.several) > 10 else "",
-            )
-
-
-def _file_or_broken_link(path: Path) -> bool:
-    """A file, or a symlink that leads nowhere (dangling or a loop): both are the clip's entry."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def prepare(
@@ -141,7 +62,7 @@ def prepare(
         log.info("inferred %s", line)
 
     train_ids = id_column_values(train, spec.id_column, data["train_csv"])
-    _check_unique(train_ids, data["train_csv"])
+    check_unique_ids(train_ids, data["train_csv"])
     y = spec.encode_targets(train, source=data["train_csv"])
 
     groups = None
@@ -269,24 +190,3 @@ def _column(df: pd.DataFrame, col: str, where: str, key: str) -> np.ndarray:
     if col not in df.columns:
         raise DataError(f"{key} {col!r} is not a column of {where} (columns: {list(df.columns)}).")
     return np.asarray(raw_column(df, col), dtype=object)
-
-
-def check_same_ids(test_ids: list[str], sample_ids: list[str], test_where: str, sample_where: str) -> None:
-    """The test table and the sample submission must name the same clips (order may differ)."""
-    only_test = sorted(set(test_ids) - set(sample_ids))
-    only_sample = sorted(set(sample_ids) - set(test_ids))
-    if only_test or only_sample:
-        raise DataError(
-            f"{test_where} and {sample_where} name different clips: {len(only_test)} test id(s) missing from the "
-            f"sample submission {only_test[:10]}, {len(only_sample)} sample-submission id(s) missing from the test "
-            f"table {only_sample[:10]}. Use the matching files, or set data.test_csv: null to take the ids from "
-            "the sample submission."
-        )
-
-
-def _check_unique(ids: list[str], where: str) -> None:
-    seen: dict[str, int] = {}
-    for i, v in enumerate(ids):
-        if v in seen:
-            raise DataError(f"{where}: id {v!r} appears on rows {seen[v] + 2} and {i + 2}; ids must be unique.")
-        seen[v] = i

@@ -112,3 +112,12 @@ def id_column_values(df: pd.DataFrame, column: str, where: str) -> list[str]:
             )
         ids.append(normalize_id(v))
     return ids
+
+
+def check_unique_ids(ids: list[str], where: str) -> None:
+    """Each id once; the error names both rows (header is row 1)."""
+    seen: dict[str, int] = {}
+    for i, v in enumerate(ids):
+        if v in seen:
+            raise DataError(f"{where}: id {v!r} appears on rows {seen[v] + 2} and {i + 2}; ids must be unique.")
+        seen[v] = i
