@@ -50,11 +50,11 @@ def test_large_sets_are_sampled_to_a_cap_and_still_show_the_shift(monkeypatch):
     X_train, X_test = _sets(1, 0.8)
     full = adversarial_auc(X_train, X_test, seed=0)
     monkeypatch.setattr(shift, "MAX_ROWS_PER_SIDE", 80)  # 300 train rows, 100 test rows -> 80 + 80
-    fitted = []
-    real_vstack = np.vstack
+    kept = []  # rows per side that reach the classifier
+    real_cap_rows = shift.cap_rows
     monkeypatch.setattr(
-        shift.np, "vstack", lambda arrays: fitted.append([len(a) for a in arrays]) or real_vstack(arrays)
+        shift, "cap_rows", lambda X, limit, rng: kept.append(len(rows := real_cap_rows(X, limit, rng))) or rows
     )
     capped = adversarial_auc(X_train, X_test, seed=0)
-    assert fitted == [[80, 80]]
+    assert kept == [80, 80]
     assert capped > 0.75 and abs(capped - full) < 0.1
