@@ -1,6 +1,7 @@
 """The seeds' heads train through the whole workflow on the demo data (small: 2 epochs, 3 folds).
 
-va runs in the regression case (multitarget va is unit-tested in test_seed_heads.py) to keep CI short.
+va runs in the regression case (multitarget va is unit-tested in test_seed_heads.py) to keep CI short;
+its last-batch-of-one-row case is test_torch_head_sizes.py's.
 """
 
 import json
@@ -58,27 +59,3 @@ def test_seed_heads_train_through_the_workflow(kind, workdir):
         meta = json.loads((wd / "results" / "preds" / "logmel" / head / "fold0.meta.json").read_text())
         assert meta["inputs"] == ("sequence" if head in ("prompt", "mlp") else "pooled")
     assert any(key.startswith("logmel/") for key in json.dumps(metrics).split('"'))
-
-
-@pytest.mark.e2e
-def test_va_head_with_a_last_inner_batch_of_one_row_completes_with_finite_scores(workdir):
-    # 60 rows in 5 folds: 48 training rows per fold, 8 of them inner validation, 40 inner-fit rows,
-    # so batch_size 39 leaves a last batch of one row (it used to make every epoch's loss NaN).
-    config = small_config("regression", cv={"n_folds": 5})
-    config["demo"]["n_train"] = 60
-    config["backbones"] = {"logmel": config["backbones"]["logmel"]}
-    config["heads"] = {"va": {"type": "va", "hidden": 16, "epochs": 2, "batch_size": 39, "device": "cpu"}}
-    wd = workdir(config)
-    snakemake(wd, "--cores", "2")
-    inner_fit_sizes = []
-    for fold in range(5):
-        meta = json.loads((wd / "results" / "preds" / "logmel" / "va" / f"fold{fold}.meta.json").read_text())
-        inner_fit_sizes.append(meta["n_train"] - int(np.ceil(0.15 * meta["n_train"])))
-        assert all(np.isfinite(r["train_loss"]) for r in meta["head"]["history"])
-    assert any(size % 39 == 1 for size in inner_fit_sizes), inner_fit_sizes
-    oof = load_npz(wd / "results" / "oof" / "logmel" / "va" / "oof.npz")
-    assert np.isfinite(oof["P__main"]).all()
-    metrics = json.loads((wd / "results" / "metrics.json").read_text())
-    for scores in (metrics["candidates"]["logmel/va/main"]["overall"], metrics["blend"]["in_sample"]["overall"]):
-        assert scores and all(np.isfinite(v) for v in scores.values()), scores
-    assert (wd / "results" / "submission.csv").exists()

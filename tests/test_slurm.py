@@ -93,8 +93,8 @@ def _small():
     config["resources"] = {"gpu_backbones": ["logmel"]}  # the logmel embed jobs ask for the advertised GPU
     config["heads"] = {"linear": config["heads"]["linear"]}  # fewer jobs: every SLURM job pays a start-up
     config["cv"]["test_predictions"] = "folds"  # no refit jobs, for the same reason
-    # 110 clips in chunks of 10: 11 chunks, 22 embed jobs over two backbones (a wide cancel window)
-    config["audio"] = {**config["audio"], "shard_clips": 10}
+    # 90 + 20 clips in chunks of at most 14: 7 + 2 chunks, 18 embed jobs over two backbones
+    config["audio"] = {**config["audio"], "shard_clips": 14}
     return config
 
 
