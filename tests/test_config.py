@@ -81,3 +81,11 @@ def test_load_config_reports_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, schema_path=ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def test_option_names_are_checked_unless_a_cluster_job_skips_it(base, schema):
+    config = {**copy.deepcopy(base), "heads": {"knn": {"type": "knn", "kk": 3}}}
+    with pytest.raises(ConfigError, match=r"heads.knn.kk: unknown option"):
+        validate_config(copy.deepcopy(config), schema)
+    # the Snakefile passes check_options=False in a job's re-parse: the main process has checked already
+    assert validate_config(copy.deepcopy(config), schema, check_options=False)["heads"]["knn"]["kk"] == 3

@@ -159,7 +159,10 @@ def _run_cancelling_one_embed_job(state: Path, wd: Path) -> tuple[str, str]:
         "--retries",
         "1",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cmd_env)
+    # to a file, not a pipe: nothing reads a pipe while the loop below waits, and a full one would stall the run
+    log_path = wd / "snakemake-slurm.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=cmd_env)
     killed = None
     deadline = time.monotonic() + 600
     while killed is None and proc.poll() is None and time.monotonic() < deadline:
@@ -170,11 +173,13 @@ def _run_cancelling_one_embed_job(state: Path, wd: Path) -> tuple[str, str]:
             subprocess.run(["scancel", killed], check=True)
         time.sleep(0.2)
     try:
-        log, _ = proc.communicate(timeout=1800)  # a job SLURM can never start would otherwise wait forever
+        proc.wait(timeout=1800)  # a job SLURM can never start would otherwise wait forever
     except subprocess.TimeoutExpired:
         proc.kill()
-        log, _ = proc.communicate()
-        pytest.fail(f"Snakemake did not finish (job cancelled: {killed}):\n{log[-3000:]}\n{_cluster_state(state)}")
+        proc.wait()
+        tail = log_path.read_text()[-3000:]
+        pytest.fail(f"Snakemake did not finish (job cancelled: {killed}):\n{tail}\n{_cluster_state(state)}")
+    log = log_path.read_text()
     assert killed, f"no embed job was seen running:\n{log[-3000:]}"
     assert proc.returncode == 0, log[-6000:]
     return killed, log

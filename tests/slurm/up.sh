@@ -44,7 +44,7 @@ SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MpiDefault=none
 # finished jobs stay visible to scontrol/squeue for the whole test (a run there takes 20+ min on a
-# busy 2-core machine; the default 300 s purged the first jobs' records before the test read them)
+# busy 2-core machine; 600 s purged the first jobs' records before the test read them)
 MinJobAge=7200
 GresTypes=gpu
 NodeName=$H NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:1 State=UNKNOWN
