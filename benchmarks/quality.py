@@ -420,7 +420,11 @@ def summary_scores(metrics: dict, names: list[str]) -> dict:
         "nested": {m: nested["overall"].get(m) for m in names} if nested.get("overall") else None,
         # one candidate picked per outer fold on the other folds: the fair baseline for the nested blend
         "best_single_nested": (
-            {"chosen": single["chosen"], **{m: single["overall"].get(m) for m in names}}
+            {
+                "chosen": single["chosen"],
+                **{m: single["overall"].get(m) for m in names},
+                "blend_minus_single": single.get("blend_minus_single"),
+            }
             if (single := nested.get("best_single"))
             else None
         ),
@@ -464,7 +468,16 @@ def blend_vs_single_line(summary: dict, metric: str) -> str:
     greater = metric not in ("rmse", "mae", "log_loss")
     gain = (nested[metric] - single[metric]) * (1 if greater else -1)
     verdict = "at least as good" if gain >= 0 else "WORSE"
-    return f"Nested blend vs nested best single ({metric}): {gain:+.3f}, {verdict}."
+    line = f"Nested blend vs nested best single ({metric}): {gain:+.3f}, {verdict}"
+    comparison = single.get("blend_minus_single") or {}
+    entry = comparison.get("metrics", {}).get(metric) or {}
+    if "ci_low" not in entry:
+        return line + " (no bootstrap interval in this result)."
+    return (
+        f"{line}; paired bootstrap over {comparison['n_resamples']} resamples of the {comparison['n_units']} "
+        f"{comparison['unit']}: blend minus single {entry['ci_low']:+.3f} to {entry['ci_high']:+.3f} (95 %), "
+        f"the blend at least as good in {100 * entry['a_at_least_as_good']:.0f} % of them."
+    )
 
 
 def _scores_cells(scores: dict | None, names: list[str]) -> str:

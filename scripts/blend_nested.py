@@ -22,6 +22,8 @@ def main(smk):
         per_class_shrinkage=smk.params.per_class_shrinkage,
         per_class_threshold=smk.params.per_class_threshold,
         threshold_min_positives=smk.params.threshold_min_positives,
+        targets_path=smk.input.targets,
+        seed=smk.params.seed,
     )
 
 

@@ -138,7 +138,19 @@ def _fake_run(workdir, nested_lwlrap):
         path.write_text(json.dumps({"variants": {v: {"per_fold": per_fold} for v in variants}}))
     nested = {"overall": {"lwlrap": nested_lwlrap, "map": 0.7}, "per_fold": per_fold, "folds": []}
     chosen = ["logmel/linear/pl"] * 4 + ["logmel/linear/main"]
-    nested["best_single"] = {"overall": {"lwlrap": 0.85, "map": 0.6}, "per_fold": per_fold, "chosen": chosen}
+    comparison = {"unit": "groups", "n_units": 40, "n_resamples": 1000, "seed": 0, "metrics": {}}
+    comparison["metrics"]["lwlrap"] = {
+        "difference": nested_lwlrap - 0.85,
+        "ci_low": -0.031,
+        "ci_high": 0.052,
+        "a_at_least_as_good": 0.64,
+    }
+    nested["best_single"] = {
+        "overall": {"lwlrap": 0.85, "map": 0.6},
+        "per_fold": per_fold,
+        "chosen": chosen,
+        "blend_minus_single": comparison,
+    }
     nested["folds"] = [{"fold": k, "method": m} for k, m in enumerate(["stack", "grid", "stack", "stack", "greedy"])]
     metrics = {
         "primary": "lwlrap",
@@ -185,8 +197,15 @@ def test_table_reports_best_single_both_blends_and_the_target_on_the_nested_scor
     assert "## esc10mix (12.3 s wall)" in text
     picked = "picked per outer fold: logmel/linear/main, logmel/linear/pl"
     assert f"| best single nested (honest; {picked}) | 0.850 | 0.600 |" in text
-    assert "Nested blend vs nested best single (lwlrap): +0.010, at least as good." in text
-    assert "(lwlrap): -0.010, WORSE." in quality.markdown([quality.collect("esc10mix", missed, 1.0)])
+    assert (
+        "Nested blend vs nested best single (lwlrap): +0.010, at least as good; paired bootstrap over 1000 "
+        "resamples of the 40 groups: blend minus single -0.031 to +0.052 (95 %), the blend at least as good "
+        "in 64 % of them." in text
+    )
+    assert "(lwlrap): -0.010, WORSE;" in quality.markdown([quality.collect("esc10mix", missed, 1.0)])
+    # results recorded before the bootstrap say so
+    del result["summary"]["best_single_nested"]["blend_minus_single"]
+    assert "(lwlrap): +0.010, at least as good (no bootstrap interval in this result)." in quality.markdown([result])
 
 
 def test_target_without_a_nested_score_says_why(tmp_path):

@@ -121,6 +121,38 @@ def test_nested_files_write_scores_and_choices(tmp_path):
     assert set(summary["per_fold"]) == set(range(5)) and len(summary["folds"]) == 5
     assert set(summary["folds"][0]["weights"]) <= {"bb/hh/main", "bb/hh/alt"}
     np.testing.assert_array_equal(written["ids"], ids)
+    # how sure "blend beats best single" is, by resampling rows ...
+    comparison = single["blend_minus_single"]
+    assert comparison["unit"] == "rows" and comparison["n_units"] == len(y)
+    rmse = comparison["metrics"]["rmse"]
+    assert rmse["difference"] == pytest.approx(summary["overall"]["rmse"] - single["overall"]["rmse"])
+    assert rmse["ci_low"] <= rmse["difference"] <= rmse["ci_high"]
+    # ... or the fold groups prepare wrote, whatever the targets' row order
+    order = np.arange(len(y))[::-1]
+    save_npz(
+        tmp_path / "targets.npz",
+        ids=ids[order],
+        y=y[order],
+        fold=folds[order],
+        group=(np.arange(len(y)) // 4)[order].astype(str),
+    )
+    grouped = nested_files(
+        {"bb/hh": tmp_path / "x.npz"},
+        REG,
+        tmp_path / "n2.npz",
+        tmp_path / "n2.json",
+        targets_path=tmp_path / "targets.npz",
+    )["best_single"]["blend_minus_single"]
+    assert grouped["unit"] == "groups" and grouped["n_units"] == len(y) // 4
+    save_npz(tmp_path / "other.npz", ids=ids[:10], y=y[:10], fold=folds[:10], group=ids[:10])
+    with pytest.raises(DataError, match="no fold group for OOF id"):
+        nested_files(
+            {"bb/hh": tmp_path / "x.npz"},
+            REG,
+            tmp_path / "n3.npz",
+            tmp_path / "n3.json",
+            targets_path=tmp_path / "other.npz",
+        )
 
 
 def test_too_few_folds_to_nest():

@@ -77,3 +77,18 @@ def test_scores_table_names_the_in_sample_and_the_nested_blend(tmp_path):
     write_scores_html(summary, tmp_path / "t.html")
     html = (tmp_path / "t.html").read_text()
     assert "chosen on the other folds" in html and "not applied" in html and "unrounded 1.0000" in html
+    assert "Nested blend vs nested best single" not in html  # nothing to say without the comparison
+
+    single = {"overall": {"rmse": 1.1}, "per_fold": fold, "chosen": ["b/h/main"] * 2}
+    single["blend_minus_single"] = {
+        "unit": "groups",
+        "n_units": 12,
+        "n_resamples": 1000,
+        "seed": 0,
+        "metrics": {"rmse": {"difference": -0.02, "ci_low": -0.05, "ci_high": 0.01, "a_at_least_as_good": 0.81}},
+    }
+    summary["blend"]["nested"]["best_single"] = single
+    write_scores_html(summary, tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text()
+    assert "rmse difference -0.0200 (lower is better), 95 % interval -0.0500 to +0.0100" in html
+    assert "resamples of the 12 groups; the blend is at least as good in 81 %" in html

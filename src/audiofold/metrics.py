@@ -16,7 +16,6 @@ from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
     f1_score,
-    label_ranking_average_precision_score,
     log_loss,
 )
 
@@ -125,26 +124,31 @@ def classification_log_loss(y, P, task: TaskSpec) -> float:
 
 
 # ---- multilabel ---------------------------------------------------------------------------
-def lwlrap_per_class(y: np.ndarray, P: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Label-weighted label-ranking average precision (Kaggle FSD 2019) and its per-class parts.
-
-    For each positive (row, label): precision at the label's rank within the row, i.e.
-    #positives scored >= it / #labels scored >= it (ties count against, like sklearn's LRAP).
-    Per class: mean over its positive rows. Overall: per-class values weighted by each class's
-    share of all positives, which equals the plain mean over all positive (row, label) pairs.
-    """
+def lwlrap_cells(y: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, precision) of every positive cell: #positives scored >= it / #labels scored >= it
+    in its row (ties count against, like sklearn's LRAP)."""
     positive = np.asarray(y) > 0.5
     P = np.asarray(P, dtype=np.float64)
     _check_same_shape(positive, P)
-    n_classes = P.shape[1]
-    per_class_count = positive.sum(axis=0)
-    if per_class_count.sum() == 0:
-        return 0.0, np.zeros(n_classes), np.zeros(n_classes)
     # Only positive cells need a precision, and labels are usually sparse: compare each positive
     # cell with its row (n_positives x C) instead of ranking the whole matrix.
     rows, cols = np.nonzero(positive)
     at_or_above = P[rows] >= P[rows, cols][:, None]
-    precision = (at_or_above & positive[rows]).sum(axis=1) / at_or_above.sum(axis=1)
+    return rows, cols, (at_or_above & positive[rows]).sum(axis=1) / at_or_above.sum(axis=1)
+
+
+def lwlrap_per_class(y: np.ndarray, P: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Label-weighted label-ranking average precision (Kaggle FSD 2019) and its per-class parts.
+
+    For each positive (row, label): precision at the label's rank within the row (``lwlrap_cells``).
+    Per class: mean over its positive rows. Overall: per-class values weighted by each class's
+    share of all positives, which equals the plain mean over all positive (row, label) pairs.
+    """
+    n_classes = np.shape(P)[1]
+    _, cols, precision = lwlrap_cells(y, P)
+    per_class_count = np.bincount(cols, minlength=n_classes)
+    if per_class_count.sum() == 0:
+        return 0.0, np.zeros(n_classes), np.zeros(n_classes)
     per_class = np.divide(
         np.bincount(cols, weights=precision, minlength=n_classes),
         per_class_count,
@@ -156,15 +160,10 @@ def lwlrap_per_class(y: np.ndarray, P: np.ndarray) -> tuple[float, np.ndarray, n
 
 
 def lwlrap(y, P, task=None) -> float:
-    """LWLRAP = sklearn's LRAP with each row weighted by its positives (the mean over positive cells);
-    lwlrap_per_class above stays hand-written only for the per-class parts the report plots."""
-    positive = (np.asarray(y) > 0.5).astype(np.int64)
-    P = np.asarray(P, dtype=np.float64)
-    _check_same_shape(positive, P)
-    weights = positive.sum(axis=1)
-    if weights.sum() == 0:  # sklearn would divide by a zero total weight
-        return 0.0
-    return float(label_ranking_average_precision_score(positive, P, sample_weight=weights))
+    """LWLRAP from its per-positive-cell form: equal to sklearn's LRAP with each row weighted by its
+    positives (the tests check it, ties included), but vectorised: sklearn ranks row by row in
+    Python, ~3.6 s for 5,000 clips x 80 labels, and the nested best single scores every candidate per fold."""
+    return lwlrap_per_class(y, P)[0]
 
 
 def mean_average_precision(y, P, task=None) -> float:
@@ -188,6 +187,18 @@ METRICS: dict[str, MetricFn] = {
     "log_loss": classification_log_loss,
     "lwlrap": lwlrap,
     "map": mean_average_precision,
+}
+
+# Direction of each metric: True where higher is better.
+GREATER_IS_BETTER = {
+    "rmse": False,
+    "mae": False,
+    "pearson": True,
+    "accuracy": True,
+    "macro_f1": True,
+    "log_loss": False,
+    "lwlrap": True,
+    "map": True,
 }
 
 _BY_KIND = {

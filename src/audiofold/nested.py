@@ -28,9 +28,10 @@ import numpy as np
 
 from . import metrics
 from .blend import fit_blend, load_candidates, predict_blend
+from .bootstrap import paired_bootstrap
 from .calibrate import calibrate_candidate
 from .errors import DataError
-from .io import save_npz, write_json
+from .io import load_npz, save_npz, write_json
 from .submit import (
     decide_label_thresholds,
     decide_rounding,
@@ -193,6 +194,23 @@ def nested_best_single(
     return P, chosen
 
 
+def _fold_groups(targets_path: str | None, ids: np.ndarray) -> np.ndarray | None:
+    """The fold group of each OOF row (``prepare``'s targets.npz), or None where folds had no groups."""
+    if targets_path is None:
+        return None
+    targets = load_npz(targets_path)
+    if "group" not in targets:
+        return None
+    group_of = dict(zip(targets["ids"].astype(str), targets["group"]))
+    missing = [i for i in ids.astype(str) if i not in group_of]
+    if missing:
+        raise DataError(
+            f"{targets_path}: no fold group for OOF id(s) {missing[:5]}; the OOF files and the targets are "
+            "from different runs. Rerun the workflow (snakemake --forcerun prepare)."
+        )
+    return np.asarray([group_of[i] for i in ids.astype(str)])
+
+
 def nested_files(
     oof_paths: dict[str, str],
     task: TaskSpec,
@@ -210,12 +228,16 @@ def nested_files(
     per_class_shrinkage: float = 10.0,
     per_class_threshold: bool | str = "auto",
     threshold_min_positives: int = 10,
+    targets_path: str | None = None,
+    seed: int = 0,
 ) -> dict:
     """Nested blend of the uncalibrated candidate files; write its OOF (ids, fold, y, P) and a summary.
 
     Summary: overall and per_fold (the task's metrics of the nested OOF prediction), folds
     (what each outer fold chose, ``nested_blend``) and best_single (``nested_best_single``: overall,
-    per_fold, the candidate chosen per outer fold), the baseline the nested blend must beat; multilabel also ``labels``: the nested
+    per_fold, the candidate chosen per outer fold, and ``blend_minus_single``: ``bootstrap.paired_bootstrap``
+    of the nested blend against it, resampling whole fold groups where ``targets_path``
+    (``prepare``'s targets.npz) has them, seeded by ``seed``), the baseline the nested blend must beat; multilabel also ``labels``: the nested
     sample-averaged F1 of the label strings (``f1``: thresholds as decided per fold; ``f1_global``,
     ``f1_per_class``: either kind throughout). With too few folds to nest, overall is None and
     ``skipped`` says why (P is then NaN)."""
@@ -262,7 +284,13 @@ def nested_files(
         }
 
     single, single_chosen = nested_best_single(candidates, y, folds, task)
-    summary = {**scored(P), "folds": chosen, "best_single": {**scored(single), "chosen": single_chosen}}
+    row_groups = _fold_groups(targets_path, oof["ids"])
+    comparison = paired_bootstrap(y, P, single, task, groups=row_groups, seed=seed)
+    summary = {
+        **scored(P),
+        "folds": chosen,
+        "best_single": {**scored(single), "chosen": single_chosen, "blend_minus_single": comparison},
+    }
     if masks:
         summary["labels"] = {
             "f1": samples_f1(masks["as_decided"], y),

@@ -30,7 +30,8 @@ BLEND_NOTES = {
     "nested": "calibration, blend method, pruning, weights and rounding chosen per outer fold on the other "
     "folds' OOF rows only, then applied to the fold's rows: the estimate of the submission's score; "
     "best_single: one candidate picked per outer fold by its score on the other folds, scored the same "
-    "way (the baseline the blend must beat)",
+    "way (the baseline the blend must beat); best_single.blend_minus_single: a paired bootstrap of the "
+    "nested blend minus it per metric (resampling clips, or whole fold groups), how sure the difference is",
 }
 
 LABELS_NOTE = (
@@ -191,6 +192,7 @@ def write_scores_html(summary: dict, path: str) -> None:
         for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested"))
         if summary["blend"].get(key)
     )
+    notes += comparison_html(summary["blend"], summary["primary"])
     notes += labels_html(summary["blend"])
     if "step" in rounding:
         notes += (
@@ -222,6 +224,22 @@ def method_html(blend: dict) -> str:
             line += f"; cross-validated {blend.get('criterion')} over the folds: {scores}"
         line += ")"
     return line + "</li>"
+
+
+def comparison_html(blend: dict, primary: str) -> str:
+    """The list item saying how sure "the nested blend beats the nested best single" is (empty without one)."""
+    comparison = ((blend.get("nested") or {}).get("best_single") or {}).get("blend_minus_single")
+    entry = (comparison or {}).get("metrics", {}).get(primary)
+    if not entry or "ci_low" not in entry:
+        return ""
+    direction = "higher" if metrics.GREATER_IS_BETTER[primary] else "lower"
+    return (
+        f"<li><b>Nested blend vs nested best single</b>: {primary} difference {entry['difference']:+.4f} "
+        f"({direction} is better), 95 % interval {entry['ci_low']:+.4f} to {entry['ci_high']:+.4f} over "
+        f"{comparison['n_resamples']} bootstrap resamples of the {comparison['n_units']} {comparison['unit']}; "
+        f"the blend is at least as good in {100 * entry['a_at_least_as_good']:.0f} % of them. The interval "
+        "covers which rows were scored, not retraining.</li>"
+    )
 
 
 def labels_html(blend: dict) -> str:

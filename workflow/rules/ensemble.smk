@@ -61,6 +61,7 @@ rule blend_nested:
     input:
         oof=[f"{R}/oof/{b}/{h}/oof.npz" for b, h in CANDIDATES],
         task=rules.prepare.output.task,
+        targets=rules.prepare.output.targets,  # fold groups, for the blend vs best single bootstrap
     output:
         oof=f"{R}/blend/nested_oof.npz",
         summary=f"{R}/blend/nested.json",
@@ -76,6 +77,7 @@ rule blend_nested:
         per_class_threshold=config["submission"]["per_class_threshold"],
         threshold_min_positives=config["submission"]["threshold_min_positives"],
         round=config["submission"]["round"],
+        seed=config["seed"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend_nested.log",
