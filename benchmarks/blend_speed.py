@@ -11,7 +11,12 @@ fold). One thread (as a blend job runs). Writes benchmarks/results/blend_speed.{
 (auto cross-fits greedy with and without) and the nested score of auto; writes
 benchmarks/results/blend_speed_per_class.{json,md}.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/blend_speed.py [--rows 400] [--repeats 1] [--per-class]
+``--bootstrap``: instead, the blend_nested step's paired bootstrap (nested blend vs nested best single,
+1000 resamples, every metric of the kind) at competition sizes, against scoring copied rows with the
+registry metrics as a plain bootstrap would (``--naive-resamples`` timed, scaled to 1000); writes
+benchmarks/results/blend_speed_bootstrap.{json,md}.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/blend_speed.py [--rows 400] [--repeats 1] [--per-class | --bootstrap]
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import numpy as np
 from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
+from audiofold import metrics
 from audiofold.blend import fit_blend
+from audiofold.bootstrap import paired_bootstrap
 from audiofold.nested import nested_blend
 from audiofold.tasks import TaskSpec
 
@@ -38,6 +45,16 @@ TASKS = {
 }
 SIZES = (6, 12, 24)
 METHODS = ("grid", "greedy", "stack", "auto")
+BOOTSTRAP_RESAMPLES = 1000
+# (kind, rows, classes or targets): ESC-50 and FSD 2019 curated sizes, and 4x larger
+BOOTSTRAP_CASES = [
+    ("regression", 5000, 1),
+    ("multitarget", 20000, 2),
+    ("classification", 2000, 50),
+    ("classification", 20000, 50),
+    ("multilabel", 4970, 80),
+    ("multilabel", 20000, 80),
+]
 
 
 def synthetic(kind: str, n_candidates: int, rows: int, seed: int = 0):
@@ -70,9 +87,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--per-class", action="store_true", help="time multilabel per-class weights instead")
+    parser.add_argument("--bootstrap", action="store_true", help="time the blend-vs-single bootstrap instead")
+    parser.add_argument("--naive-resamples", type=int, default=5, help="with --bootstrap: copied-row resamples")
     args = parser.parse_args()
     if args.per_class:
         per_class(args)
+        return
+    if args.bootstrap:
+        bootstrap(args)
         return
     folds = np.arange(args.rows) % 5
     rows = []
@@ -103,17 +125,7 @@ def main() -> None:
                         entry["method_scores"] = {m: round(v, 4) for m, v in result["method_scores"].items()}
                     rows.append(entry)
                     print(json.dumps(entry), flush=True)
-    out = ROOT / "benchmarks/results"
-    meta = {
-        "rows": args.rows,
-        "folds": 5,
-        "repeats": args.repeats,
-        "threads": 1,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "python": platform.python_version(),
-        "measured": time.strftime("%Y-%m-%d"),
-    }
-    (out / "blend_speed.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+    meta = _meta(args)
     lines = [
         "# Blend speed (benchmarks/blend_speed.py)",
         "",
@@ -131,7 +143,7 @@ def main() -> None:
             got = {r["method"]: r for r in rows if r["kind"] == kind and r["candidates"] == n}
             cells = " | ".join(f"{got[m]['blend_s']:.2f} s" if m in got else "n/a (> 6)" for m in METHODS)
             lines.append(f"| {kind} | {n} | {cells} | {got['auto']['nested_s']:.2f} s | {got['auto']['chosen']} |")
-    (out / "blend_speed.md").write_text("\n".join(lines) + "\n")
+    _write("blend_speed", meta, rows, lines)
 
 
 def _meta(args) -> dict:
@@ -144,6 +156,13 @@ def _meta(args) -> dict:
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d"),
     }
+
+
+def _write(name: str, meta: dict, rows: list[dict], lines: list[str]) -> None:
+    """benchmarks/results/{name}.json (meta + raw rows) and {name}.md (the table)."""
+    out = ROOT / "benchmarks/results"
+    (out / f"{name}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 def per_class(args, n_candidates: int = 24, n_classes: int = 80) -> None:
@@ -170,9 +189,7 @@ def per_class(args, n_candidates: int = 24, n_classes: int = 80) -> None:
                 )
             rows.append(entry)
             print(json.dumps(entry), flush=True)
-    out = ROOT / "benchmarks/results"
     meta = {**_meta(args), "candidates": n_candidates, "classes": n_classes}
-    (out / "blend_speed_per_class.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1) + "\n")
     lines = [
         "# Per-class blend weights: speed (benchmarks/blend_speed.py --per-class)",
         "",
@@ -189,7 +206,77 @@ def per_class(args, n_candidates: int = 24, n_classes: int = 80) -> None:
         nested = f"{r['nested_s']:.2f} s" if "nested_s" in r else ""
         scores = ", ".join(f"{k} {v:.4f}" for k, v in r["scores"].items()) or f"{r['score']:.4f}"
         lines.append(f"| {str(r['per_class']).lower()} | {r['blend_s']:.2f} s | {nested} | {r['applied']} | {scores} |")
-    (out / "blend_speed_per_class.md").write_text("\n".join(lines) + "\n")
+    _write("blend_speed_per_class", meta, rows, lines)
+
+
+def bootstrap_case(kind: str, rows: int, width: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    names = [f"c{i}" for i in range(width)]
+    if kind in ("regression", "multitarget"):
+        task = TaskSpec(kind, "id", names)
+        y = rng.normal(size=(rows, width))
+        return task, y, y + rng.normal(0, 0.5, y.shape), y + rng.normal(0, 0.6, y.shape)
+    if kind == "classification":
+        task = TaskSpec(kind, "id", ["label"], classes=names)
+        y = rng.integers(0, width, rows)
+        onehot = np.eye(width)[y]
+        candidates = [np.exp(2 * onehot + rng.normal(0, s, onehot.shape)) for s in (1.0, 1.2)]
+        return task, y, *(P / P.sum(axis=1, keepdims=True) for P in candidates)
+    task = TaskSpec(kind, "id", ["labels"], classes=names, label_sep=",")
+    y = (rng.random((rows, width)) < 0.02).astype(np.float32)
+    y[np.arange(rows), rng.integers(0, width, rows)] = 1
+    return task, y, y + rng.normal(0, 0.5, y.shape), y + rng.normal(0, 0.6, y.shape)
+
+
+def naive_seconds(task, y, P_a, P_b, resamples: int) -> float:
+    """Per-1000 time of scoring copied rows with every registry metric, twice per resample."""
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        for name in metrics.metrics_for(task.kind):
+            metrics.METRICS[name](y[rows], P_a[rows], task) - metrics.METRICS[name](y[rows], P_b[rows], task)
+    return (time.perf_counter() - start) * BOOTSTRAP_RESAMPLES / resamples
+
+
+def bootstrap(args) -> None:
+    rows = []
+    with threadpool_limits(1):
+        for kind, n, width in BOOTSTRAP_CASES:
+            task, y, P_a, P_b = bootstrap_case(kind, n, width)
+            started = time.perf_counter()
+            result = paired_bootstrap(y, P_a, P_b, task, n_resamples=BOOTSTRAP_RESAMPLES)
+            seconds = time.perf_counter() - started
+            primary = result["metrics"][metrics.primary(kind)[0]]
+            entry = {
+                "kind": kind,
+                "rows": n,
+                "width": width,
+                "seconds": round(seconds, 2),
+                "naive_seconds_estimate": round(naive_seconds(task, y, P_a, P_b, args.naive_resamples), 1),
+                "primary_interval": [round(primary["ci_low"], 4), round(primary["ci_high"], 4)],
+            }
+            rows.append(entry)
+            print(json.dumps(entry), flush=True)
+    machine = {k: v for k, v in _meta(args).items() if k in ("threads", "machine", "python", "measured")}
+    meta = {**machine, "resamples": BOOTSTRAP_RESAMPLES, "naive_resamples": args.naive_resamples}
+    lines = [
+        "# Paired bootstrap speed (benchmarks/blend_speed.py --bootstrap)",
+        "",
+        f"Measured {meta['measured']} on this project's 2-core CPU, one thread: `bootstrap.paired_bootstrap` "
+        f"(the blend_nested step's blend-vs-best-single comparison) with {BOOTSTRAP_RESAMPLES} resamples and every "
+        "metric of the kind, scored from weighted per-row statistics, against scoring copied rows with the "
+        f"registry metrics ({args.naive_resamples} resamples timed, scaled to {BOOTSTRAP_RESAMPLES}). Two synthetic "
+        "candidates of different noise. Raw numbers in `blend_speed_bootstrap.json`.",
+        "",
+        "| kind | rows | classes / targets | paired_bootstrap | copied rows (estimate) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['kind']} | {r['rows']} | {r['width']} | {r['seconds']:.2f} s | {r['naive_seconds_estimate']:.0f} s |"
+        for r in rows
+    ]
+    _write("blend_speed_bootstrap", meta, rows, lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ nested score (the issue's "Quality on real data"); the report says whether it is
 
 ``--head-config FILE.yaml``: a mapping head name -> options that replaces the built-in heads block
 (``--heads`` then picks from it). A head whose type does not fit a data set's task kind is left
-out of that data set's run, and the report lists it.
+out of that data set's run, and the report lists it. ``--render`` only rewrites quality.md from
+quality.json (after a change to the report), running nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+
+from audiofold.metrics import GREATER_IS_BETTER
+from audiofold.pseudo import SUFFIX as PSEUDO_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS_DIR = ROOT.parent / "shared" / "datasets"
@@ -465,8 +469,7 @@ def blend_vs_single_line(summary: dict, metric: str) -> str:
     nested, single = summary.get("nested") or {}, summary.get("best_single_nested") or {}
     if nested.get(metric) is None or single.get(metric) is None:
         return "Nested blend vs nested best single: not recorded in this result."
-    greater = metric not in ("rmse", "mae", "log_loss")
-    gain = (nested[metric] - single[metric]) * (1 if greater else -1)
+    gain = (nested[metric] - single[metric]) * (1 if GREATER_IS_BETTER[metric] else -1)
     verdict = "at least as good" if gain >= 0 else "WORSE"
     line = f"Nested blend vs nested best single ({metric}): {gain:+.3f}, {verdict}"
     comparison = single.get("blend_minus_single") or {}
@@ -477,6 +480,31 @@ def blend_vs_single_line(summary: dict, metric: str) -> str:
         f"{line}; paired bootstrap over {comparison['n_resamples']} resamples of the {comparison['n_units']} "
         f"{comparison['unit']}: blend minus single {entry['ci_low']:+.3f} to {entry['ci_high']:+.3f} (95 %), "
         f"the blend at least as good in {100 * entry['a_at_least_as_good']:.0f} % of them."
+    )
+
+
+def teacher_student_line(result: dict, metric: str) -> str:
+    """The teacher-student round's gain: each ``{variant}+pl`` candidate against its round-one
+    variant on the fold-mean ``metric``, and how many ``+pl`` candidates the blend weighs."""
+    rows = {(r["backbone"], r["head"]): r for r in result["rows"] if not r["backbone"].startswith("BLEND")}
+    gains = {}
+    for (backbone, head), row in rows.items():
+        if not head.endswith(PSEUDO_SUFFIX):
+            continue
+        base = head.removesuffix(PSEUDO_SUFFIX).removesuffix("/main")  # the main variant's row is the bare head
+        if (backbone, base) in rows:
+            sign = 1 if GREATER_IS_BETTER[metric] else -1
+            gains[f"{backbone}/{head}"] = sign * (row[metric]["mean"] - rows[backbone, base][metric]["mean"])
+    if not gains:
+        return "Teacher-student round: not run in this result (benchmarks/quality.py --pseudo-labels)."
+    best = max(gains, key=gains.get)
+    blend = next((r["head"] for r in result["rows"] if r["backbone"] == "BLEND"), "")
+    in_blend = sum(PSEUDO_SUFFIX in term for term in blend.split(", "))
+    return (
+        f"Teacher-student round ({metric}, fold means, each {PSEUDO_SUFFIX} candidate against its round-one "
+        f"variant): {sum(g > 0 for g in gains.values())} of {len(gains)} gain, mean {np.mean(list(gains.values())):+.3f}, "
+        f"best {best} {gains[best]:+.3f}; {in_blend} of the submitted blend's {len(blend.split(', ')) if blend else 0} "
+        f"weighted candidates are {PSEUDO_SUFFIX}."
     )
 
 
@@ -526,7 +554,8 @@ def markdown(results: list[dict]) -> str:
                 lines.append(
                     f"| best single nested (honest; picked per outer fold: {picks}) | {_scores_cells(single, names)} |"
                 )
-            lines += ["", blend_vs_single_line(summary, DATASETS[result["dataset"]]["target"]["metric"]), ""]
+            metric = DATASETS[result["dataset"]]["target"]["metric"]
+            lines += ["", blend_vs_single_line(summary, metric), "", teacher_student_line(result, metric), ""]
         else:
             lines += [f"{target_line(result)} (recorded before the nested score was).", ""]
         if result.get("note"):  # how the run was set up, when it differs from the defaults
@@ -593,7 +622,15 @@ def main() -> None:
         action="store_true",
         help="With --keep: rerun an existing run folder incrementally (delete outputs to redo them).",
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="Only rewrite quality.md from the --out folder's quality.json (after a change to the report).",
+    )
     args = parser.parse_args()
+    if args.render:
+        (args.out / "quality.md").write_text(markdown(json.loads((args.out / "quality.json").read_text())) + "\n")
+        return
     heads = load_heads(args.head_config, args.epochs, args.heads)
     backbones = available_backbones(args.backbones)
     with tempfile.TemporaryDirectory() as tmp:

@@ -219,3 +219,28 @@ def test_target_without_a_nested_score_says_why(tmp_path):
     # a result recorded before this report had a summary still renders
     old = {k: v for k, v in result.items() if k != "summary"}
     assert "unknown (no nested score in this result)" in quality.markdown([old])
+
+
+def _row(backbone, head, accuracy):
+    return {"backbone": backbone, "head": head, "accuracy": {"mean": accuracy, "std": 0.0}}
+
+
+def test_teacher_student_line_pairs_each_pl_candidate_with_its_round_one_variant():
+    result = {
+        "rows": [
+            _row("aisfx", "knn", 0.80),
+            _row("aisfx", "knn/main+pl", 0.85),  # main variant: its round one is the bare head's row
+            _row("aisfx", "prompt/knn", 0.90),
+            _row("aisfx", "prompt/knn+pl", 0.88),
+            _row("aisfx", "linear", 0.70),  # no +pl partner: not counted
+            _row("BLEND", "0.6·aisfx/knn/main+pl, 0.4·aisfx/prompt/knn", 0.9),
+        ]
+    }
+    line = quality.teacher_student_line(result, "accuracy")
+    assert "1 of 2 gain, mean +0.015, best aisfx/knn/main+pl +0.050" in line
+    assert "1 of the submitted blend's 2 weighted candidates are +pl" in line
+    lower_is_better = {"rows": [{**r, "rmse": r.pop("accuracy")} for r in result["rows"]]}
+    assert "1 of 2 gain, mean -0.015, best aisfx/prompt/knn+pl +0.020" in quality.teacher_student_line(
+        lower_is_better, "rmse"
+    )
+    assert "not run in this result" in quality.teacher_student_line({"rows": result["rows"][:1]}, "accuracy")

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from audiofold import metrics
+from audiofold import metrics, nested
 from audiofold.blend import search_weights
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_best_single, nested_blend, nested_files
+from audiofold.nested import nested_best_single, nested_blend, nested_files, single_beats_blend
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -153,6 +153,39 @@ def test_nested_files_write_scores_and_choices(tmp_path):
             tmp_path / "n3.json",
             targets_path=tmp_path / "other.npz",
         )
+
+
+def test_a_single_that_beats_the_blend_on_nearly_every_resample_is_a_warning(tmp_path, caplog, monkeypatch):
+    def comparison(share):
+        entry = {"difference": -0.01, "ci_low": -0.02, "ci_high": 0.0, "a_at_least_as_good": share}
+        return {"n_resamples": 1000, "metrics": {"accuracy": entry}}
+
+    warning = single_beats_blend(comparison(0.06), "accuracy", ["a/knn/main", "b/lin/main", "a/knn/main"])
+    assert warning.startswith(
+        "the nested best single (a/knn/main, b/lin/main) beats the nested blend on accuracy in 94 %"
+    )
+    assert "keep only its backbone and head in config.yaml" in warning
+    assert single_beats_blend(comparison(0.5), "accuracy", ["a/knn/main"]) is None
+    assert single_beats_blend({"metrics": {"accuracy": {"difference": 0.0}}}, "accuracy", ["a"]) is None  # no interval
+
+    # in the step: with the threshold above any share the step must warn, log and record it; at 0 never
+    y, candidates, folds = perfect_on_fold_zero()
+    ids = np.array([f"c{i}" for i in range(len(y))])
+    save_npz(tmp_path / "x.npz", ids=ids, fold=folds, y=y, P__main=candidates["a"], P__alt=candidates["b"])
+    for threshold, expect_warning in ((1.01, True), (0.0, False)):
+        monkeypatch.setattr(nested, "SINGLE_WINS_SHARE", threshold)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="audiofold.nested"):
+            single = nested_files(
+                {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "n.npz", tmp_path / "n.json", calibrate=False, step=0.1
+            )["best_single"]
+        assert ("warning" in single) == expect_warning
+        assert ("beats the nested blend on rmse" in caplog.text) == expect_warning
+        if expect_warning:
+            assert (
+                single["warning"] in caplog.text
+                and single["warning"] == read_json(tmp_path / "n.json")["best_single"]["warning"]
+            )
 
 
 def test_too_few_folds_to_nest():

@@ -92,3 +92,9 @@ def test_scores_table_names_the_in_sample_and_the_nested_blend(tmp_path):
     html = (tmp_path / "t.html").read_text()
     assert "rmse difference -0.0200 (lower is better), 95 % interval -0.0500 to +0.0100" in html
     assert "resamples of the 12 groups; the blend is at least as good in 81 %" in html
+    assert "Warning" not in html
+    single["warning"] = "the nested best single (b/h/main) beats <the blend>"
+    write_scores_html(summary, tmp_path / "t.html")
+    assert (
+        "<b>Warning</b>: the nested best single (b/h/main) beats &lt;the blend&gt;" in (tmp_path / "t.html").read_text()
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import sparse
 
 from .errors import DataError
 from .metrics import GREATER_IS_BETTER, METRICS, lwlrap_cells, metrics_for, normalize_probabilities
@@ -65,15 +66,21 @@ def _pearson(y: np.ndarray, P: np.ndarray) -> WeightedScorer:
 
 
 def _macro_f1(y: np.ndarray, P: np.ndarray) -> WeightedScorer:
-    n_classes = P.shape[1]
-    truth = np.eye(n_classes)[np.asarray(y, dtype=np.int64)]
-    guess = np.eye(n_classes)[np.argmax(P, axis=1)]
-    hit, false_alarm, miss = truth * guess, (1 - truth) * guess, truth * (1 - guess)
+    # Per-row one-hot hits, false alarms and misses, sparse: one non-zero per row each at most.
+    n, n_classes = P.shape
+
+    def one_hot(labels: np.ndarray) -> sparse.csr_matrix:
+        return sparse.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, n_classes))
+
+    truth, guess = one_hot(np.asarray(y, dtype=np.int64)), one_hot(np.argmax(P, axis=1))
+    hit = truth.multiply(guess).tocsr()
+    hits_t, false_alarms_t, misses_t = hit.T.tocsr(), (guess - hit).T.tocsr(), (truth - hit).T.tocsr()
 
     def score(W: np.ndarray) -> np.ndarray:
-        denominator = 2 * (W @ hit) + W @ false_alarm + W @ miss
+        hits, false_alarms, misses = ((m @ W.T).T for m in (hits_t, false_alarms_t, misses_t))
+        denominator = 2 * hits + false_alarms + misses
         present = denominator > 0  # sklearn averages over classes seen in y or predicted
-        f1 = np.divide(2 * (W @ hit), denominator, out=np.zeros_like(denominator), where=present)
+        f1 = np.divide(2 * hits, denominator, out=np.zeros_like(denominator), where=present)
         return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
     return score

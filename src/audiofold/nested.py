@@ -22,6 +22,7 @@ Not re-chosen: each head's own fitting, which is already out of fold.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,11 @@ from .submit import (
     samples_f1,
 )
 from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+# Warn when the nested blend is at least as good as the nested best single in fewer resamples than this.
+SINGLE_WINS_SHARE = 0.1
 
 # Calibration, and the blend methods that cross-fit (auto, stack), work on the folds inside the
 # outer training part, which needs two folds there.
@@ -184,7 +190,7 @@ def nested_best_single(
             sorted(candidates),
             key=lambda name: (
                 sign
-                * metrics.score(y[inner], finalize_predictions(candidates[name][inner], task, False), task)[primary]
+                * metrics.METRICS[primary](y[inner], finalize_predictions(candidates[name][inner], task, False), task)
             ),
         )
         P[outer] = finalize_predictions(np.asarray(candidates[best])[outer], task, round_to_step=False).reshape(
@@ -192,6 +198,21 @@ def nested_best_single(
         )
         chosen.append(best)
     return P, chosen
+
+
+def single_beats_blend(comparison: dict, primary: str, chosen: list[str]) -> str | None:
+    """The warning to give when the nested best single beats the nested blend on the primary metric
+    in nearly every bootstrap resample (``paired_bootstrap`` of blend minus single), else None."""
+    entry = comparison.get("metrics", {}).get(primary) or {}
+    share = entry.get("a_at_least_as_good")
+    if share is None or share >= SINGLE_WINS_SHARE:
+        return None
+    return (
+        f"the nested best single ({', '.join(sorted(set(chosen)))}) beats the nested blend on {primary} in "
+        f"{100 * (1 - share):.0f} % of {comparison['n_resamples']} bootstrap resamples (blend minus single "
+        f"{entry['difference']:+.4f}). To submit it instead, keep only its backbone and head in config.yaml "
+        "(their embeddings and fold models are reused; the blend then weighs only that head's variants)."
+    )
 
 
 def _fold_groups(targets_path: str | None, ids: np.ndarray) -> np.ndarray | None:
@@ -237,7 +258,8 @@ def nested_files(
     (what each outer fold chose, ``nested_blend``) and best_single (``nested_best_single``: overall,
     per_fold, the candidate chosen per outer fold, and ``blend_minus_single``: ``bootstrap.paired_bootstrap``
     of the nested blend against it, resampling whole fold groups where ``targets_path``
-    (``prepare``'s targets.npz) has them, seeded by ``seed``), the baseline the nested blend must beat; multilabel also ``labels``: the nested
+    (``prepare``'s targets.npz) has them, seeded by ``seed``; and ``warning`` where the single
+    consistently wins, ``single_beats_blend``, also logged), the baseline the nested blend must beat; multilabel also ``labels``: the nested
     sample-averaged F1 of the label strings (``f1``: thresholds as decided per fold; ``f1_global``,
     ``f1_per_class``: either kind throughout). With too few folds to nest, overall is None and
     ``skipped`` says why (P is then NaN)."""
@@ -291,6 +313,9 @@ def nested_files(
         "folds": chosen,
         "best_single": {**scored(single), "chosen": single_chosen, "blend_minus_single": comparison},
     }
+    if warning := single_beats_blend(comparison, metrics.primary(task.kind)[0], single_chosen):
+        log.warning(warning)
+        summary["best_single"]["warning"] = warning
     if masks:
         summary["labels"] = {
             "f1": samples_f1(masks["as_decided"], y),

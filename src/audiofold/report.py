@@ -14,6 +14,8 @@ same OOF rows, ``nested`` F1 with them re-chosen per outer fold, and which the s
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
 from . import metrics
@@ -228,7 +230,8 @@ def method_html(blend: dict) -> str:
 
 def comparison_html(blend: dict, primary: str) -> str:
     """The list item saying how sure "the nested blend beats the nested best single" is (empty without one)."""
-    comparison = ((blend.get("nested") or {}).get("best_single") or {}).get("blend_minus_single")
+    single = (blend.get("nested") or {}).get("best_single") or {}
+    comparison = single.get("blend_minus_single")
     entry = (comparison or {}).get("metrics", {}).get(primary)
     if not entry or "ci_low" not in entry:
         return ""
@@ -238,7 +241,9 @@ def comparison_html(blend: dict, primary: str) -> str:
         f"({direction} is better), 95 % interval {entry['ci_low']:+.4f} to {entry['ci_high']:+.4f} over "
         f"{comparison['n_resamples']} bootstrap resamples of the {comparison['n_units']} {comparison['unit']}; "
         f"the blend is at least as good in {100 * entry['a_at_least_as_good']:.0f} % of them. The interval "
-        "covers which rows were scored, not retraining.</li>"
+        "covers which rows were scored, not retraining."
+        + (f" <b>Warning</b>: {html.escape(single['warning'])}" if single.get("warning") else "")
+        + "</li>"
     )
 
 
