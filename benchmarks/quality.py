@@ -503,8 +503,8 @@ def teacher_student_line(result: dict, metric: str) -> str:
     return (
         f"Teacher-student round ({metric}, fold means, each {PSEUDO_SUFFIX} candidate against its round-one "
         f"variant): {sum(g > 0 for g in gains.values())} of {len(gains)} gain, mean {np.mean(list(gains.values())):+.3f}, "
-        f"best {best} {gains[best]:+.3f}; {in_blend} of the submitted blend's {len(blend.split(', ')) if blend else 0} "
-        f"weighted candidates are {PSEUDO_SUFFIX}."
+        f"best {best} {gains[best]:+.3f}; {PSEUDO_SUFFIX} candidates in the submitted blend: {in_blend} of "
+        f"{len(blend.split(', ')) if blend else 0}."
     )
 
 

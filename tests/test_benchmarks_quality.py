@@ -238,7 +238,7 @@ def test_teacher_student_line_pairs_each_pl_candidate_with_its_round_one_variant
     }
     line = quality.teacher_student_line(result, "accuracy")
     assert "1 of 2 gain, mean +0.015, best aisfx/knn/main+pl +0.050" in line
-    assert "1 of the submitted blend's 2 weighted candidates are +pl" in line
+    assert "+pl candidates in the submitted blend: 1 of 2." in line
     lower_is_better = {"rows": [{**r, "rmse": r.pop("accuracy")} for r in result["rows"]]}
     assert "1 of 2 gain, mean -0.015, best aisfx/prompt/knn+pl +0.020" in quality.teacher_student_line(
         lower_is_better, "rmse"

@@ -157,16 +157,24 @@ def test_nested_files_write_scores_and_choices(tmp_path):
 
 def test_a_single_that_beats_the_blend_on_nearly_every_resample_is_a_warning(tmp_path, caplog, monkeypatch):
     def comparison(share):
-        entry = {"difference": -0.01, "ci_low": -0.02, "ci_high": 0.0, "a_at_least_as_good": share}
-        return {"n_resamples": 1000, "metrics": {"accuracy": entry}}
+        return {
+            "n_resamples": 1000,
+            "metrics": {
+                "accuracy": {"difference": -0.01, "ci_low": -0.02, "ci_high": 0.0, "a_at_least_as_good": share},
+                "log_loss": {"difference": -0.4, "ci_low": -0.7, "ci_high": -0.2, "a_at_least_as_good": 1.0},
+            },
+        }
 
-    warning = single_beats_blend(comparison(0.06), "accuracy", ["a/knn/main", "b/lin/main", "a/knn/main"])
+    CLS = TaskSpec("classification", "id", ["label"], classes=["a", "b"])
+    warning = single_beats_blend(comparison(0.06), CLS, ["a/knn/main", "b/lin/main", "a/knn/main"])
     assert warning.startswith(
         "the nested best single (a/knn/main, b/lin/main) beats the nested blend on accuracy in 94 %"
     )
-    assert "keep only its backbone and head in config.yaml" in warning
-    assert single_beats_blend(comparison(0.5), "accuracy", ["a/knn/main"]) is None
-    assert single_beats_blend({"metrics": {"accuracy": {"difference": 0.0}}}, "accuracy", ["a"]) is None  # no interval
+    assert "fitted on log loss, where blend minus single is -0.4000" in warning
+    assert "results/oof/a/knn/test.npz, key P__main" in warning  # the pick of most folds
+    assert "cannot submit one candidate alone" in warning
+    assert single_beats_blend(comparison(0.5), CLS, ["a/knn/main"]) is None
+    assert single_beats_blend({"metrics": {"accuracy": {"difference": 0.0}}}, CLS, ["a/b/c"]) is None  # no interval
 
     # in the step: with the threshold above any share the step must warn, log and record it; at 0 never
     y, candidates, folds = perfect_on_fold_zero()

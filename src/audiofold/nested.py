@@ -200,18 +200,27 @@ def nested_best_single(
     return P, chosen
 
 
-def single_beats_blend(comparison: dict, primary: str, chosen: list[str]) -> str | None:
+def single_beats_blend(comparison: dict, task: TaskSpec, chosen: list[str]) -> str | None:
     """The warning to give when the nested best single beats the nested blend on the primary metric
     in nearly every bootstrap resample (``paired_bootstrap`` of blend minus single), else None."""
+    primary = metrics.primary(task.kind)[0]
     entry = comparison.get("metrics", {}).get(primary) or {}
     share = entry.get("a_at_least_as_good")
     if share is None or share >= SINGLE_WINS_SHARE:
         return None
-    return (
+    warning = (
         f"the nested best single ({', '.join(sorted(set(chosen)))}) beats the nested blend on {primary} in "
         f"{100 * (1 - share):.0f} % of {comparison['n_resamples']} bootstrap resamples (blend minus single "
-        f"{entry['difference']:+.4f}). To submit it instead, keep only its backbone and head in config.yaml "
-        "(their embeddings and fold models are reused; the blend then weighs only that head's variants)."
+        f"{entry['difference']:+.4f})."
+    )
+    log_loss = comparison["metrics"].get("log_loss", {}).get("difference")
+    if task.kind == "classification" and log_loss is not None:  # the blend's criterion is not the primary
+        warning += f" The blend is fitted on log loss, where blend minus single is {log_loss:+.4f}."
+    backbone, head, variant = max(set(chosen), key=chosen.count).split("/", 2)
+    return warning + (
+        f" The single's test predictions are results/oof/{backbone}/{head}/test.npz, key P__{variant}; the "
+        "workflow cannot submit one candidate alone yet (keeping only its head in config.yaml still blends "
+        "that head's variants)."
     )
 
 
@@ -313,7 +322,7 @@ def nested_files(
         "folds": chosen,
         "best_single": {**scored(single), "chosen": single_chosen, "blend_minus_single": comparison},
     }
-    if warning := single_beats_blend(comparison, metrics.primary(task.kind)[0], single_chosen):
+    if warning := single_beats_blend(comparison, task, single_chosen):
         log.warning(warning)
         summary["best_single"]["warning"] = warning
     if masks:
