@@ -337,7 +337,14 @@ def run_dataset(
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     seconds, load_before = _run_workflow(name, workdir, cores)
     result = collect(name, workdir, seconds, load_before)
-    return {**result, "n_clips": len(pd.read_csv(workdir / "train.csv")), "max_clips": max_clips, "left_out": left_out}
+    setup = {"backbones": backbones, "heads": config["heads"], "pseudo_labels": pseudo_labels}
+    return {
+        **result,
+        "n_clips": len(pd.read_csv(workdir / "train.csv")),
+        "max_clips": max_clips,
+        "left_out": left_out,
+        "setup": setup,
+    }
 
 
 def _run_workflow(name: str, workdir: Path, cores: int, *extra: str) -> tuple[float, float]:
@@ -371,7 +378,7 @@ def _run_workflow(name: str, workdir: Path, cores: int, *extra: str) -> tuple[fl
 def collect(name: str, workdir: Path, seconds: float, load_before: float | None = None) -> dict:
     """The run's table (one row per candidate variant, then the blends) and its summary scores."""
     spec = DATASETS[name]
-    rows = []
+    rows, blend_weights = [], {}
     for scores_path in sorted((workdir / "results" / "oof").glob("*/*/scores.json")):
         backbone, head = scores_path.parent.parent.name, scores_path.parent.name
         for variant, entry in json.loads(scores_path.read_text())["variants"].items():
@@ -387,12 +394,8 @@ def collect(name: str, workdir: Path, seconds: float, load_before: float | None 
     metrics = json.loads((workdir / "results" / "metrics.json").read_text())
     blend = metrics["blend"]
     if blend["in_sample"].get("per_fold"):
-        weights = blend["weights"]
-        label = (
-            ", ".join(f"{w:.2g}·{k}" for k, w in weights.items() if w > 0)
-            if isinstance(weights, dict)
-            else str(weights)
-        )
+        blend_weights = {k: w for k, w in blend["weights"].items() if w > 0}
+        label = ", ".join(f"{w:.2g}·{k}" for k, w in blend_weights.items())
         rows.append(summarise(name, "BLEND", label, blend["in_sample"]["per_fold"], spec["metrics"]))
     nested = blend.get("nested") or {}
     if nested.get("per_fold"):
@@ -401,6 +404,7 @@ def collect(name: str, workdir: Path, seconds: float, load_before: float | None 
         "dataset": name,
         "wall_seconds": round(seconds, 1),
         "rows": rows,
+        "blend_weights": blend_weights,
         "summary": summary_scores(metrics, spec["metrics"]),
         "measured": f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, load average "
         + (f"{load_before:.1f} at start and " if load_before is not None else "")
@@ -498,14 +502,28 @@ def teacher_student_line(result: dict, metric: str) -> str:
     if not gains:
         return "Teacher-student round: not run in this result (benchmarks/quality.py --pseudo-labels)."
     best = max(gains, key=gains.get)
-    blend = next((r["head"] for r in result["rows"] if r["backbone"] == "BLEND"), "")
-    in_blend = sum(PSEUDO_SUFFIX in term for term in blend.split(", "))
+    weighted = result.get("blend_weights", {})
+    in_blend = sum(name.endswith(PSEUDO_SUFFIX) for name in weighted)
     return (
         f"Teacher-student round ({metric}, fold means, each {PSEUDO_SUFFIX} candidate against its round-one "
         f"variant): {sum(g > 0 for g in gains.values())} of {len(gains)} gain, mean {np.mean(list(gains.values())):+.3f}, "
         f"best {best} {gains[best]:+.3f}; {PSEUDO_SUFFIX} candidates in the submitted blend: {in_blend} of "
-        f"{len(blend.split(', ')) if blend else 0}."
+        f"{len(weighted)}."
     )
+
+
+def setup_line(setup: dict) -> str:
+    """How the run was configured, from what run_dataset recorded."""
+
+    def head(name: str, options: dict) -> str:
+        extra = ", ".join(f"{k} {v}" for k, v in options.items() if k not in ("type", "backbones"))
+        kind = options["type"] if options["type"] != name else ""
+        inside = "; ".join(part for part in (kind, extra) if part)
+        return f"{name} ({inside})" if inside else name
+
+    heads = ", ".join(head(name, options) for name, options in setup["heads"].items())
+    pseudo = f"; --pseudo-labels (every head also as {{variant}}{PSEUDO_SUFFIX})" if setup["pseudo_labels"] else ""
+    return f"Run: backbones {', '.join(setup['backbones'])}; heads {heads}{pseudo}."
 
 
 def _scores_cells(scores: dict | None, names: list[str]) -> str:
@@ -558,8 +576,10 @@ def markdown(results: list[dict]) -> str:
             lines += ["", blend_vs_single_line(summary, metric), "", teacher_student_line(result, metric), ""]
         else:
             lines += [f"{target_line(result)} (recorded before the nested score was).", ""]
-        if result.get("note"):  # how the run was set up, when it differs from the defaults
-            lines += [f"Run: {result['note']}.", ""]
+        if result.get("setup"):
+            lines += [setup_line(result["setup"]), ""]
+        if result.get("note"):  # what the recorded setup cannot say
+            lines += [f"Note: {result['note']}.", ""]
         if result.get("left_out"):
             lines += ["Heads left out: " + "; ".join(f"{h} ({why})" for h, why in result["left_out"].items()), ""]
         lines += [

@@ -202,6 +202,16 @@ def test_table_reports_best_single_both_blends_and_the_target_on_the_nested_scor
         "resamples of the 40 groups: blend minus single -0.031 to +0.052 (95 %), the blend at least as good "
         "in 64 % of them." in text
     )
+    assert result["blend_weights"] == {"logmel/linear/pl": 0.7, "mfcc/knn/main": 0.3}
+    result["setup"] = {
+        "backbones": ["logmel", "mfcc"],
+        "heads": {"linear": {"type": "linear"}, "soft": {"type": "knn", "k": 11, "backbones": ["mfcc"]}},
+        "pseudo_labels": True,
+    }
+    assert (
+        "Run: backbones logmel, mfcc; heads linear, soft (knn; k 11); --pseudo-labels (every head also as "
+        "{variant}+pl)." in quality.markdown([result])
+    )
     assert "(lwlrap): -0.010, WORSE;" in quality.markdown([quality.collect("esc10mix", missed, 1.0)])
     # results recorded before the bootstrap say so
     del result["summary"]["best_single_nested"]["blend_minus_single"]
@@ -234,12 +244,13 @@ def test_teacher_student_line_pairs_each_pl_candidate_with_its_round_one_variant
             _row("aisfx", "prompt/knn+pl", 0.88),
             _row("aisfx", "linear", 0.70),  # no +pl partner: not counted
             _row("BLEND", "0.6·aisfx/knn/main+pl, 0.4·aisfx/prompt/knn", 0.9),
-        ]
+        ],
+        "blend_weights": {"aisfx/knn/main+pl": 0.6, "aisfx/prompt/knn": 0.4},
     }
     line = quality.teacher_student_line(result, "accuracy")
     assert "1 of 2 gain, mean +0.015, best aisfx/knn/main+pl +0.050" in line
     assert "+pl candidates in the submitted blend: 1 of 2." in line
-    lower_is_better = {"rows": [{**r, "rmse": r.pop("accuracy")} for r in result["rows"]]}
+    lower_is_better = {**result, "rows": [{**r, "rmse": r.pop("accuracy")} for r in result["rows"]]}
     assert "1 of 2 gain, mean -0.015, best aisfx/prompt/knn+pl +0.020" in quality.teacher_student_line(
         lower_is_better, "rmse"
     )

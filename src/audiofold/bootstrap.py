@@ -14,18 +14,13 @@ import numpy as np
 from scipy import sparse
 
 from .errors import DataError
-from .metrics import GREATER_IS_BETTER, METRICS, lwlrap_cells, metrics_for, normalize_probabilities
+from .metrics import GREATER_IS_BETTER, METRICS, as_2d, lwlrap_cells, metrics_for, normalize_probabilities
 from .tasks import TaskSpec
 
 WeightedScorer = Callable[[np.ndarray], np.ndarray]
 
 # Resamples scored per matrix product: bounds the (chunk, n) weight matrix to ~16 MB at 20,000 rows.
 _CHUNK = 100
-
-
-def _as_2d(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    return a.reshape(-1, 1) if a.ndim == 1 else a
 
 
 def _weighted_mean(values: np.ndarray) -> WeightedScorer:
@@ -41,7 +36,7 @@ def _constant_where_drawn(values: np.ndarray, drawn: np.ndarray) -> np.ndarray:
 
 def _pearson(y: np.ndarray, P: np.ndarray) -> WeightedScorer:
     # Centred on the full-data means so the sums-of-squares formula keeps its precision.
-    y, P = _as_2d(y), _as_2d(P)
+    y, P = as_2d(y), as_2d(P)
     yc, pc = y - y.mean(axis=0), P - P.mean(axis=0)
 
     def score(W: np.ndarray) -> np.ndarray:
@@ -145,7 +140,7 @@ def weighted_scorer(name: str, y: np.ndarray, P: np.ndarray, task: TaskSpec) -> 
     W (R, n) to R scores, ``scorer(W)[r] == METRICS[name](y[rows], P[rows], task)`` with
     ``rows = np.repeat(np.arange(n), W[r])`` (up to float rounding)."""
     if name in ("rmse", "mae"):
-        error = (_as_2d(y) - _as_2d(P)) ** 2 if name == "rmse" else np.abs(_as_2d(y) - _as_2d(P))
+        error = (as_2d(y) - as_2d(P)) ** 2 if name == "rmse" else np.abs(as_2d(y) - as_2d(P))
         mean = _weighted_mean(error)
         return (lambda W: np.sqrt(mean(W)).mean(axis=1)) if name == "rmse" else (lambda W: mean(W).mean(axis=1))
     if name == "pearson":
@@ -211,11 +206,11 @@ def paired_bootstrap(
             diffs[name][start : start + len(W)] = score_a(W) - score_b(W)
     out = {"unit": "rows" if groups is None else "groups", "n_units": n_units, "n_resamples": int(n_resamples)}
     out |= {"seed": int(seed), "metrics": {}}
+    everything = np.ones((1, len(y)))  # every row once: the difference on the rows as they are
     for name in names:
         sign = 1.0 if GREATER_IS_BETTER[name] else -1.0
         d = diffs[name][np.isfinite(diffs[name])]
         score_a, score_b = scorers[name]
-        everything = np.ones((1, n_units))[:, unit_of_row]
         entry = {"difference": float(score_a(everything)[0] - score_b(everything)[0])}
         if len(d):
             low, high = np.percentile(d, [2.5, 97.5])

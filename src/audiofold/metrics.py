@@ -32,7 +32,8 @@ PROB_EPS = 1e-7
 
 
 # ---- shape helpers ------------------------------------------------------------------------
-def _as_2d(a: np.ndarray) -> np.ndarray:
+def as_2d(a: np.ndarray) -> np.ndarray:
+    """float64, with a 1-D array as one column."""
     a = np.asarray(a, dtype=np.float64)
     return a.reshape(-1, 1) if a.ndim == 1 else a
 
@@ -56,19 +57,19 @@ def normalize_probabilities(P: np.ndarray) -> np.ndarray:
 
 # ---- regression ---------------------------------------------------------------------------
 def rmse_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    y, P = _as_2d(y), _as_2d(P)
+    y, P = as_2d(y), as_2d(P)
     _check_same_shape(y, P)
     return np.sqrt(np.mean((y - P) ** 2, axis=0))
 
 
 def mae_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    y, P = _as_2d(y), _as_2d(P)
+    y, P = as_2d(y), as_2d(P)
     _check_same_shape(y, P)
     return np.mean(np.abs(y - P), axis=0)
 
 
 def pearson_per_target(y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    y, P = _as_2d(y), _as_2d(P)
+    y, P = as_2d(y), as_2d(P)
     _check_same_shape(y, P)
     global _warned_constant_targets
     out = np.zeros(y.shape[1])
@@ -254,5 +255,5 @@ def baseline_predictions(y_train: np.ndarray, n: int, task: TaskSpec) -> np.ndar
         counts = np.bincount(np.asarray(y_train, dtype=np.int64), minlength=len(task.classes or []))
         row = counts / max(counts.sum(), 1)
     else:
-        row = _as_2d(y_train).mean(axis=0)
+        row = as_2d(y_train).mean(axis=0)
     return np.tile(row.astype(np.float64), (n, 1))
