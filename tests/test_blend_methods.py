@@ -15,6 +15,7 @@ from audiofold.blend import (
     greedy_weights,
     predict_blend,
     search_weights,
+    single_weights,
     stack_weights,
 )
 from audiofold.errors import ConfigError, DataError
@@ -101,7 +102,7 @@ def test_greedy_and_auto_handle_24_candidates_in_seconds(task):
     result, oof = fit_blend(candidates, y, np.arange(n) % 5, task, method="auto", max_candidates=6)
     elapsed = time.perf_counter() - started
     assert elapsed < 30, elapsed  # a few seconds on one loaded core; the 6-candidate grid alone is 3003 points
-    assert set(result["method_scores"]) == {"greedy", "stack"}  # 24 > max_candidates: no grid
+    assert set(result["method_scores"]) == {"single", "greedy", "stack"}  # 24 > max_candidates: no grid
     greedy = greedy_weights(candidates, y, task)
     assert sum(greedy["weights"].values()) == pytest.approx(1.0)
     singles = greedy["single_scores"].values()
@@ -193,7 +194,8 @@ def test_auto_records_every_method_it_compared_and_keeps_the_best():
     folds = np.arange(150) % 5
     result, oof = fit_blend(candidates, y, folds, REG, method="auto", step=0.1)
     scores = result["method_scores"]
-    assert list(scores) == ["grid", "greedy", "stack"] and result["requested"] == "auto"
+    assert list(scores) == ["single", "grid", "greedy", "stack"] and result["requested"] == "auto"
+    assert "method_primary" not in result  # regression: the primary metric is the criterion
     assert result["method"] == min(scores, key=scores.get)
     for method, score in scores.items():  # each score is that method cross-fitted over the folds
         assert score == pytest.approx(metrics.rmse(y, cross_fit(method, candidates, y, folds, REG, step=0.1)))
@@ -217,13 +219,74 @@ def test_auto_picks_the_stacker_where_only_it_can_undo_a_shared_bias():
 def test_auto_prefers_the_simpler_method_on_a_tie_and_skips_the_grid_for_many_candidates():
     y, candidates = noisy_regression(1, n=80)
     result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="auto")
-    assert result["method_scores"]["grid"] == result["method_scores"]["greedy"]  # one candidate: the same blend
-    assert result["method"] != "greedy"  # the tie goes to the grid (unless the stacker beats both)
+    scores = result["method_scores"]
+    assert scores["single"] == scores["grid"] == scores["greedy"]  # one candidate: the same prediction
+    assert result["method"] in ("single", "stack")  # the tie goes to the simplest (unless the stacker wins)
     y, candidates = noisy_regression(7, n=80)
     result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="auto", max_candidates=6)
     assert "grid" not in result["method_scores"]
     result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="grid", max_candidates=6)
     assert result["method"] == "grid" and result["method_scores"] == {} and len(result["searched"]) == 6
+
+
+def sharp_and_soft(seed, n=400, n_classes=5):
+    """One sharp candidate, right on 92 % with probability 0.999 (its misses cost log loss dearly),
+    and two soft ones, right on 70 % with 0.5: the blend criterion and accuracy disagree."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+
+    def candidate(accuracy, top):
+        pick = np.where(rng.random(n) < accuracy, y, (y + rng.integers(1, n_classes, n)) % n_classes)
+        P = np.full((n, n_classes), (1 - top) / (n_classes - 1))
+        P[np.arange(n), pick] = top
+        return P
+
+    return y, {"sharp": candidate(0.92, 0.999), "soft1": candidate(0.7, 0.5), "soft2": candidate(0.7, 0.5)}
+
+
+def test_single_picks_by_the_primary_metric_and_predicts_that_candidate_alone():
+    task = TaskSpec("classification", "id", ["label"], classes=list("abcde"))
+    y, candidates = sharp_and_soft(0)
+    candidates["soft1"] = np.where(np.eye(5)[y] > 0, 0.6, 0.1)  # always right, softer: best log loss too
+    candidates["soft2"] = candidates["soft1"][::-1].copy()
+    result = single_weights(candidates, y, task)
+    assert result["chosen"] == "soft1" and result["weights"] == {"sharp": 0.0, "soft1": 1.0, "soft2": 0.0}
+    y, candidates = sharp_and_soft(1)
+    rng = np.random.default_rng(1)
+    pick = np.where(rng.random(400) < 0.85, y, (y + 1) % 5)
+    candidates["calibrated"] = np.where(np.arange(5) == pick[:, None], 0.85, 0.0375)  # 85 % right, says so
+    result = single_weights(candidates, y, task)
+    # the sharp candidate has the best accuracy, the calibrated one the best log loss: single goes by accuracy
+    assert metrics.accuracy(y, candidates["calibrated"], task) < metrics.accuracy(y, candidates["sharp"], task)
+    assert result["single_scores"]["calibrated"] < result["single_scores"]["sharp"]
+    assert result["chosen"] == "sharp"
+    candidates.pop("calibrated")
+    fitted, oof = fit_blend(candidates, y, np.arange(400) % 5, task, method="single")
+    np.testing.assert_allclose(oof, candidates["sharp"] / candidates["sharp"].sum(axis=1, keepdims=True))
+    assert fitted["method"] == "single" and fitted["method_scores"] == {}
+    # regression: the lowest RMSE (the primary metric is the criterion)
+    y, candidates = noisy_regression(4, n=300)
+    assert single_weights(candidates, y, REG)["chosen"] == min(candidates, key=lambda m: metrics.rmse(y, candidates[m]))
+
+
+def test_auto_chooses_classification_methods_by_cross_validated_accuracy_then_log_loss():
+    """Weights are fitted on log loss, but the submission is scored on accuracy: the choice between
+    methods follows accuracy, and log loss only breaks its ties."""
+    task = TaskSpec("classification", "id", ["label"], classes=list("abcde"))
+    overruled = 0
+    for seed in range(10):
+        y, candidates = sharp_and_soft(seed)
+        result, oof = fit_blend(candidates, y, np.arange(400) % 5, task, method="auto")
+        log_loss, accuracy = result["method_scores"], result["method_primary"]["scores"]
+        assert result["method_primary"]["metric"] == "accuracy" and list(accuracy) == list(log_loss)
+        best = max(accuracy.values())
+        tied = [m for m in accuracy if accuracy[m] == best]  # in method order
+        assert result["method"] == min(tied, key=lambda m: (log_loss[m], tied.index(m)))
+        for method in ("single", "stack"):
+            held_out = cross_fit(method, candidates, y, np.arange(400) % 5, task)
+            assert accuracy[method] == pytest.approx(metrics.accuracy(y, held_out, task))
+        overruled += result["method"] != min(log_loss, key=log_loss.get)
+    assert overruled >= 1  # somewhere the best log loss lost on accuracy and was not chosen
 
 
 def test_plain_methods_match_their_search_and_bad_methods_are_config_errors():
@@ -255,7 +318,8 @@ def test_blend_files_record_the_method_and_predict_test_with_the_full_stacker(tm
     result = blend_files(paths, tests, REG, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json")
     written = read_json(tmp_path / "w.json")
     assert written["method"] == "stack" and written["requested"] == "auto"
-    assert set(written["method_scores"]) == {"grid", "greedy", "stack"} and written["stacker"]["model"] == "ridge"
+    assert set(written["method_scores"]) == {"single", "grid", "greedy", "stack"}
+    assert written["stacker"]["model"] == "ridge"
     # the test prediction is the stacker fitted on every OOF row, as recorded
     names = written["stacker"]["candidates"]
     test_stack = np.stack([load_npz(tests[n.split("/")[0]])["P__main"] for n in names])
@@ -267,7 +331,7 @@ def test_blend_files_record_the_method_and_predict_test_with_the_full_stacker(tm
     assert metrics.rmse(y, P) == pytest.approx(result["score"], rel=1e-5)
 
 
-@pytest.mark.parametrize("method", ["greedy", "stack", "auto"])
+@pytest.mark.parametrize("method", ["single", "greedy", "stack", "auto"])
 def test_nested_fold_k_rows_do_not_depend_on_fold_k_targets_for_every_method(method):
     y, candidates = noisy_regression(4, seed=5, n=100)
     folds = np.arange(100) % 4
@@ -279,7 +343,7 @@ def test_nested_fold_k_rows_do_not_depend_on_fold_k_targets_for_every_method(met
     assert not np.allclose(before[folds != 0], after[folds != 0])
     assert len(chosen) == 4
     if method == "auto":  # the choice itself is re-made per outer fold, from the inner folds' comparison
-        assert all(set(c["method_scores"]) == {"grid", "greedy", "stack"} for c in chosen)
+        assert all(set(c["method_scores"]) == {"single", "grid", "greedy", "stack"} for c in chosen)
         assert all(c["method"] == min(c["method_scores"], key=c["method_scores"].get) for c in chosen)
     else:
         assert all(c["method"] == method for c in chosen)

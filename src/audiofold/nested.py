@@ -216,11 +216,9 @@ def single_beats_blend(comparison: dict, task: TaskSpec, chosen: list[str]) -> s
     log_loss = comparison["metrics"].get("log_loss", {}).get("difference")
     if task.kind == "classification" and log_loss is not None:  # the blend's criterion is not the primary
         warning += f" The blend is fitted on log loss, where blend minus single is {log_loss:+.4f}."
-    backbone, head, variant = max(set(chosen), key=chosen.count).split("/", 2)
     return warning + (
-        f" The single's test predictions are results/oof/{backbone}/{head}/test.npz, key P__{variant}; the "
-        "workflow cannot submit one candidate alone yet (keeping only its head in config.yaml still blends "
-        "that head's variants)."
+        " blend.method: single submits the candidate with the best OOF score alone (auto picks it only "
+        "where it wins the cross-validated comparison)."
     )
 
 
