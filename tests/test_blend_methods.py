@@ -386,5 +386,16 @@ def test_the_report_states_the_method_and_the_comparison(tmp_path):
     summary["blend"].update(method="stack", method_requested="stack", method_scores={"stack": 1.0})
     write_scores_html(summary, tmp_path / "t.html")
     assert "stacker (cross-fitted linear model" in (tmp_path / "t.html").read_text()
+    summary["blend"].update(  # classification: chosen on accuracy, not on the log loss the weights minimise
+        method="single",
+        method_requested="auto",
+        method_scores={"single": 0.40, "greedy": 0.30},
+        method_primary={"metric": "accuracy", "scores": {"single": 0.92, "greedy": 0.90}},
+        criterion="log_loss",
+    )
+    write_scores_html(summary, tmp_path / "t.html")
+    html = (tmp_path / "t.html").read_text()
+    assert "the best single candidate alone, no blend (chosen by blend.method auto" in html
+    assert "log_loss over the folds: single 0.4000, greedy 0.3000; chosen on accuracy: single 0.9200" in html
     _plot_weights({"a": 0.7, "b": 0.3}, str(tmp_path / "w.png"), "stack")
     assert (tmp_path / "w.png").stat().st_size > 1000

@@ -43,7 +43,7 @@ LABELS_NOTE = (
 )
 
 METHOD_NAMES = {
-    "single": "the best single candidate alone (no blend beat it out of fold)",
+    "single": "the best single candidate alone, no blend",
     "grid": "grid search on the weight simplex",
     "greedy": "greedy ensemble selection",
     "stack": "stacker (cross-fitted linear model on the candidates)",
