@@ -322,7 +322,13 @@ def run_dataset(
     if reuse and (workdir / "config.yaml").is_file():  # an earlier --keep run: Snakemake redoes what is missing
         # only what was deleted (and what depends on it) reruns, not everything whose code changed
         seconds, load_before = _run_workflow(name, workdir, cores, "--rerun-triggers", "mtime")
-        return {**collect(name, workdir, seconds, load_before), "incremental": True}
+        config = yaml.safe_load((workdir / "config.yaml").read_text())
+        _, left_out = heads_for(spec["kind"], heads, list(config["backbones"]))
+        return {
+            **collect(name, workdir, seconds, load_before),
+            "incremental": True,
+            **_described(workdir, config, left_out, max_clips),
+        }
     workdir.mkdir(parents=True)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"] = {"enabled": False}
@@ -336,14 +342,20 @@ def run_dataset(
         print(f"{name}: leaving out head {head}: {why}", file=sys.stderr)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     seconds, load_before = _run_workflow(name, workdir, cores)
-    result = collect(name, workdir, seconds, load_before)
-    setup = {"backbones": backbones, "heads": config["heads"], "pseudo_labels": pseudo_labels}
+    return {**collect(name, workdir, seconds, load_before), **_described(workdir, config, left_out, max_clips)}
+
+
+def _described(workdir: Path, config: dict, left_out: dict, max_clips: int | None) -> dict:
+    """What the run was: its clip count and setup (backbones, heads as configured, teacher-student)."""
     return {
-        **result,
         "n_clips": len(pd.read_csv(workdir / "train.csv")),
         "max_clips": max_clips,
         "left_out": left_out,
-        "setup": setup,
+        "setup": {
+            "backbones": list(config["backbones"]),
+            "heads": config["heads"],
+            "pseudo_labels": bool(config.get("pseudo_labels", {}).get("enabled")),
+        },
     }
 
 

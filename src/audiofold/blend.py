@@ -1,7 +1,6 @@
 """Blend the candidates' OOF predictions into one, by one of four methods chosen on OOF.
 
-- ``single``: the one candidate with the best primary metric (``single_weights``): the baseline
-  every blend must beat, as a method ``auto`` can choose where no blend beats it out of fold.
+- ``single``: no blend, the one candidate with the best primary metric (``single_weights``).
 - ``grid``: the best weights on a simplex grid (``search_weights``; only the best
   ``max_candidates`` candidates enter, the grid grows as (1/step)^candidates).
 - ``greedy``: forward ensemble selection with replacement (Caruana et al. 2004, as AutoGluon's
@@ -11,9 +10,10 @@
   folds for its OOF prediction, refitted on every OOF row for the test prediction.
 - ``auto`` (``fit_blend``): each applicable method is cross-fitted over the folds (fitted on the
   other folds' OOF rows, applied to the held-out fold) and the best cross-validated one is fitted
-  on all OOF rows. "Best" is the task's primary metric, ties broken by the criterion below: the
-  two differ for classification only, where weights fitted on log loss can still lose accuracy
-  to one candidate (ESC-10: nested blend 0.905 against the nested best single's 0.920).
+  on all OOF rows, by the criterion below. ``single`` is not among them, and the choice is not
+  made on accuracy: on 11 ESC-10 candidate pools, nested, letting ``auto`` also pick ``single``
+  and choose on accuracy was worse in 8 and better in 1 (mean -0.006); either change alone never
+  paid on average (benchmarks/results/blend_selection_esc10.md). A noisier choice costs more than it saves.
 
 Multilabel only, ``per_class``: grid or greedy weights refined per class column
 (``audiofold.classwise``: forward selection on each column, shrunk towards the global weights);
@@ -23,8 +23,8 @@ per class already.
 Criteria: regression kinds -> RMSE (mean over targets); classification -> log loss (accuracy
 ties too often to separate blends); multilabel -> lwlrap of rank-averaged scores (each
 candidate's class columns become ranks scaled to [0, 1], so candidates on different score
-scales mix fairly). Weights are fitted on the criterion; ``single`` and ``auto`` choose by the
-primary metric first. ``predict_blend`` applies the same transform to held-out and test predictions.
+scales mix fairly). ``single`` picks by the primary metric, ties by the criterion.
+``predict_blend`` applies the same transform to held-out and test predictions.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
 MIN_IMPROVEMENT = 1e-12
-# In this order: `auto` breaks ties towards the earlier (simpler) method.
 METHODS = ("single", "grid", "greedy", "stack")
+# What `auto` compares, in this order: it breaks ties towards the earlier (simpler) method.
+AUTO_METHODS = ("grid", "greedy", "stack")
 PER_CLASS_MODES = ("auto", True, False)
 
 
@@ -68,29 +69,6 @@ def _criterion(task: TaskSpec) -> tuple[str, bool, Callable[[np.ndarray, np.ndar
     if task.kind == "classification":
         return "log_loss", False, _log_loss
     return "lwlrap", True, metrics.lwlrap
-
-
-def _selection(task: TaskSpec, prep: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray], tuple[float, float]]:
-    """fn(y, blend output) -> key, greater is better: the task's primary metric, then the criterion.
-    ``single`` and ``auto`` rank by it; the weights are fitted on the smooth criterion alone."""
-    primary, greater = metrics.primary(task.kind)
-    sign = 1.0 if greater else -1.0
-    criterion_fn, criterion_sign = prep["fn"], prep["sign"]
-
-    def key(y: np.ndarray, P: np.ndarray) -> tuple[float, float]:
-        criterion = criterion_sign * criterion_fn(y, P)
-        if primary == prep["criterion"]:
-            return criterion, criterion
-        return sign * metrics.METRICS[primary](y, P, task), criterion
-
-    return key
-
-
-def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether selection key ``a`` beats ``b`` by more than float noise (primary first)."""
-    if abs(a[0] - b[0]) > MIN_IMPROVEMENT:
-        return a[0] > b[0]
-    return a[1] > b[1] + MIN_IMPROVEMENT
 
 
 def rank_matrix(P: np.ndarray) -> np.ndarray:
@@ -184,12 +162,14 @@ def single_weights(candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskS
     name), weight 1. Returns weights, score (its criterion), criterion, greater_is_better,
     single_scores and chosen."""
     prep = _prepare(candidates, y, task)
-    key = _selection(task, prep)
-    best, best_key = None, None
-    for name in sorted(candidates):
-        current = key(y, _combine(np.ones(1), prep["transformed"][name][None], task))
-        if best_key is None or _better(current, best_key):
-            best, best_key = name, current
+    primary, greater = metrics.primary(task.kind)
+    sign = 1.0 if greater else -1.0
+
+    def key(name: str) -> tuple[float, float]:
+        alone = _combine(np.ones(1), prep["transformed"][name][None], task)
+        return sign * metrics.METRICS[primary](y, alone, task), prep["sign"] * prep["single_scores"][name]
+
+    best = max(sorted(candidates), key=key)  # max keeps the first of equals: the earliest name
     return {
         "weights": {name: float(name == best) for name in candidates},
         "score": prep["single_scores"][best],
@@ -454,7 +434,7 @@ def applicable_methods(method: str, n_candidates: int, max_candidates: int) -> l
     """The methods ``method`` stands for: itself, or for ``auto`` every method, grid only where
     every candidate fits in it (greedy covers the larger pools)."""
     if method == "auto":
-        return [m for m in METHODS if m != "grid" or n_candidates <= max_candidates]
+        return [m for m in AUTO_METHODS if m != "grid" or n_candidates <= max_candidates]
     if method not in METHODS:
         raise ConfigError(f"blend.method: {method!r} is not one of auto, {', '.join(METHODS)}.")
     return [method]
@@ -477,9 +457,8 @@ def fit_blend(
     """The whole blend step on OOF rows: choose the method, fit it on every row.
 
     ``auto`` cross-fits every applicable method over ``folds`` and keeps the best cross-validated
-    primary metric, ties broken by the criterion (``method_scores``; ``method_primary`` where the
-    primary metric is not the criterion; remaining ties go to the earlier of single, grid, greedy,
-    stack), so the choice is judged on rows no method was fitted on. ``stack`` is cross-fitted as well, for its OOF.
+    criterion (``method_scores``; ties go to the earlier of grid, greedy, stack), so the choice is
+    judged on rows no method was fitted on. ``stack`` is cross-fitted as well, for its OOF.
     Multilabel ``per_class`` (True, False or ``auto``): where grid or greedy is chosen, refine its
     weights per class; ``auto`` cross-fits the chosen method with and without and keeps per-class
     weights only where they score better.
@@ -504,32 +483,24 @@ def fit_blend(
         "per_class_shrinkage": per_class_shrinkage,
     }
     n_folds = len(np.unique(folds))
-    cross_fitted, method_scores, keys = {}, {}, {}
+    cross_fitted, method_scores = {}, {}
     if method in ("auto", "stack"):
         if n_folds < 2:
             raise DataError(
                 f"blend.method {method}: cross-fitting needs OOF rows from >= 2 folds, got {n_folds}; "
                 "use blend.method single, grid or greedy, or more folds."
             )
-        key = _selection(task, prep)
         for m in methods:
             cross_fitted[m] = cross_fit(m, candidates, y, folds, task, **options)
             method_scores[m] = float(prep["fn"](y, cross_fitted[m]))
-            keys[m] = key(y, cross_fitted[m])
-    chosen = methods[0]
-    for m in methods[1:] if keys else []:
-        if _better(keys[m], keys[chosen]):
-            chosen = m
+    chosen, best = methods[0], -np.inf
+    for m in methods if method_scores else []:
+        if prep["sign"] * method_scores[m] > best + MIN_IMPROVEMENT:
+            chosen, best = m, prep["sign"] * method_scores[m]
     decision = _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options)
     result = fit_method(chosen, candidates, y, task, per_class=bool(decision and decision["applied"]), **options)
     oof = cross_fitted["stack"] if chosen == "stack" else predict_blend(result, candidates, task)
     result.update(requested=method, method_scores=method_scores, score=float(prep["fn"](y, oof)))
-    primary, greater = metrics.primary(task.kind)
-    if keys and primary != prep["criterion"]:  # what the choice was made on, where not the criterion
-        result["method_primary"] = {
-            "metric": primary,
-            "scores": {m: float(v[0] if greater else -v[0]) for m, v in keys.items()},
-        }
     if decision is not None:
         result["per_class"] = {
             **decision,
@@ -626,16 +597,12 @@ def blend_files(
         per_class_min_positives=per_class_min_positives,
         per_class_shrinkage=per_class_shrinkage,
     )
-    chosen_on = result.get("method_primary")
     log.info(
-        "blend method %s (blend.method %s; cross-validated %s per method: %s%s); OOF %s %.4f",
+        "blend method %s (blend.method %s; cross-validated %s per method: %s); OOF %s %.4f",
         result["method"],
         method,
         result["criterion"],
         ", ".join(f"{m} {v:.4f}" for m, v in result["method_scores"].items()) or "not compared",
-        f"; chosen on {chosen_on['metric']}: " + ", ".join(f"{m} {v:.4f}" for m, v in chosen_on["scores"].items())
-        if chosen_on
-        else "",
         result["criterion"],
         result["score"],
     )

@@ -217,8 +217,8 @@ def single_beats_blend(comparison: dict, task: TaskSpec, chosen: list[str]) -> s
     if task.kind == "classification" and log_loss is not None:  # the blend's criterion is not the primary
         warning += f" The blend is fitted on log loss, where blend minus single is {log_loss:+.4f}."
     return warning + (
-        " blend.method: single submits the candidate with the best OOF score alone (auto picks it only "
-        "where it wins the cross-validated comparison)."
+        " blend.method: single submits the candidate with the best OOF score alone, and this nested "
+        "score then judges that choice too."
     )
 
 

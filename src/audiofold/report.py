@@ -99,7 +99,6 @@ def summarise(
         "method": weights.get("method", "grid"),  # weights.json from before blend.method was grid search
         "method_requested": weights.get("requested"),
         "method_scores": weights.get("method_scores", {}),
-        "method_primary": weights.get("method_primary"),
         "weights": weights["weights"],
         "criterion": weights.get("criterion"),
         "rounding": weights.get("rounding"),
@@ -226,10 +225,6 @@ def method_html(blend: dict) -> str:
         if blend.get("method_scores"):
             scores = ", ".join(f"{m} {v:.4f}" for m, v in blend["method_scores"].items())
             line += f"; cross-validated {blend.get('criterion')} over the folds: {scores}"
-        if blend.get("method_primary"):  # the choice was made on the primary metric first
-            chosen_on = blend["method_primary"]
-            scores = ", ".join(f"{m} {v:.4f}" for m, v in chosen_on["scores"].items())
-            line += f"; chosen on {chosen_on['metric']}: {scores}"
         line += ")"
     return line + "</li>"
 

@@ -1,0 +1,81 @@
+"""benchmarks/blend_selection.py: its shipped-`auto` rule is the real nested blend, its other rules
+really change what is compared, and the pools are what their names say."""
+
+import importlib.util
+
+import numpy as np
+from scipy.special import softmax
+
+from audiofold import metrics
+from audiofold.nested import nested_blend
+from audiofold.tasks import TaskSpec
+
+from conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("blend_selection", ROOT / "benchmarks" / "blend_selection.py")
+selection = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(selection)
+
+CLS = TaskSpec("classification", "id", ["label"], classes=list("abcd"))
+
+
+def _candidates(seed=0, n=240):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    names = ["aisfx/knn/main", "aisfx/prompt/main", "aisfx/prompt/main+pl", "logmel/knn/main"]
+    return y, {
+        name: softmax(2 * np.eye(4)[y] + rng.normal(0, 1 + 0.3 * i, (n, 4)), axis=1) for i, name in enumerate(names)
+    }
+
+
+def test_pools_split_by_backbone_head_and_round_and_drop_singletons():
+    y, candidates = _candidates()
+    pools = selection.pools(list(candidates))
+    assert pools["all"] == list(candidates)
+    assert pools["no +pl"] == ["aisfx/knn/main", "aisfx/prompt/main", "logmel/knn/main"]
+    assert pools["backbone aisfx"] == ["aisfx/knn/main", "aisfx/prompt/main", "aisfx/prompt/main+pl"]
+    assert "backbone logmel" not in pools  # one candidate: nothing to blend
+    assert pools["head prompt"] == ["aisfx/prompt/main", "aisfx/prompt/main+pl"]
+    assert pools["main variants"] == ["aisfx/knn/main", "aisfx/prompt/main", "logmel/knn/main"]
+
+
+def test_the_auto_rule_is_the_shipped_nested_blend_and_the_others_compare_more():
+    y, candidates = _candidates(1)
+    folds = np.arange(len(y)) % 4
+    row = selection.score_pool(candidates, y, folds, CLS)
+    shipped, chosen = nested_blend(candidates, y, folds, CLS)
+    assert row["auto"]["nested"] == metrics.accuracy(y, shipped, CLS)
+    assert row["auto"]["methods"] == [c["method"] for c in chosen]
+    assert all(m != "single" for m in row["auto"]["methods"] + row["auto on primary"]["methods"])
+    for rule in selection.RULES:
+        assert 0.25 < row[rule]["nested"] <= 1.0 and len(row[rule]["methods"]) == 4
+    # with single among the methods, its cross-fitted score is compared (and recorded per fold)
+    fit = selection.rule_fit_blend(with_single=True, on_primary=True)
+    result, _ = fit(
+        candidates,
+        y,
+        folds,
+        CLS,
+        method="auto",
+        step=0.1,
+        max_candidates=6,
+        greedy_rounds=25,
+        per_class=False,
+        per_class_min_positives=10,
+        per_class_shrinkage=10.0,
+    )
+    assert list(result["method_scores"]) == ["single", "grid", "greedy", "stack"]
+    assert result["method"] in result["method_scores"]
+    text = selection.markdown(
+        {
+            "run": "x",
+            "task": "classification",
+            "primary": "accuracy",
+            "n_rows": 240,
+            "n_folds": 4,
+            "setup": {"backbones": ["aisfx", "logmel"], "heads": ["knn", "prompt"], "pseudo_labels": True},
+            "pools": {"all": row},
+        }
+    )
+    assert "| all | 4 | " in text and "- auto+single: " in text
+    assert "Candidates: backbones aisfx, logmel; heads knn, prompt; with the teacher-student round (+pl)." in text
