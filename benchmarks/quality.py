@@ -55,6 +55,7 @@ DEFAULT_BACKBONES = {
     "mfcc": {"type": "mfcc", "sample_rate": 16000, "n_mfcc": 20},
     "aisfx": {"type": "aisfx"},
     "distillmos": {"type": "distillmos", "keep_sequence": True},
+    "resemblyzer": {"type": "resemblyzer"},
 }
 
 

@@ -1,4 +1,4 @@
-"""aisfx and distillmos with the real pretrained weights their PyPI packages ship."""
+"""aisfx, distillmos and resemblyzer with the real pretrained weights their PyPI packages ship."""
 
 import numpy as np
 import pytest
@@ -28,6 +28,55 @@ def aisfx():
 @pytest.fixture(scope="module")
 def distillmos():
     return build_backbone("mos", {"type": "distillmos", "keep_sequence": True})
+
+
+@pytest.fixture(scope="module")
+def resemblyzer():
+    return build_backbone("spk", {"type": "resemblyzer", "keep_sequence": True})
+
+
+def voices(seconds, seed=0):
+    """Two synthetic 'voices': glottal-like pulse trains at 110 and 220 Hz through different vowel-ish
+    resonances, talking for about 1.4 s and pausing for about 1.1 s (pauses long enough for the VAD to cut)."""
+    sr = 16000
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(seed)
+    out = []
+    for f0, formants in ((110, (700, 1200)), (220, (400, 2300))):
+        pulses = np.sign(np.sin(2 * np.pi * f0 * t)) * 0.05
+        voice = sum(np.sin(2 * np.pi * f * t) * pulses for f in formants) + 0.002 * rng.standard_normal(len(t))
+        out.append(voice * (np.sin(2 * np.pi * 0.4 * t) > -0.2))
+    return np.stack(out).astype(np.float32)
+
+
+def test_resemblyzer_matches_the_packages_own_utterance_embedding(resemblyzer):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from resemblyzer import VoiceEncoder, preprocess_wav
+
+    reference = VoiceEncoder("cpu", verbose=False)
+    crops = voices(4.0)
+    out = resemblyzer.embed_outputs(crops)
+    assert out["X"].shape == (2, 256) and all(s.shape[1] == 256 and len(s) >= 2 for s in out["seq"])
+    for mine, wave in zip(out["X"], crops):
+        theirs = reference.embed_utterance(preprocess_wav(wave, source_sr=16000))
+        np.testing.assert_allclose(mine / np.linalg.norm(mine), theirs, rtol=1e-4, atol=1e-5)
+    assert float(out["X"][0] @ out["X"][1]) / np.prod(np.linalg.norm(out["X"], axis=1)) < 0.99
+    assert len(resemblyzer.describe()["checkpoint"]["sha256"]) == 64
+
+
+def test_resemblyzer_partials_follow_the_length_and_silence_option(resemblyzer):
+    untrimmed = build_backbone("spk", {"type": "resemblyzer", "keep_sequence": True, "trim_silence": False})
+    crops = voices(6.0)
+    # 1.6 s partials starting every 0.77 s (1.3 a second) while 75 % of one still has audio: 7 in 6 s;
+    # trimming the pauses shortens the crop, so fewer
+    assert [len(s) for s in untrimmed.embed_outputs(crops)["seq"]] == [7, 7]
+    assert all(len(s) < 7 for s in resemblyzer.embed_outputs(crops)["seq"])
+    silence = np.zeros((1, 16000), np.float32)  # nothing for the VAD to keep: the crop itself is embedded
+    assert np.isfinite(resemblyzer.embed_batch(silence + 1e-4)).all()
+    assert untrimmed.describe()["params"]["trim_silence"] is False
 
 
 def test_aisfx_loads_the_package_weights_like_the_package(aisfx):
@@ -89,6 +138,8 @@ def test_distillmos_int8_stays_close_to_fp32(distillmos):
         ({"type": "aisfx", "sample_rate": 16000}, r"backbones\.b\.sample_rate: aisfx was trained at 44100 Hz"),
         ({"type": "aisfx", "precision": "fp16"}, r"backbones\.b\.precision: fp16 autocast is for GPU"),
         ({"type": "distillmos", "pooling": "attention"}, r"backbones\.b\.pooling: must be one of mean, mean_std"),
+        ({"type": "resemblyzer", "trim_silence": "yes"}, r"backbones\.b\.trim_silence: must be true or false"),
+        ({"type": "resemblyzer", "sample_rate": 22050}, r"backbones\.b\.sample_rate: resemblyzer was trained at 16000"),
     ],
 )
 def test_packaged_bad_options(params, message):

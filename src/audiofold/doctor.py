@@ -127,8 +127,10 @@ def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -
         return Check(package, False if needed else None, detail)
 
     def probe() -> str:
+        from .backbones.packaged import import_package_module
+
         for module in modules:
-            importlib.import_module(module)
+            import_package_module(module)
         return f"{version} (imported {', '.join(modules)})"
 
     return check_import(package, probe, fix)

@@ -10,7 +10,7 @@ from ..registry import config_options, keyword_options
 from .base import Backbone, BackboneOptionError
 from .handcrafted import LogMelBackbone, MFCCBackbone
 from .hf import HFBackbone
-from .packaged import AisfxBackbone, DistillMOSBackbone
+from .packaged import AisfxBackbone, DistillMOSBackbone, ResemblyzerBackbone
 from .panns import PannsBackbone
 from .torchaudio_ssl import TorchaudioSSLBackbone
 
@@ -20,6 +20,7 @@ BACKBONES: dict[str, type[Backbone]] = {
     "torchaudio": TorchaudioSSLBackbone,
     "aisfx": AisfxBackbone,
     "distillmos": DistillMOSBackbone,
+    "resemblyzer": ResemblyzerBackbone,
     "panns": PannsBackbone,
     "hf": HFBackbone,
 }

@@ -4,8 +4,11 @@
   block of a 96-band log-mel spectrogram at 44.1 kHz (blocks hop by half a block).
 - ``distillmos`` (0.9.1): a speech-quality model distilled from XLS-R; its 200-d transformer frames
   (50 per second, read by a hook on the norm before its attention pooling) are the features.
+- ``resemblyzer`` (0.1.4): a GE2E speaker encoder (3-layer LSTM on 40 mel bands); one 256-d
+  L2-normed vector per 1.6 s partial utterance, 1.3 partials a second, after the package's own
+  volume normalisation and silence trimming. Voice and accent carry part of a pronunciation rating.
 
-Both pool their frames (mean, or mean and standard deviation) and can keep them as sequences.
+All pool their frames (mean, or mean and standard deviation) and can keep them as sequences.
 """
 
 from __future__ import annotations
@@ -56,6 +59,13 @@ class _PackagedBackbone(Backbone):
         )
         self.pooling = pooling
         self.keeps_sequence = bool(keep_sequence)
+
+    def _adopt(self, model, checkpoint_path: Path):
+        """Record the packaged weights file and set the loaded model up for inference."""
+        self.checkpoint_path = Path(checkpoint_path)
+        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        model.eval()
+        self.model = quantize_linear_int8(model) if self.precision == "int8" else model
 
     @property
     def dim(self) -> int:
@@ -110,20 +120,32 @@ class _PackagedBackbone(Backbone):
 
 
 # What each packaged backbone imports from its package (``audiofold doctor`` imports the same).
-PACKAGE_MODULES = {"aisfx": ("aisfx.inference", "aisfx.models.cnn2d"), "distillmos": ("distillmos.sqa",)}
+PACKAGE_MODULES = {
+    "aisfx": ("aisfx.inference", "aisfx.models.cnn2d"),
+    "distillmos": ("distillmos.sqa",),
+    "resemblyzer": ("resemblyzer.voice_encoder", "resemblyzer.audio"),
+}
+
+
+def import_package_module(module: str):
+    """Import one of PACKAGE_MODULES (here and in ``audiofold doctor``)."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():  # resemblyzer imports scipy.ndimage.morphology, a deprecated alias
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return importlib.import_module(module)
 
 
 def _package_import(kind: str, module: str):
-    import importlib
-
     try:
-        return importlib.import_module(module)
+        return import_package_module(module)
     except ImportError as exc:
         raise BackboneOptionError(
             kind,
             "type",
             f"needs the {module} package ({exc}); run `make install` "
-            f"(it installs aisfx==0.1.2 and distillmos==0.9.1 with --no-deps)",
+            "(it installs requirements/packaged-weights.txt with --no-deps)",
         ) from None
 
 
@@ -158,16 +180,13 @@ class AisfxBackbone(_PackagedBackbone):
         inference = _package_import(self.type_name, "aisfx.inference")
         from aisfx.models.cnn2d import EmbeddingNet
 
-        self.checkpoint_path = Path(inference.get_path_modelWeights())
-        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        weights = Path(inference.get_path_modelWeights())
         # The file is the package's own pickle of (state dict, dataset dict with numpy ints): trusted, not a user file.
-        state, _ = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        self.model = EmbeddingNet("max", 3, 1, 64)  # the package's X-Sequential-CE configuration
+        state, _ = torch.load(weights, map_location="cpu", weights_only=False)
+        model = EmbeddingNet("max", 3, 1, 64)  # the package's X-Sequential-CE configuration
         prefix = "embedding_net."
-        self.model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-        self.model.eval()
-        if self.precision == "int8":
-            self.model = quantize_linear_int8(self.model)
+        model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        self._adopt(model, weights)
         # HTK mel bands with unit-area (L1) weights, as the package's librosa front end.
         self.mel_basis = librosa.filters.mel(
             sr=44100, n_fft=self.N_FFT, n_mels=self.N_MELS, fmin=0.0, fmax=22050.0, htk=True, norm=1.0
@@ -227,13 +246,9 @@ class DistillMOSBackbone(_PackagedBackbone):
         import contextlib
         import io
 
-        self.checkpoint_path = Path(sqa.DEFAULT_WEIGHTS_CHKPT)
-        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
         with contextlib.redirect_stdout(io.StringIO()):  # it prints where it loaded from
-            self.model = sqa.ConvTransformerSQAModel(load_weights=True, segmenting_in_forward=False)
-        self.model.eval()
-        if self.precision == "int8":
-            self.model = quantize_linear_int8(self.model)
+            model = sqa.ConvTransformerSQAModel(load_weights=True, segmenting_in_forward=False)
+        self._adopt(model, sqa.DEFAULT_WEIGHTS_CHKPT)
         self.window = sqa.SEQ_LEN  # the transformer's positional table fixes the input at 7.68 s
         self._captured = []
         self.model.transformer_pool_attn.norm_trans.register_forward_hook(
@@ -252,3 +267,54 @@ class DistillMOSBackbone(_PackagedBackbone):
         hidden = self._captured.pop().transpose(1, 2)  # norm_trans sees (N, 200, frames)
         hidden = hidden.reshape(n, -1, self.frame_dim)[:, : max(1, math.ceil(length / self.HOP))]
         return list(hidden)
+
+
+class ResemblyzerBackbone(_PackagedBackbone):
+    """Resemblyzer's GE2E speaker encoder, the package's own weights; 256-d per 1.6 s partial utterance."""
+
+    type_name = "resemblyzer"
+    frame_dim = 256
+    trained_rate = 16000
+    PARTIALS_PER_SECOND, MIN_COVERAGE = 1.3, 0.75  # the package's embed_utterance defaults
+
+    def __init__(
+        self,
+        *,
+        pooling: str = "mean",
+        keep_sequence: bool = False,
+        sample_rate: int = 16000,
+        crop_seconds: float | None = None,
+        precision: str = "fp32",
+        trim_silence: bool = True,
+    ) -> None:
+        super().__init__(
+            sample_rate=sample_rate,
+            crop_seconds=crop_seconds,
+            pooling=pooling,
+            keep_sequence=keep_sequence,
+            precision=precision,
+        )
+        if not isinstance(trim_silence, bool):
+            raise BackboneOptionError(self.type_name, "trim_silence", f"must be true or false, got {trim_silence!r}")
+        encoder = _package_import(self.type_name, "resemblyzer.voice_encoder")
+        self.audio = _package_import(self.type_name, "resemblyzer.audio")
+        self.trim_silence = self.params["trim_silence"] = trim_silence
+        self._adopt(encoder.VoiceEncoder("cpu", verbose=False), Path(encoder.__file__).with_name("pretrained.pt"))
+
+    def frames(self, crops):
+        import torch
+
+        out = []
+        for wave in crops.numpy():
+            if self.trim_silence:
+                trimmed = self.audio.preprocess_wav(wave, source_sr=self.trained_rate)
+                wave = trimmed if len(trimmed) else wave  # all silence: keep the crop rather than nothing
+            else:
+                wave = self.audio.normalize_volume(wave, self.audio.audio_norm_target_dBFS, increase_only=True)
+            wave_slices, mel_slices = self.model.compute_partial_slices(
+                len(wave), self.PARTIALS_PER_SECOND, self.MIN_COVERAGE
+            )
+            wave = np.pad(wave, (0, max(0, wave_slices[-1].stop - len(wave))))
+            mel = self.audio.wav_to_mel_spectrogram(wave.astype(np.float32))
+            out.append(self.model(torch.from_numpy(np.stack([mel[s] for s in mel_slices]))))
+        return out
