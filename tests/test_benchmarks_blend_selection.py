@@ -35,6 +35,8 @@ def test_pools_split_by_backbone_head_and_round_and_drop_singletons():
     assert pools["no +pl"] == ["aisfx/knn/main", "aisfx/prompt/main", "logmel/knn/main"]
     assert pools["backbone aisfx"] == ["aisfx/knn/main", "aisfx/prompt/main", "aisfx/prompt/main+pl"]
     assert "backbone logmel" not in pools  # one candidate: nothing to blend
+    assert pools["without logmel"] == pools["backbone aisfx"]
+    assert "without aisfx" not in pools
     assert pools["head prompt"] == ["aisfx/prompt/main", "aisfx/prompt/main+pl"]
     assert pools["main variants"] == ["aisfx/knn/main", "aisfx/prompt/main", "logmel/knn/main"]
 
@@ -79,3 +81,30 @@ def test_the_auto_rule_is_the_shipped_nested_blend_and_the_others_compare_more()
     )
     assert "| all | 4 | " in text and "- auto+single: " in text
     assert "Candidates: backbones aisfx, logmel; heads knn, prompt; with the teacher-student round (+pl)." in text
+
+
+def test_one_rule_and_leave_one_backbone_out_pools_render_what_each_backbone_adds():
+    y, candidates = _candidates(2)
+    folds = np.arange(len(y)) % 4
+    pools = selection.pools(list(candidates))
+    rows = {
+        pool: selection.score_pool({n: candidates[n] for n in pools[pool]}, y, folds, CLS, ["auto"])
+        for pool in ("all", "without logmel")
+    }
+    assert list(rows["all"]) == ["n_candidates", "best_single_nested", "auto"]
+    text = selection.markdown(
+        {
+            "run": "x",
+            "task": "classification",
+            "primary": "accuracy",
+            "n_rows": 240,
+            "n_folds": 4,
+            "setup": {"backbones": ["aisfx", "logmel"], "heads": ["knn", "prompt"], "pseudo_labels": True},
+            "pools": rows,
+        }
+    )
+    gain = rows["all"]["auto"]["nested"] - rows["without logmel"]["auto"]["nested"]
+    loss_drop = rows["without logmel"]["auto"]["scores"]["log_loss"] - rows["all"]["auto"]["scores"]["log_loss"]
+    assert rows["all"]["auto"]["scores"]["accuracy"] == rows["all"]["auto"]["nested"]
+    assert f"- logmel: accuracy {gain:+.4f}, macro_f1 " in text and f"log_loss {loss_drop:+.4f}" in text
+    assert "auto+single" not in text and "per pool (better" not in text
