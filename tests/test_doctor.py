@@ -143,7 +143,7 @@ def test_cache_estimate_scales_with_data_and_sample_rates():
 def test_imports_only_passes_in_the_installed_environment():
     proc = _doctor_imports_only(os.environ.get("PYTHONPATH", ""))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for piece in ("torch", "torchaudio", "transformers", "aisfx", "distillmos"):
+    for piece in ("torch", "torchaudio", "transformers", "aisfx", "distillmos", "resemblyzer"):
         assert f"[ok  ] {piece}: " in proc.stdout, piece
     assert "libtorchaudio loaded" in proc.stdout and proc.stdout.rstrip().endswith("imports ok")
     assert "run time" not in proc.stdout  # no config, no estimate: this path stays fast
@@ -228,7 +228,7 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
     """Per-clip and per-fit costs stubbed to fixed numbers: the arithmetic on top of them, exactly."""
     from audiofold import estimate
 
-    cost = {"aisfx": 0.5, "distillmos": 0.2, "logmel": 0.01, "mfcc": 0.01}  # seconds per clip
+    cost = {"aisfx": 0.5, "distillmos": 0.2, "resemblyzer": 0.1, "logmel": 0.01, "mfcc": 0.01}  # seconds per clip
     monkeypatch.setattr(
         estimate,
         "measure_backbone",
@@ -237,13 +237,13 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
             "per_clip": cost[name] * seconds,
             "decode": 0.0,
             "dim": 8,
-            "torch": name in ("aisfx", "distillmos"),
+            "torch": name in ("aisfx", "distillmos", "resemblyzer"),
         },
     )
     monkeypatch.setattr(estimate, "measure_head", lambda params, task, dim, rows, seed=0: 0.01 * rows)
     small = _init_config(_data_folder(tmp_path / "small", 60, 20))
     big = _init_config(_data_folder(tmp_path / "big", 120, 40))
-    assert set(small["backbones"]) == {"aisfx", "distillmos", "logmel", "mfcc"}  # init's default
+    assert set(small["backbones"]) == {"aisfx", "distillmos", "resemblyzer", "logmel", "mfcc"}  # init's default
 
     one = estimate.estimate_run_time(small, cores=2, startup=(2.0, 3.0))
     two = estimate.estimate_run_time(big, cores=2, startup=(2.0, 3.0))
@@ -255,11 +255,12 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
     assert one.parts["logmel"] == pytest.approx(80 * 0.01 + 3 * (2.0 + bookkeeping + 1.0))  # no torch here
     for name in ("aisfx", "distillmos", "head lgbm"):
         assert two.parts[name] / one.parts[name] == pytest.approx(2.0, rel=0.05), name
-    # 5 folds + the refit per backbone x head, each on the fold's 4/5 of the rows, over 2 cores
-    assert one.parts["head lgbm"] == pytest.approx(4 * 6 * 0.01 * 48 / 2)
+    # 5 backbones x (5 folds + the refit), each on the fold's 4/5 of the rows, over 2 cores
+    assert one.parts["head lgbm"] == pytest.approx(5 * 6 * 0.01 * 48 / 2)
     line = one.line()
     assert line.startswith("estimated run time on this machine: ~")
-    for part in ("aisfx", "distillmos", "logmel", "mfcc", "head linear", "head lgbm", "head knn", "job start-ups"):
+    parts = ("aisfx", "distillmos", "resemblyzer", "logmel", "mfcc", "head linear", "head lgbm", "head knn")
+    for part in (*parts, "job start-ups"):
         assert f"{part} " in line, part
     assert "60 + 20 clips of ~1.0 s (the data tables) with --cores 2" in line
 

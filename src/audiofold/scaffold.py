@@ -4,10 +4,10 @@ Finds the tables by name (train / test / sample_submission), the audio folders b
 table ids to file names, and the id/label columns and task kind through ``audiofold.tasks`` (the
 same inference the prepare step runs), so what ``init`` prints is what the pipeline will do.
 
-Backbones and heads: by default every backbone this install builds offline (the packaged-weight
-``aisfx`` and ``distillmos`` when their packages import, plus the hand-crafted log-mel and MFCC) and
-the heads that paid off for the task kind in benchmarks/results/quality.md; ``fast`` keeps the
-template's hand-crafted backbones and heads.
+Backbones and heads: by default the backbones this install builds offline (the packaged-weight
+``aisfx`` and ``distillmos`` when their packages import, for ratings the ``resemblyzer`` speaker
+encoder too, plus the hand-crafted log-mel and MFCC) and the heads that paid off for the task kind
+in benchmarks/results/quality.md; ``fast`` keeps the template's hand-crafted backbones and heads.
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ _GROUP = re.compile(r"^(speaker.*|group|subject.*|user.*|session)$", re.I)
 
 
 # Pretrained backbones whose weights ship inside their PyPI packages (backbones/packaged.py): no download.
-PACKAGED_BACKBONES = {"aisfx": {"type": "aisfx"}, "distillmos": {"type": "distillmos"}}
+PACKAGED_BACKBONES = {
+    "aisfx": {"type": "aisfx"},
+    "distillmos": {"type": "distillmos"},
+    "resemblyzer": {"type": "resemblyzer"},
+}
+# Which of them each task family gets: the speaker encoder only where it was measured to pay (ratings).
+PACKAGED_FOR = {"rating": ("aisfx", "distillmos", "resemblyzer"), "class": ("aisfx", "distillmos")}
 # Heads per task kind, with the evidence (benchmarks/results/quality.md, 5-fold OOF on real audio,
 # and demo_scores.md); linear chooses its regularisation (C / alpha "auto") inside the training fold.
 RATING_HEADS = {
@@ -46,7 +52,7 @@ CLASS_HEADS = {"linear": {"type": "linear"}, "lgbm": {"type": "lgbm"}}
 HEAD_EVIDENCE = {
     "rating": (
         "on speechocean762 ratings (benchmarks/results/quality.md) the best head per backbone was lgbm "
-        "(aisfx 0.71, mfcc 0.60 Pearson), knn (logmel 0.49) or linear (distillmos 0.68), and the blend kept all three"
+        "(aisfx 0.71, resemblyzer 0.69, mfcc 0.60 Pearson), knn (logmel 0.49) or linear (distillmos 0.68), and the blend kept all three"
     ),
     "class": (
         "on ESC-10 (benchmarks/results/quality.md) linear was best on aisfx, distillmos and logmel "
@@ -59,6 +65,13 @@ PRETRAINED_EVIDENCE = (
     "on speechocean762 and accuracy from 0.82 (logmel/linear) to 0.90 (aisfx/linear) on ESC-10 "
     "(benchmarks/results/quality.md)"
 )
+BACKBONE_EVIDENCE = {
+    "rating": (
+        "on speechocean762 the speaker encoder resemblyzer adds +0.013 Pearson to the nested blend of the "
+        "other four (benchmarks/results/blend_selection_speechocean762.md)"
+    ),
+    "class": "",
+}
 
 
 def packaged_backbone_check(kind: str):
@@ -72,6 +85,7 @@ def packaged_backbone_check(kind: str):
 
 def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, dict, list[str]]:
     """(backbones, heads, notes) for a task ``kind``: the template's with ``fast``, else the strong default."""
+    family = "rating" if kind in ("regression", "multitarget") else "class"
     if fast:
         backbones, heads = template.get("backbones", {}), template.get("heads", {})
         return (
@@ -79,12 +93,13 @@ def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, 
             heads,
             [
                 f"backbones: {', '.join(backbones)}; heads: {', '.join(heads)} (--fast: hand-crafted features only; "
-                f"without --fast init adds the pretrained {', '.join(PACKAGED_BACKBONES)} when installed: "
+                f"without --fast init adds the pretrained {', '.join(PACKAGED_FOR[family])} when installed: "
                 f"{PRETRAINED_EVIDENCE})"
             ],
         )
     notes, backbones = [], {}
-    for name, params in PACKAGED_BACKBONES.items():
+    for name in PACKAGED_FOR[family]:
+        params = PACKAGED_BACKBONES[name]
         check = packaged_backbone_check(name)
         if check.ok:
             backbones[name] = dict(params)
@@ -92,14 +107,14 @@ def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, 
             notes.append(f"backbone {name} left out: {check.detail}; then run `audiofold init` again")
     pretrained = list(backbones)
     backbones.update(copy.deepcopy(template.get("backbones", {})))
-    family = "rating" if kind in ("regression", "multitarget") else "class"
     heads = copy.deepcopy(RATING_HEADS if family == "rating" else CLASS_HEADS)
     notes.insert(
         0,
         f"backbones: {', '.join(backbones)} "
         + (
-            f"(pretrained {', '.join(pretrained)} with packaged weights, no download: {PRETRAINED_EVIDENCE}; "
-            "--fast for hand-crafted features only)"
+            f"(pretrained {', '.join(pretrained)} with packaged weights, no download: {PRETRAINED_EVIDENCE}"
+            + (f"; {BACKBONE_EVIDENCE[family]}" if BACKBONE_EVIDENCE[family] else "")
+            + "; --fast for hand-crafted features only)"
             if pretrained
             else "(hand-crafted only: no pretrained backbone imports here)"
         ),
