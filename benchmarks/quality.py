@@ -24,7 +24,8 @@ nested score (the issue's "Quality on real data"); the report says whether it is
         [--max-clips 100] [--cores 2] [--epochs 30] [--data-dir ../shared/datasets]
 
 ``--head-config FILE.yaml``: a mapping head name -> options that replaces the built-in heads block
-(``--heads`` then picks from it). A head whose type does not fit a data set's task kind is left
+(``--heads`` then picks from it); ``--backbone-config FILE.yaml`` does the same for the backbones
+(e.g. ``panns: {type: panns, checkpoint: ~/Cnn14_mAP=0.431.pth}`` where the weights are at hand). A head whose type does not fit a data set's task kind is left
 out of that data set's run, and the report lists it. ``--render`` only rewrites quality.md from
 quality.json (after a change to the report), running nothing.
 """
@@ -116,15 +117,16 @@ MIX_PEAK = 0.99  # a mixture louder than this is scaled down as a whole (no clip
 SOURCE_SEP = "|"  # between the source files of a mixture in mixtures.csv (ESC-10 names hold spaces, not bars)
 
 
-def available_backbones(names: list[str]) -> list[str]:
-    """The requested backbones this install can build (the packaged ones need their extra packages)."""
+def available_backbones(backbones: dict[str, dict]) -> dict[str, dict]:
+    """The backbones this install can build (the packaged ones need their extra packages, a
+    checkpoint-based one its weights)."""
     from audiofold.backbones import build_backbone
 
-    usable = []
-    for name in names:
+    usable = {}
+    for name, params in backbones.items():
         try:
-            build_backbone(name, DEFAULT_BACKBONES[name])
-            usable.append(name)
+            build_backbone(name, params)
+            usable[name] = params
         except Exception as exc:  # noqa: BLE001 - report and skip a backbone this machine lacks
             print(f"skipping backbone {name}: {exc}", file=sys.stderr)
     return usable
@@ -267,7 +269,7 @@ def write_dataset(
 
 
 # ---- the heads ----------------------------------------------------------------------------------
-def heads_for(kind: str, heads: dict[str, dict], backbones: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+def heads_for(kind: str, heads: dict[str, dict], backbones: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
     """(the heads block for a task of ``kind``, {left-out head: why}).
 
     A head is left out where its class refuses the kind (e.g. prompt on multilabel) or where it
@@ -287,7 +289,7 @@ def heads_for(kind: str, heads: dict[str, dict], backbones: list[str]) -> tuple[
         scale={"min": 0.0, "max": 10.0, "step": None} if kind in ("regression", "multitarget") else None,
     )
     chosen, left_out = {}, {}
-    sequence_backbones = [b for b in backbones if DEFAULT_BACKBONES[b].get("keep_sequence")]
+    sequence_backbones = [b for b, options in backbones.items() if options.get("keep_sequence")]
     for name, params in heads.items():
         options = {k: v for k, v in params.items() if k != "backbones"}
         try:
@@ -309,7 +311,7 @@ def heads_for(kind: str, heads: dict[str, dict], backbones: list[str]) -> tuple[
 # ---- the run ------------------------------------------------------------------------------------
 def run_dataset(
     name: str,
-    backbones: list[str],
+    backbones: dict[str, dict],
     heads: dict[str, dict],
     cores: int,
     scratch: Path,
@@ -324,7 +326,7 @@ def run_dataset(
         # only what was deleted (and what depends on it) reruns, not everything whose code changed
         seconds, load_before = _run_workflow(name, workdir, cores, "--rerun-triggers", "mtime")
         config = yaml.safe_load((workdir / "config.yaml").read_text())
-        _, left_out = heads_for(spec["kind"], heads, list(config["backbones"]))
+        _, left_out = heads_for(spec["kind"], heads, config["backbones"])
         return {
             **collect(name, workdir, seconds, load_before),
             "incremental": True,
@@ -336,7 +338,7 @@ def run_dataset(
     config["data"] = write_dataset(name, workdir, max_clips, data_dir=data_dir)
     config["task"] = {"kind": spec["kind"], **({"label_sep": ","} if spec["kind"] == "multilabel" else {})}
     config["cv"] = {**config.get("cv", {}), "n_folds": 5}
-    config["backbones"] = {b: DEFAULT_BACKBONES[b] for b in backbones}
+    config["backbones"] = dict(backbones)
     config["heads"], left_out = heads_for(spec["kind"], heads, backbones)
     config["pseudo_labels"] = {"enabled": pseudo_labels}  # round two as extra {variant}+pl candidates
     for head, why in left_out.items():
@@ -612,29 +614,41 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def load_heads(path: Path | None, epochs: int, names: list[str] | None) -> dict[str, dict]:
-    """The heads block: the built-in one, or ``path``'s mapping (name -> options with a ``type``),
-    narrowed to ``names`` when given."""
-    heads = head_configs(epochs)
+def load_block(path: Path | None, default: dict[str, dict], names: list[str] | None, key: str) -> dict[str, dict]:
+    """A ``heads`` or ``backbones`` block (``key``): ``default``, or ``path``'s mapping (name ->
+    options with a ``type``), narrowed to ``names`` when given."""
+    block, example = default, {"heads": "linear", "backbones": "panns"}[key]
     if path is not None:
-        heads = yaml.safe_load(path.read_text())
-        if not isinstance(heads, dict) or not heads:
-            raise SystemExit(f"{path}: must map head names to options (like config.yaml's heads: block).")
-        bad = [name for name, options in heads.items() if not isinstance(options, dict) or "type" not in options]
+        block = yaml.safe_load(path.read_text())
+        if not isinstance(block, dict) or not block:
+            raise SystemExit(f"{path}: must map {key} names to options (like config.yaml's {key}: block).")
+        bad = [name for name, options in block.items() if not isinstance(options, dict) or "type" not in options]
         if bad:
-            raise SystemExit(f"{path}: head(s) {bad} need a mapping of options with a 'type' (e.g. type: linear).")
+            raise SystemExit(f"{path}: {key} {bad} need a mapping of options with a 'type' (e.g. type: {example}).")
     if names:
-        unknown = [n for n in names if n not in heads]
+        unknown = [n for n in names if n not in block]
         if unknown:
-            raise SystemExit(f"--heads {unknown}: not in the heads block; it has {', '.join(heads)}")
-        heads = {n: heads[n] for n in names}
-    return heads
+            raise SystemExit(f"--{key} {unknown}: not in the {key} block; it has {', '.join(block)}")
+        block = {n: block[n] for n in names}
+    return block
+
+
+def load_heads(path: Path | None, epochs: int, names: list[str] | None) -> dict[str, dict]:
+    """The heads block: the built-in one, or ``path``'s mapping, narrowed to ``names`` when given."""
+    return load_block(path, head_configs(epochs), names, "heads")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), choices=list(DEFAULT_BACKBONES))
+    parser.add_argument("--backbones", nargs="+", default=None, help="Backbones of the backbones block to run.")
+    parser.add_argument(
+        "--backbone-config",
+        type=Path,
+        default=None,
+        help="YAML mapping backbone name -> options (e.g. a panns or hf backbone with its checkpoint); "
+        "replaces the built-in backbones.",
+    )
     parser.add_argument("--heads", nargs="+", default=None, help="Heads of the heads block to run (default: all).")
     parser.add_argument(
         "--head-config", type=Path, default=None, help="YAML mapping head name -> options; replaces the built-in heads."
@@ -665,7 +679,7 @@ def main() -> None:
         (args.out / "quality.md").write_text(markdown(json.loads((args.out / "quality.json").read_text())) + "\n")
         return
     heads = load_heads(args.head_config, args.epochs, args.heads)
-    backbones = available_backbones(args.backbones)
+    backbones = available_backbones(load_block(args.backbone_config, DEFAULT_BACKBONES, args.backbones, "backbones"))
     with tempfile.TemporaryDirectory() as tmp:
         scratch = args.keep or Path(tmp)
         results = [

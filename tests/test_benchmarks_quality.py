@@ -105,12 +105,13 @@ def test_subsample_is_stratified_and_seeded():
 
 
 def test_heads_block_per_task_kind_and_from_a_file(tmp_path):
-    heads, left_out = quality.heads_for("multilabel", quality.head_configs(2), ["logmel", "mfcc"])
+    both = {b: quality.DEFAULT_BACKBONES[b] for b in ("logmel", "mfcc")}
+    heads, left_out = quality.heads_for("multilabel", quality.head_configs(2), both)
     assert set(heads) == {"linear", "knn", "lgbm", "mlp"} and set(left_out) == {"prompt", "prompt_seq", "va"}
-    heads, left_out = quality.heads_for("classification", quality.head_configs(2), ["logmel", "mfcc"])
+    heads, left_out = quality.heads_for("classification", quality.head_configs(2), both)
     assert heads["prompt_seq"]["backbones"] == ["logmel"] and {"va", "mlp"} == set(left_out)
     # prompt reads sequences by default: without a backbone that keeps them it is left out
-    heads, left_out = quality.heads_for("classification", {"p": {"type": "prompt"}}, ["mfcc"])
+    heads, left_out = quality.heads_for("classification", {"p": {"type": "prompt"}}, {"mfcc": both["mfcc"]})
     assert heads == {} and "sequences" in left_out["p"]
 
     (tmp_path / "heads.yaml").write_text(
@@ -124,8 +125,28 @@ def test_heads_block_per_task_kind_and_from_a_file(tmp_path):
     with pytest.raises(SystemExit, match="not in the heads block"):
         quality.load_heads(tmp_path / "heads.yaml", 30, ["linear"])
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"x": {"k": 5}}))
-    with pytest.raises(SystemExit, match=r"\['x'\] need .* 'type'"):
+    with pytest.raises(SystemExit, match=r"heads \['x'\] need .* 'type' \(e.g. type: linear\)"):
         quality.load_heads(tmp_path / "bad.yaml", 30, None)
+
+
+def test_backbones_block_from_a_file_keeps_what_this_install_builds(tmp_path, capsys):
+    """A user with a checkpoint measures their own backbone: the file replaces the built-in block; one
+    that cannot be built here (a missing checkpoint) is skipped with the reason."""
+    block = {
+        "mel32": {"type": "logmel", "sample_rate": 16000, "n_mels": 32, "keep_sequence": True},
+        "panns": {"type": "panns", "checkpoint": str(tmp_path / "missing.pth")},
+    }
+    (tmp_path / "backbones.yaml").write_text(yaml.safe_dump(block))
+    loaded = quality.load_block(tmp_path / "backbones.yaml", quality.DEFAULT_BACKBONES, None, "backbones")
+    assert loaded == block
+    assert quality.available_backbones(loaded) == {"mel32": block["mel32"]}
+    skipped = capsys.readouterr().err
+    assert "skipping backbone panns" in skipped and "checkpoint" in skipped
+    heads, _ = quality.heads_for("classification", {"p": {"type": "prompt"}}, {"mel32": block["mel32"]})
+    assert heads["p"]["backbones"] == ["mel32"]  # the file's sequence backbone feeds the sequence head
+    assert list(quality.load_block(None, quality.DEFAULT_BACKBONES, ["mfcc"], "backbones")) == ["mfcc"]
+    with pytest.raises(SystemExit, match="--backbones \\['wavlm'\\]: not in the backbones block"):
+        quality.load_block(tmp_path / "backbones.yaml", quality.DEFAULT_BACKBONES, ["wavlm"], "backbones")
 
 
 def _fake_run(workdir, nested_lwlrap):
