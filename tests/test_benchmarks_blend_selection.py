@@ -28,6 +28,19 @@ def _candidates(seed=0, n=240):
     }
 
 
+def _result(pools: dict) -> dict:
+    """What main() writes for a run of 240 rows over 4 folds, with these pools' rows."""
+    return {
+        "run": "x",
+        "task": "classification",
+        "primary": "accuracy",
+        "n_rows": 240,
+        "n_folds": 4,
+        "setup": {"backbones": ["aisfx", "logmel"], "heads": ["knn", "prompt"], "pseudo_labels": True},
+        "pools": pools,
+    }
+
+
 def test_pools_split_by_backbone_head_and_round_and_drop_singletons():
     y, candidates = _candidates()
     pools = selection.pools(list(candidates))
@@ -68,17 +81,7 @@ def test_the_auto_rule_is_the_shipped_nested_blend_and_the_others_compare_more()
     )
     assert list(result["method_scores"]) == ["single", "grid", "greedy", "stack"]
     assert result["method"] in result["method_scores"]
-    text = selection.markdown(
-        {
-            "run": "x",
-            "task": "classification",
-            "primary": "accuracy",
-            "n_rows": 240,
-            "n_folds": 4,
-            "setup": {"backbones": ["aisfx", "logmel"], "heads": ["knn", "prompt"], "pseudo_labels": True},
-            "pools": {"all": row},
-        }
-    )
+    text = selection.markdown(_result({"all": row}))
     assert "| all | 4 | " in text and "- auto+single: " in text
     assert "Candidates: backbones aisfx, logmel; heads knn, prompt; with the teacher-student round (+pl)." in text
 
@@ -92,17 +95,7 @@ def test_one_rule_and_leave_one_backbone_out_pools_render_what_each_backbone_add
         for pool in ("all", "without logmel")
     }
     assert list(rows["all"]) == ["n_candidates", "best_single_nested", "auto"]
-    text = selection.markdown(
-        {
-            "run": "x",
-            "task": "classification",
-            "primary": "accuracy",
-            "n_rows": 240,
-            "n_folds": 4,
-            "setup": {"backbones": ["aisfx", "logmel"], "heads": ["knn", "prompt"], "pseudo_labels": True},
-            "pools": rows,
-        }
-    )
+    text = selection.markdown(_result(rows))
     gain = rows["all"]["auto"]["nested"] - rows["without logmel"]["auto"]["nested"]
     loss_drop = rows["without logmel"]["auto"]["scores"]["log_loss"] - rows["all"]["auto"]["scores"]["log_loss"]
     assert rows["all"]["auto"]["scores"]["accuracy"] == rows["all"]["auto"]["nested"]
