@@ -70,7 +70,10 @@ BACKBONE_EVIDENCE = {
         "on speechocean762 the speaker encoder resemblyzer adds +0.013 Pearson to the nested blend of the "
         "other four (benchmarks/results/blend_selection_speechocean762.md)"
     ),
-    "class": "",
+    "class": (
+        "the speaker encoder resemblyzer is left out: it cost 0.0025 accuracy on ESC-10 "
+        "(benchmarks/results/blend_selection_esc10_light.md); add it for speech classes such as emotions"
+    ),
 }
 
 
@@ -113,7 +116,7 @@ def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, 
         f"backbones: {', '.join(backbones)} "
         + (
             f"(pretrained {', '.join(pretrained)} with packaged weights, no download: {PRETRAINED_EVIDENCE}"
-            + (f"; {BACKBONE_EVIDENCE[family]}" if BACKBONE_EVIDENCE[family] else "")
+            + f"; {BACKBONE_EVIDENCE[family]}"
             + "; --fast for hand-crafted features only)"
             if pretrained
             else "(hand-crafted only: no pretrained backbone imports here)"
