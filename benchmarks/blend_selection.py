@@ -187,8 +187,8 @@ def main() -> None:
         | {"pseudo_labels": bool((config.get("pseudo_labels") or {}).get("enabled"))},
         "pools": {},
     }
+    rules = ["auto"] + [rule for rule in args.rules if rule != "auto"]
     for pool, members in pools(list(candidates)).items():
-        rules = ["auto"] + [rule for rule in args.rules if rule != "auto"]
         result["pools"][pool] = score_pool({n: candidates[n] for n in members}, y, folds, task, rules)
         print(pool, json.dumps(result["pools"][pool]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,9 @@ nested score (the issue's "Quality on real data"); the report says whether it is
 
 ``--head-config FILE.yaml``: a mapping head name -> options that replaces the built-in heads block
 (``--heads`` then picks from it); ``--backbone-config FILE.yaml`` does the same for the backbones
-(e.g. ``panns: {type: panns, checkpoint: ~/Cnn14_mAP=0.431.pth}`` where the weights are at hand). A head whose type does not fit a data set's task kind is left
-out of that data set's run, and the report lists it. ``--render`` only rewrites quality.md from
+(e.g. ``panns: {type: panns, checkpoint: ~/Cnn14_mAP=0.431.pth}`` where the weights are at hand).
+A head whose type does not fit a data set's task kind is left out of that data set's run, and the
+report lists it. ``--render`` only rewrites quality.md from
 quality.json (after a change to the report), running nothing.
 """
 

@@ -33,13 +33,8 @@ _TEST = re.compile(r"test", re.I)
 _GROUP = re.compile(r"^(speaker.*|group|subject.*|user.*|session)$", re.I)
 
 
-# Pretrained backbones whose weights ship inside their PyPI packages (backbones/packaged.py): no download.
-PACKAGED_BACKBONES = {
-    "aisfx": {"type": "aisfx"},
-    "distillmos": {"type": "distillmos"},
-    "resemblyzer": {"type": "resemblyzer"},
-}
-# Which of them each task family gets: the speaker encoder only where it was measured to pay (ratings).
+# Pretrained backbones whose weights ship inside their PyPI packages (backbones/packaged.py: no download)
+# that each task family gets: the speaker encoder only where it was measured to pay (ratings).
 PACKAGED_FOR = {"rating": ("aisfx", "distillmos", "resemblyzer"), "class": ("aisfx", "distillmos")}
 # Heads per task kind, with the evidence (benchmarks/results/quality.md, 5-fold OOF on real audio,
 # and demo_scores.md); linear chooses its regularisation (C / alpha "auto") inside the training fold.
@@ -102,10 +97,9 @@ def choose_models(kind: str, template: dict, fast: bool = False) -> tuple[dict, 
         )
     notes, backbones = [], {}
     for name in PACKAGED_FOR[family]:
-        params = PACKAGED_BACKBONES[name]
         check = packaged_backbone_check(name)
         if check.ok:
-            backbones[name] = dict(params)
+            backbones[name] = {"type": name}
         else:
             notes.append(f"backbone {name} left out: {check.detail}; then run `audiofold init` again")
     pretrained = list(backbones)
