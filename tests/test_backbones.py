@@ -31,7 +31,7 @@ def test_build_uses_defaults_and_config_name():
     [
         (
             {"type": "wavlm_xxl"},
-            r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, hf, logmel, mfcc, panns, resemblyzer, torchaudio",
+            r"backbones\.bb\.type: unknown backbone type 'wavlm_xxl'; choose one of aisfx, distillmos, hf, logmel, mfcc, panns, resemblyzer, speech_embedding, torchaudio, whisper",
         ),
         ({}, r"backbones\.bb\.type: unknown backbone type None"),
         ({"type": "logmel", "n_mel": 32}, r"backbones\.bb\.n_mel: unknown option .*allowed options: .*n_mels"),

@@ -94,7 +94,7 @@ def test_env_matches_pyproject(variant):
 # .snakemake/conda/ before creating it, so they cannot use relative pip paths (-c ../lock, -e ..) and
 # pin every package inline instead; audiofold comes from the workflow's src/ (see the Snakefile).
 RULE_ENVS = {"full": ROOT / "workflow/envs/audiofold.yaml", "slim": ROOT / "workflow/envs/audiofold-slim.yaml"}
-TORCH_PACKAGES = {"torch", "torchaudio", "transformers", "lightgbm", "optuna"}
+MODEL_PACKAGES = {"torch", "torchaudio", "transformers", "lightgbm", "optuna", "ctranslate2", "onnxruntime"}
 ORCHESTRATION = {"snakemake", "dvc"}  # drive the run from outside; no rule job imports them
 
 
@@ -139,7 +139,7 @@ def test_rule_envs_cover_the_runtime_dependencies():
     full, slim = (set(_rule_env_pins(RULE_ENVS[v])) for v in ("full", "slim"))
     runtime = set(_pyproject_requirements()) - ORCHESTRATION - {"snakemake-executor-plugin-slurm"}
     assert full == runtime
-    assert slim == runtime - TORCH_PACKAGES
+    assert slim == runtime - MODEL_PACKAGES
 
 
 def test_every_rule_names_an_existing_env_and_slim_rules_import_without_torch():
@@ -172,7 +172,7 @@ def test_every_rule_names_an_existing_env_and_slim_rules_import_without_torch():
         }
     )
     # none of them imports a package the slim env lacks, directly or through another module
-    code = "\n".join([*imports, "import sys", f"print(sorted(set(sys.modules) & set({sorted(TORCH_PACKAGES)!r})))"])
+    code = "\n".join([*imports, "import sys", f"print(sorted(set(sys.modules) & set({sorted(MODEL_PACKAGES)!r})))"])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", f"slim rules import {proc.stdout.strip()}"

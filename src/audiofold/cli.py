@@ -96,6 +96,10 @@ def _weights(args: argparse.Namespace) -> int:
     for name in weights.known_weights():
         path = weights.checkpoint_dir() / weights.weights_spec(name).filename
         print(f"{name:32s} {'present' if path.is_file() else 'missing':8s} {path}")
+    for size in weights.WHISPER_SIZES:
+        folder = weights.cached_snapshot(weights.faster_whisper_repo(size))
+        where = folder or f"(Hugging Face cache) {weights.faster_whisper_repo(size)}"
+        print(f"{weights.WHISPER_PREFIX + size:32s} {'present' if folder else 'missing':8s} {where}")
     return 0
 
 
@@ -159,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "name",
         help="e.g. wavlm_base_plus, hubert_large (see `audiofold weights list`), or "
-        "hf:<model id> (e.g. hf:microsoft/wavlm-base-plus) for the hf backbone",
+        "hf:<model id> (e.g. hf:microsoft/wavlm-base-plus) for the hf backbone, or whisper:<size> "
+        "(e.g. whisper:small.en) for the whisper backbone",
     )
     fetch.add_argument(
         "--dest",

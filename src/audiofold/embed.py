@@ -226,6 +226,7 @@ def embed_clips(
     sr = backbone.sample_rate
     if threads:
         set_torch_threads(threads)
+        backbone.set_threads(threads)
     per_clip: list[dict | None] = [None] * len(rows)
     digests: list[str | None] = [None] * len(rows)
     for i, (_, path, action) in enumerate(rows):

@@ -3,7 +3,8 @@
 Nothing downloads during a run: backbones resolve their checkpoint when they are built and fail
 with a message naming the file, the places searched and the ``audiofold weights fetch`` command.
 Hugging Face models (the ``hf`` backbone) live in the Hugging Face cache ($HF_HOME/hub) and are
-fetched with ``audiofold weights fetch hf:<model id>``.
+fetched with ``audiofold weights fetch hf:<model id>``; CTranslate2 Whisper models (the ``whisper``
+backbone) likewise with ``audiofold weights fetch whisper:<size>`` (faster-whisper's conversions).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def fetch(
 
     if name.startswith(HF_PREFIX):
         return fetch_hf(name[len(HF_PREFIX) :], cache_dir=dest_dir, revision=revision)
+    if name.startswith(WHISPER_PREFIX):
+        return fetch_hf(faster_whisper_repo(name[len(WHISPER_PREFIX) :]), cache_dir=dest_dir, revision=revision)
     if revision is not None:
         raise ConfigError(f"--revision is for hf:<model id> only; {name!r} is a fixed checkpoint file.")
     spec = weights_spec(name)
@@ -185,6 +188,7 @@ def fetch_hf(model: str, cache_dir: str | os.PathLike | None = None, revision: s
     from huggingface_hub import HfApi, snapshot_download
 
     files = HfApi().list_repo_files(model, revision=revision)
+    # a CTranslate2 model's weights are model.bin, beside no safetensors
     weights_format = "*.safetensors" if any(f.endswith(".safetensors") for f in files) else "*.bin"
     return Path(
         snapshot_download(
@@ -194,3 +198,24 @@ def fetch_hf(model: str, cache_dir: str | os.PathLike | None = None, revision: s
             allow_patterns=["*.json", "*.txt", weights_format],
         )
     )
+
+
+# CTranslate2 Whisper models: ``whisper:<size>`` (tiny.en ships in a package; the rest are fetched).
+WHISPER_PREFIX = "whisper:"
+WHISPER_SIZES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v3")
+
+
+def faster_whisper_repo(size: str) -> str:
+    """The Hugging Face repository of faster-whisper's CTranslate2 conversion of Whisper ``size``."""
+    return f"Systran/faster-whisper-{size}"
+
+
+def cached_snapshot(repo: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The newest local snapshot folder of a Hugging Face repository, without any network access."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, local_files_only=True, cache_dir=cache_dir))
+    except LocalEntryNotFoundError:
+        return None

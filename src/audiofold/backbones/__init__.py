@@ -12,7 +12,9 @@ from .handcrafted import LogMelBackbone, MFCCBackbone
 from .hf import HFBackbone
 from .packaged import AisfxBackbone, DistillMOSBackbone, ResemblyzerBackbone
 from .panns import PannsBackbone
+from .speech_embedding import SpeechEmbeddingBackbone
 from .torchaudio_ssl import TorchaudioSSLBackbone
+from .whisper import WhisperBackbone
 
 BACKBONES: dict[str, type[Backbone]] = {
     "logmel": LogMelBackbone,
@@ -21,6 +23,8 @@ BACKBONES: dict[str, type[Backbone]] = {
     "aisfx": AisfxBackbone,
     "distillmos": DistillMOSBackbone,
     "resemblyzer": ResemblyzerBackbone,
+    "whisper": WhisperBackbone,
+    "speech_embedding": SpeechEmbeddingBackbone,
     "panns": PannsBackbone,
     "hf": HFBackbone,
 }
@@ -75,7 +79,9 @@ __all__ = [
     "LogMelBackbone",
     "MFCCBackbone",
     "PannsBackbone",
+    "SpeechEmbeddingBackbone",
     "TorchaudioSSLBackbone",
+    "WhisperBackbone",
     "backbone_options",
     "build_backbone",
     "declared_sample_rate",

