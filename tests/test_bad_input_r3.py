@@ -195,6 +195,12 @@ def test_an_error_echoes_at_most_200_characters_of_a_value(tmp_path):
     assert len(str(err.value)) < 400
 
 
+def test_a_results_folder_error_echoes_at_most_200_characters_of_it(project):
+    with pytest.raises(ConfigError) as err:
+        check_output_folders(project_config(results_dir="r" * 5000), [project], mark=True)
+    assert "key results_dir: cannot use 'rrr" in str(err.value) and len(str(err.value)) < 400
+
+
 def test_a_wrong_type_in_a_configfile_is_blamed_on_that_file(tmp_path):
     (tmp_path / "mine.yaml").write_text("task: {classes: [[a, b]]}\n")
     config = project_config(task={"classes": [["a", "b"]]})

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, capped
 from .io import stable_hash
 from .registry import check_config_options
 from .resultsdir import ADOPT_KEY, mark_results_dir, placement_problem, results_dir_problem
@@ -20,8 +20,6 @@ SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
 # A real config holds hundreds of values; YAML aliases (& and *) nested in each other make billions
 # from a few lines, which validation would walk and an error message echo. Refused before validating.
 MAX_CONFIG_VALUES = 100_000
-# An error message echoes at most this much of a bad value.
-MAX_ECHO_CHARS = 200
 COMMAND_LINE = "--config"
 
 
@@ -58,10 +56,6 @@ def _with_defaults(validator_class):
 
 def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def _capped(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters in all)"
 
 
 def _expanded_size(node, limit: int) -> int:
@@ -102,7 +96,7 @@ def validate_config(
     for key, value in config.items():
         if _expanded_size(value, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
             raise ConfigError(
-                f"{where([str(key)])}: key {_capped(str(key))}: holds more than {MAX_CONFIG_VALUES:,} values once "
+                f"{where([str(key)])}: key {capped(str(key))}: holds more than {MAX_CONFIG_VALUES:,} values once "
                 "its YAML aliases (& and *) are expanded; refused before validating. Write the values out "
                 "without aliases nested in aliases."
             )
@@ -118,7 +112,7 @@ def validate_config(
                 allowed = sorted(err.schema.get("properties", {}))
                 hint = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
                 keys += [str(k) for k in err.instance if k not in err.schema.get("properties", {})][:1]
-            raise ConfigError(f"{where(keys)}: key {_capped(_key_path(err))}: {_capped(err.message)}.{hint}{more}")
+            raise ConfigError(f"{where(keys)}: key {capped(_key_path(err))}: {capped(err.message)}.{hint}{more}")
     _check_consistency(config, source)
     if not check_options:
         return config
@@ -126,7 +120,7 @@ def validate_config(
         check_config_options(config)
     except ConfigError as exc:
         key = str(exc).split(":", 1)[0]  # "heads.knn.kk: unknown option ..."
-        raise ConfigError(f"{where(key.split('.'))}: key {_capped(str(exc), 2000)}") from None
+        raise ConfigError(f"{where(key.split('.'))}: key {capped(str(exc), 2000)}") from None
     return config
 
 
@@ -179,7 +173,10 @@ def check_output_folders(
         return _file_with_key([key], sources, command_line) or source
 
     results = config["results_dir"]
-    problem = results_dir_problem(results, project_dirs, adopt=config.get(ADOPT_KEY, False))
+    try:
+        problem = results_dir_problem(results, project_dirs, adopt=config.get(ADOPT_KEY, False))
+    except OSError as exc:  # e.g. a name too long for the filesystem
+        problem = f"cannot use {capped(repr(str(results)))} ({exc.strerror or exc}); set results_dir to another folder"
     if problem:
         raise ConfigError(f"{where('results_dir')}: key results_dir: {problem}.")
     cache = config.get("cache_dir")
@@ -189,8 +186,15 @@ def check_output_folders(
             f"{where('cache_dir')}: key cache_dir: {problem}; the cache writes files/ and emb/ into it: "
             "use a folder of its own (or null: results_dir/cache)."
         )
-    if mark:
+    if not mark:
+        return
+    try:
         mark_results_dir(results)
+    except OSError as exc:
+        raise ConfigError(
+            f"{where('results_dir')}: key results_dir: cannot make {capped(repr(str(results)))} "
+            f"({exc.strerror or exc}); set results_dir to a folder that can be made."
+        ) from None
 
 
 def _check_consistency(config: dict, source: str) -> None:
@@ -204,13 +208,13 @@ def _check_consistency(config: dict, source: str) -> None:
         unknown = [b for b in params.get("backbones", []) if b not in config.get("backbones", {})]
         if unknown:
             raise ConfigError(
-                f"{source}: key heads.{head}.backbones: {_capped(repr(unknown[0]))} is not a backbone in "
+                f"{source}: key heads.{head}.backbones: {capped(repr(unknown[0]))} is not a backbone in "
                 f"this config; choose from {', '.join(config.get('backbones', {}))}."
             )
     dup_backbone = config.get("duplicates", {}).get("backbone")
     if dup_backbone is not None and dup_backbone not in config.get("backbones", {}):
         raise ConfigError(
-            f"{source}: key duplicates.backbone: {_capped(repr(dup_backbone))} is not a backbone in this config; "
+            f"{source}: key duplicates.backbone: {capped(repr(dup_backbone))} is not a backbone in this config; "
             f"choose from {', '.join(config.get('backbones', {}))} (or null for the first)."
         )
     scale = config.get("task", {}).get("scale")

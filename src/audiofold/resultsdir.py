@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import capped
 from .io import write_text
 
 MARKER = ".audiofold-results"
@@ -21,9 +22,17 @@ EARLIER_RUN = Path("validation") / "report.json"
 ADOPT_KEY = "results_dir_adopt"
 
 
+def _shown(path: str | os.PathLike) -> str:
+    return capped(repr(str(path)))
+
+
 def protected_folders(project_dirs: list[str | os.PathLike]) -> dict[Path, str]:
     """Folders a results or cache folder may neither be nor lie above: resolved path -> what it is."""
-    folders = {Path("/").resolve(): "the filesystem root", Path.home().resolve(): "your home folder"}
+    folders = {Path("/").resolve(): "the filesystem root"}
+    try:
+        folders[Path.home().resolve()] = "your home folder"
+    except RuntimeError:  # no HOME and no passwd entry (some containers): no home folder to protect
+        pass
     for project in project_dirs:
         folders.setdefault(Path(project).resolve(), "the project folder")
     return folders
@@ -34,9 +43,9 @@ def placement_problem(path: str | os.PathLike, project_dirs: list[str | os.PathL
     resolved = Path(path).resolve()
     for folder, what in protected_folders(project_dirs).items():
         if resolved == folder:
-            return f"{str(path)!r} is {what} ({folder})"
+            return f"{_shown(path)} is {what} ({folder})"
         if resolved in folder.parents:
-            return f"{str(path)!r} is {resolved}, a folder above {what} ({folder})"
+            return f"{_shown(path)} is {resolved}, a folder above {what} ({folder})"
     return None
 
 
@@ -75,9 +84,9 @@ def results_dir_problem(
         return None
     shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
     return (
-        f"{str(path)!r} holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({shown}) and audiofold did not "
+        f"{_shown(path)} holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({shown}) and audiofold did not "
         f"make it (no {MARKER} file): refused, its files could be overwritten or deleted. Use a new or empty "
-        f"folder, or set {ADOPT_KEY}: true (e.g. `--config {ADOPT_KEY}=true`) if audiofold may overwrite them"
+        f"folder, or set {ADOPT_KEY}: true (e.g. `--config {ADOPT_KEY}=True`) if audiofold may overwrite them"
     )
 
 
