@@ -10,7 +10,7 @@ from snakemake.utils import min_version
 # script job (appended after the job environment's own packages).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from audiofold.config import load_schema, validate_config
+from audiofold.config import check_output_folders, load_schema, validate_config
 
 min_version("9.0")
 
@@ -18,14 +18,23 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Errors name the file that holds the bad key: a --configfile wins over config.yaml, the last one first.
-# A cluster job parses this file again: it skips the option check (class imports, seconds per job).
+# Errors name the file that holds the bad key: --config, then a --configfile over config.yaml, the last
+# one first. A cluster job parses this file again: it skips the option check (class imports, seconds
+# per job) and the results folder check (the main process made the folder).
+CONFIG_SOURCES = dict(
+    sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"],
+    command_line=dict(workflow.config_settings.config),
+)
 validate_config(
     config,
     load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
-    sources=[*reversed(workflow.overwrite_configfiles), "config.yaml"],
     check_options=workflow.is_main_process,
+    **CONFIG_SOURCES,
 )
+# Before Snakemake looks at any output: the results folder must be audiofold's own (not `..`, `/`,
+# a file, a read-only or a stranger's folder); it is then made and marked as audiofold's.
+if workflow.is_main_process:
+    check_output_folders(config, [Path.cwd(), workflow.basedir], mark=True, **CONFIG_SOURCES)
 
 
 report: "workflow/report/workflow.rst"

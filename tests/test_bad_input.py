@@ -232,15 +232,16 @@ def _as_read(df):
 
 
 def test_a_sample_column_that_is_no_label_is_named(caplog):
+    """Numeric columns look like predictions to fill; text ones (Usage) are copied (round 3, test_bad_input_r3)."""
     train = pd.DataFrame({"id": list("abcd"), "rating": [1.0, 2.0, 3.0, 4.0]})
-    sample = pd.DataFrame({"id": ["t"], "rating": [0.0], "Usage": ["Public"]})
-    with pytest.raises(DataError, match=r"sample submission column\(s\) \['Usage'\] are not label columns"):
+    sample = pd.DataFrame({"id": ["t"], "rating": [0.0], "extra": [0.0]})
+    with pytest.raises(DataError, match=r"sample submission column\(s\) \['extra'\] are not label columns"):
         infer_task(train, pd.DataFrame({"id": ["t"]}), sample)
     cls = pd.DataFrame({"id": list("abcd"), "label": ["cat", "dog", "cat", "dog"]})
-    sample = pd.DataFrame({"id": ["t"], "cat": [0.5], "dog": [0.5], "Usage": ["Public"]})
+    sample = pd.DataFrame({"id": ["t"], "cat": [0.5], "dog": [0.5], "bird": [0.0]})
     with caplog.at_level(logging.WARNING, logger="audiofold.tasks"):
         infer_task(cls, pd.DataFrame({"id": ["t"]}), sample)
-    assert "column(s) ['Usage'] never occur as a training label" in caplog.text
+    assert "column(s) ['bird'] never occur as a training label" in caplog.text
 
 
 def test_the_same_clip_in_two_formats_names_the_one_used(tmp_path, caplog):

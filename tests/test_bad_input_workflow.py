@@ -126,3 +126,40 @@ def test_a_typo_in_the_configfile_is_blamed_on_that_file(tmp_path):
     proc = snakemake(wd, "-n", "--configfile", str(wd / "my.yaml"), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "my.yaml: key cv" in out and "n_fold" in out
+
+
+@pytest.mark.parametrize("results_dir", ["a file", ".."])
+def test_a_results_folder_that_is_a_file_or_above_the_project_stops_at_start_up(tmp_path, results_dir):
+    """Round 3: before Snakemake's own NotADirectoryError traceback, and before anything is written."""
+    (tmp_path / "project").mkdir()
+    wd = kaggle_folder(tmp_path / "project")
+    if results_dir == "a file":
+        (wd / "results").write_text("not a folder")
+    (wd / "my.yaml").write_text(yaml.safe_dump({"results_dir": "results" if results_dir == "a file" else ".."}))
+    before = sorted(
+        (p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file() and ".snakemake" not in p.parts
+    )
+    proc = snakemake(wd, "--cores", "1", "--configfile", str(wd / "my.yaml"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{wd / 'my.yaml'}: key results_dir:" in out
+    assert ("is not a folder" if results_dir == "a file" else "a folder above the project folder") in out
+    assert "NotADirectoryError" not in out
+    assert (
+        sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file() and ".snakemake" not in p.parts)
+        == before
+    )
+
+
+def test_an_id_with_braces_is_embedded(validated):
+    """Round 3: a file x{y}.wav passed validate, then the run stopped after the checkpoint with a
+    WildcardError in rule embed (Snakemake reads "{y}" in an input path as a wildcard)."""
+    sf.write(validated / "train/x{y}.wav", tone(640), 8000)
+    train = pd.read_csv(validated / "train.csv")
+    pd.concat([train, pd.DataFrame({"id": ["x{y}"], "label": ["dog"]})]).to_csv(validated / "train.csv", index=False)
+    snakemake(validated, "--cores", "1", REPORT, TARGETS)
+    clips = pd.read_csv(validated / "results/validation/clips.csv", keep_default_na=False).set_index("id")
+    shard = f"results/embeddings/logmel/{clips.loc['x{y}', 'chunk']}.npz"  # one job: the clip's chunk
+    snakemake(validated, "--cores", "1", shard)
+    assert "x{y}" in np.load(validated / shard)["ids"].tolist()
+    sf.write(validated / "train/x{y}.wav", tone(900), 8000)  # edited after the run: its chunk reruns
+    assert "rule embed" in snakemake(validated, "-n", shard).stdout

@@ -15,8 +15,10 @@ writers' temp files: concurrent jobs, and projects sharing one cache, at worst c
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ import numpy as np
 from .io import load_npz, stable_hash
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 def file_digest(path: str | os.PathLike, cache_dir: Path | None = None, chunk: int = 1 << 20) -> str:
@@ -70,10 +73,17 @@ class EmbeddingCache:
         return self.root / "emb" / self.key / digest[:2] / f"{digest}.npz"
 
     def get(self, digest: str) -> dict[str, np.ndarray] | None:
+        """The entry's arrays, else None: absent, or unreadable (cut short, overwritten), which the
+        caller then recomputes and ``put`` replaces."""
         entry = self._entry(digest)
         if entry.is_file():
-            self.hits += 1
-            return load_npz(entry)
+            try:
+                arrays = load_npz(entry)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                log.warning("embedding cache entry %s is unreadable (%s): recomputing it", entry, exc)
+            else:
+                self.hits += 1
+                return arrays
         self.misses += 1
         return None
 

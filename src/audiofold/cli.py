@@ -20,9 +20,9 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from .doctor import check_results_writable
 
-    results = check_results_writable(config)
+    results = check_results_writable(config, (Path(args.config).resolve().parent,), source=args.config)
     if not results.ok:
-        print(f"{args.config}: {results.detail}", file=sys.stderr)
+        print(results.detail, file=sys.stderr)
         return 1
     print(
         f"{args.config}: valid. Backbones: {', '.join(config['backbones'])}; heads: {', '.join(config['heads'])}; "

@@ -11,11 +11,16 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, capped
 from .io import stable_hash
 from .registry import check_config_options
+from .resultsdir import ADOPT_KEY, mark_results_dir, placement_problem, results_dir_problem
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
+# A real config holds hundreds of values; YAML aliases (& and *) nested in each other make billions
+# from a few lines, which validation would walk and an error message echo. Refused before validating.
+MAX_CONFIG_VALUES = 100_000
+COMMAND_LINE = "--config"
 
 
 def find_schema(start: str | Path | None = None) -> Path:
@@ -53,22 +58,48 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _expanded_size(node, limit: int) -> int:
+    """Values in ``node`` with every YAML alias expanded, counted up to just past ``limit``."""
+    count, stack = 0, [node]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
+
+
 def validate_config(
     config: dict,
     schema: dict | None = None,
     source: str = "config.yaml",
     sources: list[str | Path] | None = None,
     check_options: bool = True,
+    command_line: dict | None = None,
 ) -> dict:
     """Validate ``config`` in place (defaults filled) and return it; ConfigError on the first problem.
 
     ``sources``: the YAML files merged into ``config``, the one that wins first (Snakemake's
     ``--configfile`` files before the Snakefile's ``config.yaml``); an error then names the file
-    that holds the offending key instead of ``source``. ``check_options``: also check every backbone
+    that holds the offending key instead of ``source``; ``command_line``: Snakemake's ``--config``
+    values, which win over every file. ``check_options``: also check every backbone
     and head option name against its class (imports them: seconds); a cluster job, which parses the
     Snakefile again, skips it, as the main process has done it.
     """
     schema = schema if schema is not None else load_schema()
+
+    def where(keys: list[str]) -> str:
+        return _file_with_key(keys, sources, command_line) or source
+
+    for key, value in config.items():
+        if _expanded_size(value, MAX_CONFIG_VALUES) > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{where([str(key)])}: key {capped(str(key))}: holds more than {MAX_CONFIG_VALUES:,} values once "
+                "its YAML aliases (& and *) are expanded; refused before validating. Write the values out "
+                "without aliases nested in aliases."
+            )
     validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
     # Two passes: defaults added by the first (e.g. a nested {}) get their own defaults in the second.
     for _ in range(2):
@@ -81,8 +112,7 @@ def validate_config(
                 allowed = sorted(err.schema.get("properties", {}))
                 hint = f" Allowed keys here: {', '.join(allowed)}." if allowed else ""
                 keys += [str(k) for k in err.instance if k not in err.schema.get("properties", {})][:1]
-            where = _file_with_key(keys, sources) or source
-            raise ConfigError(f"{where}: key {_key_path(err)}: {err.message}.{hint}{more}")
+            raise ConfigError(f"{where(keys)}: key {capped(_key_path(err))}: {capped(err.message)}.{hint}{more}")
     _check_consistency(config, source)
     if not check_options:
         return config
@@ -90,24 +120,81 @@ def validate_config(
         check_config_options(config)
     except ConfigError as exc:
         key = str(exc).split(":", 1)[0]  # "heads.knn.kk: unknown option ..."
-        raise ConfigError(f"{_file_with_key(key.split('.'), sources) or source}: key {exc}") from None
+        raise ConfigError(f"{where(key.split('.'))}: key {capped(str(exc), 2000)}") from None
     return config
 
 
-def _file_with_key(keys: list[str], sources: list[str | Path] | None) -> str | None:
-    """The first of ``sources`` whose YAML holds the key path ``keys`` (else None)."""
+def _file_with_key(keys: list[str], sources: list[str | Path] | None, command_line: dict | None = None) -> str | None:
+    """Where the value at key path ``keys`` was set: ``--config`` (``command_line``) or one of ``sources``
+    (the winning one first), whichever holds the longest part of the path; the first on a tie (else None).
+
+    A later file replaces a list whole, so a bad item inside it (``task.classes.0``) belongs to the
+    file that holds the list.
+    """
+    found, found_depth = None, 0
+    for name, node in _key_sources(sources, command_line):
+        depth = 0
+        for key in keys:
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                break
+            depth += 1
+        if depth > found_depth:
+            found, found_depth = name, depth
+    return found
+
+
+def _key_sources(sources: list[str | Path] | None, command_line: dict | None):
+    if command_line:
+        yield COMMAND_LINE, dict(command_line)
     for path in sources or []:
         try:
-            node = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            yield str(path), yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             continue
-        for key in keys:
-            if not isinstance(node, dict) or key not in node:
-                break
-            node = node[key]
-        else:
-            return str(path)
-    return None
+
+
+def check_output_folders(
+    config: dict,
+    project_dirs: list[str | Path],
+    source: str = "config.yaml",
+    sources: list[str | Path] | None = None,
+    command_line: dict | None = None,
+    mark: bool = False,
+) -> None:
+    """ConfigError, naming the key and where it was set, when ``results_dir`` or ``cache_dir`` may not
+    be written to (audiofold.resultsdir); ``project_dirs``: the folders the run is started from and
+    its Snakefile's. ``mark``: then make the results folder and its marker file (the run's start)."""
+
+    def where(key: str) -> str:
+        return _file_with_key([key], sources, command_line) or source
+
+    results = config["results_dir"]
+    try:
+        problem = results_dir_problem(results, project_dirs, adopt=config.get(ADOPT_KEY, False))
+    except OSError as exc:  # e.g. a name too long for the filesystem
+        problem = f"cannot use {capped(repr(str(results)))} ({exc.strerror or exc}); set results_dir to another folder"
+    if problem:
+        raise ConfigError(f"{where('results_dir')}: key results_dir: {problem}.")
+    cache = config.get("cache_dir")
+    problem = cache and placement_problem(cache, project_dirs)
+    if problem:
+        raise ConfigError(
+            f"{where('cache_dir')}: key cache_dir: {problem}; the cache writes files/ and emb/ into it: "
+            "use a folder of its own (or null: results_dir/cache)."
+        )
+    if not mark:
+        return
+    try:
+        mark_results_dir(results)
+    except OSError as exc:
+        raise ConfigError(
+            f"{where('results_dir')}: key results_dir: cannot make {capped(repr(str(results)))} "
+            f"({exc.strerror or exc}); set results_dir to a folder that can be made."
+        ) from None
 
 
 def _check_consistency(config: dict, source: str) -> None:
@@ -121,19 +208,21 @@ def _check_consistency(config: dict, source: str) -> None:
         unknown = [b for b in params.get("backbones", []) if b not in config.get("backbones", {})]
         if unknown:
             raise ConfigError(
-                f"{source}: key heads.{head}.backbones: {unknown[0]!r} is not a backbone in "
+                f"{source}: key heads.{head}.backbones: {capped(repr(unknown[0]))} is not a backbone in "
                 f"this config; choose from {', '.join(config.get('backbones', {}))}."
             )
     dup_backbone = config.get("duplicates", {}).get("backbone")
     if dup_backbone is not None and dup_backbone not in config.get("backbones", {}):
         raise ConfigError(
-            f"{source}: key duplicates.backbone: {dup_backbone!r} is not a backbone in this config; "
+            f"{source}: key duplicates.backbone: {capped(repr(dup_backbone))} is not a backbone in this config; "
             f"choose from {', '.join(config.get('backbones', {}))} (or null for the first)."
         )
     scale = config.get("task", {}).get("scale")
     if scale is not None and not scale["min"] < scale["max"]:
         raise ConfigError(
-            f"{source}: key task.scale: min must be below max (got min {scale['min']}, max {scale['max']})."
+            f"{source}: key task.scale: min must be below max (got min {scale['min']}, max {scale['max']}). "
+            "Set task.scale by hand to the real rating scale (e.g. {min: 1, max: 5, step: 1}); training "
+            "labels that are all one value cannot show it."
         )
 
 

@@ -23,7 +23,6 @@ import importlib
 import importlib.metadata
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,24 +231,20 @@ def check_disk(config: dict, root: Path) -> Check:
     return Check("disk", free > need, detail)
 
 
-def check_results_writable(config: dict) -> Check:
-    """The results folder (or the folder it will be made in) takes new files: tried with a temp file,
-    since permission bits say nothing about read-only mounts, and root passes every bit check."""
-    results = Path(config.get("results_dir", "results"))
-    probe = next((p for p in (results, *results.absolute().parents) if p.exists()), Path("/"))
-    if not probe.is_dir():
-        return Check("results", False, f"{probe} is not a folder; set results_dir to a folder path")
+def check_results_writable(
+    config: dict, project_dirs: tuple[str | Path, ...] = (), source: str = "config.yaml"
+) -> Check:
+    """The results folder may be written: audiofold's own, and it (or the folder it will be made in)
+    takes new files (``audiofold.config.check_output_folders``); the cache folder is no project folder."""
+    from .config import check_output_folders
+
     try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        return Check(
-            "results",
-            False,
-            f"cannot write to {probe.resolve()} ({exc.strerror or exc}); make it writable "
-            "or set results_dir to a writable folder",
-        )
-    return Check("results", True, f"{results} writable" + ("" if probe == results else f" (will be made in {probe})"))
+        check_output_folders(config, [Path.cwd(), *project_dirs], source=source)
+    except AudiofoldError as exc:
+        return Check("results", False, str(exc))
+    results = Path(config.get("results_dir", "results"))
+    made = results.is_dir()
+    return Check("results", True, f"{results} writable" + ("" if made else " (will be made)"))
 
 
 def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
@@ -269,7 +264,8 @@ def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
     checks = [check_python(), *check_imports(types), *check_packages(), check_gpu(), check_ffmpeg(), config_check]
     if config is None:
         return checks
-    checks.append(check_results_writable(config))  # nothing else matters if no result can be written
+    # nothing else matters if no result can be written
+    checks.append(check_results_writable(config, (Path(config_path).resolve().parent,), source=str(config_path)))
     broken = [c.name for c in checks if c.ok is False and c.detail.startswith("import failed")]
     for name, params in config["backbones"].items():
         if broken:  # building a backbone would only fail again on the same import

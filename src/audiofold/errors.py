@@ -1,5 +1,13 @@
 """Exceptions that carry a message meant for the user: what is wrong, where, and what to do."""
 
+# A message echoes at most this much of a value the user gave (a pasted file, an expanded YAML alias).
+MAX_ECHO_CHARS = 200
+
+
+def capped(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters in all)"
+
 
 class AudiofoldError(Exception):
     """Base class: the message names the file, row, column or key and the fix."""

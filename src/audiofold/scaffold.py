@@ -305,7 +305,12 @@ def scaffold(
     task: dict = {"kind": spec.kind}
     if spec.label_sep is not None:
         task["label_sep"] = spec.label_sep
-    if spec.scale is not None:
+    if spec.scale is not None and not spec.scale["min"] < spec.scale["max"]:
+        notes.append(
+            f"every training label is {spec.scale['min']:g}: no rating scale can be inferred from them, so "
+            "task.scale is not written; set task.scale (min, max, step) by hand to the real scale"
+        )
+    elif spec.scale is not None:
         task["scale"] = dict(spec.scale)
         # Inferred from the labels seen: say where it went and why it may need widening.
         notes = [

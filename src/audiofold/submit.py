@@ -17,7 +17,7 @@ from . import metrics
 from .errors import ConfigError, DataError
 from .io import load_npz, read_json, write_csv
 from .tables import id_column_values, read_table
-from .tasks import TaskSpec, _class_key
+from .tasks import TaskSpec, _class_key, passthrough_columns
 
 # Value tolerance when checking that ratings lie on the scale grid (CSV round trips lose bits).
 GRID_TOLERANCE = 1e-6
@@ -308,10 +308,15 @@ def make_submission(
         position = {i: k for k, i in enumerate(test_ids)}
         ids_out = sample[id_col].tolist()  # the sample's own id values and formatting
         order = np.array([position[i] for i in sample_ids], dtype=np.int64)
-        columns = [str(c) for c in sample.columns if c != id_col]
+        kept = passthrough_columns(sample, id_col, task.label_columns)
+        columns = [str(c) for c in sample.columns if c != id_col and c not in kept]
 
     sub = pd.concat([pd.DataFrame({id_col: ids_out}), _values_frame(P[order], task, columns, threshold)], axis=1)
     if sample is not None:
+        raw = sample.attrs.get("raw", sample)  # text columns (e.g. Usage) copied as the sample writes them
+        for col in kept:
+            sub[col] = raw[col].to_numpy()
+        sub = sub[[id_col, *(c for c in sample.columns if c != id_col)]]
         sub.columns = list(sample.columns)  # exact names, even non-string ones
     return sub
 
@@ -339,7 +344,8 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame | None, task: Ta
     if ids.duplicated().any():
         raise DataError(f"submission ids are duplicated: {ids[ids.duplicated()].tolist()[:MAX_LISTED]}.")
 
-    value_columns = [c for c in sub.columns if c != id_col]
+    kept = [] if sample is None else passthrough_columns(sample, id_col, task.label_columns)
+    value_columns = [c for c in sub.columns if c != id_col and c not in kept]
     layout = _layout([str(c) for c in value_columns], task)
     for col in value_columns:
         if layout == "labels":

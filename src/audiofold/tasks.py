@@ -332,6 +332,13 @@ def infer_task(
         )
 
     sample_extra = [] if sample_df is None else [c for c in sample_df.columns if c != id_column]
+    kept = [] if sample_df is None else passthrough_columns(sample_df, id_column, label_columns)
+    if kept:
+        sample_extra = [c for c in sample_extra if c not in kept]
+        notes.append(
+            f"sample submission column(s) {kept[:10]} hold text, not predictions: left out of the classes "
+            "and targets; the submission copies them from the sample submission as they are"
+        )
     if kind == "auto":
         kind, why = _infer_kind(df, label_columns, sample_extra)
         notes.append(f"task kind: {kind} ({why})")
@@ -368,6 +375,24 @@ def infer_task(
         scale=scale,
     )
     return spec, notes
+
+
+def passthrough_columns(sample_df: pd.DataFrame, id_column: str, label_columns: list[str]) -> list[str]:
+    """Sample submission columns that hold no predictions: text in a column that is not a label column
+    (e.g. Kaggle's ``Usage``: Public/Private). Class scores and ratings are numbers, and a one-column
+    label layout names its column after the label column; if no column is left for the predictions,
+    the first one is taken to be it (a label column under another name)."""
+    others = [c for c in sample_df.columns if c != id_column]
+    text = [
+        c
+        for c in others
+        if c not in label_columns
+        and not pd.api.types.is_numeric_dtype(sample_df[c])
+        and sample_df[c].dropna().astype(str).str.strip().ne("").any()
+    ]
+    if text and len(text) == len(others):
+        text = text[1:]
+    return text
 
 
 def _infer_kind(df: pd.DataFrame, label_columns: list[str], sample_extra: list[str]) -> tuple[str, str]:

@@ -121,15 +121,20 @@ def chunk_rows(shard):
     return table.loc[table["chunk"] == shard, ["id", "path", "action"]].values.tolist()
 
 
+def _chunk_files(shard):
+    return [path for _, path, action in chunk_rows(shard) if action == "decode"]
+
+
 def chunk_audio(wc):
-    """The audio files one embed job reads: an edited file reruns only its chunk."""
-    return [path for _, path, action in chunk_rows(wc.shard) if action == "decode"]
+    """The audio files one embed job reads: an edited file reruns only its chunk. Names with "{x}" are
+    left out (Snakemake would read them as wildcards): chunk_fingerprint tracks them."""
+    return [path for path in _chunk_files(wc.shard) if not contains_wildcard(path)]
 
 
 def chunk_fingerprint(wc):
     """Size and mtime of each of the chunk's files: a clip replaced by an older file (``cp -p``) reruns
     its chunk too (the newer-than-output check alone misses it; the cache rehashes it)."""
-    stats = [(path, *_stat(path)) for path in chunk_audio(wc)]
+    stats = [(path, *_stat(path)) for path in _chunk_files(wc.shard)]
     return hashlib.sha256(repr(stats).encode("utf-8", "surrogateescape")).hexdigest()
 
 
