@@ -10,6 +10,8 @@ comparison ``auto`` chose by). Multilabel: ``blend.per_class`` (per-class weight
 applied, cross-validated scores of global and per-class) and ``blend.labels`` (label-string
 thresholds: ``in_sample`` F1 of the global and the per-class thresholds chosen and scored on the
 same OOF rows, ``nested`` F1 with them re-chosen per outer fold, and which the submission uses).
+``blend.shift_weighted``: where the shift check fired, the nested OOF rows scored with the shift
+step's importance weights (``shift_weighted_entry``), beside the nested score; it chooses nothing.
 """
 
 from __future__ import annotations
