@@ -23,7 +23,7 @@ def main(smk):
         duplicates_path=smk.input.duplicates,
         nested_oof_path=smk.input.nested_oof,
         shift_weights_path=smk.input.shift_weights,
-        folds=folds_entry(read_json(smk.input.task)),
+        fold_info=folds_entry(read_json(smk.input.task)),
     )
 
 

@@ -82,7 +82,7 @@ def summarise(
     duplicates_path: str | None = None,
     nested_oof_path: str | None = None,
     shift_weights_path: str | None = None,
-    folds: dict | None = None,
+    fold_info: dict | None = None,
 ) -> dict:
     primary, greater = metrics.primary(task.kind)
     out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
@@ -130,8 +130,8 @@ def summarise(
             out["blend"]["shift_weighted"] = shift_weighted_entry(
                 nested_oof_path, shift_weights_path, out["shift"], out["blend"]["nested"], task
             )
-    if folds:  # how the folds were made (task.json): scheme, and the pseudo-groups under cv.auto_groups
-        out["folds"] = folds
+    if fold_info:  # how the folds were made (task.json): scheme, and the pseudo-groups under cv.auto_groups
+        out["folds"] = fold_info
     if duplicates_path:  # identical and near-duplicate clips (audiofold.duplicates): counts and top pairs
         out["duplicates"] = read_json(duplicates_path)
     write_json(metrics_out, out)
