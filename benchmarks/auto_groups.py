@@ -139,6 +139,8 @@ def write_run(name: str, mode: str, train: pd.DataFrame, test: pd.DataFrame, aud
         },
         task={"kind": setup["kind"], **({"label_sep": ","} if setup["kind"] == "multilabel" else {})},
         cv={"n_folds": 5, "auto_groups": "auto" if mode == "auto" else False},
+        # one embed job per backbone and split: on 2 busy cores a job's start-up costs more than its clips
+        audio={**config.get("audio", {}), "shard_clips": 5000},
         backbones=setup["backbones"],
         heads=HEADS,
         seed=SEED,
@@ -346,7 +348,10 @@ def main() -> None:
         for mode in args.modes:
             workdir = scratch / name / mode
             write_run(name, mode, train, test, audio, workdir, cache)
-            seconds, _ = _run_workflow(f"{name}/{mode}", workdir, args.cores)
+            # one torch thread per job: on shared busy cores two spinning threads cost 10x the CPU time
+            seconds, _ = _run_workflow(
+                f"{name}/{mode}", workdir, args.cores, "--set-threads", "embed=1", "auto_groups=1"
+            )
             entry["runs"][mode] = collect_run(workdir, test, name, seconds)
             print(name, mode, entry["runs"][mode], flush=True)
             if mode == "auto":
