@@ -307,6 +307,8 @@ def render(results: dict) -> str:
             "| half A | " + " | ".join(f"{v:.3f}" for v in cal["A"].values()) + " |",
             "| half B | " + " | ".join(f"{v:.3f}" for v in cal["B"].values()) + " |",
         ]
+    if results.get("notes"):
+        lines += ["", "## Reading", ""] + [f"- {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -330,8 +332,9 @@ def main() -> None:
     cache = scratch / "cache"
     previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() else {}
     results = {"date": time.strftime("%Y-%m-%d"), "datasets": previous.get("datasets", {})}
-    if "calibration" in previous:
-        results["calibration"] = previous["calibration"]
+    for key in ("calibration", "notes"):  # written by hand after a run (notes) or by the speechocean762 run
+        if key in previous:
+            results[key] = previous[key]
     for name in args.datasets:
         if name == "speechocean762":
             train, test, audio = speechocean_tables(args.data_dir)
