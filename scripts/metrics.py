@@ -1,6 +1,7 @@
-"""Rule metrics -> audiofold.report.summarise (metrics.json and the report plots)."""
+"""Rule metrics -> audiofold.report.summarise (metrics.json and the report plots; folds from task.json)."""
 
-from audiofold.report import summarise
+from audiofold.io import read_json
+from audiofold.report import folds_entry, summarise
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 
@@ -20,6 +21,9 @@ def main(smk):
         plot_data={"truth": smk.output.truth_data, "per_class": smk.output.per_class_data},
         shift_path=smk.input.shift,
         duplicates_path=smk.input.duplicates,
+        nested_oof_path=smk.input.nested_oof,
+        shift_weights_path=smk.input.shift_weights,
+        fold_info=folds_entry(read_json(smk.input.task)),
     )
 
 

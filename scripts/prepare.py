@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from audiofold.autogroups import read_auto_groups
 from audiofold.clips import read_clips
 from audiofold.duplicates import identical_sets
 from audiofold.prepare import prepare
@@ -28,7 +29,10 @@ def main(smk):
     # the content hashes are an input only under cv.group_duplicates: sets of identical training clips
     hashes = optional_input(smk, "hashes")
     identical = identical_sets(read_clips(hashes)) if hashes else None
-    prepare(config, Path(smk.output.task).parent, skipped=skipped, identical=identical)
+    # the pseudo-groups are inputs only under cv.auto_groups without a group or fold column
+    found = optional_input(smk, "auto_groups")
+    auto = read_auto_groups(found, optional_input(smk, "auto_groups_summary")) if found else None
+    prepare(config, Path(smk.output.task).parent, skipped=skipped, identical=identical, auto_groups=auto)
 
 
 run_rule(snakemake, main)  # noqa: F821

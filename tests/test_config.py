@@ -70,7 +70,10 @@ def test_bad_values_name_their_key(base, schema, mutate, named):
 
 def test_unknown_key_lists_allowed_keys(base, schema):
     base["cv"]["n_fold"] = 3
-    with pytest.raises(ConfigError, match="Allowed keys here: group_duplicates, n_bins, n_folds"):
+    with pytest.raises(
+        ConfigError,
+        match="Allowed keys here: auto_groups, auto_groups_backbone, auto_groups_threshold, group_duplicates, n_bins, n_folds",
+    ):
         validate_config(base, schema)
 
 

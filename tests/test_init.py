@@ -135,6 +135,7 @@ def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch,
     opted_out = scaffold(data, base_dir=tmp_path, auto_group=False)
     assert opted_out.config["data"]["group_column"] is None and opted_out.config["cv"]["n_folds"] == 5
     assert any("--no-group leaves folds ungrouped" in n for n in opted_out.notes)
+    assert opted_out.config["cv"]["auto_groups"] is False  # no pseudo-groups either
 
     monkeypatch.chdir(tmp_path)
     assert cli(["init", "data", "--output", "grouped.yaml"]) == 0
@@ -148,6 +149,10 @@ def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch,
 
     assert cli(["init", "data", "--output", "ungrouped.yaml", "--no-group"]) == 0
     assert load_config("ungrouped.yaml")["data"]["group_column"] is None
+    assert load_config("ungrouped.yaml")["cv"]["auto_groups"] is False
+    unnamed = make_folder(tmp_path / "unnamed", train.drop(columns="speaker"), _ids("b", 4))
+    note = [n for n in scaffold(unnamed, base_dir=tmp_path).notes if n.startswith("no group column")]
+    assert note and "pseudo-groups" in note[0] and "cv.auto_groups: false" in note[0]
     with pytest.raises(SystemExit):  # one or the other
         cli(["init", "data", "--output", "x.yaml", "--no-group", "--group-column", "speaker"])
 

@@ -53,6 +53,8 @@ def _planned(wd, change: dict) -> set[str]:
         ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
         ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "metrics", "all"}),
         ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
+        ({"cv": {"auto_groups_threshold": 0.3}}, set()),  # the demo has no pseudo-groups under auto
+        ({"cv": {"auto_groups": True}}, {"auto_groups", "prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
         ({"pseudo_labels": {"min_confidence": 0.9}}, set()),  # disabled: its settings are no job's params
         ({"pseudo_labels": {"enabled": True}}, {"train", "refit", "collect_oof", "calibrate"} | ENSEMBLE),
     ],
@@ -70,6 +72,8 @@ def _planned(wd, change: dict) -> set[str]:
         "duplicates.threshold",
         "duplicates.backbone",
         "cv.group_duplicates",
+        "cv.auto_groups_threshold (demo: inactive)",
+        "cv.auto_groups",
         "pseudo_labels.min_confidence (disabled)",
         "pseudo_labels.enabled",
     ],

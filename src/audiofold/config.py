@@ -217,6 +217,12 @@ def _check_consistency(config: dict, source: str) -> None:
             f"{source}: key duplicates.backbone: {capped(repr(dup_backbone))} is not a backbone in this config; "
             f"choose from {', '.join(config.get('backbones', {}))} (or null for the first)."
         )
+    groups_backbone = config.get("cv", {}).get("auto_groups_backbone")
+    if isinstance(groups_backbone, str) and groups_backbone not in config.get("backbones", {}):
+        raise ConfigError(
+            f"{source}: key cv.auto_groups_backbone: {groups_backbone!r} is not a backbone in this config; "
+            f"choose from {', '.join(config.get('backbones', {}))}, or give backbone options (type: ...)."
+        )
     scale = config.get("task", {}).get("scale")
     if scale is not None and not scale["min"] < scale["max"]:
         raise ConfigError(

@@ -245,6 +245,65 @@ def score(y: np.ndarray, P: np.ndarray, task: TaskSpec) -> dict[str, float]:
     return out
 
 
+def _weighted_pearson(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    w = w / w.sum()
+    dy, dp = y - w @ y, p - w @ p
+    denominator = np.sqrt((w @ dy**2) * (w @ dp**2))
+    return float((w @ (dy * dp)) / denominator) if denominator > 0 else float("nan")
+
+
+def _weighted_per_target(name: str, y: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
+    y, P = as_2d(y), as_2d(P)
+    _check_same_shape(y, P)
+    if name == "pearson":
+        return np.asarray([_weighted_pearson(y[:, t], P[:, t], w) for t in range(y.shape[1])])
+    error = (y - P) ** 2 if name == "rmse" else np.abs(y - P)
+    mean = (w @ error) / w.sum()
+    return np.sqrt(mean) if name == "rmse" else mean
+
+
+def _weighted_metric(name: str, y: np.ndarray, P: np.ndarray, task: TaskSpec, w: np.ndarray) -> float:
+    if name in _PER_TARGET:
+        values = _weighted_per_target(name, y, P, w)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    if name == "accuracy":
+        _check_class_shapes(y, P, task)
+        return float(accuracy_score(y, np.argmax(P, axis=1), sample_weight=w))
+    if name == "macro_f1":
+        _check_class_shapes(y, P, task)
+        return float(f1_score(y, np.argmax(P, axis=1), average="macro", zero_division=0, sample_weight=w))
+    if name == "log_loss":
+        _check_class_shapes(y, P, task)
+        return float(log_loss(y, normalize_probabilities(P), labels=np.arange(P.shape[1]), sample_weight=w))
+    if name == "lwlrap":  # each positive cell's precision lies within its row: weight it by the row's weight
+        rows, _, precision = lwlrap_cells(y, P)
+        return float(np.sum(w[rows] * precision) / np.sum(w[rows])) if len(rows) else 0.0
+    if name == "map":
+        positive = np.asarray(y) > 0.5
+        has_positive = positive.any(axis=0)
+        if not has_positive.any():
+            return 0.0
+        P = np.asarray(P, dtype=np.float64)
+        return float(
+            average_precision_score(positive[:, has_positive], P[:, has_positive], average="macro", sample_weight=w)
+        )
+    raise DataError(f"metric {name!r} has no weighted form.")
+
+
+def weighted_score(y: np.ndarray, P: np.ndarray, task: TaskSpec, weights: np.ndarray) -> dict[str, float]:
+    """``score`` with each row counted ``weights`` times (importance-weighted: rows more like the test
+    set count more); equal to ``score`` for equal weights. Same keys as ``score``."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(y),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise DataError(f"row weights must be {len(y)} finite non-negative numbers with a positive sum.")
+    out = {name: _weighted_metric(name, y, P, task, w) for name in metrics_for(task.kind)}
+    if task.kind == "multitarget":
+        for name in _PER_TARGET:
+            for target, value in zip(task.label_columns, _weighted_per_target(name, y, P, w)):
+                out[f"{name}/{target}"] = float(value)
+    return out
+
+
 def baseline_predictions(y_train: np.ndarray, n: int, task: TaskSpec) -> np.ndarray:
     """Predictions of the trivial model (ignores the input) for ``n`` rows.
 

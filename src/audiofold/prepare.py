@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .autogroups import usable
 from .errors import DataError
 from .folds import duplicate_sets, make_folds, merge_groups
 from .io import save_npz, write_csv, write_json, write_meta
@@ -22,6 +23,7 @@ def prepare(
     out_dir: str | Path,
     skipped: set[str] | frozenset[str] = frozenset(),
     identical: list[list[str]] | None = None,
+    auto_groups: tuple[dict[str, str], dict] | None = None,
 ) -> dict:
     """Write ``task.json``, ``folds.csv`` and ``targets.npz`` under ``out_dir``; return the task summary.
 
@@ -33,6 +35,11 @@ def prepare(
     step's hashes) lets ``cv.group_duplicates`` (default true) put each set into one fold group, merged
     with ``data.group_column``'s groups; predefined folds are kept, with a warning where a set
     straddles them.
+
+    ``auto_groups`` ({training id: pseudo-group}, the auto_groups step's summary; given only without
+    ``data.group_column`` and ``data.fold_column``) makes the fold groups from clusters of the clips'
+    embeddings, unless they cannot make ``cv.n_folds`` folds (``autogroups.usable``); task.json's
+    ``auto_groups`` says how many were found and whether the folds use them.
     """
     out_dir = Path(out_dir)
     data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
@@ -71,15 +78,20 @@ def prepare(
     predefined = None
     if data.get("fold_column"):
         predefined = _column(train, data["fold_column"], data["train_csv"], "data.fold_column")
+    auto_info, groups_from = None, "data.group_column"
+    if auto_groups is not None and groups is None and predefined is None:
+        groups, auto_info = _pseudo_groups(train_ids, *auto_groups, cv.get("n_folds", 5))
+        if groups is not None:
+            groups_from = "cv.auto_groups (clusters of the clips' embeddings)"
     set_of_row = _identical_set_per_row(train_ids, identical or [])
     dup_sets = duplicate_sets(set_of_row)
-    merged, groups_from = 0, "data.group_column"
+    merged = 0
     if dup_sets and cv.get("group_duplicates", True) and predefined is None:
         groups, merged = _groups_with_duplicates(train_ids, groups, set_of_row, dup_sets)
         if merged:
             groups_from = (
-                "data.group_column merged with identical clips (cv.group_duplicates)"
-                if data.get("group_column")
+                f"{groups_from} merged with identical clips (cv.group_duplicates)"
+                if data.get("group_column") or auto_info and auto_info["used"]
                 else "cv.group_duplicates (each clip a group, identical clips one)"
             )
     folds, scheme = make_folds(
@@ -92,6 +104,8 @@ def prepare(
         n_bins=cv.get("n_bins", 10),
         groups_from=groups_from,
     )
+    if auto_info and auto_info["used"]:
+        scheme += f"; {auto_info['n_groups']} pseudo-groups (cv.auto_groups)"
     if merged:
         scheme += f"; {merged} set(s) of identical clips kept in one fold (cv.group_duplicates)"
     n_folds = int(folds.max()) + 1
@@ -131,6 +145,8 @@ def prepare(
         "n_folds": n_folds,
         "n_skipped": len(set(skipped) & set(train_ids)),
     }
+    if auto_info is not None:
+        summary["auto_groups"] = auto_info
     if identical is not None:
         summary["duplicates"] = {
             "exact_sets": len(dup_sets),
@@ -147,6 +163,29 @@ def prepare(
     targets = drop_skipped(targets, set(skipped))
     save_npz(out_dir / "targets.npz", **targets)
     return summary
+
+
+def _pseudo_groups(
+    ids: list[str], group_of: dict[str, str], found: dict, n_folds: int
+) -> tuple[np.ndarray | None, dict]:
+    """(fold groups from the auto_groups step's clusters, or None where they cannot make the folds; what
+    task.json and the report say about them). A clip the step did not embed (skipped audio) is its own group."""
+    groups = np.asarray([group_of.get(i, f"clip:{i}") for i in ids], dtype=object)
+    why_not = usable(groups, n_folds)
+    info = {
+        **found,
+        "n_groups": int(len(pd.unique(groups))),
+        "used": why_not is None,
+        "why": (
+            f"no data.group_column: {found['n_clips']} training clips clustered on {found['backbone']} embeddings "
+            f"(cosine threshold {found['threshold']:g}) into {found['n_groups']} pseudo-groups (likely speakers or "
+            "sources), each kept inside one fold"
+            if why_not is None
+            else f"pseudo-groups not used: {why_not}; folds are not grouped"
+        ),
+    }
+    (log.info if why_not is None else log.warning)("auto groups: %s", info["why"])
+    return (groups if why_not is None else None), info
 
 
 def _identical_set_per_row(ids: list[str], identical: list[list[str]]) -> np.ndarray:

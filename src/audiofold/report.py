@@ -10,6 +10,8 @@ comparison ``auto`` chose by). Multilabel: ``blend.per_class`` (per-class weight
 applied, cross-validated scores of global and per-class) and ``blend.labels`` (label-string
 thresholds: ``in_sample`` F1 of the global and the per-class thresholds chosen and scored on the
 same OOF rows, ``nested`` F1 with them re-chosen per outer fold, and which the submission uses).
+``blend.shift_weighted``: where the shift check fired, the nested OOF rows scored with the shift
+step's importance weights (``shift_weighted_entry``), beside the nested score; it chooses nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ import html
 import numpy as np
 
 from . import metrics
+from .errors import DataError
 from .io import atomic_path, load_npz, read_json, write_csv, write_json
+from .shift import effective_sample_size
 from .tasks import TaskSpec
 
 IN_SAMPLE = "BLEND in-sample (as submitted)"
 NESTED = "BLEND nested (honest)"
 NESTED_SINGLE = "BEST SINGLE nested (honest)"
+SHIFT_WEIGHTED = "BLEND nested, shift-weighted (estimate)"
+SHIFT_WEIGHTED_NOTE = (
+    "the nested blend's OOF rows weighted by the adversarial classifier's odds that each is a test clip "
+    "(importance-weighted CV, weights of mean 1 cut at {clip:g}): what the nested score would be if the "
+    "training rows were drawn like the test set. effective_n: how many equally weighted rows it is worth "
+    "(of n); far below n, it is noisy. Reported only, never used to choose anything"
+)
 BLEND_NOTES = {
     "in_sample": "the blend as submitted (after the rounding decision), scored on the same OOF rows its "
     "calibration, blend method, candidate pruning, weights and rounding were chosen on (a stacker's own "
@@ -69,6 +80,9 @@ def summarise(
     plot_data: dict[str, str] | None = None,
     shift_path: str | None = None,
     duplicates_path: str | None = None,
+    nested_oof_path: str | None = None,
+    shift_weights_path: str | None = None,
+    fold_info: dict | None = None,
 ) -> dict:
     primary, greater = metrics.primary(task.kind)
     out: dict = {"task": task.kind, "primary": primary, "greater_is_better": greater, "candidates": {}}
@@ -112,6 +126,12 @@ def summarise(
     out["baseline"] = baseline
     if shift_path:  # adversarial validation (audiofold.shift): {backbone, auc, shifted, ...}
         out["shift"] = read_json(shift_path)
+        if nested_oof_path and shift_weights_path:
+            out["blend"]["shift_weighted"] = shift_weighted_entry(
+                nested_oof_path, shift_weights_path, out["shift"], out["blend"]["nested"], task
+            )
+    if fold_info:  # how the folds were made (task.json): scheme, and the pseudo-groups under cv.auto_groups
+        out["folds"] = fold_info
     if duplicates_path:  # identical and near-duplicate clips (audiofold.duplicates): counts and top pairs
         out["duplicates"] = read_json(duplicates_path)
     write_json(metrics_out, out)
@@ -132,6 +152,45 @@ def _nested_entry(nested_path: str | None) -> dict | None:
         return None
     nested = read_json(nested_path)
     return {**nested, "note": nested.get("skipped") or BLEND_NOTES["nested"]}
+
+
+def shift_weighted_entry(
+    nested_oof_path: str, weights_path: str, shift: dict, nested: dict | None, task: TaskSpec
+) -> dict:
+    """The nested blend scored with the shift step's importance weights (``metrics.weighted_score``),
+    overall and per fold, with the effective sample size; ``skipped`` says why where there is none
+    (no shift detected, or no nested score)."""
+    if not shift.get("shifted"):
+        return {
+            "overall": None,
+            "skipped": f"no train/test shift detected (adversarial AUC {shift.get('auc')} not above "
+            f"{shift.get('warn_above')}): weights are all 1, the nested score stands as is",
+        }
+    if not nested or not nested.get("overall"):
+        return {"overall": None, "skipped": "no nested score to weight"}
+    oof, weights = load_npz(nested_oof_path), load_npz(weights_path)
+    weight_of = dict(zip(weights["ids"].astype(str), weights["weight"]))
+    ids = oof["ids"].astype(str)
+    missing = [i for i in ids if i not in weight_of]
+    if missing:
+        raise DataError(
+            f"{weights_path}: no weight for OOF id(s) {missing[:5]}; the shift weights and the OOF rows are from "
+            "different runs. Rerun the workflow (snakemake --forcerun shift)."
+        )
+    w = np.asarray([weight_of[i] for i in ids], dtype=np.float64)
+    y, folds, P = oof["y"], oof["fold"], oof["P"]
+    return {
+        "overall": metrics.weighted_score(y, P, task, w),
+        "per_fold": {
+            int(k): metrics.weighted_score(y[folds == k], P[folds == k], task, w[folds == k]) for k in np.unique(folds)
+        },
+        "n": int(len(w)),
+        "effective_n": round(effective_sample_size(w), 1),
+        "max_weight": round(float(w.max()), 4),
+        "clip": shift["weights"]["clip"],
+        "auc": shift["auc"],
+        "note": SHIFT_WEIGHTED_NOTE.format(clip=shift["weights"]["clip"]),
+    }
 
 
 def _labels_entry(labels: dict, nested: dict | None) -> dict:
@@ -157,6 +216,9 @@ def _blend_rows(summary: dict) -> list[tuple[str, dict]]:
         rows.append((NESTED, nested))
         if nested.get("best_single"):
             rows.append((NESTED_SINGLE, nested["best_single"]))
+    weighted = summary["blend"].get("shift_weighted")
+    if weighted and weighted.get("overall"):
+        rows.append((SHIFT_WEIGHTED, weighted))
     return rows
 
 
@@ -173,7 +235,7 @@ def scores_table(summary: dict):
         row = {"candidate": name}
         row.update({f"fold {k}": v[primary] for k, v in entry["per_fold"].items()})
         row[f"OOF {primary}"] = entry["overall"][primary]
-        if name not in (IN_SAMPLE, NESTED, NESTED_SINGLE):
+        if name not in (IN_SAMPLE, NESTED, NESTED_SINGLE, SHIFT_WEIGHTED):
             cal = entry.get("calibration") or {}
             row[f"calibrated {primary}"] = entry["calibrated_overall"][primary]
             row["calibration"] = (
@@ -195,6 +257,7 @@ def write_scores_html(summary: dict, path: str) -> None:
         for label, key in ((IN_SAMPLE, "in_sample"), (NESTED, "nested"))
         if summary["blend"].get(key)
     )
+    notes += shift_weighted_html(summary["blend"].get("shift_weighted"), summary["primary"])
     notes += comparison_html(summary["blend"], summary["primary"])
     notes += labels_html(summary["blend"])
     if "step" in rounding:
@@ -208,7 +271,8 @@ def write_scores_html(summary: dict, path: str) -> None:
         "body{font-family:sans-serif}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
         "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
         f"<h3>Out-of-fold {summary['primary']} ({better} is better), task {summary['task']}</h3>{table}"
-        f"<ul>{notes}</ul>{shift_html(summary.get('shift'))}{duplicates_html(summary.get('duplicates'))}</body></html>"
+        f"<ul>{notes}</ul>{folds_html(summary.get('folds'))}{shift_html(summary.get('shift'))}"
+        f"{duplicates_html(summary.get('duplicates'))}</body></html>"
     )
     with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -273,6 +337,38 @@ def labels_html(blend: dict) -> str:
             )
         out += line + "</li>"
     return out
+
+
+def shift_weighted_html(weighted: dict | None, primary: str) -> str:
+    """The list item on the shift-weighted estimate (empty where none was asked for)."""
+    if not weighted:
+        return ""
+    if not weighted.get("overall"):
+        return f"<li><b>{SHIFT_WEIGHTED}</b>: not computed: {html.escape(weighted['skipped'])}</li>"
+    return (
+        f"<li><b>{SHIFT_WEIGHTED}</b>: {primary} {weighted['overall'][primary]:.4f}, effective sample size "
+        f"{weighted['effective_n']:.0f} of {weighted['n']} rows (largest weight {weighted['max_weight']:.2f}); "
+        f"{html.escape(weighted['note'])}</li>"
+    )
+
+
+def folds_entry(task_summary: dict) -> dict:
+    """How the folds were made, from prepare's task.json: scheme, and the pseudo-groups where there were any."""
+    out = {"scheme": task_summary["fold_scheme"]}
+    if "auto_groups" in task_summary:
+        out["auto_groups"] = task_summary["auto_groups"]
+    return out
+
+
+def folds_html(folds: dict | None) -> str:
+    """The line on how the folds were made, and the pseudo-groups where cv.auto_groups clustered the clips."""
+    if not folds:
+        return ""
+    line = f"Folds: {html.escape(folds['scheme'])}."
+    auto = folds.get("auto_groups")
+    if auto:
+        line += f" Pseudo-groups (cv.auto_groups): {html.escape(auto['why'])}."
+    return f"<p>{line}</p>"
 
 
 def shift_html(shift: dict | None) -> str:
@@ -388,7 +484,9 @@ def _plot_scores(summary: dict, path: str) -> None:
     ]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.8))
     pos = np.arange(len(rows))
-    colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red", "tab:gray"][: len(rows) - n_candidates]
+    colors = ["tab:blue"] * n_candidates + ["tab:orange", "tab:red", "tab:gray", "tab:purple"][
+        : len(rows) - n_candidates
+    ]
     ax.barh(pos, [r[1] for r in rows], color=colors, alpha=0.7)
     for i, (_, _, per_fold, calibrated) in enumerate(rows):
         ax.scatter(per_fold, [i] * len(per_fold), color="black", s=10, zorder=3, label="per fold" if i == 0 else None)

@@ -302,6 +302,16 @@ def scaffold(
                 f"cv.n_folds: {n_groups} (only {n_groups} groups in {group_column!r}, and every fold "
                 f"needs one of its own; the template has {n_folds})"
             )
+    if group_column is None and not auto_group:
+        config["cv"] = {**config.get("cv", {}), "auto_groups": False}
+        notes.append("cv.auto_groups: false (--no-group: folds are not grouped, not even by clustered clips)")
+    elif group_column is None:
+        notes.append(
+            "no group column: cv.auto_groups (default auto) clusters the training clips on speaker embeddings "
+            "(resemblyzer) into pseudo-groups (likely speakers or source recordings) that the folds keep whole; "
+            "how many were found, and whether the folds use them, is in results/task.json, the prepare log and "
+            "the report (cv.auto_groups: false, or --no-group, to turn off)"
+        )
     task: dict = {"kind": spec.kind}
     if spec.label_sep is not None:
         task["label_sep"] = spec.label_sep

@@ -16,6 +16,26 @@ HEADS = list(config["heads"])
 DATA = config["data"]
 # near duplicates are looked for in this backbone's embeddings
 DUPLICATES_BACKBONE = config["duplicates"]["backbone"] or BACKBONES[0]
+# Pseudo-groups (cv.auto_groups) only where the table names no groups and no folds: otherwise the
+# auto_groups step is not in the graph and prepare reads what it always did.
+AUTO_GROUPS = (
+    config["cv"]["auto_groups"] is not False
+    and not DATA["group_column"]
+    and not DATA["fold_column"]
+    and (config["cv"]["auto_groups"] is True or not config["demo"]["enabled"])
+)
+
+
+def groups_backbone():
+    """(name under `backbones` whose embeddings the auto_groups step reuses, or None; the backbone's options)."""
+    chosen = config["cv"]["auto_groups_backbone"]
+    if isinstance(chosen, str):
+        return chosen, config["backbones"][chosen]
+    same = [name for name, options in config["backbones"].items() if options == chosen]
+    return (same[0] if same else None), chosen
+
+
+GROUPS_BACKBONE, GROUPS_BACKBONE_OPTIONS = groups_backbone()
 
 
 def backbone_sr(backbone):
@@ -144,6 +164,13 @@ def _stat(path):
         return st.st_size, st.st_mtime_ns
     except OSError:
         return None, None
+
+
+def train_clip_rows():
+    """(id, path, action) of every training clip: what the auto_groups step embeds when no configured
+    backbone has its embeddings."""
+    table = clip_table()
+    return table.loc[table["split"] == "train", ["id", "path", "action"]].values.tolist()
 
 
 def embeddings(backbone, split):

@@ -93,11 +93,46 @@ checkpoint validate:
         "../../scripts/validate.py"
 
 
+# Pseudo-groups when the table names none (cv.auto_groups): the training clips clustered on a speaker
+# embedding. Reuses a configured backbone's embeddings where it is the one asked for, else embeds the
+# training clips itself (through the embedding cache). No fold or seed param: a fold change never re-embeds.
+if AUTO_GROUPS:
+
+    rule auto_groups:
+        input:
+            embeddings=lambda wc: embeddings(GROUPS_BACKBONE, "train") if GROUPS_BACKBONE else [],
+            audio=lambda wc: (
+                [] if GROUPS_BACKBONE else [path for _, path, action in train_clip_rows() if action == "decode"]
+            ),
+        output:
+            groups=f"{R}/validation/auto_groups.csv",
+            summary=f"{R}/validation/auto_groups.json",
+        params:
+            # the clip list it embeds itself (not the clip table: audio.shard_clips must not rerun it)
+            clips=lambda wc: [] if GROUPS_BACKBONE else train_clip_rows(),
+            backbone_name=GROUPS_BACKBONE or GROUPS_BACKBONE_OPTIONS["type"],
+            backbone=GROUPS_BACKBONE_OPTIONS,
+            threshold=config["cv"]["auto_groups_threshold"],
+            max_seconds=config["audio"]["max_seconds"],
+        log:
+            f"{R}/logs/auto_groups.log",
+        benchmark:
+            f"{R}/benchmarks/auto_groups.tsv"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        conda:
+            "../envs/audiofold.yaml"
+        script:
+            "../../scripts/auto_groups.py"
+
+
 # Task, folds and targets: read by train and later steps only. The clip table is an input only under
 # audio.bad_audio: skip (its skipped training rows leave the targets); otherwise no row is ever dropped,
 # so audio.* (validate's params) never reruns prepare. Under cv.group_duplicates the content hashes are
 # an input (identical training clips share a fold group): a clip added, removed or edited in the audio
-# folders then reruns prepare too.
+# folders then reruns prepare too. Under cv.auto_groups (no group or fold column) the pseudo-groups are an input.
 rule prepare:
     input:
         train_csv=DATA["train_csv"],
@@ -105,6 +140,8 @@ rule prepare:
         sample_submission=optional(DATA["sample_submission"]),
         clips=[rules.validate.output.clips] if config["audio"]["bad_audio"] == "skip" else [],
         hashes=[rules.hashes.output.hashes] if config["cv"]["group_duplicates"] else [],
+        auto_groups=[rules.auto_groups.output.groups] if AUTO_GROUPS else [],
+        auto_groups_summary=[rules.auto_groups.output.summary] if AUTO_GROUPS else [],
     output:
         task=f"{R}/task.json",
         folds=f"{R}/folds.csv",

@@ -124,8 +124,10 @@ rule metrics:
         blend_oof=rules.blend.output.oof,
         weights=rules.blend.output.weights,
         nested=rules.blend_nested.output.summary,
+        nested_oof=rules.blend_nested.output.oof,  # scored again with the shift weights
         task=rules.prepare.output.task,
         shift=rules.shift.output.shift,
+        shift_weights=rules.shift.output.weights,
         duplicates=rules.duplicates.output.summary,
     output:
         metrics=f"{R}/metrics.json",

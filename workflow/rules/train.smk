@@ -86,13 +86,15 @@ rule collect_oof:
         "../../scripts/collect_oof.py"
 
 
-# Adversarial validation on the first backbone's embeddings: does the test set look like training?
+# Adversarial validation on the first backbone's embeddings: does the test set look like training? Where it
+# does not, its out-of-fold odds weight the OOF rows for the shift-weighted estimate (metrics).
 rule shift:
     input:
         train=lambda wc: embeddings(BACKBONES[0], "train"),
         test=lambda wc: embeddings(BACKBONES[0], "test"),
     output:
         shift=f"{R}/shift.json",
+        weights=f"{R}/shift_weights.npz",  # per training clip: the shift-weighted estimate's weights
     params:
         backbone=BACKBONES[0],
         seed=config["seed"],
