@@ -44,8 +44,14 @@ def pseudo_label_params(wildcards):
     return dict(block) if block["enabled"] else {}
 
 
+# Fine-tuned encoders (workflow/rules/finetune.smk): candidate backbone ft-<name>, head finetune.
+FINETUNE = list(config.get("finetune") or {})
+FT_BACKBONES = [f"ft-{m}" for m in FINETUNE]
+FT_HEADS = ["finetune"] if FINETUNE else []
+
 # (backbone, head) pairs trained, collected and offered to the blend
 CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)]
+CANDIDATES += [(b, "finetune") for b in FT_BACKBONES]
 
 
 def optional(path):
@@ -150,7 +156,7 @@ def final_outputs():
 
 
 wildcard_constraints:
-    backbone="|".join(BACKBONES),
-    head="|".join(HEADS),
+    backbone="|".join(BACKBONES + FT_BACKBONES),
+    head="|".join(HEADS + FT_HEADS),
     shard=r"(train|test)\d+",
     fold=r"\d+",
