@@ -284,3 +284,28 @@ def test_torchaudio_encoder_fine_tunes_a_checkpoint(tmp_path):
     last = encoder.blocks()[-1]
     assert out.shape == (2, 2) and all(p.grad is not None for p in last.parameters() if p.requires_grad)
     assert all(p.grad is None for p in encoder.blocks()[0].parameters())
+
+
+def test_refit_runs_the_folds_median_best_epoch(tmp_path):
+    from audiofold.io import write_meta
+
+    paths = []
+    for fold, best in enumerate([2, 5, 3]):
+        paths.append(tmp_path / f"fold{fold}.npz")
+        write_meta(paths[-1], best_epoch=best)
+    assert finetune.refit_epochs(paths) == 3
+
+
+def test_learning_curves_plot_every_model_and_fold(tmp_path):
+    from audiofold.ft_curves import finetune_curves
+
+    histories = {}
+    for model in ("a", "b"):
+        for fold in range(2):
+            path = tmp_path / model / f"fold{fold}.csv"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("epoch,train_loss,lr_head,val_accuracy,seconds\n1,1.5,0.1,0.4,2\n2,1.2,0.0,0.5,2\n")
+            histories.setdefault(model, []).append(path)
+    summary = finetune_curves(histories, tmp_path / "curves.png")
+    assert summary == {"a": {"fold0": 2, "fold1": 2}, "b": {"fold0": 2, "fold1": 2}}
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -3,26 +3,6 @@
 # prediction files, so collect_oof, calibrate and the blends take them unchanged. Audio is decoded once
 # per chunk and sample rate (audio_store), shared by every model and fold at that rate: no fold, seed or
 # fine-tune key reruns it.
-if FINETUNE:
-    from audiofold.finetune import FinetuneOptions  # imports torch: only when something is fine-tuned
-
-    if "finetune" in HEADS:
-        raise ValueError(
-            "config.yaml: heads.finetune: the head name `finetune` is taken by fine-tuned candidates; rename it."
-        )
-    # start-up check of every option (loads no weights)
-    FT_RATE = {m: FinetuneOptions.from_config(config["finetune"][m], f"finetune.{m}").sample_rate for m in FINETUNE}
-
-
-def ft_store(model, split, suffix):
-    return [f"{R}/audio/{FT_RATE[model]}/{s}.{suffix}" for s in chunks(split)]
-
-
-def ft_gpus(model):
-    """One GPU for a model whose device is cuda (profiles/slurm then sends it to the GPU partition)."""
-    return int(config["finetune"][model].get("device") == "cuda")
-
-
 rule audio_store:
     input:
         audio=chunk_audio,
@@ -116,3 +96,26 @@ rule finetune_refit:
         "../envs/audiofold.yaml"
     script:
         "../../scripts/finetune.py"
+
+
+# Learning curves of every fine-tuned model, in the Snakemake report.
+rule finetune_curves:
+    input:
+        histories=lambda wc: [f"{R}/finetune/{m}/fold{k}.csv" for m in FINETUNE for k in FOLDS],
+    output:
+        curves=report(
+            f"{R}/plots/finetune_curves.png",
+            category="5. Fine-tuning",
+            caption="../report/finetune_curves.rst",
+        ),
+    log:
+        f"{R}/logs/finetune_curves.log",
+    benchmark:
+        f"{R}/benchmarks/finetune_curves.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/audiofold-slim.yaml"
+    script:
+        "../../scripts/finetune_curves.py"
