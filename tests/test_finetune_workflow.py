@@ -17,7 +17,7 @@ from conftest import ROOT, small_config, snakemake
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("finetune_workflow")]
 
 ENSEMBLE = {"blend", "blend_nested", "submit", "metrics", "all"}
-FT_DOWNSTREAM = {"finetune", "finetune_refit", "collect_oof", "calibrate"} | ENSEMBLE
+FT_DOWNSTREAM = {"finetune", "finetune_refit", "finetune_curves", "collect_oof", "calibrate"} | ENSEMBLE
 
 
 def finetune_config() -> dict:
@@ -93,7 +93,7 @@ def test_a_fold_or_seed_change_decodes_nothing_again(done, change):
 
 def test_a_cuda_model_asks_the_executor_for_a_gpu(done):
     (done / "change.yaml").write_text(yaml.safe_dump({"finetune": {"cnn": {"device": "cuda"}}}))
-    plan = snakemake(done, "-n", "--configfile", "config.yaml", "change.yaml").stdout
+    plan = snakemake(done, "-n", "--configfile", str(done / "config.yaml"), str(done / "change.yaml")).stdout
     blocks = [b for b in plan.split("\n\n") if "rule finetune" in b]
     assert blocks and all("gpu=1" in b for b in blocks)
 
