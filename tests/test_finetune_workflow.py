@@ -94,8 +94,8 @@ def test_a_fold_or_seed_change_decodes_nothing_again(done, change):
 def test_a_cuda_model_asks_the_executor_for_a_gpu(done):
     (done / "change.yaml").write_text(yaml.safe_dump({"finetune": {"cnn": {"device": "cuda"}}}))
     plan = snakemake(done, "-n", "--configfile", str(done / "config.yaml"), str(done / "change.yaml")).stdout
-    blocks = [b for b in plan.split("\n\n") if "rule finetune" in b]
-    assert blocks and all("gpu=1" in b for b in blocks)
+    blocks = [b for b in plan.split("\n\n") if "rule finetune:" in b or "rule finetune_refit:" in b]
+    assert len(blocks) == 4 and all("gpu=1" in b for b in blocks)  # 3 folds and the refit
 
 
 def test_bad_finetune_options_fail_at_start_up(tmp_path):
