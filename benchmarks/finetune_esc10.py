@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--unfreeze", default="all")
+    parser.add_argument("--lr-head", type=float, default=2e-4)
+    parser.add_argument("--lr-encoder", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATASETS_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/finetune_esc10.json")
@@ -50,7 +52,14 @@ def main() -> None:
     task = TaskSpec("classification", "id", ["category"], classes=classes)
     unfreeze = args.unfreeze if args.unfreeze in ("all", "none") else int(args.unfreeze)
     options = FinetuneOptions.from_config(
-        {"encoder": {"type": "aisfx"}, "epochs": args.epochs, "patience": 3, "unfreeze": unfreeze}
+        {
+            "encoder": {"type": "aisfx"},
+            "epochs": args.epochs,
+            "patience": 3,
+            "unfreeze": unfreeze,
+            "lr_head": args.lr_head,
+            "lr_encoder": args.lr_encoder,
+        }
     )
     results = []
     with tempfile.TemporaryDirectory(prefix="ft-esc10-") as tmp:
