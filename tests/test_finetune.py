@@ -309,3 +309,17 @@ def test_learning_curves_plot_every_model_and_fold(tmp_path):
     summary = finetune_curves(histories, tmp_path / "curves.png")
     assert summary == {"a": {"fold0": 2, "fold1": 2}, "b": {"fold0": 2, "fold1": 2}}
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_panns_encoder_loads_a_cnn14_checkpoint_and_unfreezes_its_last_blocks(tmp_path):
+    from audiofold.backbones.panns import build_cnn14
+
+    torch.manual_seed(0)
+    torch.save({"model": build_cnn14().state_dict()}, tmp_path / "cnn14.pth")
+    params = {"type": "panns", "variant": "cnn14_16k", "checkpoint": str(tmp_path / "cnn14.pth")}
+    encoder = build_encoder(params)
+    assert encoder_sample_rate(params) == 16000 and encoder.dim == 2048 and len(encoder.blocks()) == 7
+    model = finetune.FinetuneModel(encoder, 4, 0.5)
+    assert model.freeze(2) == sum(p.numel() for b in encoder.blocks()[-2:] for p in b.parameters())
+    out = model(encoder.features(torch.zeros(2, 16000)))
+    assert out.shape == (2, 4)

@@ -103,11 +103,11 @@ class AisfxEncoder(Encoder):
     sample_rate = 44100
     dim = 512
 
-    def __init__(self, *, precision: str = "fp32") -> None:
+    def __init__(self) -> None:
         super().__init__()
         from .backbones import AisfxBackbone
 
-        self.frontend = AisfxBackbone(precision=precision)  # loads the packaged weights; log_mel is numpy
+        self.frontend = AisfxBackbone()  # loads the packaged weights (fp32: trained here); log_mel is numpy
         self.net = self.frontend.model
         del self.frontend.model  # one owner of the weights: this module
 
