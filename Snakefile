@@ -44,6 +44,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/finetune.smk"
 include: "workflow/rules/ensemble.smk"
 
 

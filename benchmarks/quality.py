@@ -25,7 +25,8 @@ nested score (the issue's "Quality on real data"); the report says whether it is
 
 ``--head-config FILE.yaml``: a mapping head name -> options that replaces the built-in heads block
 (``--heads`` then picks from it); ``--backbone-config FILE.yaml`` does the same for the backbones
-(e.g. ``panns: {type: panns, checkpoint: ~/Cnn14_mAP=0.431.pth}`` where the weights are at hand).
+(e.g. ``panns: {type: panns, checkpoint: ~/Cnn14_mAP=0.431.pth}`` where the weights are at hand);
+``--finetune-config FILE.yaml`` adds a ``finetune:`` block (fine-tuned candidates ``ft-<name>/finetune``).
 A head whose type does not fit a data set's task kind is left out of that data set's run, and the
 report lists it. ``--render`` only rewrites quality.md from
 quality.json (after a change to the report), running nothing.
@@ -322,6 +323,7 @@ def run_dataset(
     max_clips: int | None = None,
     data_dir: Path = DATASETS_DIR,
     pseudo_labels: bool = False,
+    finetune: dict | None = None,
 ) -> dict:
     spec = DATASETS[name]
     workdir = scratch / name
@@ -344,6 +346,7 @@ def run_dataset(
     config["backbones"] = dict(backbones)
     config["heads"], left_out = heads_for(spec["kind"], heads, backbones)
     config["pseudo_labels"] = {"enabled": pseudo_labels}  # round two as extra {variant}+pl candidates
+    config["finetune"] = dict(finetune or {})  # fine-tuned encoders: candidates ft-<name>/finetune
     for head, why in left_out.items():
         print(f"{name}: leaving out head {head}: {why}", file=sys.stderr)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -361,6 +364,7 @@ def _described(workdir: Path, config: dict, left_out: dict, max_clips: int | Non
             "backbones": list(config["backbones"]),
             "heads": config["heads"],
             "pseudo_labels": bool(config.get("pseudo_labels", {}).get("enabled")),
+            "finetune": config.get("finetune") or {},
         },
     }
 
@@ -656,6 +660,13 @@ def main() -> None:
     parser.add_argument(
         "--head-config", type=Path, default=None, help="YAML mapping head name -> options; replaces the built-in heads."
     )
+    parser.add_argument(
+        "--finetune-config",
+        type=Path,
+        default=None,
+        help="YAML mapping model name -> finetune options (e.g. `aisfx: {encoder: {type: aisfx}}`): fine-tuned "
+        "candidates beside the heads.",
+    )
     parser.add_argument("--max-clips", type=int, default=None, help="Per data set: a stratified, seeded subsample.")
     parser.add_argument(
         "--data-dir", type=Path, default=DATASETS_DIR, help="The shared data sets folder (its README lists them)."
@@ -687,7 +698,16 @@ def main() -> None:
         scratch = args.keep or Path(tmp)
         results = [
             run_dataset(
-                d, backbones, heads, args.cores, scratch, args.reuse, args.max_clips, args.data_dir, args.pseudo_labels
+                d,
+                backbones,
+                heads,
+                args.cores,
+                scratch,
+                args.reuse,
+                args.max_clips,
+                args.data_dir,
+                args.pseudo_labels,
+                yaml.safe_load(args.finetune_config.read_text()) if args.finetune_config else None,
             )
             for d in args.datasets
         ]

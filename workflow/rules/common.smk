@@ -64,8 +64,34 @@ def pseudo_label_params(wildcards):
     return dict(block) if block["enabled"] else {}
 
 
+# Fine-tuned encoders (workflow/rules/finetune.smk): candidate backbone ft-<name>, head finetune.
+FINETUNE = list(config.get("finetune") or {})
+FT_BACKBONES = [f"ft-{m}" for m in FINETUNE]
+FT_HEADS = ["finetune"] if FINETUNE else []
+
 # (backbone, head) pairs trained, collected and offered to the blend
 CANDIDATES = [(b, h) for b in BACKBONES for h in HEADS if b in head_backbones(h)]
+CANDIDATES += [(b, "finetune") for b in FT_BACKBONES]
+
+if FINETUNE:
+    from audiofold.errors import ConfigError
+    from audiofold.finetune import FinetuneOptions  # imports torch: only when something is fine-tuned
+
+    if "finetune" in HEADS:
+        raise ConfigError(
+            "config.yaml: heads.finetune: the head name `finetune` is taken by fine-tuned candidates; rename it."
+        )
+    # start-up check of every option (loads no weights)
+    FT_RATE = {m: FinetuneOptions.from_config(config["finetune"][m], f"finetune.{m}").sample_rate for m in FINETUNE}
+
+
+def ft_store(model, split, suffix):
+    return [f"{R}/audio/{FT_RATE[model]}/{s}.{suffix}" for s in chunks(split)]
+
+
+def ft_gpus(model):
+    """One GPU for a model whose device is cuda (profiles/slurm then sends it to the GPU partition)."""
+    return int(config["finetune"][model].get("device") == "cuda")
 
 
 def optional(path):
@@ -178,11 +204,12 @@ def embeddings(backbone, split):
 
 
 def final_outputs():
-    return [rules.submit.output.submission, rules.metrics.output.metrics]
+    curves = [f"{R}/plots/finetune_curves.png"] if FINETUNE else []
+    return [rules.submit.output.submission, rules.metrics.output.metrics, *curves]
 
 
 wildcard_constraints:
-    backbone="|".join(BACKBONES),
-    head="|".join(HEADS),
+    backbone="|".join(BACKBONES + FT_BACKBONES),
+    head="|".join(HEADS + FT_HEADS),
     shard=r"(train|test)\d+",
     fold=r"\d+",

@@ -6,6 +6,9 @@ rule train:
         test=lambda wc: embeddings(wc.backbone, "test"),
         targets=rules.prepare.output.targets,
         task=rules.prepare.output.task,
+    wildcard_constraints:  # fine-tuned candidates' predictions come from finetune.smk
+        backbone="|".join(BACKBONES),
+        head="|".join(HEADS),
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/fold{{fold}}.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/fold{{fold}}.npz",
@@ -36,6 +39,9 @@ rule refit:
         test=lambda wc: embeddings(wc.backbone, "test"),
         targets=rules.prepare.output.targets,
         task=rules.prepare.output.task,
+    wildcard_constraints:  # fine-tuned candidates' predictions come from finetune.smk
+        backbone="|".join(BACKBONES),
+        head="|".join(HEADS),
     output:
         model=f"{R}/models/{{backbone}}/{{head}}/refit.joblib",
         preds=f"{R}/preds/{{backbone}}/{{head}}/refit.npz",

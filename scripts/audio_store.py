@@ -1,0 +1,18 @@
+"""Rule audio_store -> audiofold.audiostore.audio_store (one chunk of clips at one sample rate)."""
+
+from audiofold.audiostore import audio_store
+from audiofold.rulekit import run_rule
+
+
+def main(smk):
+    audio_store(
+        smk.params.clips,
+        int(smk.wildcards.sr),
+        smk.output.waves,
+        smk.output.index,
+        max_seconds=smk.params.max_seconds,
+        decode_workers=max(1, int(smk.threads or 1)),
+    )
+
+
+run_rule(snakemake, main)  # noqa: F821
