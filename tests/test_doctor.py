@@ -228,7 +228,7 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
     """Per-clip and per-fit costs stubbed to fixed numbers: the arithmetic on top of them, exactly."""
     from audiofold import estimate
 
-    cost = {"aisfx": 0.5, "distillmos": 0.2, "resemblyzer": 0.1, "logmel": 0.01, "mfcc": 0.01}  # seconds per clip
+    cost = {"aisfx": 0.5, "distillmos": 0.2, "resemblyzer": 0.1, "whisper": 0.05, "logmel": 0.01, "mfcc": 0.01}
     monkeypatch.setattr(
         estimate,
         "measure_backbone",
@@ -237,13 +237,13 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
             "per_clip": cost[name] * seconds,
             "decode": 0.0,
             "dim": 8,
-            "torch": name in ("aisfx", "distillmos", "resemblyzer"),
+            "torch": name in ("aisfx", "distillmos", "resemblyzer", "whisper"),
         },
     )
     monkeypatch.setattr(estimate, "measure_head", lambda params, task, dim, rows, seed=0: 0.01 * rows)
     small = _init_config(_data_folder(tmp_path / "small", 60, 20))
     big = _init_config(_data_folder(tmp_path / "big", 120, 40))
-    assert set(small["backbones"]) == {"aisfx", "distillmos", "resemblyzer", "logmel", "mfcc"}  # init's default
+    assert set(small["backbones"]) == {"aisfx", "distillmos", "resemblyzer", "whisper", "logmel", "mfcc"}  # init's
 
     one = estimate.estimate_run_time(small, cores=2, startup=(2.0, 3.0))
     two = estimate.estimate_run_time(big, cores=2, startup=(2.0, 3.0))
@@ -255,11 +255,11 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
     assert one.parts["logmel"] == pytest.approx(80 * 0.01 + 3 * (2.0 + bookkeeping + 1.0))  # no torch here
     for name in ("aisfx", "distillmos", "head lgbm"):
         assert two.parts[name] / one.parts[name] == pytest.approx(2.0, rel=0.05), name
-    # 5 backbones x (5 folds + the refit), each on the fold's 4/5 of the rows, over 2 cores
-    assert one.parts["head lgbm"] == pytest.approx(5 * 6 * 0.01 * 48 / 2)
+    # 6 backbones x (5 folds + the refit), each on the fold's 4/5 of the rows, over 2 cores
+    assert one.parts["head lgbm"] == pytest.approx(6 * 6 * 0.01 * 48 / 2)
     line = one.line()
     assert line.startswith("estimated run time on this machine: ~")
-    parts = ("aisfx", "distillmos", "resemblyzer", "logmel", "mfcc", "head linear", "head lgbm", "head knn")
+    parts = ("aisfx", "distillmos", "resemblyzer", "whisper", "logmel", "mfcc", "head linear", "head lgbm", "head knn")
     for part in (*parts, "job start-ups"):
         assert f"{part} " in line, part
     assert "60 + 20 clips of ~1.0 s (the data tables) with --cores 2" in line

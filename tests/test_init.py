@@ -66,13 +66,15 @@ def test_rating_scale_with_step(tmp_path):
         "aisfx",
         "distillmos",
         "resemblyzer",
+        "whisper",
         "logmel",
         "mfcc",
-    ]  # speaker encoder: ratings
+    ]  # speaker encoder and whisper: ratings
     assert list(cfg["heads"]) == ["linear", "lgbm", "knn"]  # rating kinds: all three paid off on speechocean762
     assert cfg["task"]["scale"] == {"min": float(train.score.min()), "max": float(train.score.max()), "step": 0.5}
     notes = "\n".join(result.notes)
     assert "resemblyzer adds +0.013 Pearson" in notes and "blend_selection_speechocean762.md" in notes
+    assert "whisper encoder alone reaches Pearson 0.787" in notes
     assert "30 of 30 train ids name a file there" in notes
     assert f"rating scale: min {train.score.min():g}, max {train.score.max():g}, step 0.5" in notes
     assert "written to task.scale" in notes and "edit it if the real scale is wider" in notes
@@ -89,9 +91,15 @@ def test_default_models_are_the_strong_ones_fast_keeps_the_handcrafted(tmp_path,
     assert cli(["init", "data", "--output", "strong.yaml"]) == 0
     printed = capsys.readouterr().out
     config = load_config("strong.yaml")  # validates against the schema
-    # no speaker encoder for class kinds: it was measured to pay on ratings only
-    assert [p["type"] for p in config["backbones"].values()] == ["aisfx", "distillmos", "logmel", "mfcc"]
-    assert "resemblyzer is left out: it cost 0.0025 accuracy on ESC-10" in printed
+    # class kinds: what added to the nested ESC-10 blend; the speaker encoder and distillmos cost accuracy there
+    assert [p["type"] for p in config["backbones"].values()] == [
+        "aisfx",
+        "whisper",
+        "speech_embedding",
+        "logmel",
+        "mfcc",
+    ]
+    assert "whisper adds +0.020 accuracy" in printed and "distillmos costs 0.0025 and resemblyzer 0.0025" in printed
     # class kinds: linear and lgbm; knn trailed both on every ESC-10 backbone
     assert {name: p["type"] for name, p in config["heads"].items()} == {"linear": "linear", "lgbm": "lgbm"}
     assert config["heads"]["linear"].get("C", "auto") == "auto"
@@ -104,7 +112,8 @@ def test_default_models_are_the_strong_ones_fast_keeps_the_handcrafted(tmp_path,
     assert {p["type"] for p in fast["backbones"].values()} == {"logmel", "mfcc"}
     assert list(fast["heads"]) == ["linear", "knn"]  # today's template, unchanged
     printed = capsys.readouterr().out
-    assert "--fast: hand-crafted features only" in printed and "adds the pretrained aisfx, distillmos when" in printed
+    assert "--fast: hand-crafted features only" in printed
+    assert "adds the pretrained aisfx, whisper, speech_embedding when" in printed
 
 
 def test_missing_packaged_backbone_is_left_out_with_how_to_install(tmp_path, monkeypatch):
@@ -121,7 +130,7 @@ def test_missing_packaged_backbone_is_left_out_with_how_to_install(tmp_path, mon
     monkeypatch.setattr(importlib.metadata, "version", version)
     train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
     result = scaffold(make_folder(tmp_path / "d", train, _ids("b", 4)), base_dir=tmp_path)
-    assert list(result.config["backbones"]) == ["distillmos", "resemblyzer", "logmel", "mfcc"]
+    assert list(result.config["backbones"]) == ["distillmos", "resemblyzer", "whisper", "logmel", "mfcc"]
     (note,) = [n for n in result.notes if n.startswith("backbone aisfx left out")]
     assert "not installed" in note and "requirements/packaged-weights.txt" in note
     assert "pretrained distillmos" in "\n".join(result.notes)

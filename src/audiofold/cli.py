@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast",
         action="store_true",
         help="hand-crafted backbones only (log-mel, MFCC) with linear and kNN heads: minutes instead of "
-        "the default's pretrained backbones (aisfx, distillmos; resemblyzer for ratings) and per-task heads",
+        "the default's pretrained backbones (aisfx, whisper; distillmos, resemblyzer for ratings; speech_embedding for classes) and per-task heads",
     )
     init.set_defaults(func=_init)
 

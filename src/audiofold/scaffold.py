@@ -5,9 +5,10 @@ table ids to file names, and the id/label columns and task kind through ``audiof
 same inference the prepare step runs), so what ``init`` prints is what the pipeline will do.
 
 Backbones and heads: by default the backbones this install builds offline (the packaged-weight
-``aisfx`` and ``distillmos`` when their packages import, for ratings the ``resemblyzer`` speaker
-encoder too, plus the hand-crafted log-mel and MFCC) and the heads that paid off for the task kind
-in benchmarks/results/quality.md; ``fast`` keeps the template's hand-crafted backbones and heads.
+``aisfx`` and ``whisper`` when their packages import; for ratings ``distillmos`` and the
+``resemblyzer`` speaker encoder too, for classes ``speech_embedding``; plus the hand-crafted log-mel
+and MFCC) and the heads that paid off for the task kind in benchmarks/results/quality.md; ``fast``
+keeps the template's hand-crafted backbones and heads.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ _TEST = re.compile(r"test", re.I)
 _GROUP = re.compile(r"^(speaker.*|group|subject.*|user.*|session)$", re.I)
 
 
-# Pretrained backbones whose weights ship inside their PyPI packages (backbones/packaged.py: no download)
-# that each task family gets: the speaker encoder only where it was measured to pay (ratings).
-PACKAGED_FOR = {"rating": ("aisfx", "distillmos", "resemblyzer"), "class": ("aisfx", "distillmos")}
+# Pretrained backbones whose weights ship inside their PyPI packages (no download) that each task family
+# gets: each one where it was measured to add to the nested blend (BACKBONE_EVIDENCE).
+PACKAGED_FOR = {
+    "rating": ("aisfx", "distillmos", "resemblyzer", "whisper"),
+    "class": ("aisfx", "whisper", "speech_embedding"),
+}
 # Heads per task kind, with the evidence (benchmarks/results/quality.md, 5-fold OOF on real audio,
 # and demo_scores.md); linear chooses its regularisation (C / alpha "auto") inside the training fold.
 RATING_HEADS = {
@@ -56,18 +60,22 @@ HEAD_EVIDENCE = {
     ),
 }
 PRETRAINED_EVIDENCE = (
-    "the pretrained backbones lift the best single candidate from Pearson 0.60 (mfcc/lgbm) to 0.71 (aisfx/lgbm) "
-    "on speechocean762 and accuracy from 0.82 (logmel/linear) to 0.90 (aisfx/linear) on ESC-10 "
-    "(benchmarks/results/quality.md)"
+    "the pretrained backbones lift the best single candidate from Pearson 0.60 (mfcc/lgbm) to 0.79 (whisper, "
+    "a linear probe) on speechocean762 and accuracy from 0.82 (logmel/linear) to 0.92 (whisper/linear) on ESC-10 "
+    "(benchmarks/results/quality.md, packaged_encoders.md)"
 )
 BACKBONE_EVIDENCE = {
     "rating": (
-        "on speechocean762 the speaker encoder resemblyzer adds +0.013 Pearson to the nested blend of the "
-        "other four (benchmarks/results/blend_selection_speechocean762.md)"
+        "on speechocean762 the speaker encoder resemblyzer adds +0.013 Pearson to the nested blend of aisfx, "
+        "distillmos, logmel and mfcc (benchmarks/results/blend_selection_speechocean762.md), and the whisper "
+        "encoder alone reaches Pearson 0.787 with a ridge probe, above that whole blend (0.755; "
+        "packaged_encoders.md); speech_embedding is left out (0.62 alone)"
     ),
     "class": (
-        "the speaker encoder resemblyzer is left out: it cost 0.0025 accuracy on ESC-10 "
-        "(benchmarks/results/blend_selection_esc10_light.md); add it for speech classes such as emotions"
+        "on ESC-10 whisper adds +0.020 accuracy to the nested blend of the others, aisfx +0.0075 and "
+        "speech_embedding +0.0025, while distillmos costs 0.0025 and resemblyzer 0.0025 "
+        "(benchmarks/results/blend_selection_esc10_offline.md, blend_selection_esc10_light.md), so those two "
+        "are left out; add them for speech classes such as emotions"
     ),
 }
 
