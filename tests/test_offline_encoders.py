@@ -169,7 +169,7 @@ def test_demo_runs_on_the_offline_encoders(workdir):
     for name, dim in (("whisper", 768), ("speech_embedding", 192)):
         meta = json.loads((wd / f"results/embeddings/{name}/train0.meta.json").read_text())
         assert meta["backbone"]["type"] == name and meta["shape"][1] == dim
-        assert np.isfinite(load_npz(wd / f"results/oof/{name}/linear/oof.npz")["P"]).all()
+        assert np.isfinite(load_npz(wd / f"results/oof/{name}/linear/oof.npz")["P__main"]).all()
     metrics = json.loads((wd / "results/metrics.json").read_text())
     assert {"whisper/linear/main", "speech_embedding/linear/main"} <= set(metrics["candidates"])
     assert len((wd / "results/submission.csv").read_text().splitlines()) == 8 + 1

@@ -117,8 +117,9 @@ def test_workflow_end_to_end(kind, finished_runs, tmp_path):
     for log_name in ("prepare", "blend", "blend_nested", "submit"):
         assert (wd / f"results/logs/{log_name}.log").exists()
 
-    # Every artifact has a sidecar saying what made it (logs, benchmarks, plots, the demo's clips and the
-    # per-clip embedding cache aside: cache entries are keyed by content, shared across runs).
+    # Every artifact has a sidecar saying what made it (logs, benchmarks, plots, the demo's clips, the
+    # per-clip embedding cache aside: cache entries are keyed by content, shared across runs; and the
+    # marker that says the folder is audiofold's).
     results = wd / "results"
     artifacts = [
         p.relative_to(results) for p in results.rglob("*") if p.is_file() and not p.name.endswith(".meta.json")
@@ -126,7 +127,7 @@ def test_workflow_end_to_end(kind, finished_runs, tmp_path):
     artifacts = [
         p
         for p in artifacts
-        if p.parts[0] not in ("logs", "benchmarks", "plots", "cache")
+        if p.parts[0] not in ("logs", "benchmarks", "plots", "cache", ".audiofold-results")
         and p.parts[:2] not in (("demo", "train"), ("demo", "test"))
     ]
     assert {"submission.csv", "models", "oof", "calibrated", "blend"} <= {p.parts[0] for p in artifacts}

@@ -383,13 +383,13 @@ def passthrough_columns(sample_df: pd.DataFrame, id_column: str, label_columns: 
     label layout names its column after the label column; if no column is left for the predictions,
     the first one is taken to be it (a label column under another name)."""
     others = [c for c in sample_df.columns if c != id_column]
-    text = [
-        c
-        for c in others
-        if c not in label_columns
-        and not pd.api.types.is_numeric_dtype(sample_df[c])
-        and sample_df[c].dropna().astype(str).str.strip().ne("").any()
-    ]
+
+    def holds_text(column) -> bool:  # the sample may be read as strings: a value that is no number is text
+        values = sample_df[column].dropna().astype(str).str.strip()
+        values = values[values.ne("")]
+        return bool(len(values)) and bool(pd.to_numeric(values, errors="coerce").isna().any())
+
+    text = [c for c in others if c not in label_columns and holds_text(c)]
     if text and len(text) == len(others):
         text = text[1:]
     return text
