@@ -69,7 +69,8 @@ BACKBONE_EVIDENCE = {
         "on speechocean762 the speaker encoder resemblyzer adds +0.013 Pearson to the nested blend of aisfx, "
         "distillmos, logmel and mfcc (benchmarks/results/blend_selection_speechocean762.md), and the whisper "
         "encoder alone reaches Pearson 0.787 with a ridge probe, above that whole blend (0.755; "
-        "packaged_encoders.md); speech_embedding is left out (0.62 alone)"
+        "packaged_encoders.md), and with logmel and mfcc a nested 0.803 (quality.md); speech_embedding is left "
+        "out (0.62 alone)"
     ),
     "class": (
         "on ESC-10 whisper adds +0.020 accuracy to the nested blend of the others, aisfx +0.0075 and "
