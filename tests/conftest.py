@@ -142,7 +142,9 @@ class FinishedRuns:
 
 
 @pytest.fixture(scope="session")
-def finished_runs(tmp_path_factory, worker_id) -> FinishedRuns:
-    # xdist workers share the parent of their base temp dirs; without xdist it is the session's own
+def finished_runs(tmp_path_factory, request) -> FinishedRuns:
+    # xdist workers share the parent of their base temp dirs; without xdist (also `-p no:xdist`, which
+    # takes away the worker_id fixture) it is the session's own
     base = tmp_path_factory.getbasetemp()
-    return FinishedRuns((base if worker_id == "master" else base.parent) / "finished-runs")
+    worker = hasattr(request.config, "workerinput")
+    return FinishedRuns((base.parent if worker else base) / "finished-runs")
