@@ -16,6 +16,13 @@ BIN = Path(sys.executable).parent
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 INSTALL_HINT = ".ci/system-packages.sh installs it (as root; `make test` runs it)"
 
+# A session starts hundreds of Pythons (every rule job, every snakemake). Where PYTHONDONTWRITEBYTECODE
+# is set and the venv has no .pyc (uv installs none), each one recompiled pandas, scikit-learn and
+# torch: ~2 s a start-up, half a demo run's time. A prefix keeps the .pyc out of the sources and the venv.
+if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
+    os.environ["PYTHONPYCACHEPREFIX"] = str(ROOT / ".pytest_cache" / "pycache")
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+
 
 def find_tool(*names: str) -> str | None:
     """The first of ``names`` on PATH or in sbin (alternatives, e.g. chromium, chromium-browser)."""
