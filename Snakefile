@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 # The rule scripts import audiofold from this source tree, also in the `--sdm conda` environments
-# (workflow/envs/, which do not install it): Snakemake hands the main process's sys.path to every
+# (envs/rule-*.yaml, which do not install it): Snakemake hands the main process's sys.path to every
 # script job (appended after the job environment's own packages).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -45,7 +45,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/submit.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -1,9 +1,9 @@
 """Blend time for 6, 12 and 24 candidates on synthetic OOF predictions, per method and task kind.
 
 Candidates are the targets plus independent noise of growing spread (so blending pays), on
-`--rows` rows in 5 folds. Times `audiofold.blend.fit_blend` (the whole blend step: with `auto`,
+`--rows` rows in 5 folds. Times `audiofold.ensemble.blend.fit_blend` (the whole blend step: with `auto`,
 every applicable method cross-fitted over the folds, then the winner fitted on every row) and the
-nested score (`audiofold.nested.nested_blend`, calibration off: the blend step re-run per outer
+nested score (`audiofold.ensemble.blend_nested.nested_blend`, calibration off: the blend step re-run per outer
 fold). One thread (as a blend job runs). Writes benchmarks/results/blend_speed.{json,md}.
 
 ``--per-class``: instead, multilabel per-class weights (``blend.per_class``) at scale: 24 candidates x
@@ -32,9 +32,9 @@ from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
 from audiofold import metrics
-from audiofold.blend import fit_blend
-from audiofold.bootstrap import paired_bootstrap
-from audiofold.nested import nested_blend
+from audiofold.ensemble.blend import fit_blend
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.bootstrap import paired_bootstrap
 from audiofold.tasks import TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]

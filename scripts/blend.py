@@ -1,6 +1,6 @@
-"""Rule blend -> audiofold.blend.blend_files (grid, greedy or stacker chosen on OOF; rounding decided on it)."""
+"""Rule blend -> audiofold.ensemble.blend.blend_files (grid, greedy or stacker chosen on OOF; rounding decided on it)."""
 
-from audiofold.blend import blend_files
+from audiofold.ensemble.blend import blend_files
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 

@@ -1,6 +1,6 @@
-"""Rule blend_nested -> audiofold.nested.nested_files (honest score of calibrate -> blend -> round)."""
+"""Rule blend_nested -> audiofold.ensemble.blend_nested.nested_files (honest score of calibrate -> blend -> round)."""
 
-from audiofold.nested import nested_files
+from audiofold.ensemble.blend_nested import nested_files
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 

@@ -17,12 +17,12 @@ import yaml
 from audiofold.backbones import build_backbone
 from audiofold.cache import EmbeddingCache, config_key
 from audiofold.cli import main as cli
+from audiofold.cli.scaffold import scaffold
 from audiofold.config import check_output_folders, load_schema, validate_config
 from audiofold.embed import embed_clips
 from audiofold.errors import ConfigError
 from audiofold.io import load_npz
 from audiofold.resultsdir import MARKER
-from audiofold.scaffold import scaffold
 from audiofold.submit import make_submission, validate_submission
 from audiofold.tables import read_table
 from audiofold.tasks import infer_task

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.special import softmax
 
 from audiofold import metrics
-from audiofold.nested import nested_blend
+from audiofold.ensemble.blend_nested import nested_blend
 from audiofold.tasks import TaskSpec
 
 from conftest import ROOT

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from audiofold import metrics
-from audiofold.blend import (
+from audiofold.ensemble.blend import (
     apply_weights,
     blend_files,
     cross_fit,
@@ -18,10 +18,10 @@ from audiofold.blend import (
     single_weights,
     stack_weights,
 )
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.stack import predict_stacker
 from audiofold.errors import ConfigError, DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_blend
-from audiofold.stack import predict_stacker
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])

@@ -12,15 +12,9 @@ from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
 from audiofold.cache import file_digest
-from audiofold.duplicates import (
-    duplicate_report,
-    find_duplicates,
-    hash_clips,
-    identical_sets,
-    read_hashes,
-    similar_pairs,
-)
+from audiofold.duplicates import duplicate_report, find_duplicates, similar_pairs
 from audiofold.errors import DataError
+from audiofold.hashes import hash_clips, identical_sets, read_hashes
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.prepare import prepare
 from audiofold.report import duplicates_html

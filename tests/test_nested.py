@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from audiofold import metrics, nested
-from audiofold.blend import search_weights
+from audiofold import metrics
+from audiofold.ensemble import blend_nested
+from audiofold.ensemble.blend import search_weights
+from audiofold.ensemble.blend_nested import nested_best_single, nested_blend, nested_files, single_beats_blend
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_best_single, nested_blend, nested_files, single_beats_blend
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -180,9 +181,9 @@ def test_a_single_that_beats_the_blend_on_nearly_every_resample_is_a_warning(tmp
     ids = np.array([f"c{i}" for i in range(len(y))])
     save_npz(tmp_path / "x.npz", ids=ids, fold=folds, y=y, P__main=candidates["a"], P__alt=candidates["b"])
     for threshold, expect_warning in ((1.01, True), (0.0, False)):
-        monkeypatch.setattr(nested, "SINGLE_WINS_SHARE", threshold)
+        monkeypatch.setattr(blend_nested, "SINGLE_WINS_SHARE", threshold)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="audiofold.nested"):
+        with caplog.at_level("WARNING", logger="audiofold.ensemble.blend_nested"):
             single = nested_files(
                 {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "n.npz", tmp_path / "n.json", calibrate=False, step=0.1
             )["best_single"]

@@ -1,4 +1,4 @@
-"""Multilabel per-class blend weights (audiofold.classwise via blend) and per-class label thresholds (submit)."""
+"""Multilabel per-class blend weights (audiofold.ensemble.classwise via blend) and per-class label thresholds (submit)."""
 
 import time
 
@@ -8,19 +8,19 @@ import pytest
 from scipy.stats import rankdata
 
 from audiofold import metrics
-from audiofold.blend import blend_files, fit_blend, fit_method, predict_blend
-from audiofold.classwise import ColumnScorer, class_weights
+from audiofold.ensemble.blend import blend_files, fit_blend, fit_method, predict_blend
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.classwise import ColumnScorer, class_weights
 from audiofold.io import read_json, save_npz, write_json
-from audiofold.nested import nested_blend
-from audiofold.submit import (
+from audiofold.postprocess import (
     decide_label_thresholds,
     label_mask,
     label_thresholds,
     samples_f1,
     tune_class_quantiles,
     tune_label_quantile,
-    write_submission,
 )
+from audiofold.submit import write_submission
 from audiofold.tasks import TaskSpec
 
 ML = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c", "d"], label_sep=",")
@@ -250,7 +250,7 @@ def test_submit_writes_label_strings_with_the_blend_s_per_class_thresholds(tmp_p
 
 
 def test_blend_files_record_per_class_decisions_and_nested_reports_the_label_f1(tmp_path):
-    from audiofold.nested import nested_files
+    from audiofold.ensemble.blend_nested import nested_files
 
     y, candidates = specialists(n=900)
     folds = np.arange(len(y)) % 3

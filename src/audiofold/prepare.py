@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .autogroups import usable
+from .auto_groups import usable
 from .errors import DataError
 from .folds import duplicate_sets, make_folds, merge_groups
 from .io import save_npz, write_csv, write_json, write_meta
@@ -38,7 +38,7 @@ def prepare(
 
     ``auto_groups`` ({training id: pseudo-group}, the auto_groups step's summary; given only without
     ``data.group_column`` and ``data.fold_column``) makes the fold groups from clusters of the clips'
-    embeddings, unless they cannot make ``cv.n_folds`` folds (``autogroups.usable``); task.json's
+    embeddings, unless they cannot make ``cv.n_folds`` folds (``auto_groups.usable``); task.json's
     ``auto_groups`` says how many were found and whether the folds use them.
     """
     out_dir = Path(out_dir)

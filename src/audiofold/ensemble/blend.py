@@ -6,7 +6,7 @@
 - ``greedy``: forward ensemble selection with replacement (Caruana et al. 2004, as AutoGluon's
   weighted ensemble; ``greedy_weights``): add the candidate that most improves the running
   average, for a number of rounds; weights are the pick counts. Scales to any number of candidates.
-- ``stack``: a linear level-2 model on the candidates (``audiofold.stack``), cross-fitted over the
+- ``stack``: a linear level-2 model on the candidates (``audiofold.ensemble.stack``), cross-fitted over the
   folds for its OOF prediction, refitted on every OOF row for the test prediction.
 - ``auto`` (``fit_blend``): each applicable method is cross-fitted over the folds (fitted on the
   other folds' OOF rows, applied to the held-out fold) and the best cross-validated one is fitted
@@ -16,7 +16,7 @@
   paid on average (benchmarks/results/blend_selection_esc10.md). A noisier choice costs more than it saves.
 
 Multilabel only, ``per_class``: grid or greedy weights refined per class column
-(``audiofold.classwise``: forward selection on each column, shrunk towards the global weights);
+(``audiofold.ensemble.classwise``: forward selection on each column, shrunk towards the global weights);
 ``auto`` keeps them only where their cross-fitted score beats the global weights'. The stacker is
 per class already.
 
@@ -38,12 +38,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from . import classwise, metrics
-from .errors import ConfigError, DataError
-from .io import load_npz, save_npz, write_json
+from .. import metrics
+from ..errors import ConfigError, DataError
+from ..io import load_npz, save_npz, write_json
+from ..postprocess import decide_label_thresholds, decide_rounding, finalize_predictions
+from ..tasks import TaskSpec
+from . import classwise
 from .stack import candidate_shares, fit_stacker, predict_stacker
-from .submit import decide_label_thresholds, decide_rounding, finalize_predictions
-from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def greedy_weights(
 
 
 def stack_weights(candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec) -> dict[str, Any]:
-    """The level-2 stacker (``audiofold.stack``) fitted on these rows.
+    """The level-2 stacker (``audiofold.ensemble.stack``) fitted on these rows.
 
     Returns stacker (its coefficients and ``candidates``, the feature order), weights (each
     candidate's share of the absolute coefficients, for the report), score (in-sample: the
@@ -579,10 +580,10 @@ def blend_files(
     threshold_min_positives: int = 10,
 ) -> dict:
     """Blend every ``{backbone}/{head}/{variant}`` candidate (``fit_blend``); write the blended OOF and
-    test predictions as submitted (``submit.finalize_predictions`` with the rounding decided on the
-    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``submit.decide_rounding``)
+    test predictions as submitted (``postprocess.finalize_predictions`` with the rounding decided on the
+    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``postprocess.decide_rounding``)
     and, for multilabel, ``labels``: the label-string thresholds chosen on the OOF blend
-    (``submit.decide_label_thresholds``), which ``submit`` applies under ``submission.threshold: auto``."""
+    (``postprocess.decide_label_thresholds``), which ``submit`` applies under ``submission.threshold: auto``."""
     oof_cands, test_cands, oof, test = load_candidates(oof_paths, test_paths)
     result, oof_blend = fit_blend(
         oof_cands,

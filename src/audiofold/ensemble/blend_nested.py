@@ -4,7 +4,7 @@ The blend's own OOF score is in-sample: calibration keep/drop, the blend method,
 pruning, blend weights and the rounding decision are all chosen on the very OOF rows they are
 then scored on (on the demo that flatters RMSE by 0.5-2.5 %, and pure-noise candidates still win
 weight). Here, for each outer fold k, the same code (``calibrate.calibrate_candidate``,
-``blend.fit_blend`` with its method choice, ``submit.decide_rounding``) makes those choices from
+``blend.fit_blend`` with its method choice, ``postprocess.decide_rounding``) makes those choices from
 the OOF rows of the other folds only (``auto`` compares the methods cross-fitted over those
 folds), and the choices are applied to fold k's rows as they are applied to the test set:
 calibrated by the mean of the inner folds' calibrators, blended with the inner weights or
@@ -12,7 +12,7 @@ stacker (multilabel: ranks over fold k's own block, as the test blend ranks the 
 rounded or not. The concatenated
 fold-k predictions form a nested OOF prediction whose score estimates what the submission scores.
 Multilabel: the per-class weights decision (``blend.per_class``) is re-made per outer fold too,
-and so are the label-string thresholds (global and per class, ``submit.decide_label_thresholds``
+and so are the label-string thresholds (global and per class, ``postprocess.decide_label_thresholds``
 on the inner blend, applied through fold k's own score quantiles); ``labels`` reports the nested
 sample-averaged F1 of the label strings (no metric of the task scores them, so they are reported
 beside it, not in it).
@@ -27,13 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from .blend import fit_blend, load_candidates, predict_blend
-from .bootstrap import paired_bootstrap
-from .calibrate import calibrate_candidate
-from .errors import DataError
-from .io import load_npz, save_npz, write_json
-from .submit import (
+from .. import metrics
+from ..errors import DataError
+from ..io import load_npz, save_npz, write_json
+from ..postprocess import (
     decide_label_thresholds,
     decide_rounding,
     finalize_predictions,
@@ -41,7 +38,10 @@ from .submit import (
     label_thresholds,
     samples_f1,
 )
-from .tasks import TaskSpec
+from ..tasks import TaskSpec
+from .blend import fit_blend, load_candidates, predict_blend
+from .bootstrap import paired_bootstrap
+from .calibrate import calibrate_candidate
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ fits noise. Classes with fewer than ``min_positives`` positives keep the global 
 others are shrunk towards them, ``n / (n + shrinkage)`` of their own weights and the rest global
 (``shrinkage`` acts as that many pseudo-positives voting for the global weights). Whether the
 result beats global weights at all is decided by ``blend.fit_blend`` on cross-fitted rows, and the
-nested score (``audiofold.nested``) re-makes that decision per outer fold.
+nested score (``audiofold.ensemble.blend_nested``) re-makes that decision per outer fold.
 """
 
 from __future__ import annotations
