@@ -177,4 +177,3 @@ def main(argv: list[str] | None = None) -> int:
     except AudiofoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-

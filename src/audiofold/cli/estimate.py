@@ -30,8 +30,8 @@ from ..clips import list_clips, resolve_shard_clips
 from ..demo_data import CLIP_SECONDS, EVENT_TYPES
 from ..embed import extract
 from ..heads import build_head
-from ..tables import read_table
-from ..tasks import TaskSpec, infer_task
+from ..tables import read_data_tables
+from ..tasks import TaskSpec, task_from_config
 from ..train import fit_head
 from .checks import Check
 
@@ -238,7 +238,6 @@ def measure_head(params: dict, task, dim: int, rows: int, seed: int = 0) -> floa
 
 def estimate_task(config: dict):
     """The TaskSpec the run will infer (from the tables), or a stand-in with the demo's labels."""
-    task_cfg = config.get("task", {})
     demo = config.get("demo", {})
     if demo.get("enabled"):
         kind = demo.get("kind", "regression")
@@ -246,18 +245,7 @@ def estimate_task(config: dict):
         classes = None if kind in ("regression", "multitarget") else list(EVENT_TYPES)
         return TaskSpec(kind, "id", labels, classes=classes)
 
-    data = config["data"]
-    tables = [read_table(data[k], k) if data.get(k) else None for k in ("train_csv", "test_csv", "sample_submission")]
-    spec, _ = infer_task(
-        *tables,
-        id_column=data.get("id_column"),
-        label_columns=data.get("label_columns"),
-        kind=task_cfg.get("kind", "auto"),
-        label_sep=task_cfg.get("label_sep"),
-        classes=task_cfg.get("classes"),
-        scale=task_cfg.get("scale"),
-        ignore_columns=tuple(c for c in (data.get("group_column"), data.get("fold_column")) if c),
-    )
+    spec, _ = task_from_config(*read_data_tables(config["data"]), config)
     return spec
 
 
