@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .audio import ZERO_FILL_SECONDS, load_mono
 from .backbones import Backbone
-from .crops import unique_crops
+from .crops import crop_batches
 from .errors import DataError
 from .io import save_npz, write_meta
 
@@ -163,28 +163,13 @@ def _embed_whole_clips(waves, backbone, batch_size, max_padding, bar, sink) -> N
 
 def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink) -> None:
     """Distinct crops of consecutive clips are pooled into batches of ``batch_size``."""
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (clip, distinct crops, crop -> row)
-
-    def flush() -> None:
-        crops = np.concatenate([c for _, c, _ in pending])
+    for crops, group in crop_batches(waves, crop_len, n_crops, pad, seed, batch_size):
         out = _concat([_run(backbone, crops[s : s + batch_size]) for s in range(0, len(crops), batch_size)])
         row = 0
-        for clip, distinct, index in pending:
+        for clip, distinct, index in group:
             sink.put(clip, out, row + index, row + np.arange(len(distinct)))
             row += len(distinct)
-        bar.update(len(pending))
-        pending.clear()
-
-    n_pending = 0
-    for i, wave in enumerate(waves):
-        distinct, index = unique_crops(np.asarray(wave, dtype=np.float32), crop_len, n_crops, pad, seed)
-        pending.append((i, distinct, index))
-        n_pending += len(distinct)
-        if n_pending >= batch_size:
-            flush()
-            n_pending = 0
-    if pending:
-        flush()
+        bar.update(len(group))
 
 
 # Clips decoded per block in embed_clips: the next block decodes while the model runs on this one

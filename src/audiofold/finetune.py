@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .audio_store import AudioStores
-from .crops import unique_crops
+from .crops import crop_batches
 from .errors import ConfigError, DataError, TrainingError
 from .finetune_encoders import Encoder, build_encoder, check_encoder_options, encoder_sample_rate
 from .heads.mlp import inverse_sqrt_class_weights, smooth_positives
@@ -392,28 +392,14 @@ class Trainer:
         model.eval()
         k, batch = self.options.tta_crops, self.options.batch_size
         out = np.zeros((len(rows), model.out.out_features), dtype=np.float64)
-        pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-
-        def flush():
-            crops = torch.from_numpy(np.concatenate([c for _, c, _ in pending])).to(self.device)
+        clips = (self.stores.read(int(row)) for row in rows)
+        for crops, group in crop_batches(clips, self.crop_len, k, "zeros", 0, batch):
             with torch.no_grad(), self._autocast():
-                z = model(model.encoder.features(crops)).float().cpu().numpy()
+                z = model(model.encoder.features(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
             at = 0
-            for i, distinct, index in pending:
+            for i, distinct, index in group:
                 out[i] = z[at + index].mean(axis=0)
                 at += len(distinct)
-            pending.clear()
-
-        n_pending = 0
-        for i, row in enumerate(rows):
-            distinct, index = unique_crops(self.stores.read(int(row)), self.crop_len, k, "zeros", seed=0)
-            pending.append((i, distinct, index))
-            n_pending += len(distinct)
-            if n_pending >= batch:
-                flush()
-                n_pending = 0
-        if pending:
-            flush()
         return out
 
     def _autocast(self):
