@@ -11,6 +11,7 @@ from snakemake.utils import min_version
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from audiofold.config import check_output_folders, load_schema, validate_config
+from audiofold.run_summary import on_error, on_success
 
 min_version("9.0")
 
@@ -55,3 +56,18 @@ rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+# A run ends by saying what it made (submission, scores, warnings from metrics.json; only where this
+# run's jobs include metrics.json) and the report command, or which rules failed and their logs.
+onsuccess:
+    on_success(
+        R,
+        outputs=[path for job in workflow.dag.jobs for path in job.output],
+        configfiles=workflow.overwrite_configfiles,
+        overrides=workflow.config_settings.config,
+    )
+
+
+onerror:
+    on_error(log)

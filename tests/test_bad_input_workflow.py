@@ -129,6 +129,17 @@ def test_a_typo_in_the_configfile_is_blamed_on_that_file(tmp_path):
     assert proc.returncode != 0 and "my.yaml: key cv" in out and "n_fold" in out
 
 
+def test_a_failed_step_ends_the_run_naming_the_rule_its_log_and_its_error(validated):
+    """The run's last lines (the Snakefile's onerror, audiofold.run_summary) say which rule failed,
+    where its log is and the error it wrote there."""
+    (validated / "train/tr3.wav").write_bytes(b"not audio " * 20)
+    proc = snakemake(validated, "--cores", "1", REPORT, TARGETS, check=False)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode != 0
+    assert lines[:2] == ["audiofold: the run failed", "  rule validate failed: see results/logs/validate.log"]
+    assert "cannot be used" in lines[2] and "train id 'tr3'" in lines[3], lines
+
+
 @pytest.mark.parametrize("results_dir", ["a file", ".."])
 def test_a_results_folder_that_is_a_file_or_above_the_project_stops_at_start_up(tmp_path, results_dir):
     """Round 3: before Snakemake's own NotADirectoryError traceback, and before anything is written."""
