@@ -13,10 +13,10 @@ import pytest
 from snakemake.cli import parse_config
 from snakemake.logging import DefaultFormatter
 
-from audiofold.bootstrap import paired_bootstrap
 from audiofold.duplicates import summarise_pairs
+from audiofold.ensemble.blend_nested import single_beats_blend
+from audiofold.ensemble.bootstrap import paired_bootstrap
 from audiofold.io import save_npz, write_json
-from audiofold.nested import single_beats_blend
 from audiofold.run_summary import (
     failed_jobs,
     failure_lines,
