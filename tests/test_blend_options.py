@@ -11,6 +11,8 @@ from audiofold.ensemble.options import METHODS, BlendOptions
 from audiofold.errors import ConfigError
 from audiofold.postprocess import ROUND_MODES
 
+from conftest import ROOT
+
 
 def _schema_entry(key: str) -> dict:
     node = load_schema()
@@ -82,3 +84,13 @@ def test_from_params_reads_one_param_per_key_named_by_its_last_part():
         BlendOptions.from_params({**values, "round": "sometimes"})
     with pytest.raises(AttributeError, match="round"):
         BlendOptions.from_params(SimpleNamespace(**{k: v for k, v in values.items() if k != "round"}))
+
+
+def test_both_blend_rules_pass_every_option_as_the_param_from_params_reads():
+    text = (ROOT / "workflow/rules/ensemble.smk").read_text()
+    for key in BlendOptions.config_keys().values():
+        section, name = key.split(".")
+        assert f'    {name}=config["{section}"]["{name}"],\n' in text, key
+    rules = re.split(r"^rule ", text, flags=re.M)
+    params = {rule.split(":")[0]: rule.split("params:")[1].split("log:")[0] for rule in rules[1:] if "params:" in rule}
+    assert "**BLEND_PARAMS," in params["blend"] and "**BLEND_PARAMS," in params["blend_nested"]
