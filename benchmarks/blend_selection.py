@@ -21,6 +21,7 @@ primary`` (compared on the primary metric, the criterion breaking ties) and ``au
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from unittest import mock
@@ -31,6 +32,7 @@ import yaml
 from audiofold import metrics
 from audiofold.ensemble import blend, blend_nested
 from audiofold.ensemble.blend import applicable_methods, cross_fit, load_candidates
+from audiofold.ensemble.options import BlendOptions
 from audiofold.tasks import TaskSpec, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,17 +66,16 @@ def rule_fit_blend(with_single: bool, on_primary: bool):
     then fits the chosen one with ``fit_blend`` itself (per-class weights and all)."""
     real_fit_blend = blend.fit_blend
 
-    def fit(candidates, y, folds, task: TaskSpec, *, method="auto", **options):
-        if method != "auto":
-            return real_fit_blend(candidates, y, folds, task, method=method, **options)
-        methods = applicable_methods("auto", len(candidates), options["max_candidates"])
+    def fit(candidates, y, folds, task: TaskSpec, options: BlendOptions = BlendOptions()):
+        if options.method != "auto":
+            return real_fit_blend(candidates, y, folds, task, options)
+        methods = applicable_methods("auto", len(candidates), options.max_candidates)
         methods = (["single"] if with_single else []) + methods
         criterion, criterion_greater, criterion_fn = blend._criterion(task)
         primary, primary_greater = metrics.primary(task.kind)
         keys, scores = {}, {}
-        cross_options = {k: v for k, v in options.items() if k != "per_class"}
         for m in methods:
-            held_out = cross_fit(m, candidates, y, folds, task, **cross_options)
+            held_out = cross_fit(m, candidates, y, folds, task, options)
             scores[m] = float(criterion_fn(y, held_out))
             key = scores[m] if criterion_greater else -scores[m]
             if on_primary:
@@ -83,7 +84,7 @@ def rule_fit_blend(with_single: bool, on_primary: bool):
             else:
                 keys[m] = (key,)
         chosen = max(methods, key=lambda m: keys[m])  # the first of equals: the simplest
-        result, oof = real_fit_blend(candidates, y, folds, task, method=chosen, **options)
+        result, oof = real_fit_blend(candidates, y, folds, task, dataclasses.replace(options, method=chosen))
         return {**result, "requested": "auto", "method_scores": scores}, oof
 
     return fit

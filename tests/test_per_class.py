@@ -11,6 +11,7 @@ from audiofold import metrics
 from audiofold.ensemble.blend import blend_files, fit_blend, fit_method, predict_blend
 from audiofold.ensemble.blend_nested import nested_blend
 from audiofold.ensemble.classwise import ColumnScorer, class_weights
+from audiofold.ensemble.options import BlendOptions
 from audiofold.io import read_json, save_npz, write_json
 from audiofold.postprocess import (
     decide_label_thresholds,
@@ -93,7 +94,7 @@ def test_rare_classes_keep_the_global_weights_and_shrinkage_pulls_towards_them()
 def test_auto_keeps_per_class_weights_where_they_win_on_cross_fitted_rows():
     y, candidates = specialists()
     folds = np.arange(len(y)) % 4
-    result, oof = fit_blend(candidates, y, folds, ML, method="greedy", per_class="auto")
+    result, oof = fit_blend(candidates, y, folds, ML, BlendOptions(method="greedy", per_class="auto"))
     decision = result["per_class"]
     assert decision["applied"] and decision["requested"] == "auto"
     assert decision["scores"]["per_class"] > decision["scores"]["global"] + 0.02
@@ -110,14 +111,14 @@ def test_auto_falls_back_to_global_weights_where_per_class_does_not_win():
     task = TaskSpec("multilabel", "id", ["labels"], classes=[f"c{c}" for c in range(12)], label_sep=",")
     folds = np.arange(len(y)) % 4
     options = {"method": "greedy", "per_class_min_positives": 5, "per_class_shrinkage": 0}
-    result, oof = fit_blend(candidates, y, folds, task, per_class="auto", **options)
+    result, oof = fit_blend(candidates, y, folds, task, BlendOptions(per_class="auto", **options))
     decision = result["per_class"]
     assert not decision["applied"] and decision["scores"]["per_class"] < decision["scores"]["global"] - 0.01
     assert "class_weights" not in result and decision["reason"]
-    plain, plain_oof = fit_blend(candidates, y, folds, task, **options)
+    plain, plain_oof = fit_blend(candidates, y, folds, task, BlendOptions(per_class=False, **options))
     np.testing.assert_array_equal(oof, plain_oof)
     assert result["weights"] == plain["weights"]
-    forced, _ = fit_blend(candidates, y, folds, task, per_class=True, **options)
+    forced, _ = fit_blend(candidates, y, folds, task, BlendOptions(per_class=True, **options))
     assert forced["per_class"]["applied"] and forced["score"] > result["score"]  # in-sample it looks better
 
 
@@ -127,8 +128,8 @@ def test_single_label_and_regression_results_are_unchanged_by_per_class():
     candidates = {f"m{i}": y + rng.normal(0, 1 + 0.1 * i, size=y.shape) for i in range(3)}
     reg = TaskSpec("regression", "id", ["score"])
     folds = np.arange(200) % 4
-    with_, oof_with = fit_blend(candidates, y, folds, reg, method="greedy", per_class=True)
-    without, oof_without = fit_blend(candidates, y, folds, reg, method="greedy")
+    with_, oof_with = fit_blend(candidates, y, folds, reg, BlendOptions(method="greedy", per_class=True))
+    without, oof_without = fit_blend(candidates, y, folds, reg, BlendOptions(method="greedy", per_class=False))
     assert "per_class" not in with_ and with_ == without
     np.testing.assert_array_equal(oof_with, oof_without)
 
@@ -136,9 +137,12 @@ def test_single_label_and_regression_results_are_unchanged_by_per_class():
 def test_nested_score_re_decides_per_class_weights_per_outer_fold_and_reports_the_gain():
     y, candidates = specialists(n=1200)
     folds = np.arange(len(y)) % 4
-    options = {"calibrate": False, "method": "greedy"}
-    P_auto, chosen = nested_blend(candidates, y, folds, ML, per_class="auto", **options)
-    P_global, _ = nested_blend(candidates, y, folds, ML, per_class=False, **options)
+    P_auto, chosen = nested_blend(
+        candidates, y, folds, ML, BlendOptions(method="greedy", per_class="auto"), calibrate=False
+    )
+    P_global, _ = nested_blend(
+        candidates, y, folds, ML, BlendOptions(method="greedy", per_class=False), calibrate=False
+    )
     assert all(fold["per_class"]["applied"] for fold in chosen)
     assert metrics.lwlrap(y, P_auto) > metrics.lwlrap(y, P_global) + 0.03
 
@@ -146,10 +150,10 @@ def test_nested_score_re_decides_per_class_weights_per_outer_fold_and_reports_th
 def test_nested_fold_k_rows_with_per_class_weights_do_not_depend_on_fold_k_targets():
     y, candidates = specialists(n=800)
     folds = np.arange(len(y)) % 3
-    P, _ = nested_blend(candidates, y, folds, ML, calibrate=False, method="greedy", per_class=True)
+    P, _ = nested_blend(candidates, y, folds, ML, BlendOptions(method="greedy", per_class=True), calibrate=False)
     changed = y.copy()
     changed[folds == 1] = 1 - changed[folds == 1]
-    P2, _ = nested_blend(candidates, changed, folds, ML, calibrate=False, method="greedy", per_class=True)
+    P2, _ = nested_blend(candidates, changed, folds, ML, BlendOptions(method="greedy", per_class=True), calibrate=False)
     np.testing.assert_array_equal(P[folds == 1], P2[folds == 1])
     assert not np.array_equal(P[folds == 0], P2[folds == 0])
 
@@ -260,13 +264,21 @@ def test_blend_files_record_per_class_decisions_and_nested_reports_the_label_f1(
         save_npz(path, ids=np.arange(len(y)).astype(str), fold=folds, y=y, P__raw=P)
         paths[name] = str(path)
     result = blend_files(
-        paths, paths, ML, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json", method="greedy"
+        paths,
+        paths,
+        ML,
+        tmp_path / "oof.npz",
+        tmp_path / "test.npz",
+        tmp_path / "w.json",
+        BlendOptions(method="greedy"),
     )
     saved = read_json(tmp_path / "w.json")
     assert saved["per_class"]["applied"] and saved["per_class"]["requested"] == "auto"
     assert set(saved["labels"]) >= {"applied", "quantile", "class_quantiles", "in_sample_f1", "cross_validated_f1"}
     assert len(saved["labels"]["class_quantiles"]) == 4 and result["labels"] == saved["labels"]
-    summary = nested_files(paths, ML, tmp_path / "n.npz", tmp_path / "n.json", calibrate=False, method="greedy")
+    summary = nested_files(
+        paths, ML, tmp_path / "n.npz", tmp_path / "n.json", BlendOptions(method="greedy"), calibrate=False
+    )
     assert set(summary["labels"]) == {"f1", "f1_global", "f1_per_class"}
     assert all("labels" in fold and "per_class" in fold for fold in summary["folds"])
     assert pd.Series(summary["labels"]).between(0, 1).all()

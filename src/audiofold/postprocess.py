@@ -48,6 +48,12 @@ def finalize_predictions(P: np.ndarray, task: TaskSpec, round_to_step: bool = Tr
     return np.clip(np.round(origin + k * step, 10), low_bound, high_bound)
 
 
+def check_round_mode(mode: str) -> None:
+    """ConfigError naming ``submission.round`` unless ``mode`` is one of ``ROUND_MODES``."""
+    if mode not in ROUND_MODES:
+        raise ConfigError(f"submission.round: expected one of {', '.join(ROUND_MODES)}, got {mode!r}.")
+
+
 def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "auto") -> dict:
     """Whether ratings are rounded to the scale step, decided on OOF predictions ``P`` of ``y``.
 
@@ -56,8 +62,7 @@ def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "a
     costs error (the demo: 0.563 -> 0.582). ``always`` / ``never`` force it. Kinds without a rating
     step never round. Returns mode, applied, and where a step exists criterion, rounded, unrounded.
     """
-    if mode not in ROUND_MODES:
-        raise ConfigError(f"submission.round: expected one of {', '.join(ROUND_MODES)}, got {mode!r}.")
+    check_round_mode(mode)
     step = scale_bounds(task)[2] if task.is_regression else None
     if not step:
         return {"mode": mode, "applied": False, "reason": "no rating step to round to"}
@@ -147,6 +152,12 @@ def tune_class_quantiles(
 LABEL_MODES = ("auto", True, False)
 
 
+def check_label_mode(mode: bool | str) -> None:
+    """ConfigError naming ``submission.per_class_threshold`` unless ``mode`` is auto, True or False."""
+    if mode not in LABEL_MODES or not isinstance(mode, (bool, str)):
+        raise ConfigError(f"submission.per_class_threshold: expected auto, true or false, got {mode!r}.")
+
+
 def decide_label_thresholds(
     P_oof: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: bool | str = "auto", *, min_positives: int = 10
 ) -> dict:
@@ -159,8 +170,7 @@ def decide_label_thresholds(
     class_quantiles, min_positives, in_sample_f1 {global, per_class} (chosen and scored on the same
     rows: optimistic) and cross_validated_f1 (where auto compared them; else empty).
     """
-    if mode not in LABEL_MODES or not isinstance(mode, (bool, str)):
-        raise ConfigError(f"submission.per_class_threshold: expected auto, true or false, got {mode!r}.")
+    check_label_mode(mode)
     P_oof = np.asarray(P_oof, dtype=np.float64)
     quantile = tune_label_quantile(P_oof, Y)
     class_quantiles = tune_class_quantiles(P_oof, Y, quantile, min_positives=min_positives)

@@ -22,6 +22,22 @@ rule calibrate:
         "../../scripts/calibrate.py"
 
 
+# The blend options (audiofold.ensemble.options.BlendOptions.from_params), read by blend and blend_nested
+# alike: one param per config key, named by the key's last part.
+BLEND_PARAMS = dict(
+    step=config["blend"]["step"],
+    max_candidates=config["blend"]["max_candidates"],
+    method=config["blend"]["method"],
+    greedy_rounds=config["blend"]["greedy_rounds"],
+    per_class=config["blend"]["per_class"],
+    per_class_min_positives=config["blend"]["per_class_min_positives"],
+    per_class_shrinkage=config["blend"]["per_class_shrinkage"],
+    per_class_threshold=config["submission"]["per_class_threshold"],
+    threshold_min_positives=config["submission"]["threshold_min_positives"],
+    round=config["submission"]["round"],
+)
+
+
 rule blend:
     input:
         oof=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
@@ -32,16 +48,7 @@ rule blend:
         test=f"{R}/blend/test.npz",
         weights=f"{R}/blend/weights.json",
     params:
-        step=config["blend"]["step"],
-        max_candidates=config["blend"]["max_candidates"],
-        method=config["blend"]["method"],
-        greedy_rounds=config["blend"]["greedy_rounds"],
-        per_class=config["blend"]["per_class"],
-        per_class_min_positives=config["blend"]["per_class_min_positives"],
-        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
-        per_class_threshold=config["submission"]["per_class_threshold"],
-        threshold_min_positives=config["submission"]["threshold_min_positives"],
-        round=config["submission"]["round"],
+        **BLEND_PARAMS,
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend.log",
@@ -66,17 +73,8 @@ rule blend_nested:
         oof=f"{R}/blend/nested_oof.npz",
         summary=f"{R}/blend/nested.json",
     params:
+        **BLEND_PARAMS,
         calibrate=config["calibrate"]["enabled"],
-        step=config["blend"]["step"],
-        max_candidates=config["blend"]["max_candidates"],
-        method=config["blend"]["method"],
-        greedy_rounds=config["blend"]["greedy_rounds"],
-        per_class=config["blend"]["per_class"],
-        per_class_min_positives=config["blend"]["per_class_min_positives"],
-        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
-        per_class_threshold=config["submission"]["per_class_threshold"],
-        threshold_min_positives=config["submission"]["threshold_min_positives"],
-        round=config["submission"]["round"],
         seed=config["seed"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .options import BlendOptions
+
 # A pick must improve the running column by more than float noise to count as better.
 MIN_IMPROVEMENT = 1e-12
 
@@ -95,9 +97,9 @@ def class_weights(
     y: np.ndarray,
     global_weights: np.ndarray,
     *,
-    rounds: int = 25,
-    min_positives: int = 10,
-    shrinkage: float = 10.0,
+    rounds: int = BlendOptions.greedy_rounds,
+    min_positives: int = BlendOptions.per_class_min_positives,
+    shrinkage: float = BlendOptions.per_class_shrinkage,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class weights (C, K) for transformed candidates ``stack`` (K, N, C) of targets y (N, C).
 
