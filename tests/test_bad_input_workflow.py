@@ -41,7 +41,9 @@ def kaggle_folder(tmp_path, n_train=8, n_test=3):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"]["enabled"] = False
     config["cv"]["n_folds"] = 2
-    config["cv"]["auto_groups"] = False  # no pseudo-groups: only validate and prepare run (test_auto_groups.py has them)
+    config["cv"]["auto_groups"] = (
+        False  # no pseudo-groups: only validate and prepare run (test_auto_groups.py has them)
+    )
     config["data"].update(
         train_csv="train.csv",
         test_csv="test.csv",
