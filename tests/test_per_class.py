@@ -203,7 +203,7 @@ def test_classes_with_too_few_positives_keep_the_global_threshold():
 def test_auto_thresholds_per_class_where_cross_fitted_f1_is_better_and_global_where_not():
     P, Y = threshold_problem()
     folds = np.arange(len(P)) % 3
-    decision = decide_label_thresholds(P, Y, folds, "auto")
+    decision = decide_label_thresholds(P, Y, folds, "auto", min_positives=10)
     assert decision["applied"]
     assert decision["cross_validated_f1"]["per_class"] > decision["cross_validated_f1"]["global"]
     assert decision["in_sample_f1"]["per_class"] > decision["in_sample_f1"]["global"]
@@ -218,14 +218,14 @@ def test_auto_thresholds_per_class_where_cross_fitted_f1_is_better_and_global_wh
     assert same["in_sample_f1"]["per_class"] > same["in_sample_f1"]["global"]
     assert not same["applied"] and same["cross_validated_f1"]["per_class"] < same["cross_validated_f1"]["global"]
     assert isinstance(label_thresholds(P_same, same), float)
-    assert not decide_label_thresholds(P, Y, folds, False)["applied"]
+    assert not decide_label_thresholds(P, Y, folds, False, min_positives=10)["applied"]
 
 
 def test_submit_writes_label_strings_with_the_blend_s_per_class_thresholds(tmp_path):
     P, Y = threshold_problem(n=1200)
     oof, test = P[:900], P[900:]
     folds = np.arange(900) % 3
-    decision = decide_label_thresholds(oof, Y[:900], folds, True)
+    decision = decide_label_thresholds(oof, Y[:900], folds, True, min_positives=10)
     task = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c"], label_sep=" ")
     save_npz(tmp_path / "test.npz", ids=np.array([f"t{i}" for i in range(300)]), P=test.astype(np.float32))
     write_json(tmp_path / "weights.json", {"labels": decision, "rounding": {"applied": False}})
@@ -288,7 +288,7 @@ def test_the_report_keeps_in_sample_and_nested_label_f1_apart():
     from audiofold.report import _labels_entry, labels_html
 
     P, Y = threshold_problem()
-    labels = decide_label_thresholds(P, Y, np.arange(len(P)) % 3, "auto")
+    labels = decide_label_thresholds(P, Y, np.arange(len(P)) % 3, "auto", min_positives=10)
     nested = {"labels": {"f1": 0.91, "f1_global": 0.85, "f1_per_class": 0.91}}
     entry = _labels_entry(labels, nested)
     assert entry["in_sample_f1"] == labels["in_sample_f1"] and entry["nested_f1"] == nested["labels"]

@@ -54,7 +54,7 @@ def check_round_mode(mode: str) -> None:
         raise ConfigError(f"submission.round: expected one of {', '.join(ROUND_MODES)}, got {mode!r}.")
 
 
-def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str = "auto") -> dict:
+def decide_rounding(y: np.ndarray, P: np.ndarray, task: TaskSpec, mode: str) -> dict:
     """Whether ratings are rounded to the scale step, decided on OOF predictions ``P`` of ``y``.
 
     ``auto`` rounds only where the primary metric (RMSE) of the rounded, clipped OOF predictions
@@ -112,7 +112,7 @@ def tune_label_quantile(P_oof: np.ndarray, Y: np.ndarray, levels: int = 201) -> 
 
 
 def tune_class_quantiles(
-    P_oof: np.ndarray, Y: np.ndarray, start: float, *, min_positives: int = 10, levels: int = 201, sweeps: int = 2
+    P_oof: np.ndarray, Y: np.ndarray, start: float, *, min_positives: int, levels: int = 201, sweeps: int = 2
 ) -> np.ndarray:
     """Per class, the score quantile (of the whole score matrix, like ``tune_label_quantile``'s) of its
     threshold: coordinate ascent on the sample-averaged F1 of the label strings, from the global
@@ -159,7 +159,7 @@ def check_label_mode(mode: bool | str) -> None:
 
 
 def decide_label_thresholds(
-    P_oof: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: bool | str = "auto", *, min_positives: int = 10
+    P_oof: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: bool | str, *, min_positives: int
 ) -> dict:
     """Label-string thresholds chosen on the OOF blend: the global quantile and, per class, their own.
 
