@@ -308,6 +308,14 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _mtime(entry: os.DirEntry) -> float:
+    """Modification time; 0 for a file another job removed meanwhile (jobs and prunes may run at once)."""
+    try:
+        return entry.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def prune(cache_dir: str | os.PathLike, keep_keys: Iterable[str], max_bytes: int | None = None) -> dict:
     """Delete the per-clip layout of format 1 and temp files over a day old; then, with ``max_bytes``,
     the packs of config keys not in ``keep_keys``, oldest written first, while the cache is larger.
@@ -325,8 +333,8 @@ def prune(cache_dir: str | os.PathLike, keep_keys: Iterable[str], max_bytes: int
     folders = [root / "files", *(Path(e.path) / "packs" for e in _scandir(root / "emb") if e.is_dir())]
     for folder in folders:
         for entry in _scandir(folder):
-            if entry.name.startswith(".tmp-") and now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
-                summary["bytes_freed"] += entry.stat().st_size
+            if entry.name.startswith(".tmp-") and now - (_mtime(entry) or now) > STALE_TEMP_SECONDS:
+                summary["bytes_freed"] += _size(Path(entry.path))
                 Path(entry.path).unlink(missing_ok=True)
                 summary["stale_temp_files"] += 1
     # every pack of every key: (mtime, key, pack path)
@@ -334,7 +342,7 @@ def prune(cache_dir: str | os.PathLike, keep_keys: Iterable[str], max_bytes: int
     for key in _scandir(root / "emb"):
         for entry in _scandir(Path(key.path) / "packs"):
             if entry.name.endswith(".npz") and not entry.name.startswith("."):
-                packs.append((entry.stat().st_mtime, key.name, Path(entry.path)))
+                packs.append((_mtime(entry), key.name, Path(entry.path)))
     total = sum(_size(p) for folder in folders for p in map(Path, (e.path for e in _scandir(folder))))
     summary["bytes_before_cap"] = total
     if max_bytes is not None:
