@@ -199,7 +199,8 @@ def embed_clips(
     ``rows`` are (id, path, action) from the validated clip table: ``skip`` rows are left out,
     ``zeros`` rows embed ``ZERO_FILL_SECONDS`` of silence. With ``cache`` (an
     ``audiofold.cache.EmbeddingCache``) a clip whose file content was embedded before under the same
-    config is read back, and only the misses are decoded and run through the model. Decoding runs in a
+    config is read back, and only the misses are decoded and run through the model, then written as
+    one pack. Decoding runs in a
     thread pool one block ahead of the model, so a job holds at most two blocks of audio.
     """
     rows = [tuple(r) for r in rows if r[2] != "skip"]
@@ -209,10 +210,13 @@ def embed_clips(
         backbone.set_threads(threads)
     per_clip: list[dict | None] = [None] * len(rows)
     digests: list[str | None] = [None] * len(rows)
-    for i, (_, path, action) in enumerate(rows):
-        if cache is not None and action != "zeros":
-            digests[i] = cache.digest(path)
-            per_clip[i] = cache.get(digests[i])
+    if cache is not None:
+        for i, (_, path, action) in enumerate(rows):
+            if action != "zeros":
+                digests[i] = cache.digest(path)
+        cache.memo.flush()  # file states this job hashed, remembered even if embedding fails below
+        found = cache.get_many(d for d in digests if d is not None)
+        per_clip = [None if d is None else found.get(d) for d in digests]
     todo = [i for i, got in enumerate(per_clip) if got is None]
     if cache is not None:
         log.info(
@@ -252,10 +256,10 @@ def embed_clips(
             out = extract(waves, backbone, **options)
             for j, i in enumerate(block):
                 per_clip[i] = {key: value[j] for key, value in out.items()}
-                if digests[i] is not None:
-                    cache.put(digests[i], per_clip[i])
             bar.update(len(block))
             del waves, out
+    if cache is not None:  # one pack of this chunk's new clips (those cached already are in other packs)
+        cache.put_many({digests[i]: per_clip[i] for i in todo if digests[i] is not None})
 
     arrays = {"ids": np.array([r[0] for r in rows], dtype=str)}
     keys = per_clip[0].keys() if per_clip else ["X"]

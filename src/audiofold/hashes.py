@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .cache import file_digest
+from .cache import FileMemo, file_digest
 from .clips import list_clips
 from .folds import duplicate_sets
 from .io import write_csv
@@ -24,15 +24,17 @@ log = logging.getLogger(__name__)
 
 def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: bool = True) -> list[str]:
     """Content hash of each file (the embedding cache's ``audiofold.cache.file_digest``, remembered
-    under ``cache_dir/files``, so the embed step never reads a file twice to hash it); an empty
+    in one table under ``cache_dir/files``, so the embed step never reads a file twice to hash it); an empty
     string for a path without a readable file (the validate step applies the bad-audio policy)."""
-    memo = None if cache_dir is None else Path(cache_dir)
+    memo = None if cache_dir is None else FileMemo(cache_dir)
     hashes = []
     for path in tqdm(paths, desc="hash", unit="clip", disable=not progress):
         try:
             hashes.append(file_digest(path, memo) if path else "")
         except OSError:  # a dangling symlink, a loop, an unreadable file
             hashes.append("")
+    if memo is not None:
+        memo.flush()  # one table of the file states hashed here: the cache grows by jobs, not files
     return hashes
 
 

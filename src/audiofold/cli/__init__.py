@@ -11,6 +11,7 @@ from .. import checkpoints
 from ..config import load_config, schema_reference
 from ..errors import AudiofoldError
 from ..tasks import KINDS
+from . import cache as cache_cmd
 from .doctor import check_imports, check_results_writable, run_checks
 from .scaffold import scaffold, write_config
 from .status import collect_status, format_status
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--revision", help="hf: only: branch, tag or commit (default: main)")
     weights_cmd.set_defaults(func=_weights)
+
+    cache_cmd.add_parser(sub)
     return parser
 
 
