@@ -102,7 +102,9 @@ def main() -> None:
         (tmp / "paths.json").write_text(json.dumps(paths))
         old_src = tmp / "old"
         old_src.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.old_ref, "src"], check=True, capture_output=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.old_ref, "src"], check=True, capture_output=True
+        )
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=archive.stdout, check=True)
         results = {}
         for layout, src in (("per-clip (old)", old_src / "src"), ("packs (new)", ROOT / "src")):
