@@ -36,10 +36,11 @@ dryrun: install
 report: run
 	$(BIN)/snakemake --report results/report.html
 
-# ruff (lint + format, pyproject [tool.ruff]) on the Python, snakefmt (pyproject [tool.snakefmt]) on the
-# workflow; `ruff check --fix` and `ruff format` / `snakefmt Snakefile workflow/` fix what they report.
+# ruff (lint + format, pyproject [tool.ruff]) and lint-imports (the layers, pyproject [tool.importlinter]) on
+# the Python, snakefmt (pyproject [tool.snakefmt]) on the workflow; `ruff check --fix` and `ruff format` / `snakefmt Snakefile workflow/` fix what they report.
 lint: install
 	$(BIN)/ruff check
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check
 	$(BIN)/snakefmt --check Snakefile workflow/
 

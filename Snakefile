@@ -6,11 +6,12 @@ from pathlib import Path
 from snakemake.utils import min_version
 
 # The rule scripts import audiofold from this source tree, also in the `--sdm conda` environments
-# (workflow/envs/, which do not install it): Snakemake hands the main process's sys.path to every
+# (envs/rule-*.yaml, which do not install it): Snakemake hands the main process's sys.path to every
 # script job (appended after the job environment's own packages).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from audiofold.config import check_output_folders, load_schema, validate_config
+from audiofold.run_summary import on_error, on_success
 
 min_version("9.0")
 
@@ -45,10 +46,28 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/diagnostics.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/submit.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+# A run ends by saying what it made (submission, scores, warnings from metrics.json; only where this
+# run's jobs include metrics.json) and the report command, or which rules failed and their logs.
+onsuccess:
+    on_success(
+        R,
+        outputs=[path for job in workflow.dag.jobs for path in job.output],
+        configfiles=workflow.overwrite_configfiles,
+        overrides=workflow.config_settings.config,
+    )
+
+
+onerror:
+    on_error(log)

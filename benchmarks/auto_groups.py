@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # quality.py's data se
 from quality import DATASETS_DIR, SOURCE_SEP, _run_workflow, plan_mixtures, write_mixtures  # noqa: E402
 
 from audiofold import metrics  # noqa: E402
-from audiofold.autogroups import DEFAULT_THRESHOLD, cluster_groups, purity  # noqa: E402
+from audiofold.auto_groups import DEFAULT_THRESHOLD, cluster_groups, purity  # noqa: E402
+from audiofold.embed import load_embeddings  # noqa: E402
 from audiofold.folds import merge_groups  # noqa: E402
 from audiofold.io import load_npz  # noqa: E402
 from audiofold.tasks import load_task  # noqa: E402
-from audiofold.train import load_embeddings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -201,7 +201,7 @@ def clustering(workdir: Path, train: pd.DataFrame, name: str) -> dict:
 def clustering_from_cache(name: str, train: pd.DataFrame, audio: Path, cache: Path) -> dict:
     """Threshold sweep on the grouping backbone's embeddings read back from the cache (esc10mix: the
     auto_groups step embedded them itself)."""
-    from audiofold.autogroups import DEFAULT_BACKBONE, embed_for_groups
+    from audiofold.auto_groups import DEFAULT_BACKBONE, embed_for_groups
 
     rows = [(i, str(audio / p), "decode") for i, p in zip(train["id"], train["path"])]
     ids, X = embed_for_groups(rows, DEFAULT_BACKBONE, max_seconds=60, cache_dir=str(cache), threads=1)
@@ -212,7 +212,7 @@ def clustering_from_cache(name: str, train: pd.DataFrame, audio: Path, cache: Pa
 def calibration(train: pd.DataFrame, test: pd.DataFrame, audio: Path, cache: Path) -> dict:
     """How the default threshold was chosen: adjusted Rand index per threshold on each half of
     speechocean762's 125 speakers (alternate speakers); the default is the best on half A."""
-    from audiofold.autogroups import DEFAULT_BACKBONE, embed_for_groups
+    from audiofold.auto_groups import DEFAULT_BACKBONE, embed_for_groups
 
     table = pd.concat([train, test], ignore_index=True)
     rows = [(i, str(audio / p), "decode") for i, p in zip(table["id"], table["path"])]

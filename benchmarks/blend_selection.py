@@ -4,7 +4,7 @@
 on the blend criterion (log loss for classification). Two changes look tempting when a nested
 best single beats the nested blend on accuracy: let ``auto`` also pick the best single candidate
 alone, and pick on the task's primary metric (accuracy) instead of the criterion. This benchmark
-scores every such rule the honest way, ``audiofold.nested.nested_blend`` (calibration, the choice
+scores every such rule the honest way, ``audiofold.ensemble.blend_nested.nested_blend`` (calibration, the choice
 and the weights re-made per outer fold), on the OOF files of a kept ``benchmarks/quality.py`` run
 (``--keep DIR``), for the whole candidate pool and for sub-pools (one backbone, all but one
 backbone, one head family, no teacher-student round, main variants only), against the nested best
@@ -21,6 +21,7 @@ primary`` (compared on the primary metric, the criterion breaking ties) and ``au
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from unittest import mock
@@ -28,8 +29,10 @@ from unittest import mock
 import numpy as np
 import yaml
 
-from audiofold import blend, metrics, nested
-from audiofold.blend import applicable_methods, cross_fit, load_candidates
+from audiofold import metrics
+from audiofold.ensemble import blend, blend_nested
+from audiofold.ensemble.blend import applicable_methods, cross_fit, load_candidates
+from audiofold.ensemble.options import BlendOptions
 from audiofold.tasks import TaskSpec, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,17 +66,16 @@ def rule_fit_blend(with_single: bool, on_primary: bool):
     then fits the chosen one with ``fit_blend`` itself (per-class weights and all)."""
     real_fit_blend = blend.fit_blend
 
-    def fit(candidates, y, folds, task: TaskSpec, *, method="auto", **options):
-        if method != "auto":
-            return real_fit_blend(candidates, y, folds, task, method=method, **options)
-        methods = applicable_methods("auto", len(candidates), options["max_candidates"])
+    def fit(candidates, y, folds, task: TaskSpec, options: BlendOptions = BlendOptions()):
+        if options.method != "auto":
+            return real_fit_blend(candidates, y, folds, task, options)
+        methods = applicable_methods("auto", len(candidates), options.max_candidates)
         methods = (["single"] if with_single else []) + methods
         criterion, criterion_greater, criterion_fn = blend._criterion(task)
         primary, primary_greater = metrics.primary(task.kind)
         keys, scores = {}, {}
-        cross_options = {k: v for k, v in options.items() if k != "per_class"}
         for m in methods:
-            held_out = cross_fit(m, candidates, y, folds, task, **cross_options)
+            held_out = cross_fit(m, candidates, y, folds, task, options)
             scores[m] = float(criterion_fn(y, held_out))
             key = scores[m] if criterion_greater else -scores[m]
             if on_primary:
@@ -82,7 +84,7 @@ def rule_fit_blend(with_single: bool, on_primary: bool):
             else:
                 keys[m] = (key,)
         chosen = max(methods, key=lambda m: keys[m])  # the first of equals: the simplest
-        result, oof = real_fit_blend(candidates, y, folds, task, method=chosen, **options)
+        result, oof = real_fit_blend(candidates, y, folds, task, dataclasses.replace(options, method=chosen))
         return {**result, "requested": "auto", "method_scores": scores}, oof
 
     return fit
@@ -90,12 +92,12 @@ def rule_fit_blend(with_single: bool, on_primary: bool):
 
 def score_pool(candidates, y, folds, task: TaskSpec, rules=tuple(RULES)) -> dict:
     primary = metrics.primary(task.kind)[0]
-    single, single_chosen = nested.nested_best_single(candidates, y, folds, task)
+    single, single_chosen = blend_nested.nested_best_single(candidates, y, folds, task)
     row = {"n_candidates": len(candidates), "best_single_nested": metrics.METRICS[primary](y, single, task)}
     for rule in rules:
         with_single, on_primary = RULES[rule]
-        with mock.patch.object(nested, "fit_blend", rule_fit_blend(with_single, on_primary)):
-            P, chosen = nested.nested_blend(candidates, y, folds, task)
+        with mock.patch.object(blend_nested, "fit_blend", rule_fit_blend(with_single, on_primary)):
+            P, chosen = blend_nested.nested_blend(candidates, y, folds, task)
         row[rule] = {
             "nested": metrics.METRICS[primary](y, P, task),
             "methods": [c["method"] for c in chosen],

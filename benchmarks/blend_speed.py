@@ -1,9 +1,9 @@
 """Blend time for 6, 12 and 24 candidates on synthetic OOF predictions, per method and task kind.
 
 Candidates are the targets plus independent noise of growing spread (so blending pays), on
-`--rows` rows in 5 folds. Times `audiofold.blend.fit_blend` (the whole blend step: with `auto`,
+`--rows` rows in 5 folds. Times `audiofold.ensemble.blend.fit_blend` (the whole blend step: with `auto`,
 every applicable method cross-fitted over the folds, then the winner fitted on every row) and the
-nested score (`audiofold.nested.nested_blend`, calibration off: the blend step re-run per outer
+nested score (`audiofold.ensemble.blend_nested.nested_blend`, calibration off: the blend step re-run per outer
 fold). One thread (as a blend job runs). Writes benchmarks/results/blend_speed.{json,md}.
 
 ``--per-class``: instead, multilabel per-class weights (``blend.per_class``) at scale: 24 candidates x
@@ -32,9 +32,10 @@ from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
 from audiofold import metrics
-from audiofold.blend import fit_blend
-from audiofold.bootstrap import paired_bootstrap
-from audiofold.nested import nested_blend
+from audiofold.ensemble.blend import fit_blend
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.bootstrap import paired_bootstrap
+from audiofold.ensemble.options import BlendOptions
 from audiofold.tasks import TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,12 +105,13 @@ def main() -> None:
                 y, candidates = synthetic(kind, n, args.rows)
                 for method in METHODS:
                     # max_candidates: the grid takes every candidate when run alone (6 only: its size
-                    # grows as C(10 + n - 1, n - 1)); `auto` keeps the default 6, so it skips the grid above 6
+                    # grows as C(10 + n - 1, n - 1)); `auto` keeps the default 6, so it skips the grid above 6.
+                    # per_class: global weights only (--per-class times the per-class ones)
                     if method == "grid" and n > 6:
                         continue
-                    options = {"method": method, "max_candidates": 6}
-                    result, _ = fit_blend(candidates, y, folds, task, **options)
-                    seconds = timed(args.repeats, fit_blend, candidates, y, folds, task, **options)
+                    options = BlendOptions(method=method, max_candidates=6, per_class=False)
+                    result, _ = fit_blend(candidates, y, folds, task, options)
+                    seconds = timed(args.repeats, fit_blend, candidates, y, folds, task, options)
                     entry = {
                         "kind": kind,
                         "candidates": n,
@@ -120,7 +122,7 @@ def main() -> None:
                         "criterion": result["criterion"],
                     }
                     if method == "auto":
-                        nested = timed(1, nested_blend, candidates, y, folds, task, calibrate=False, **options)
+                        nested = timed(1, nested_blend, candidates, y, folds, task, options, calibrate=False)
                         entry["nested_s"] = round(nested, 3)
                         entry["method_scores"] = {m: round(v, 4) for m, v in result["method_scores"].items()}
                     rows.append(entry)
@@ -174,18 +176,18 @@ def per_class(args, n_candidates: int = 24, n_classes: int = 80) -> None:
     rows = []
     with threadpool_limits(1):
         for mode in (False, True, "auto"):
-            options = {"method": "greedy", "per_class": mode}
-            result, _ = fit_blend(candidates, y, folds, task, **options)
+            options = BlendOptions(method="greedy", per_class=mode)
+            result, _ = fit_blend(candidates, y, folds, task, options)
             entry = {
                 "per_class": mode,
-                "blend_s": round(timed(args.repeats, fit_blend, candidates, y, folds, task, **options), 3),
+                "blend_s": round(timed(args.repeats, fit_blend, candidates, y, folds, task, options), 3),
                 "applied": result["per_class"]["applied"],
                 "score": round(result["score"], 4),
                 "scores": {k: round(v, 4) for k, v in result["per_class"]["scores"].items()},
             }
             if mode == "auto":
                 entry["nested_s"] = round(
-                    timed(1, nested_blend, candidates, y, folds, task, calibrate=False, **options), 3
+                    timed(1, nested_blend, candidates, y, folds, task, options, calibrate=False), 3
                 )
             rows.append(entry)
             print(json.dumps(entry), flush=True)

@@ -27,7 +27,7 @@ DATASETS_DIR = ROOT.parent / "shared" / "datasets"
 
 
 def main() -> None:
-    from audiofold.audiostore import audio_store
+    from audiofold.audio_store import audio_store
     from audiofold.finetune import FinetuneOptions, finetune_fold
     from audiofold.io import save_npz
     from audiofold.metrics import score

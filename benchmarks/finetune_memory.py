@@ -65,7 +65,7 @@ def write_store(folder: Path, name: str, n: int, sample_rate: int, seconds: floa
 
 
 def run(n: int, encoder: str, epochs: int, seconds: float, threads: int, tta_crops: int) -> dict:
-    from audiofold.ft_encoders import encoder_sample_rate
+    from audiofold.finetune_encoders import encoder_sample_rate
     from audiofold.io import save_npz
 
     options = {

@@ -8,8 +8,8 @@ clips with another head and the same ``cache_dir`` runs up to embed: its cache h
 Peak RSS and wall time per job come from Snakemake's benchmark files (results/benchmarks/**.tsv); a
 job's start-up is its benchmark wall time minus the time its rule script reports in its log ("done
 in"). Cluster submissions to retrain the heads are counted from Snakemake's dry-run plan with the
-SLURM executor, without and with ``--groups ... --group-components heads=N`` (README, "Fewer, bigger
-jobs"). Writes benchmarks/results/scale.{json,md}.
+SLURM executor, without and with ``--groups ... --group-components heads=N`` (docs/SCALING.md, "Fewer,
+bigger jobs"). Writes benchmarks/results/scale.{json,md}.
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000 10000 100000] [--cores 2]
 """

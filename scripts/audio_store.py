@@ -1,6 +1,6 @@
-"""Rule audio_store -> audiofold.audiostore.audio_store (one chunk of clips at one sample rate)."""
+"""Rule audio_store -> audiofold.audio_store.audio_store (one chunk of clips at one sample rate)."""
 
-from audiofold.audiostore import audio_store
+from audiofold.audio_store import audio_store
 from audiofold.rulekit import run_rule
 
 

@@ -1,8 +1,8 @@
-"""Rule auto_groups -> audiofold.autogroups.auto_groups (pseudo-groups from clustered training embeddings)."""
+"""Rule auto_groups -> audiofold.auto_groups.auto_groups (pseudo-groups from clustered training embeddings)."""
 
-from audiofold.autogroups import auto_groups, embed_for_groups
+from audiofold.auto_groups import auto_groups, embed_for_groups
+from audiofold.embed import load_embeddings
 from audiofold.rulekit import run_rule
-from audiofold.train import load_embeddings
 
 
 def main(smk):

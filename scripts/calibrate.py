@@ -1,6 +1,6 @@
-"""Rule calibrate -> audiofold.calibrate.calibrate_files (one backbone x head)."""
+"""Rule calibrate -> audiofold.ensemble.calibrate.calibrate_files (one backbone x head)."""
 
-from audiofold.calibrate import calibrate_files
+from audiofold.ensemble.calibrate import calibrate_files
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 

@@ -1,6 +1,6 @@
-"""Rule collect_oof -> audiofold.oof.collect (one backbone x head)."""
+"""Rule collect_oof -> audiofold.collect_oof.collect (one backbone x head)."""
 
-from audiofold.oof import collect
+from audiofold.collect_oof import collect
 from audiofold.rulekit import run_rule
 from audiofold.tasks import load_task
 

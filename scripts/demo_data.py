@@ -1,8 +1,8 @@
-"""Rule demo_data -> audiofold.demo.generate_demo (writes into a temp folder, then moves into place)."""
+"""Rule demo_data -> audiofold.demo_data.generate_demo (writes into a temp folder, then moves into place)."""
 
 from pathlib import Path
 
-from audiofold.demo import materialise_demo
+from audiofold.demo_data import materialise_demo
 from audiofold.rulekit import run_rule
 
 

@@ -1,8 +1,8 @@
 """Rule embed -> audiofold.embed.embed_clips (one backbone, one chunk of clips, through the embedding cache)."""
 
-from audiofold.backbones import build_backbone
+from audiofold.backbones import build_backbone, split_backbone_config
 from audiofold.cache import EmbeddingCache, config_key
-from audiofold.embed import embed_clips, split_backbone_config
+from audiofold.embed import embed_clips
 from audiofold.io import stable_hash
 from audiofold.rulekit import run_rule
 

@@ -1,8 +1,8 @@
-"""Rule finetune_curves -> audiofold.ft_curves.finetune_curves (every fine-tuned model's per-epoch logs)."""
+"""Rule finetune_curves -> audiofold.finetune_curves.finetune_curves (every fine-tuned model's per-epoch logs)."""
 
 from pathlib import Path
 
-from audiofold.ft_curves import finetune_curves
+from audiofold.finetune_curves import finetune_curves
 from audiofold.rulekit import run_rule
 
 

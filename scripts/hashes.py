@@ -1,6 +1,6 @@
-"""Rule hashes -> audiofold.duplicates.hash_clips (content hash of every clip's file)."""
+"""Rule hashes -> audiofold.hashes.hash_clips (content hash of every clip's file)."""
 
-from audiofold.duplicates import hash_clips
+from audiofold.hashes import hash_clips
 from audiofold.rulekit import optional_input, run_rule
 
 TABLES = ("train_csv", "test_csv", "sample_submission")

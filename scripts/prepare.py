@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from audiofold.autogroups import read_auto_groups
+from audiofold.auto_groups import read_auto_groups
 from audiofold.clips import read_clips
-from audiofold.duplicates import identical_sets
+from audiofold.hashes import identical_sets
 from audiofold.prepare import prepare
 from audiofold.rulekit import optional_input, run_rule
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from audiofold.config import check_config_options
 from audiofold.errors import ConfigError, DataError
 from audiofold.heads import LinearHead, build_head
 from audiofold.heads.knn import KNNHead
 from audiofold.heads.mlp import MLPHead
 from audiofold.heads.torch_base import mask_frames, pad_sequences
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.registry import check_config_options
 from audiofold.tasks import TaskSpec
 from audiofold.train import train_fold
 

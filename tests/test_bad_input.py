@@ -326,7 +326,7 @@ def test_an_unwritable_results_folder_is_caught_by_check_and_doctor(tmp_path, mo
     import yaml
 
     from audiofold.cli import main as cli
-    from audiofold.doctor import run_checks
+    from audiofold.cli.doctor import run_checks
 
     from conftest import ROOT
 

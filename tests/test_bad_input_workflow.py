@@ -41,7 +41,9 @@ def kaggle_folder(tmp_path, n_train=8, n_test=3):
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["demo"]["enabled"] = False
     config["cv"]["n_folds"] = 2
-    config["cv"]["auto_groups"] = False  # no pseudo-groups: only validate and prepare run (test_autogroups.py has them)
+    config["cv"]["auto_groups"] = (
+        False  # no pseudo-groups: only validate and prepare run (test_auto_groups.py has them)
+    )
     config["data"].update(
         train_csv="train.csv",
         test_csv="test.csv",
@@ -127,6 +129,17 @@ def test_a_typo_in_the_configfile_is_blamed_on_that_file(tmp_path):
     proc = snakemake(wd, "-n", "--configfile", str(wd / "my.yaml"), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "my.yaml: key cv" in out and "n_fold" in out
+
+
+def test_a_failed_step_ends_the_run_naming_the_rule_its_log_and_its_error(validated):
+    """The run's last lines (the Snakefile's onerror, audiofold.run_summary) say which rule failed,
+    where its log is and the error it wrote there."""
+    (validated / "train/tr3.wav").write_bytes(b"not audio " * 20)
+    proc = snakemake(validated, "--cores", "1", REPORT, TARGETS, check=False)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode != 0
+    assert lines[:2] == ["audiofold: the run failed", "  rule validate failed: see results/logs/validate.log"]
+    assert "cannot be used" in lines[2] and "train id 'tr3'" in lines[3], lines
 
 
 @pytest.mark.parametrize("results_dir", ["a file", ".."])

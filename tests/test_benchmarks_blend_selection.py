@@ -7,7 +7,8 @@ import numpy as np
 from scipy.special import softmax
 
 from audiofold import metrics
-from audiofold.nested import nested_blend
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.options import BlendOptions
 from audiofold.tasks import TaskSpec
 
 from conftest import ROOT
@@ -71,13 +72,15 @@ def test_the_auto_rule_is_the_shipped_nested_blend_and_the_others_compare_more()
         y,
         folds,
         CLS,
-        method="auto",
-        step=0.1,
-        max_candidates=6,
-        greedy_rounds=25,
-        per_class=False,
-        per_class_min_positives=10,
-        per_class_shrinkage=10.0,
+        BlendOptions(
+            method="auto",
+            step=0.1,
+            max_candidates=6,
+            greedy_rounds=25,
+            per_class=False,
+            per_class_min_positives=10,
+            per_class_shrinkage=10.0,
+        ),
     )
     assert list(result["method_scores"]) == ["single", "grid", "greedy", "stack"]
     assert result["method"] in result["method_scores"]

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy.special import softmax
 
 from audiofold import metrics
-from audiofold.blend import apply_weights, rank_matrix, search_weights, simplex_grid
+from audiofold.ensemble.blend import apply_weights, rank_matrix, search_weights, simplex_grid
 from audiofold.errors import ConfigError, DataError
 from audiofold.tasks import TaskSpec
 
@@ -142,7 +142,8 @@ def test_blend_weights_lie_on_the_simplex_and_never_lose_to_the_best_single(kind
 
 
 def test_blend_files_decide_rounding_on_the_oof_blend_and_write_what_is_submitted(tmp_path):
-    from audiofold.blend import blend_files
+    from audiofold.ensemble.blend import blend_files
+    from audiofold.ensemble.options import BlendOptions
     from audiofold.io import load_npz, read_json, save_npz
 
     rating = TaskSpec("regression", "id", ["score"], scale={"min": 1.0, "max": 5.0, "step": 1.0})
@@ -163,8 +164,7 @@ def test_blend_files_decide_rounding_on_the_oof_blend_and_write_what_is_submitte
             tmp_path / "oof.npz",
             tmp_path / "test.npz",
             tmp_path / "w.json",
-            round_mode=mode,
-            method="grid",
+            BlendOptions(round_mode=mode, method="grid"),
         )
         assert result["rounding"]["applied"] is rounded and read_json(tmp_path / "w.json")["rounding"]["mode"] == mode
         P = load_npz(tmp_path / "oof.npz")["P"]

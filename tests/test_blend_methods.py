@@ -7,7 +7,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from audiofold import metrics
-from audiofold.blend import (
+from audiofold.ensemble.blend import (
     apply_weights,
     blend_files,
     cross_fit,
@@ -18,10 +18,11 @@ from audiofold.blend import (
     single_weights,
     stack_weights,
 )
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.options import BlendOptions
+from audiofold.ensemble.stack import predict_stacker
 from audiofold.errors import ConfigError, DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_blend
-from audiofold.stack import predict_stacker
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -99,7 +100,9 @@ def test_greedy_and_auto_handle_24_candidates_in_seconds(task):
         y = (rng.random((n, 5)) < 0.3).astype(np.float32)
         candidates = {f"m{i:02d}": y + rng.normal(0, 1 + 0.1 * i, size=(n, 5)) for i in range(24)}
     started = time.perf_counter()
-    result, oof = fit_blend(candidates, y, np.arange(n) % 5, task, method="auto", max_candidates=6)
+    result, oof = fit_blend(
+        candidates, y, np.arange(n) % 5, task, BlendOptions(method="auto", max_candidates=6, per_class=False)
+    )
     elapsed = time.perf_counter() - started
     assert elapsed < 30, elapsed  # a few seconds on one loaded core; the 6-candidate grid alone is 3003 points
     assert set(result["method_scores"]) == {"greedy", "stack"}  # 24 > max_candidates: no grid
@@ -135,7 +138,7 @@ def test_stacker_oof_is_cross_fitted_so_noise_shows_no_gain():
         candidates = {f"n{i:02d}": rng.normal(size=(n, 1)) for i in range(20)}
         trivial = metrics.rmse(y, np.full_like(y, y.mean()))
         in_sample = stack_weights(candidates, y, REG)["score"]
-        result, oof = fit_blend(candidates, y, np.arange(n) % 5, REG, method="stack")
+        result, oof = fit_blend(candidates, y, np.arange(n) % 5, REG, BlendOptions(method="stack"))
         assert in_sample < trivial, seed  # the fake gain of fitting on the scored rows
         assert result["score"] == pytest.approx(metrics.rmse(y, oof)) and result["score"] >= trivial, seed
         np.testing.assert_array_equal(oof, cross_fit("stack", candidates, y, np.arange(n) % 5, REG))
@@ -144,10 +147,10 @@ def test_stacker_oof_is_cross_fitted_so_noise_shows_no_gain():
 def test_stacker_fold_k_rows_come_from_a_fit_without_them():
     y, candidates = noisy_regression(3, seed=1, n=60)
     folds = np.arange(60) % 3
-    _, oof = fit_blend(candidates, y, folds, REG, method="stack")
+    _, oof = fit_blend(candidates, y, folds, REG, BlendOptions(method="stack"))
     y2 = y.copy()
     y2[folds == 0] += 5.0  # fold 0's targets change: only the other folds' stackers see it
-    _, oof2 = fit_blend(candidates, y2, folds, REG, method="stack")
+    _, oof2 = fit_blend(candidates, y2, folds, REG, BlendOptions(method="stack"))
     np.testing.assert_array_equal(oof[folds == 0], oof2[folds == 0])
     assert not np.allclose(oof[folds != 0], oof2[folds != 0])
 
@@ -192,12 +195,14 @@ def test_classification_stacker_copes_with_classes_missing_from_the_training_row
 def test_auto_records_every_method_it_compared_and_keeps_the_best():
     y, candidates = noisy_regression(3, n=150)
     folds = np.arange(150) % 5
-    result, oof = fit_blend(candidates, y, folds, REG, method="auto", step=0.1)
+    result, oof = fit_blend(candidates, y, folds, REG, BlendOptions(method="auto", step=0.1))
     scores = result["method_scores"]
     assert list(scores) == ["grid", "greedy", "stack"] and result["requested"] == "auto"
     assert result["method"] == min(scores, key=scores.get)
     for method, score in scores.items():  # each score is that method cross-fitted over the folds
-        assert score == pytest.approx(metrics.rmse(y, cross_fit(method, candidates, y, folds, REG, step=0.1)))
+        assert score == pytest.approx(
+            metrics.rmse(y, cross_fit(method, candidates, y, folds, REG, BlendOptions(step=0.1)))
+        )
     if result["method"] != "stack":  # grid and greedy: the OOF blend is the full fit applied in-sample
         np.testing.assert_allclose(predict_blend(result, candidates, REG), oof)
 
@@ -207,7 +212,7 @@ def test_auto_picks_the_stacker_where_only_it_can_undo_a_shared_bias():
     rng = np.random.default_rng(0)
     y = rng.normal(3, 1, size=(200, 1))
     candidates = {name: 4 + 0.5 * (y - 3) + rng.normal(0, 0.3, size=y.shape) for name in ("a", "b")}
-    result, oof = fit_blend(candidates, y, np.arange(200) % 4, REG, method="auto")
+    result, oof = fit_blend(candidates, y, np.arange(200) % 4, REG, BlendOptions(method="auto"))
     assert result["method"] == "stack", result["method_scores"]
     assert result["method_scores"]["stack"] < 0.5 * min(
         result["method_scores"]["grid"], result["method_scores"]["greedy"]
@@ -217,13 +222,13 @@ def test_auto_picks_the_stacker_where_only_it_can_undo_a_shared_bias():
 
 def test_auto_prefers_the_simpler_method_on_a_tie_and_skips_the_grid_for_many_candidates():
     y, candidates = noisy_regression(1, n=80)
-    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="auto")
+    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, BlendOptions(method="auto"))
     assert result["method_scores"]["grid"] == result["method_scores"]["greedy"]  # one candidate: the same blend
     assert result["method"] != "greedy"  # the tie goes to the grid (unless the stacker beats both)
     y, candidates = noisy_regression(7, n=80)
-    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="auto", max_candidates=6)
+    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, BlendOptions(method="auto", max_candidates=6))
     assert "grid" not in result["method_scores"]
-    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, method="grid", max_candidates=6)
+    result, _ = fit_blend(candidates, y, np.arange(80) % 4, REG, BlendOptions(method="grid", max_candidates=6))
     assert result["method"] == "grid" and result["method_scores"] == {} and len(result["searched"]) == 6
 
 
@@ -259,13 +264,13 @@ def test_single_picks_by_the_primary_metric_and_predicts_that_candidate_alone():
     assert result["single_scores"]["calibrated"] < result["single_scores"]["sharp"]
     assert result["chosen"] == "sharp"
     candidates.pop("calibrated")
-    fitted, oof = fit_blend(candidates, y, np.arange(400) % 5, task, method="single")
+    fitted, oof = fit_blend(candidates, y, np.arange(400) % 5, task, BlendOptions(method="single"))
     np.testing.assert_allclose(oof, candidates["sharp"] / candidates["sharp"].sum(axis=1, keepdims=True))
     assert fitted["method"] == "single" and fitted["method_scores"] == {}
     # tags: one candidate has no weights to refine per class, even where asked
     y_tags = (np.random.default_rng(2).random((200, 5)) < 0.3).astype(np.float32)
     tags = {f"m{i}": y_tags + np.random.default_rng(i).normal(0, 0.5 + i, size=y_tags.shape) for i in range(3)}
-    fitted, _ = fit_blend(tags, y_tags, np.arange(200) % 4, ML, method="single", per_class=True)
+    fitted, _ = fit_blend(tags, y_tags, np.arange(200) % 4, ML, BlendOptions(method="single", per_class=True))
     assert fitted["chosen"] == "m0" and fitted["per_class"]["applied"] is False and "class_weights" not in fitted
     # regression: the lowest RMSE (the primary metric is the criterion)
     y, candidates = noisy_regression(4, n=300)
@@ -275,15 +280,15 @@ def test_single_picks_by_the_primary_metric_and_predicts_that_candidate_alone():
 def test_plain_methods_match_their_search_and_bad_methods_are_config_errors():
     y, candidates = noisy_regression(3, n=100)
     folds = np.arange(100) % 4
-    grid, oof = fit_blend(candidates, y, folds, REG, method="grid", step=0.25)
+    grid, oof = fit_blend(candidates, y, folds, REG, BlendOptions(method="grid", step=0.25))
     assert grid["weights"] == search_weights(candidates, y, REG, step=0.25)["weights"]
     np.testing.assert_allclose(oof, apply_weights(grid["weights"], candidates, REG))  # in-sample, as before
-    greedy, _ = fit_blend(candidates, y, folds, REG, method="greedy", greedy_rounds=10)
+    greedy, _ = fit_blend(candidates, y, folds, REG, BlendOptions(method="greedy", greedy_rounds=10))
     assert greedy["weights"] == greedy_weights(candidates, y, REG, rounds=10)["weights"]
     with pytest.raises(ConfigError, match="blend.method: 'magic'"):
-        fit_blend(candidates, y, folds, REG, method="magic")
+        fit_blend(candidates, y, folds, REG, BlendOptions(method="magic"))
     with pytest.raises(DataError, match="cross-fitting needs OOF rows from >= 2 folds"):
-        fit_blend(candidates, y, np.zeros(100, int), REG, method="stack")
+        fit_blend(candidates, y, np.zeros(100, int), REG, BlendOptions(method="stack"))
 
 
 # ---- files and nesting --------------------------------------------------------------------
@@ -319,8 +324,8 @@ def test_nested_fold_k_rows_do_not_depend_on_fold_k_targets_for_every_method(met
     folds = np.arange(100) % 4
     y2 = y.copy()
     y2[folds == 0] = np.random.default_rng(9).normal(size=((folds == 0).sum(), 1))
-    before, chosen = nested_blend(candidates, y, folds, REG, calibrate=True, method=method)
-    after, _ = nested_blend(candidates, y2, folds, REG, calibrate=True, method=method)
+    before, chosen = nested_blend(candidates, y, folds, REG, BlendOptions(method=method), calibrate=True)
+    after, _ = nested_blend(candidates, y2, folds, REG, BlendOptions(method=method), calibrate=True)
     np.testing.assert_array_equal(before[folds == 0], after[folds == 0])
     assert not np.allclose(before[folds != 0], after[folds != 0])
     assert len(chosen) == 4
@@ -338,7 +343,7 @@ def test_nested_stacker_on_pure_noise_candidates_gains_nothing():
         signal = rng.normal(0, 0.7, size=(100, 1))
         y = signal + rng.normal(0, 1, size=(100, 1))
         candidates = {"real": signal, **{f"noise{i}": rng.normal(0, 0.7, size=(100, 1)) for i in range(6)}}
-        nested, _ = nested_blend(candidates, y, np.arange(100) % 5, REG, calibrate=False, method="stack")
+        nested, _ = nested_blend(candidates, y, np.arange(100) % 5, REG, BlendOptions(method="stack"), calibrate=False)
         gains.append(metrics.rmse(y, signal) - metrics.rmse(y, nested))
     assert np.mean(gains) <= 0.0
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from audiofold import metrics
-from audiofold.bootstrap import paired_bootstrap, weighted_scorer
+from audiofold.ensemble.bootstrap import paired_bootstrap, weighted_scorer
 from audiofold.errors import DataError
 from audiofold.tasks import TaskSpec
 

@@ -3,7 +3,7 @@ import pytest
 from scipy.special import expit, softmax
 
 from audiofold import metrics
-from audiofold.calibrate import calibrate_candidate
+from audiofold.ensemble.calibrate import calibrate_candidate
 from audiofold.errors import DataError
 from audiofold.tasks import TaskSpec
 
@@ -118,13 +118,13 @@ def test_multilabel_calibration_per_class_lifts_lwlrap():
     assert decision["primary_after"] == pytest.approx(decision["after"])
     assert np.all((oof_cal > 0) & (oof_cal < 1)) and test_cal.shape == (4, 4)
     # and it survives the blend's rank transform, which a global monotone map would not
-    from audiofold.blend import rank_matrix
+    from audiofold.ensemble.blend import rank_matrix
 
     assert metrics.lwlrap(y, rank_matrix(oof_cal)) == pytest.approx(decision["after"])
 
 
 def test_multilabel_per_class_fit_recovers_the_shifts():
-    from audiofold.calibrate import _fit_platt_per_class
+    from audiofold.ensemble.calibrate import _fit_platt_per_class
 
     offsets = np.array([3.0, 0.0, -2.0, 0.5])
     y, oof = shifted_tags(n=4000, seed=5, offsets=offsets)

@@ -1,10 +1,10 @@
-"""Chunks of clips: stable under growth and independent of folds; the per-clip embedding cache."""
+"""Chunks of clips: stable under growth and independent of folds; the embedding cache."""
 
 import numpy as np
 import soundfile as sf
 
 from audiofold.backbones import build_backbone
-from audiofold.cache import EmbeddingCache, config_key, file_digest
+from audiofold.cache import EmbeddingCache, FileMemo, config_key, file_digest
 from audiofold.clips import assign_chunks, jump_hash, resolve_shard_clips
 from audiofold.embed import embed_clips
 from audiofold.io import load_npz, read_json
@@ -77,8 +77,10 @@ def test_embed_clips_reuses_the_cache_and_a_changed_file_gets_a_new_key(tmp_path
 def test_file_digest_follows_content_and_is_remembered_per_file_state(tmp_path):
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc")
-    d1 = file_digest(path, tmp_path / "cache")
-    assert len(list((tmp_path / "cache/files").rglob("*"))) == 2  # one folder, one memo
-    assert file_digest(path, tmp_path / "cache") == d1 == file_digest(path)
+    memo = FileMemo(tmp_path / "cache")
+    d1 = file_digest(path, memo)
+    table = memo.flush()
+    assert list((tmp_path / "cache/files").rglob("*")) == [table]  # one table per job
+    assert file_digest(path, FileMemo(tmp_path / "cache")) == d1 == file_digest(path)
     path.write_bytes(b"abd")
-    assert file_digest(path, tmp_path / "cache") != d1
+    assert file_digest(path, FileMemo(tmp_path / "cache")) != d1

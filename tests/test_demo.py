@@ -12,10 +12,10 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audiofold import demo
+from audiofold import demo_data
 from audiofold.audio import load_mono
 from audiofold.backbones import build_backbone
-from audiofold.demo import EVENT_TYPES, generate_demo, materialise_demo
+from audiofold.demo_data import EVENT_TYPES, generate_demo, materialise_demo
 from audiofold.embed import embed_waves
 from audiofold.tasks import infer_task
 
@@ -206,7 +206,7 @@ def test_refuses_bad_kind_and_a_used_audio_folder(tmp_path):
 
 
 def test_command_line(tmp_path, capsys):
-    demo.main([str(tmp_path / "cli"), "--kind", "multitarget", "--n-train", "4", "--n-test", "2", "--seed", "5"])
+    demo_data.main([str(tmp_path / "cli"), "--kind", "multitarget", "--n-train", "4", "--n-test", "2", "--seed", "5"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["kind"] == "multitarget" and printed["label_columns"] == ["valence", "arousal"]
     assert len(pd.read_csv(tmp_path / "cli" / "train.csv")) == 4

@@ -71,3 +71,14 @@ def test_audiofold_check_on_the_project_config(config, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     assert cli(["check", config]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+def test_the_readme_diagram_names_every_step():
+    """Every rule of the workflow (bar the `all` targets) stands in the README's step diagram."""
+    rules = set()
+    for smk in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        rules |= set(re.findall(r"^\s*(?:rule|checkpoint) (\w+):", smk.read_text(encoding="utf-8"), flags=re.M))
+    rules -= {"all", "embed_all"}
+    diagram = README.split("Every step", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"\b\w+\b", diagram))
+    assert len(rules) >= 20 and not rules - named, f"steps missing from the README diagram: {sorted(rules - named)}"

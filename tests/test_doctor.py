@@ -14,7 +14,7 @@ import yaml
 from audiofold import backbones
 from audiofold.backbones.base import Backbone, BackboneOptionError
 from audiofold.cli import main as cli
-from audiofold.doctor import (
+from audiofold.cli.doctor import (
     backbone_weights,
     check_imports,
     check_packaged_backbone,
@@ -215,8 +215,8 @@ def _data_folder(root: Path, n_train: int, n_test: int, seconds: float = 1.0) ->
 
 
 def _init_config(data: Path, **kwargs) -> dict:
+    from audiofold.cli.scaffold import scaffold
     from audiofold.config import load_schema, validate_config
-    from audiofold.scaffold import scaffold
 
     config = scaffold(data, base_dir=data, **kwargs).config
     for key in ("train_csv", "test_csv", "train_audio_dir", "test_audio_dir"):
@@ -226,7 +226,7 @@ def _init_config(data: Path, **kwargs) -> dict:
 
 def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_path, monkeypatch):
     """Per-clip and per-fit costs stubbed to fixed numbers: the arithmetic on top of them, exactly."""
-    from audiofold import estimate
+    from audiofold.cli import estimate
 
     cost = {"aisfx": 0.5, "distillmos": 0.2, "resemblyzer": 0.1, "whisper": 0.05, "logmel": 0.01, "mfcc": 0.01}
     monkeypatch.setattr(
@@ -267,7 +267,7 @@ def test_run_time_estimate_scales_with_the_clips_and_names_every_backbone(tmp_pa
 
 def test_run_time_estimate_measures_this_machine(tmp_path):
     """Unstubbed, hand-crafted backbones (fast): the clip length read from the files, every cost measured."""
-    from audiofold.estimate import estimate_run_time, measure_backbone
+    from audiofold.cli.estimate import estimate_run_time, measure_backbone
 
     config = _init_config(_data_folder(tmp_path, 20, 4, seconds=2.0), fast=True)
     est = estimate_run_time(config, cores=1, startup=(0.5, 1.0))

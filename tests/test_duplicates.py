@@ -11,16 +11,10 @@ import soundfile as sf
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.preprocessing import StandardScaler
 
-from audiofold.cache import file_digest
-from audiofold.duplicates import (
-    duplicate_report,
-    find_duplicates,
-    hash_clips,
-    identical_sets,
-    read_hashes,
-    similar_pairs,
-)
+from audiofold.cache import FileMemo, file_digest
+from audiofold.duplicates import duplicate_report, find_duplicates, similar_pairs
 from audiofold.errors import DataError
+from audiofold.hashes import hash_clips, identical_sets, read_hashes
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.prepare import prepare
 from audiofold.report import duplicates_html
@@ -104,8 +98,10 @@ def test_each_clip_gets_the_cache_digest_of_its_file(tmp_path):
     assert list(clips.columns) == ["id", "split", "path", "chunk", "hash", "action"]
     audio = tmp_path / "audio"
     hashes = read_hashes(tmp_path / "validation/clips.csv")
-    assert hashes["t03"] == file_digest(audio / "t03.wav") == file_digest(audio / "t03.wav", tmp_path / "cache")
-    assert any((tmp_path / "cache/files").rglob("*")), "file hashes are remembered in the embedding cache"
+    memo = FileMemo(tmp_path / "cache")
+    assert hashes["t03"] == file_digest(audio / "t03.wav") == file_digest(audio / "t03.wav", memo)
+    assert memo.flush() is None, "file hashes are remembered in the embedding cache"
+    assert len(list((tmp_path / "cache/files").iterdir())) == 1  # one table for the step, not a file per clip
     assert hashes["c3"] == hashes["t03"] != hashes["t04"] and len(set(hashes.values())) == 30  # 36 clips, 6 copies
     assert read_hashes(tmp_path / "validation/clips.csv", "test")["s9"] == hashes["t05"]
     assert identical_sets(clips) == sorted([sorted([c, o]) for c, o in COPIES.items()])  # test copies aside

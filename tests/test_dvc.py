@@ -14,7 +14,7 @@ from conftest import BIN, ROOT, small_config
 pytestmark = pytest.mark.e2e
 
 # What `dvc repro` needs from the project: the stage's command and its declared deps.
-PROJECT_FILES = ("Snakefile", "dvc.yaml", "workflow", "scripts", "src")
+PROJECT_FILES = ("Snakefile", "dvc.yaml", "workflow", "envs", "scripts", "src")
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 

@@ -183,7 +183,7 @@ def test_padded_batches_for_backbones_that_mask_padding():
 
 
 def test_split_backbone_config_separates_embed_step_options():
-    from audiofold.embed import split_backbone_config
+    from audiofold.backbones import split_backbone_config
 
     backbone, extraction = split_backbone_config(
         {"type": "logmel", "n_mels": 64, "batch_size": 8, "max_padding": 0.1, "tta": {"n_crops": 5, "pad": "loop"}}

@@ -90,10 +90,10 @@ def test_env_matches_pyproject(variant):
     assert cpu_index == (variant == "cpu"), "CPU variant takes CPU torch wheels; CUDA variant PyPI's CUDA builds"
 
 
-# The rule environments (workflow/envs/, the `conda:` directives): Snakemake copies an env file into
+# The rule environments (envs/rule-*.yaml, the `conda:` directives): Snakemake copies an env file into
 # .snakemake/conda/ before creating it, so they cannot use relative pip paths (-c ../lock, -e ..) and
 # pin every package inline instead; audiofold comes from the workflow's src/ (see the Snakefile).
-RULE_ENVS = {"full": ROOT / "workflow/envs/audiofold.yaml", "slim": ROOT / "workflow/envs/audiofold-slim.yaml"}
+RULE_ENVS = {"full": ROOT / "envs/rule-models.yaml", "slim": ROOT / "envs/rule-slim.yaml"}
 MODEL_PACKAGES = {"torch", "torchaudio", "transformers", "lightgbm", "optuna", "ctranslate2", "onnxruntime"}
 ORCHESTRATION = {"snakemake", "dvc"}  # drive the run from outside; no rule job imports them
 

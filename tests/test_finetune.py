@@ -7,12 +7,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiofold import audiostore, finetune
+from audiofold import finetune
 from audiofold.audio import load_mono
-from audiofold.audiostore import AudioStores, audio_store
+from audiofold.audio_store import AudioStores, audio_store, waves_path
 from audiofold.errors import ConfigError, TrainingError
 from audiofold.finetune import CropDataset, FinetuneOptions, finetune_fold
-from audiofold.ft_encoders import build_encoder, encoder_sample_rate
+from audiofold.finetune_encoders import build_encoder, encoder_sample_rate
 from audiofold.io import load_npz, meta_path, read_json, save_npz
 from audiofold.tasks import TaskSpec
 
@@ -235,7 +235,7 @@ def test_audio_store_holds_what_load_mono_decodes(tmp_path):
     np.testing.assert_array_equal(stores.read(0, 100, 50), load_mono(rows[0][1], 16000, 0.5)[100:150])
     with pytest.raises(Exception, match="44100 Hz was asked for"):
         AudioStores([tmp_path / "s" / "x.npz"], 44100)
-    assert audiostore.waves_path(tmp_path / "s" / "x.npz").name == "x.f32"
+    assert waves_path(tmp_path / "s" / "x.npz").name == "x.f32"
 
 
 @pytest.mark.parametrize(
@@ -297,7 +297,7 @@ def test_refit_runs_the_folds_median_best_epoch(tmp_path):
 
 
 def test_learning_curves_plot_every_model_and_fold(tmp_path):
-    from audiofold.ft_curves import finetune_curves
+    from audiofold.finetune_curves import finetune_curves
 
     histories = {}
     for model in ("a", "b"):

@@ -16,7 +16,7 @@ from conftest import ROOT, small_config, snakemake
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("finetune_workflow")]
 
-ENSEMBLE = {"blend", "blend_nested", "submit", "metrics", "all"}
+ENSEMBLE = {"blend", "blend_nested", "submit", "report", "all"}
 FT_DOWNSTREAM = {"finetune", "finetune_refit", "finetune_curves", "collect_oof", "calibrate"} | ENSEMBLE
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiofold import weights
+from audiofold import checkpoints
 from audiofold.backbones import build_backbone
 from audiofold.backbones.hf import tiny_model
 from audiofold.cli import main as cli_main
@@ -259,13 +259,13 @@ def test_weights_fetch_hf_downloads_into_the_hugging_face_cache(tmp_path, models
     line = capsys.readouterr().out.strip()
     weights_file = next((tmp_path / "hub").rglob("model.safetensors"))
     assert line == f"{weights_file}  sha256 {file_sha256(weights_file)}"
-    assert weights.hf_weight_files(weights_file.parent) == [weights_file]
+    assert checkpoints.hf_weight_files(weights_file.parent) == [weights_file]
     assert cli_main(["weights", "fetch", "wavlm_base", "--revision", "v1"]) == 2
     assert "--revision is for hf:<model id> only" in capsys.readouterr().err
 
 
 def test_doctor_reports_the_weights(models):
-    from audiofold.doctor import backbone_weights
+    from audiofold.cli.doctor import backbone_weights
 
     (check,) = backbone_weights("h", {"type": "hf", "model": str(models["wav2vec2"]), "tta": {}, "batch_size": 4})
     assert check.ok is True and "model.safetensors" in check.line()

@@ -8,10 +8,10 @@ import soundfile as sf
 import yaml
 
 from audiofold.cli import main as cli
+from audiofold.cli.scaffold import scaffold, write_config
 from audiofold.config import load_config
 from audiofold.errors import ConfigError, DataError
 from audiofold.prepare import prepare
-from audiofold.scaffold import scaffold, write_config
 
 from conftest import snakemake
 

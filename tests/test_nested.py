@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from audiofold import metrics, nested
-from audiofold.blend import search_weights
+from audiofold import metrics
+from audiofold.ensemble import blend_nested
+from audiofold.ensemble.blend import search_weights
+from audiofold.ensemble.blend_nested import nested_best_single, nested_blend, nested_files, single_beats_blend
+from audiofold.ensemble.options import BlendOptions
 from audiofold.errors import DataError
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.nested import nested_best_single, nested_blend, nested_files, single_beats_blend
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"])
@@ -32,7 +34,7 @@ def test_pure_noise_candidates_gain_in_sample_but_not_nested():
         y, candidates, folds = signal_and_noise(seed)
         single = metrics.rmse(y, candidates["real"])
         in_sample = search_weights(candidates, y, REG, step=0.1)
-        nested, chosen = nested_blend(candidates, y, folds, REG, calibrate=False, step=0.1, method="grid")
+        nested, chosen = nested_blend(candidates, y, folds, REG, BlendOptions(step=0.1, method="grid"), calibrate=False)
         in_sample_gain.append(single - in_sample["score"])
         nested_gain.append(single - metrics.rmse(y, nested))
         noise_weight.append(1 - in_sample["weights"]["real"])
@@ -58,7 +60,7 @@ def test_fold_k_weights_are_chosen_without_fold_k_rows():
     y, candidates, folds = perfect_on_fold_zero()
     in_sample = search_weights(candidates, y, REG, step=0.1)
     assert in_sample["weights"]["b"] > 0  # fold 0's perfect rows buy "b" weight in-sample
-    nested, chosen = nested_blend(candidates, y, folds, REG, calibrate=False, step=0.1, method="grid")
+    nested, chosen = nested_blend(candidates, y, folds, REG, BlendOptions(step=0.1, method="grid"), calibrate=False)
     assert chosen[0]["fold"] == 0 and chosen[0]["weights"] == {"a": 1.0}  # the other folds see only garbage
     np.testing.assert_array_equal(nested[folds == 0], candidates["a"][folds == 0])
 
@@ -70,8 +72,8 @@ def test_fold_k_rows_do_not_depend_on_fold_k_targets():
     in_fold0 = folds == 0
     y2 = y.copy()
     y2[in_fold0] = np.random.default_rng(9).normal(0, 1, size=(in_fold0.sum(), 1))
-    before, _ = nested_blend(candidates, y, folds, REG, calibrate=True, step=0.1, method="grid")
-    after, _ = nested_blend(candidates, y2, folds, REG, calibrate=True, step=0.1, method="grid")
+    before, _ = nested_blend(candidates, y, folds, REG, BlendOptions(step=0.1, method="grid"), calibrate=True)
+    after, _ = nested_blend(candidates, y2, folds, REG, BlendOptions(step=0.1, method="grid"), calibrate=True)
     np.testing.assert_array_equal(before[in_fold0], after[in_fold0])
     assert not np.allclose(before[~in_fold0], after[~in_fold0])
 
@@ -81,10 +83,14 @@ def test_nested_rounding_is_decided_per_outer_fold():
     y = rng.integers(1, 6, size=(200, 1)).astype(np.float64)
     hedging = 3.0 + 0.5 * (y - 3.0) + rng.normal(0, 0.5, size=y.shape)  # rounding adds error
     folds = np.arange(200) % 4
-    auto, chosen = nested_blend({"m": hedging}, y, folds, RATING, calibrate=False, round_mode="auto", method="grid")
+    auto, chosen = nested_blend(
+        {"m": hedging}, y, folds, RATING, BlendOptions(round_mode="auto", method="grid"), calibrate=False
+    )
     assert [c["rounding"]["applied"] for c in chosen] == [False] * 4
     np.testing.assert_allclose(auto, np.clip(hedging, 1, 5))  # clipped, not rounded
-    always, chosen = nested_blend({"m": hedging}, y, folds, RATING, calibrate=False, round_mode="always", method="grid")
+    always, chosen = nested_blend(
+        {"m": hedging}, y, folds, RATING, BlendOptions(round_mode="always", method="grid"), calibrate=False
+    )
     assert all(c["rounding"]["applied"] for c in chosen)
     np.testing.assert_array_equal(always, np.round(np.clip(hedging, 1, 5)))
     assert metrics.rmse(y, auto) < metrics.rmse(y, always)
@@ -96,8 +102,10 @@ def test_nested_per_class_calibration_lifts_lwlrap():
     y = (rng.random((400, 4)) < expit(logits)).astype(np.float32)
     shifted = expit(logits + np.array([3.0, 0.0, -2.0, 0.5]))  # right within each class, shifted per class
     folds = np.arange(400) % 4
-    calibrated, chosen = nested_blend({"m": shifted}, y, folds, ML, calibrate=True, method="grid")
-    raw, _ = nested_blend({"m": shifted}, y, folds, ML, calibrate=False, method="grid")
+    calibrated, chosen = nested_blend(
+        {"m": shifted}, y, folds, ML, BlendOptions(method="grid", per_class=False), calibrate=True
+    )
+    raw, _ = nested_blend({"m": shifted}, y, folds, ML, BlendOptions(method="grid", per_class=False), calibrate=False)
     assert all(c["calibrated"] == ["m"] for c in chosen)
     assert metrics.lwlrap(y, calibrated) > metrics.lwlrap(y, raw) + 0.05
 
@@ -107,7 +115,12 @@ def test_nested_files_write_scores_and_choices(tmp_path):
     ids = np.array([f"c{i}" for i in range(len(y))])
     save_npz(tmp_path / "x.npz", ids=ids, fold=folds, y=y, P__main=candidates["a"], P__alt=candidates["b"])
     summary = nested_files(
-        {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "nested.npz", tmp_path / "nested.json", calibrate=True, step=0.1
+        {"bb/hh": tmp_path / "x.npz"},
+        REG,
+        tmp_path / "nested.npz",
+        tmp_path / "nested.json",
+        BlendOptions(step=0.1),
+        calibrate=True,
     )
     written = load_npz(tmp_path / "nested.npz")
     single = summary["best_single"]
@@ -180,11 +193,16 @@ def test_a_single_that_beats_the_blend_on_nearly_every_resample_is_a_warning(tmp
     ids = np.array([f"c{i}" for i in range(len(y))])
     save_npz(tmp_path / "x.npz", ids=ids, fold=folds, y=y, P__main=candidates["a"], P__alt=candidates["b"])
     for threshold, expect_warning in ((1.01, True), (0.0, False)):
-        monkeypatch.setattr(nested, "SINGLE_WINS_SHARE", threshold)
+        monkeypatch.setattr(blend_nested, "SINGLE_WINS_SHARE", threshold)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="audiofold.nested"):
+        with caplog.at_level("WARNING", logger="audiofold.ensemble.blend_nested"):
             single = nested_files(
-                {"bb/hh": tmp_path / "x.npz"}, REG, tmp_path / "n.npz", tmp_path / "n.json", calibrate=False, step=0.1
+                {"bb/hh": tmp_path / "x.npz"},
+                REG,
+                tmp_path / "n.npz",
+                tmp_path / "n.json",
+                BlendOptions(step=0.1),
+                calibrate=False,
             )["best_single"]
         assert ("warning" in single) == expect_warning
         assert ("beats the nested blend on rmse" in caplog.text) == expect_warning
@@ -200,10 +218,12 @@ def test_too_few_folds_to_nest():
     two = np.arange(len(y)) % 2
     with pytest.raises(DataError, match="cv.n_folds >= 3"):
         nested_blend(candidates, y, two, REG, calibrate=True)
-    nested_blend(candidates, y, two, REG, calibrate=False, method="grid")  # without calibration two folds suffice
+    nested_blend(
+        candidates, y, two, REG, BlendOptions(method="grid"), calibrate=False
+    )  # without calibration two folds suffice
     for method in ("auto", "stack"):  # ... unless the blend method itself is cross-fitted on the other folds
         with pytest.raises(DataError, match=f"cv.n_folds >= 3 \\(blend.method {method}"):
-            nested_blend(candidates, y, two, REG, calibrate=False, method=method)
+            nested_blend(candidates, y, two, REG, BlendOptions(method=method), calibrate=False)
 
 
 def test_too_few_folds_are_reported_not_fatal_in_the_workflow_step(tmp_path):

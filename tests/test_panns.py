@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiofold import weights
+from audiofold import checkpoints
 from audiofold.backbones import build_backbone, declared_sample_rate
 from audiofold.backbones.panns import build_cnn14
 from audiofold.errors import ConfigError
@@ -30,7 +30,7 @@ def official_checkpoint(path, seed=0):
 
 def test_cnn14_loads_the_official_format_from_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    path = official_checkpoint(weights.checkpoint_dir() / "Cnn14_mAP=0.431.pth")
+    path = official_checkpoint(checkpoints.checkpoint_dir() / "Cnn14_mAP=0.431.pth")
     bb = build_backbone("panns", {"type": "panns"})
     assert bb.sample_rate == 32000 and bb.dim == 2048 and bb.checkpoint_path == path
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Multilabel per-class blend weights (audiofold.classwise via blend) and per-class label thresholds (submit)."""
+"""Multilabel per-class blend weights (audiofold.ensemble.classwise via blend) and per-class label thresholds (submit)."""
 
 import time
 
@@ -8,19 +8,20 @@ import pytest
 from scipy.stats import rankdata
 
 from audiofold import metrics
-from audiofold.blend import blend_files, fit_blend, fit_method, predict_blend
-from audiofold.classwise import ColumnScorer, class_weights
+from audiofold.ensemble.blend import blend_files, fit_blend, fit_method, predict_blend
+from audiofold.ensemble.blend_nested import nested_blend
+from audiofold.ensemble.classwise import ColumnScorer, class_weights
+from audiofold.ensemble.options import BlendOptions
 from audiofold.io import read_json, save_npz, write_json
-from audiofold.nested import nested_blend
-from audiofold.submit import (
+from audiofold.postprocess import (
     decide_label_thresholds,
     label_mask,
     label_thresholds,
     samples_f1,
     tune_class_quantiles,
     tune_label_quantile,
-    write_submission,
 )
+from audiofold.submit import write_submission
 from audiofold.tasks import TaskSpec
 
 ML = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c", "d"], label_sep=",")
@@ -93,7 +94,7 @@ def test_rare_classes_keep_the_global_weights_and_shrinkage_pulls_towards_them()
 def test_auto_keeps_per_class_weights_where_they_win_on_cross_fitted_rows():
     y, candidates = specialists()
     folds = np.arange(len(y)) % 4
-    result, oof = fit_blend(candidates, y, folds, ML, method="greedy", per_class="auto")
+    result, oof = fit_blend(candidates, y, folds, ML, BlendOptions(method="greedy", per_class="auto"))
     decision = result["per_class"]
     assert decision["applied"] and decision["requested"] == "auto"
     assert decision["scores"]["per_class"] > decision["scores"]["global"] + 0.02
@@ -110,14 +111,14 @@ def test_auto_falls_back_to_global_weights_where_per_class_does_not_win():
     task = TaskSpec("multilabel", "id", ["labels"], classes=[f"c{c}" for c in range(12)], label_sep=",")
     folds = np.arange(len(y)) % 4
     options = {"method": "greedy", "per_class_min_positives": 5, "per_class_shrinkage": 0}
-    result, oof = fit_blend(candidates, y, folds, task, per_class="auto", **options)
+    result, oof = fit_blend(candidates, y, folds, task, BlendOptions(per_class="auto", **options))
     decision = result["per_class"]
     assert not decision["applied"] and decision["scores"]["per_class"] < decision["scores"]["global"] - 0.01
     assert "class_weights" not in result and decision["reason"]
-    plain, plain_oof = fit_blend(candidates, y, folds, task, **options)
+    plain, plain_oof = fit_blend(candidates, y, folds, task, BlendOptions(per_class=False, **options))
     np.testing.assert_array_equal(oof, plain_oof)
     assert result["weights"] == plain["weights"]
-    forced, _ = fit_blend(candidates, y, folds, task, per_class=True, **options)
+    forced, _ = fit_blend(candidates, y, folds, task, BlendOptions(per_class=True, **options))
     assert forced["per_class"]["applied"] and forced["score"] > result["score"]  # in-sample it looks better
 
 
@@ -127,8 +128,8 @@ def test_single_label_and_regression_results_are_unchanged_by_per_class():
     candidates = {f"m{i}": y + rng.normal(0, 1 + 0.1 * i, size=y.shape) for i in range(3)}
     reg = TaskSpec("regression", "id", ["score"])
     folds = np.arange(200) % 4
-    with_, oof_with = fit_blend(candidates, y, folds, reg, method="greedy", per_class=True)
-    without, oof_without = fit_blend(candidates, y, folds, reg, method="greedy")
+    with_, oof_with = fit_blend(candidates, y, folds, reg, BlendOptions(method="greedy", per_class=True))
+    without, oof_without = fit_blend(candidates, y, folds, reg, BlendOptions(method="greedy", per_class=False))
     assert "per_class" not in with_ and with_ == without
     np.testing.assert_array_equal(oof_with, oof_without)
 
@@ -136,9 +137,12 @@ def test_single_label_and_regression_results_are_unchanged_by_per_class():
 def test_nested_score_re_decides_per_class_weights_per_outer_fold_and_reports_the_gain():
     y, candidates = specialists(n=1200)
     folds = np.arange(len(y)) % 4
-    options = {"calibrate": False, "method": "greedy"}
-    P_auto, chosen = nested_blend(candidates, y, folds, ML, per_class="auto", **options)
-    P_global, _ = nested_blend(candidates, y, folds, ML, per_class=False, **options)
+    P_auto, chosen = nested_blend(
+        candidates, y, folds, ML, BlendOptions(method="greedy", per_class="auto"), calibrate=False
+    )
+    P_global, _ = nested_blend(
+        candidates, y, folds, ML, BlendOptions(method="greedy", per_class=False), calibrate=False
+    )
     assert all(fold["per_class"]["applied"] for fold in chosen)
     assert metrics.lwlrap(y, P_auto) > metrics.lwlrap(y, P_global) + 0.03
 
@@ -146,10 +150,10 @@ def test_nested_score_re_decides_per_class_weights_per_outer_fold_and_reports_th
 def test_nested_fold_k_rows_with_per_class_weights_do_not_depend_on_fold_k_targets():
     y, candidates = specialists(n=800)
     folds = np.arange(len(y)) % 3
-    P, _ = nested_blend(candidates, y, folds, ML, calibrate=False, method="greedy", per_class=True)
+    P, _ = nested_blend(candidates, y, folds, ML, BlendOptions(method="greedy", per_class=True), calibrate=False)
     changed = y.copy()
     changed[folds == 1] = 1 - changed[folds == 1]
-    P2, _ = nested_blend(candidates, changed, folds, ML, calibrate=False, method="greedy", per_class=True)
+    P2, _ = nested_blend(candidates, changed, folds, ML, BlendOptions(method="greedy", per_class=True), calibrate=False)
     np.testing.assert_array_equal(P[folds == 1], P2[folds == 1])
     assert not np.array_equal(P[folds == 0], P2[folds == 0])
 
@@ -199,7 +203,7 @@ def test_classes_with_too_few_positives_keep_the_global_threshold():
 def test_auto_thresholds_per_class_where_cross_fitted_f1_is_better_and_global_where_not():
     P, Y = threshold_problem()
     folds = np.arange(len(P)) % 3
-    decision = decide_label_thresholds(P, Y, folds, "auto")
+    decision = decide_label_thresholds(P, Y, folds, "auto", min_positives=10)
     assert decision["applied"]
     assert decision["cross_validated_f1"]["per_class"] > decision["cross_validated_f1"]["global"]
     assert decision["in_sample_f1"]["per_class"] > decision["in_sample_f1"]["global"]
@@ -214,14 +218,14 @@ def test_auto_thresholds_per_class_where_cross_fitted_f1_is_better_and_global_wh
     assert same["in_sample_f1"]["per_class"] > same["in_sample_f1"]["global"]
     assert not same["applied"] and same["cross_validated_f1"]["per_class"] < same["cross_validated_f1"]["global"]
     assert isinstance(label_thresholds(P_same, same), float)
-    assert not decide_label_thresholds(P, Y, folds, False)["applied"]
+    assert not decide_label_thresholds(P, Y, folds, False, min_positives=10)["applied"]
 
 
 def test_submit_writes_label_strings_with_the_blend_s_per_class_thresholds(tmp_path):
     P, Y = threshold_problem(n=1200)
     oof, test = P[:900], P[900:]
     folds = np.arange(900) % 3
-    decision = decide_label_thresholds(oof, Y[:900], folds, True)
+    decision = decide_label_thresholds(oof, Y[:900], folds, True, min_positives=10)
     task = TaskSpec("multilabel", "id", ["labels"], classes=["a", "b", "c"], label_sep=" ")
     save_npz(tmp_path / "test.npz", ids=np.array([f"t{i}" for i in range(300)]), P=test.astype(np.float32))
     write_json(tmp_path / "weights.json", {"labels": decision, "rounding": {"applied": False}})
@@ -250,7 +254,7 @@ def test_submit_writes_label_strings_with_the_blend_s_per_class_thresholds(tmp_p
 
 
 def test_blend_files_record_per_class_decisions_and_nested_reports_the_label_f1(tmp_path):
-    from audiofold.nested import nested_files
+    from audiofold.ensemble.blend_nested import nested_files
 
     y, candidates = specialists(n=900)
     folds = np.arange(len(y)) % 3
@@ -260,13 +264,21 @@ def test_blend_files_record_per_class_decisions_and_nested_reports_the_label_f1(
         save_npz(path, ids=np.arange(len(y)).astype(str), fold=folds, y=y, P__raw=P)
         paths[name] = str(path)
     result = blend_files(
-        paths, paths, ML, tmp_path / "oof.npz", tmp_path / "test.npz", tmp_path / "w.json", method="greedy"
+        paths,
+        paths,
+        ML,
+        tmp_path / "oof.npz",
+        tmp_path / "test.npz",
+        tmp_path / "w.json",
+        BlendOptions(method="greedy"),
     )
     saved = read_json(tmp_path / "w.json")
     assert saved["per_class"]["applied"] and saved["per_class"]["requested"] == "auto"
     assert set(saved["labels"]) >= {"applied", "quantile", "class_quantiles", "in_sample_f1", "cross_validated_f1"}
     assert len(saved["labels"]["class_quantiles"]) == 4 and result["labels"] == saved["labels"]
-    summary = nested_files(paths, ML, tmp_path / "n.npz", tmp_path / "n.json", calibrate=False, method="greedy")
+    summary = nested_files(
+        paths, ML, tmp_path / "n.npz", tmp_path / "n.json", BlendOptions(method="greedy"), calibrate=False
+    )
     assert set(summary["labels"]) == {"f1", "f1_global", "f1_per_class"}
     assert all("labels" in fold and "per_class" in fold for fold in summary["folds"])
     assert pd.Series(summary["labels"]).between(0, 1).all()
@@ -276,7 +288,7 @@ def test_the_report_keeps_in_sample_and_nested_label_f1_apart():
     from audiofold.report import _labels_entry, labels_html
 
     P, Y = threshold_problem()
-    labels = decide_label_thresholds(P, Y, np.arange(len(P)) % 3, "auto")
+    labels = decide_label_thresholds(P, Y, np.arange(len(P)) % 3, "auto", min_positives=10)
     nested = {"labels": {"f1": 0.91, "f1_global": 0.85, "f1_per_class": 0.91}}
     entry = _labels_entry(labels, nested)
     assert entry["in_sample_f1"] == labels["in_sample_f1"] and entry["nested_f1"] == nested["labels"]

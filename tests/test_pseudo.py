@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from audiofold import pseudo
+from audiofold.collect_oof import collect
 from audiofold.errors import ConfigError
 from audiofold.heads import LGBMHead, LinearHead
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.oof import collect
 from audiofold.tasks import TaskSpec
 from audiofold.train import train_fold
 

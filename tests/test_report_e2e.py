@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from audiofold.cli import main as cli
+from audiofold.cli.status import collect_status
 from audiofold.clips import chunk_names, read_clips
-from audiofold.status import collect_status
 from test_workflow_e2e import demo_config
 
 from conftest import find_tool, requires_tool, snakemake

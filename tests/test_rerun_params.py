@@ -20,10 +20,10 @@ DOWNSTREAM_OF_EMBED = {
     "blend",
     "blend_nested",
     "submit",
-    "metrics",
+    "report",
     "all",
 }
-ENSEMBLE = {"blend", "blend_nested", "submit", "metrics", "all"}
+ENSEMBLE = {"blend", "blend_nested", "submit", "report", "all"}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def _planned(wd, change: dict) -> set[str]:
         ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
         ({"cache_dir": "elsewhere"}, set()),
         ({"resources": {"gpu_heads": ["linear"]}}, set()),
-        ({"duplicates": {"threshold": 0.99}}, {"duplicates", "metrics", "all"}),
-        ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "metrics", "all"}),
+        ({"duplicates": {"threshold": 0.99}}, {"duplicates", "report", "all"}),
+        ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "report", "all"}),
         ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
         ({"cv": {"auto_groups_threshold": 0.3}}, set()),  # the demo has no pseudo-groups under auto
         ({"cv": {"auto_groups": True}}, {"auto_groups", "prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),

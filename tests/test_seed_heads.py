@@ -194,10 +194,9 @@ def test_lgbm_is_deterministic_per_kind(task):
 
 def test_logmel_keep_sequence_writes_frames_and_train_loads_what_the_head_declares(tmp_path):
     from audiofold.backbones import build_backbone
-    from audiofold.embed import pack_sequences
+    from audiofold.embed import load_embeddings, pack_sequences
     from audiofold.errors import DataError
     from audiofold.io import save_npz
-    from audiofold.train import load_embeddings
 
     backbone = build_backbone("logmel", {"type": "logmel", "n_mels": 16, "keep_sequence": True})
     crops = np.random.default_rng(0).normal(size=(2, 16000)).astype(np.float32)

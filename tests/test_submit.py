@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from audiofold.errors import DataError
-from audiofold.submit import finalize_predictions, make_submission, validate_submission
+from audiofold.postprocess import finalize_predictions
+from audiofold.submit import make_submission, validate_submission
 from audiofold.tasks import TaskSpec
 
 REG = TaskSpec("regression", "id", ["score"], scale={"min": 1.0, "max": 5.0, "step": 0.5})
@@ -170,7 +171,8 @@ def test_auto_threshold_matches_the_label_rate_of_rank_blended_scores(tmp_path):
     from scipy.stats import rankdata
 
     from audiofold.io import save_npz
-    from audiofold.submit import label_mask, tune_label_quantile, write_submission
+    from audiofold.postprocess import label_mask, tune_label_quantile
+    from audiofold.submit import write_submission
 
     rng = np.random.default_rng(0)
     n, k = 400, 3
@@ -207,7 +209,7 @@ def rating_problem(noise, shrink, n=400, seed=0):
 
 
 def test_auto_rounding_is_dropped_where_it_worsens_the_oof_rmse():
-    from audiofold.submit import decide_rounding
+    from audiofold.postprocess import decide_rounding
 
     y, P = rating_problem(noise=0.5, shrink=0.5)  # hedging predictions: rounding adds error
     decision = decide_rounding(y, P, RATING, "auto")
@@ -219,7 +221,7 @@ def test_auto_rounding_is_dropped_where_it_worsens_the_oof_rmse():
 
 
 def test_auto_rounding_is_kept_where_it_does_not_worsen():
-    from audiofold.submit import decide_rounding
+    from audiofold.postprocess import decide_rounding
 
     y, P = rating_problem(noise=0.15, shrink=1.0)  # near the grid: rounding snaps to the truth
     decision = decide_rounding(y, P, RATING, "auto")

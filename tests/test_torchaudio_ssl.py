@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiofold import weights
+from audiofold import checkpoints
 from audiofold.backbones import build_backbone
 from audiofold.backbones.torchaudio_ssl import save_random_checkpoint, tiny_arch
 from audiofold.cli import main as cli_main
@@ -24,7 +24,9 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def hub_checkpoint(bundle, seed=0):
-    return save_random_checkpoint(bundle, weights.checkpoint_dir() / weights.weights_spec(bundle).filename, ARCH, seed)
+    return save_random_checkpoint(
+        bundle, checkpoints.checkpoint_dir() / checkpoints.weights_spec(bundle).filename, ARCH, seed
+    )
 
 
 def noise(n, seconds=0.5, seed=0):

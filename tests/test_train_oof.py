@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from audiofold import metrics
+from audiofold.collect_oof import collect
 from audiofold.errors import DataError
 from audiofold.heads import LinearHead
 from audiofold.io import load_npz, read_json, save_npz
-from audiofold.oof import collect
 from audiofold.tasks import TaskSpec
 from audiofold.train import train_fold
 
@@ -183,7 +183,7 @@ def test_auto_compares_refit_with_inner_fold_averages_one_level_down(tmp_path):
 
 
 def test_choose_test_predictions_keeps_fold_averaging_where_it_scored_better():
-    from audiofold.oof import choose_test_predictions
+    from audiofold.collect_oof import choose_test_predictions
 
     y = np.array([0, 1, 2, 0, 1, 2])
     right, wrong = np.eye(3)[y], np.eye(3)[(y + 1) % 3]
@@ -201,7 +201,7 @@ def test_choose_test_predictions_keeps_fold_averaging_where_it_scored_better():
 def test_load_embeddings_reads_only_the_pooled_rows_chunk_by_chunk(tmp_path):
     import tracemalloc
 
-    from audiofold.train import load_embeddings
+    from audiofold.embed import load_embeddings
 
     rng = np.random.default_rng(0)
     paths, pooled = [], []
@@ -225,8 +225,8 @@ def test_load_embeddings_reads_only_the_pooled_rows_chunk_by_chunk(tmp_path):
 def test_load_embeddings_puts_wanted_clips_in_order_with_one_matrix_in_memory(tmp_path):
     import tracemalloc
 
+    from audiofold.embed import load_embeddings
     from audiofold.errors import DataError
-    from audiofold.train import load_embeddings
 
     rng = np.random.default_rng(1)
     paths, blocks = [], {}

@@ -153,8 +153,16 @@ def test_head_param_change_reruns_only_that_head(finished_runs, workdir):
     planned = _jobs_to_run(wd)
     assert planned.get("train") == config["cv"]["n_folds"] * len(config["backbones"])
     assert not {"demo_data", "prepare", "validate", "decode", "embed"} & set(planned)
-    snakemake(wd, "--cores", "2")
+    proc = snakemake(wd, "--cores", "2")
     assert {p: p.stat().st_mtime_ns for p in embeddings} == stamps
+    # The run ends by saying what it made (the Snakefile's onsuccess, audiofold.run_summary); Snakemake
+    # itself writes to stderr, so stdout is the summary alone.
+    metrics = json.loads((wd / "results/metrics.json").read_text())
+    nested = metrics["blend"]["nested"]["overall"][metrics["primary"]]
+    summary = proc.stdout.splitlines()
+    assert summary[:2] == ["audiofold: run complete", "  submission: results/submission.csv"]
+    assert any("blend, nested" in line and line.endswith(f"{nested:.4f}") for line in summary), summary
+    assert summary[-1] == f"  HTML report: snakemake --configfile {wd / 'config.yaml'} --report results/report.html"
 
 
 def test_dry_run_shows_one_job_per_step_and_shard(workdir):

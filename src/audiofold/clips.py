@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .tables import check_unique_ids, id_column_values, raw_column, read_table
+from .tables import check_unique_ids, id_column_values, raw_column, read_data_tables
 from .tasks import infer_id_column
 
 # shard_clips "auto": about 8 chunks so small data still runs in parallel, at least 32 clips per job
@@ -67,13 +67,7 @@ def list_clips(data: dict, shard_clips: int | str = "auto", missing_ok: bool = F
 
     Reads only the id (and path) columns' worth of the tables: labels, groups and folds play no part.
     """
-    train = read_table(data["train_csv"], "training table (data.train_csv)")
-    test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
-    sample = (
-        read_table(data["sample_submission"], "sample submission (data.sample_submission)")
-        if data.get("sample_submission")
-        else None
-    )
+    train, test, sample = read_data_tables(data)
     if test is None and sample is None:
         raise DataError("no test clips: set data.test_csv or data.sample_submission.")
     id_col = data.get("id_column")

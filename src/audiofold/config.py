@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import yaml
 
+from .backbones import backbone_class, split_backbone_config
 from .errors import ConfigError, capped
+from .heads import HEADS, TRAINING_OPTIONS
 from .io import stable_hash
-from .registry import check_config_options
+from .registry import config_options
 from .resultsdir import ADOPT_KEY, mark_results_dir, placement_problem, results_dir_problem
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
@@ -306,3 +309,21 @@ def schema_reference(schema: dict | None = None) -> str:
         description = description.replace("|", "\\|")
         lines.append(f"| `{path}` | {kind} | {default} | {description} |")
     return "\n".join(lines) + "\n"
+
+
+def check_config_options(config: dict[str, Any]) -> None:
+    """Every backbone and head type and option name is known: checked at start-up, before any job runs.
+
+    Option values are checked when a job builds the model (that may load weights).
+    """
+    for name, params in config.get("backbones", {}).items():
+        own, _ = split_backbone_config(params)  # tta, batch_size, ...: the embed step's, not the class's
+        config_options(backbone_class(name, own), "backbones", name, own)
+    for name, params in config.get("heads", {}).items():
+        head_type = params.get("type")
+        if head_type not in HEADS:
+            raise ConfigError(
+                f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
+            )
+        own = {k: v for k, v in params.items() if k != "backbones"}
+        config_options(HEADS[head_type], "heads", name, own, extra=TRAINING_OPTIONS)

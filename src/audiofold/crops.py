@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
 PADS = ("zeros", "loop")
@@ -59,3 +61,21 @@ def unique_crops(
     rank[order] = np.arange(len(order))
     crops = np.stack([_crop_at(wave, int(s), crop_len, pad) for s in distinct[order]]).astype(wave.dtype, copy=False)
     return crops, rank[index.reshape(-1)].astype(np.int64)
+
+
+def crop_batches(
+    waves: Iterable[np.ndarray], crop_len: int, n_crops: int, pad: str, seed: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]]:
+    """The distinct crops (``unique_crops``) of consecutive clips, pooled until at least ``batch_size``
+    crops wait: yields (crops stacked, [(clip position, its distinct crops, crop -> row within them)])."""
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []
+    n_pending = 0
+    for i, wave in enumerate(waves):
+        distinct, index = unique_crops(np.asarray(wave, dtype=np.float32), crop_len, n_crops, pad, seed)
+        pending.append((i, distinct, index))
+        n_pending += len(distinct)
+        if n_pending >= batch_size:
+            yield np.concatenate([c for _, c, _ in pending]), pending
+            pending, n_pending = [], 0
+    if pending:
+        yield np.concatenate([c for _, c, _ in pending]), pending

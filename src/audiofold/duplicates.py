@@ -4,7 +4,7 @@ A clip copied into two folds, or into training and test, lets a head score the c
 the out-of-fold score then overstates what the submission will score (the classic leak of FSD and
 BirdCLEF data). Two guards:
 
-- exact duplicates: the ``hashes`` step records each clip's content hash (blake2b of the file's
+- exact duplicates (``audiofold.hashes``): the ``hashes`` step records each clip's content hash (blake2b of the file's
   bytes, the embedding cache's ``file_digest``), which ``validate`` copies into ``clips.csv``;
   ``prepare`` puts identical training clips into one fold group (``cv.group_duplicates``);
 - near duplicates (a re-encoded, trimmed or lightly noised copy): the ``duplicates`` step compares
@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from sklearn.metrics import pairwise_distances_chunked
+from sklearn.preprocessing import StandardScaler
 
-from .cache import file_digest
-from .clips import list_clips
+from .embed import load_embeddings
 from .folds import duplicate_sets
+from .hashes import read_hashes
 from .io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -38,60 +39,12 @@ PAIR_COLUMNS = ["id_a", "id_b", "split_a", "split_b", "fold_a", "fold_b", "simil
 MAX_LISTED = 10  # pairs shown in duplicates.json (and so in metrics.json and the report)
 
 
-def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: bool = True) -> list[str]:
-    """Content hash of each file (the embedding cache's ``audiofold.cache.file_digest``, remembered
-    under ``cache_dir/files``, so the embed step never reads a file twice to hash it); an empty
-    string for a path without a readable file (the validate step applies the bad-audio policy)."""
-    memo = None if cache_dir is None else Path(cache_dir)
-    hashes = []
-    for path in tqdm(paths, desc="hash", unit="clip", disable=not progress):
-        try:
-            hashes.append(file_digest(path, memo) if path else "")
-        except OSError:  # a dangling symlink, a loop, an unreadable file
-            hashes.append("")
-    return hashes
-
-
-def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progress: bool = True) -> pd.DataFrame:
-    """The ``hashes`` step: ``id, split, path, hash`` of every clip the tables name -> ``out`` (csv).
-
-    Lenient about missing and unreadable files (empty hash): the validate step applies the bad-audio
-    policy to them.
-    """
-    clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
-    clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
-    write_csv(out, clips)
-    log.info(
-        "hashed %d clip(s); %d set(s) of training clips with identical content",
-        len(clips),
-        len(identical_sets(clips)),
-    )
-    return clips
-
-
-def identical_sets(clips: pd.DataFrame, split: str = "train") -> list[list[str]]:
-    """Ids of one split's clips with identical content (two or more per set), from the clip table's
-    ``hash`` column (``hashes.csv`` or ``clips.csv``); sorted, so the list is stable."""
-    rows = clips[clips["split"] == split]
-    sets = [sorted(rows["id"].iloc[ix].tolist()) for ix in duplicate_sets(rows["hash"].to_numpy(dtype=object))]
-    return sorted(sets)
-
-
-def read_hashes(path: str | Path, split: str = "train") -> dict[str, str]:
-    """id -> content hash of one split's clips, from ``validation/hashes.csv`` or ``clips.csv``."""
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    rows = table[table["split"] == split]
-    return dict(zip(rows["id"], rows["hash"]))
-
-
 def similar_pairs(
     A: np.ndarray, B: np.ndarray | None = None, *, threshold: float, working_memory: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine similarity) of every row pair at or above ``threshold``: rows of A against rows
     of B, or, without B, pairs of A's rows with i < j. Computed a block of rows at a time
     (``working_memory`` MiB per block, scikit-learn's default when None)."""
-    from sklearn.metrics import pairwise_distances_chunked
-
     within = B is None
     A = np.asarray(A, dtype=np.float64)
     B = A if within else np.asarray(B, dtype=np.float64)
@@ -137,8 +90,6 @@ def find_duplicates(
     together. ``X_train`` rows are ``train_ids`` in ``train_folds``; rows to leave out of the
     embedding comparison (zero-filled clips are all silence) are simply not passed.
     """
-    from sklearn.preprocessing import StandardScaler
-
     rows = []
     # exact: identical content hashes
     train_by_hash: dict[str, list[str]] = {}
@@ -230,8 +181,6 @@ def duplicate_report(
     """File-level entry point of the ``duplicates`` rule: ``duplicates.csv`` (the pairs) and
     ``duplicates.json`` (counts, copied into metrics.json); warns when any pair straddles folds or
     train and test."""
-    from .train import load_embeddings
-
     clips = pd.read_csv(clips_path, dtype=str, keep_default_na=False)
     fold_table = pd.read_csv(folds_path, dtype={"id": str}, keep_default_na=False)
     folds = dict(zip(fold_table["id"], fold_table["fold"].astype(int)))

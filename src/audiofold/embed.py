@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import ZERO_FILL_SECONDS, load_mono
 from .backbones import Backbone
-from .crops import unique_crops
+from .crops import crop_batches
+from .errors import DataError
 from .io import save_npz, write_meta
 
 log = logging.getLogger(__name__)
@@ -20,14 +23,6 @@ AGGREGATES = {"mean": np.mean, "max": np.max}
 # batch_size "auto": on a 2-core AVX2 CPU, WavLM-base on 40 clips of 5 s took 17-19 s at 1-4 clips per
 # batch and 22-24 s at 16-32 (benchmarks/results/extract_speed.md); a GPU needs large batches to be busy
 AUTO_BATCH = {"cpu": 4, "cuda": 32}
-
-
-def split_backbone_config(params: dict) -> tuple[dict, dict]:
-    """A ``backbones.<name>`` config entry -> (the backbone's own options, the embed step's options:
-    ``tta`` keys, ``batch_size``, ``max_padding``) as ``embed_clips`` takes them."""
-    backbone = {k: v for k, v in params.items() if k not in ("tta", "batch_size", "max_padding")}
-    extraction = {**params.get("tta", {}), **{k: params[k] for k in ("batch_size", "max_padding") if k in params}}
-    return backbone, extraction
 
 
 def resolve_batch_size(batch_size: int | str, backbone: Backbone) -> int:
@@ -168,28 +163,13 @@ def _embed_whole_clips(waves, backbone, batch_size, max_padding, bar, sink) -> N
 
 def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar, sink) -> None:
     """Distinct crops of consecutive clips are pooled into batches of ``batch_size``."""
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (clip, distinct crops, crop -> row)
-
-    def flush() -> None:
-        crops = np.concatenate([c for _, c, _ in pending])
+    for crops, group in crop_batches(waves, crop_len, n_crops, pad, seed, batch_size):
         out = _concat([_run(backbone, crops[s : s + batch_size]) for s in range(0, len(crops), batch_size)])
         row = 0
-        for clip, distinct, index in pending:
+        for clip, distinct, index in group:
             sink.put(clip, out, row + index, row + np.arange(len(distinct)))
             row += len(distinct)
-        bar.update(len(pending))
-        pending.clear()
-
-    n_pending = 0
-    for i, wave in enumerate(waves):
-        distinct, index = unique_crops(np.asarray(wave, dtype=np.float32), crop_len, n_crops, pad, seed)
-        pending.append((i, distinct, index))
-        n_pending += len(distinct)
-        if n_pending >= batch_size:
-            flush()
-            n_pending = 0
-    if pending:
-        flush()
+        bar.update(len(group))
 
 
 # Clips decoded per block in embed_clips: the next block decodes while the model runs on this one
@@ -219,7 +199,8 @@ def embed_clips(
     ``rows`` are (id, path, action) from the validated clip table: ``skip`` rows are left out,
     ``zeros`` rows embed ``ZERO_FILL_SECONDS`` of silence. With ``cache`` (an
     ``audiofold.cache.EmbeddingCache``) a clip whose file content was embedded before under the same
-    config is read back, and only the misses are decoded and run through the model. Decoding runs in a
+    config is read back, and only the misses are decoded and run through the model, then written as
+    one pack. Decoding runs in a
     thread pool one block ahead of the model, so a job holds at most two blocks of audio.
     """
     rows = [tuple(r) for r in rows if r[2] != "skip"]
@@ -229,10 +210,13 @@ def embed_clips(
         backbone.set_threads(threads)
     per_clip: list[dict | None] = [None] * len(rows)
     digests: list[str | None] = [None] * len(rows)
-    for i, (_, path, action) in enumerate(rows):
-        if cache is not None and action != "zeros":
-            digests[i] = cache.digest(path)
-            per_clip[i] = cache.get(digests[i])
+    if cache is not None:
+        for i, (_, path, action) in enumerate(rows):
+            if action != "zeros":
+                digests[i] = cache.digest(path)
+        cache.memo.flush()  # file states this job hashed, remembered even if embedding fails below
+        found = cache.get_many(d for d in digests if d is not None)
+        per_clip = [None if d is None else found.get(d) for d in digests]
     todo = [i for i, got in enumerate(per_clip) if got is None]
     if cache is not None:
         log.info(
@@ -272,10 +256,10 @@ def embed_clips(
             out = extract(waves, backbone, **options)
             for j, i in enumerate(block):
                 per_clip[i] = {key: value[j] for key, value in out.items()}
-                if digests[i] is not None:
-                    cache.put(digests[i], per_clip[i])
             bar.update(len(block))
             del waves, out
+    if cache is not None:  # one pack of this chunk's new clips (those cached already are in other packs)
+        cache.put_many({digests[i]: per_clip[i] for i in todo if digests[i] is not None})
 
     arrays = {"ids": np.array([r[0] for r in rows], dtype=str)}
     keys = per_clip[0].keys() if per_clip else ["X"]
@@ -326,7 +310,74 @@ def unpack_sequences(seq: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 def set_torch_threads(threads: int) -> None:
     """Match torch's intra-op pool to the job's cores (a rule's ``threads``); oversubscription slows CPU inference."""
-    import sys
-
     if "torch" in sys.modules:  # hand-crafted backbones never import torch
         sys.modules["torch"].set_num_threads(int(threads))
+
+
+# ---- reading the chunks back: the train, shift, duplicates and auto_groups steps' input ----
+# Head input kind -> (shard key, backbone option that makes the embed step write it); "crops" is
+# what a head with train_on_crops fits on (its predictions stay on X).
+INPUT_KEYS = {
+    "pooled": ("X", None),
+    "layers": ("X_layers", "layer: all"),
+    "sequence": ("seq", "keep_sequence: true"),
+    "crops": ("X_crops", "tta: {keep_crops: true}"),
+}
+
+
+def load_embeddings(
+    paths: list[str | Path], inputs: str = "pooled", wanted: list[str] | None = None, what: str = "clips"
+) -> tuple[list[str], np.ndarray | list[np.ndarray]]:
+    """Gather embedding chunks: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays).
+
+    With ``wanted``, X holds exactly those clips in that order (ids == wanted) and a clip with no
+    embedding is a DataError naming ``what``. Only the arrays the head reads are loaded from each
+    chunk (a chunk may also hold frame sequences many times its pooled size), and pooled / layer
+    rows go straight to their place in one preallocated array: a job's peak is the matrix plus one
+    chunk's block, never a second copy of the matrix.
+    """
+    key, option = INPUT_KEYS[inputs]
+    chunk_ids: list[list[str]] = []
+    for p in paths:  # np.load of an npz reads a key only when it is asked for
+        with np.load(p, allow_pickle=False) as shard:
+            if key not in shard.files:
+                who, instead = (
+                    ("train_on_crops: true", "drop the head's train_on_crops")
+                    if inputs == "crops"
+                    else (f"inputs: {inputs}", "give the head inputs: pooled")
+                )
+                raise DataError(
+                    f"{p}: has no {key!r}, which a head with {who} needs; set the backbone "
+                    f"option `{option}` in config.yaml (or {instead})."
+                )
+            chunk_ids.append([str(i) for i in shard["ids"]])
+    ids = [i for chunk in chunk_ids for i in chunk]
+    if wanted is None:
+        wanted = ids
+    else:
+        wanted = [str(w) for w in wanted]
+        known = set(ids)
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            raise DataError(f"{what}: no embedding for {len(missing)} id(s), e.g. {missing[:5]}; rerun the embed step.")
+    position = {clip: row for row, clip in enumerate(wanted)}
+    X: np.ndarray | list | None = [None] * len(wanted) if inputs == "sequence" else None
+    for p, chunk in zip(paths, chunk_ids):
+        # where each of this chunk's rows goes (-1: a clip not wanted)
+        target = np.array([position.get(clip, -1) for clip in chunk], dtype=np.int64)
+        keep = target >= 0
+        if not keep.any():
+            continue
+        with np.load(p, allow_pickle=False) as shard:
+            if inputs == "sequence":
+                for row, frames in zip(target, unpack_sequences(shard["seq"], shard["seq_offsets"])):
+                    if row >= 0:
+                        X[row] = frames
+                continue
+            block = shard[key]
+        if X is None:
+            X = np.empty((len(wanted), *block.shape[1:]), dtype=np.float32)
+        X[target[keep]] = block[keep]
+    if X is None:
+        X = np.empty((0, 0), dtype=np.float32)
+    return list(wanted), X

@@ -1,7 +1,7 @@
 """Fine-tune a pretrained encoder per fold (seed 002's primary route) and predict with multi-crop TTA.
 
 One job trains one model (a ``finetune.<name>`` config entry) on one fold's training rows, reading
-random crops per batch from the chunk audio stores (audiofold.audiostore), and writes the same
+random crops per batch from the chunk audio stores (audiofold.audio_store), and writes the same
 prediction contract as ``audiofold.train`` (``val__main`` for the fold's rows, ``test__main``), so
 collect_oof, calibrate and the blends take its candidate unchanged.
 
@@ -32,17 +32,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from .audiostore import AudioStores
-from .crops import unique_crops
+from .audio_store import AudioStores
+from .crops import crop_batches
 from .errors import ConfigError, DataError, TrainingError
-from .ft_encoders import Encoder, build_encoder, check_encoder_options, encoder_sample_rate
+from .finetune_encoders import Encoder, build_encoder, check_encoder_options, encoder_sample_rate
 from .heads.mlp import inverse_sqrt_class_weights, smooth_positives
 from .heads.torch_base import mixup
-from .io import atomic_path, load_npz, save_npz, stable_hash, write_csv, write_meta
+from .io import atomic_path, load_npz, meta_path, read_json, save_npz, stable_hash, write_csv, write_meta
 from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -339,8 +340,6 @@ def warmup_cosine(optimizer, warmup_steps: int, total_steps: int):
 
 def inner_split(y: np.ndarray, groups: np.ndarray | None, fraction: float, seed: int, task: TaskSpec):
     """(fit, early-stopping) positions within the training rows; whole groups go to one side."""
-    from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
     index = np.arange(len(y))
     if groups is not None and len(np.unique(groups)) >= 2:
         fit, val = next(GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(index, groups=groups))
@@ -393,28 +392,14 @@ class Trainer:
         model.eval()
         k, batch = self.options.tta_crops, self.options.batch_size
         out = np.zeros((len(rows), model.out.out_features), dtype=np.float64)
-        pending: list[tuple[int, np.ndarray, np.ndarray]] = []
-
-        def flush():
-            crops = torch.from_numpy(np.concatenate([c for _, c, _ in pending])).to(self.device)
+        clips = (self.stores.read(int(row)) for row in rows)
+        for crops, group in crop_batches(clips, self.crop_len, k, "zeros", 0, batch):
             with torch.no_grad(), self._autocast():
-                z = model(model.encoder.features(crops)).float().cpu().numpy()
+                z = model(model.encoder.features(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
             at = 0
-            for i, distinct, index in pending:
+            for i, distinct, index in group:
                 out[i] = z[at + index].mean(axis=0)
                 at += len(distinct)
-            pending.clear()
-
-        n_pending = 0
-        for i, row in enumerate(rows):
-            distinct, index = unique_crops(self.stores.read(int(row)), self.crop_len, k, "zeros", seed=0)
-            pending.append((i, distinct, index))
-            n_pending += len(distinct)
-            if n_pending >= batch:
-                flush()
-                n_pending = 0
-        if pending:
-            flush()
         return out
 
     def _autocast(self):
@@ -685,7 +670,5 @@ def finetune_fold(
 
 def refit_epochs(fold_preds: list[str | os.PathLike]) -> int:
     """Epochs for the refit on every row: the median best epoch of the fold models (at least 1)."""
-    from .io import meta_path, read_json
-
     best = [int(read_json(meta_path(p))["best_epoch"]) for p in fold_preds]
     return max(1, int(round(float(np.median(best)))))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -124,8 +125,6 @@ def describe_file(path: str | os.PathLike) -> dict[str, Any]:
     if path.suffix == ".npz":
         info["arrays"] = npz_shapes(path)
     elif path.suffix == ".csv":
-        import pandas as pd
-
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         info.update(rows=len(table), columns=list(table.columns))
     return info

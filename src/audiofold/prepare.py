@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .autogroups import usable
+from .auto_groups import usable
 from .errors import DataError
 from .folds import duplicate_sets, make_folds, merge_groups
 from .io import save_npz, write_csv, write_json, write_meta
-from .tables import check_unique_ids, id_column_values, raw_column, read_table
-from .tasks import infer_task
+from .tables import check_unique_ids, id_column_values, raw_column, read_data_tables
+from .tasks import task_from_config
 
 log = logging.getLogger(__name__)
 
@@ -38,33 +38,13 @@ def prepare(
 
     ``auto_groups`` ({training id: pseudo-group}, the auto_groups step's summary; given only without
     ``data.group_column`` and ``data.fold_column``) makes the fold groups from clusters of the clips'
-    embeddings, unless they cannot make ``cv.n_folds`` folds (``autogroups.usable``); task.json's
+    embeddings, unless they cannot make ``cv.n_folds`` folds (``auto_groups.usable``); task.json's
     ``auto_groups`` says how many were found and whether the folds use them.
     """
     out_dir = Path(out_dir)
-    data, task_cfg, cv = config["data"], config.get("task", {}), config.get("cv", {})
-    train = read_table(data["train_csv"], "training table (data.train_csv)")
-    test = read_table(data["test_csv"], "test table (data.test_csv)") if data.get("test_csv") else None
-    sample = (
-        read_table(data["sample_submission"], "sample submission (data.sample_submission)")
-        if data.get("sample_submission")
-        else None
-    )
-
-    spec, notes = infer_task(
-        train,
-        test,
-        sample,
-        id_column=data.get("id_column"),
-        label_columns=data.get("label_columns"),
-        kind=task_cfg.get("kind", "auto"),
-        label_sep=task_cfg.get("label_sep"),
-        classes=task_cfg.get("classes"),
-        scale=task_cfg.get("scale"),
-        ignore_columns=tuple(
-            c for c in (data.get("group_column"), data.get("fold_column"), data.get("path_column")) if c
-        ),
-    )
+    data, cv = config["data"], config.get("cv", {})
+    train, test, sample = read_data_tables(data)
+    spec, notes = task_from_config(train, test, sample, config)
     for line in notes:
         log.info("inferred %s", line)
 

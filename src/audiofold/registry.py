@@ -28,25 +28,3 @@ def config_options(
             f"allowed options: {', '.join(allowed) or '(none)'}."
         )
     return options
-
-
-def check_config_options(config: dict[str, Any]) -> None:
-    """Every backbone and head type and option name is known: checked at start-up, before any job runs.
-
-    Option values are checked when a job builds the model (that may load weights).
-    """
-    from .backbones import _backbone_class
-    from .embed import split_backbone_config
-    from .heads import HEADS, TRAINING_OPTIONS
-
-    for name, params in config.get("backbones", {}).items():
-        own, _ = split_backbone_config(params)  # tta, batch_size, ...: the embed step's, not the class's
-        config_options(_backbone_class(name, own), "backbones", name, own)
-    for name, params in config.get("heads", {}).items():
-        head_type = params.get("type")
-        if head_type not in HEADS:
-            raise ConfigError(
-                f"heads.{name}.type: unknown head type {head_type!r}; choose one of {', '.join(sorted(HEADS))}."
-            )
-        own = {k: v for k, v in params.items() if k != "backbones"}
-        config_options(HEADS[head_type], "heads", name, own, extra=TRAINING_OPTIONS)

@@ -4,7 +4,7 @@ The blend has two scores. ``blend.in_sample``: the blend as submitted (after the
 decision) scored on the OOF rows its calibration, blend method, pruning, weights and rounding were
 chosen on, so it flatters (a stacker's own predictions are cross-fitted, the rest is not).
 ``blend.nested``: every one of those choices re-made per outer fold on the other folds only
-(``audiofold.nested``), the estimate of what the submission scores. ``blend.method`` names the
+(``audiofold.ensemble.blend_nested``), the estimate of what the submission scores. ``blend.method`` names the
 method used (``method_requested``: the configured one; ``method_scores``: the cross-validated
 comparison ``auto`` chose by). Multilabel: ``blend.per_class`` (per-class weights requested,
 applied, cross-validated scores of global and per-class) and ``blend.labels`` (label-string
@@ -19,6 +19,8 @@ from __future__ import annotations
 import html
 
 import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score
 
 from . import metrics
 from .errors import DataError
@@ -226,8 +228,6 @@ def scores_table(summary: dict):
     """One row per candidate (backbone/head/variant) and the two blend scores (in-sample as submitted,
     nested): primary OOF score per fold and overall, after calibration, the calibration decision and
     the blend weight."""
-    import pandas as pd
-
     primary = summary["primary"]
     weights = summary["blend"]["weights"]
     rows = []
@@ -401,7 +401,6 @@ def duplicates_html(dups: dict | None) -> str:
         line += " <b>Copies straddle folds; OOF scores may overstate.</b>"
     if not dups.get("top_pairs") or not (across or train_test):
         return f"<p>{line}</p>"
-    import pandas as pd
 
     table = pd.DataFrame(dups["top_pairs"]).to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:.4f}")
     return f"<p>{line}</p>{table}"
@@ -413,8 +412,6 @@ def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):
     Regression: one row per clip and target. Classification: true and argmax class names (a confusion
     plot). Multilabel: one row per clip and class with the 0/1 truth and the predicted score.
     """
-    import pandas as pd
-
     if task.kind == "classification":
         names = np.asarray(task.classes)
         return pd.DataFrame(
@@ -439,13 +436,9 @@ def oof_vs_truth_table(y: np.ndarray, P: np.ndarray, task: TaskSpec):
 
 def per_output_scores(y: np.ndarray, P: np.ndarray, task: TaskSpec):
     """One score per target/class of the blend's OOF predictions (metric named in the table), for `dvc plots`."""
-    import pandas as pd
-
     if task.is_regression:
         metric, values = "pearson", metrics.pearson_per_target(y.reshape(len(y), -1), P)
     elif task.kind == "classification":
-        from sklearn.metrics import f1_score
-
         metric = "f1"
         values = f1_score(y, P.argmax(axis=1), labels=range(len(task.classes)), average=None, zero_division=0)
     else:
@@ -456,9 +449,11 @@ def per_output_scores(y: np.ndarray, P: np.ndarray, task: TaskSpec):
 
 
 def _figure():
+    # deferred: matplotlib loads only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib loads only when a plot is drawn
     import matplotlib.pyplot as plt
 
     return plt
@@ -523,8 +518,6 @@ def _plot_truth(y: np.ndarray, P: np.ndarray, task: TaskSpec, path: str) -> None
             r = metrics.METRICS["pearson"](y[:, j : j + 1], P[:, j : j + 1], task)
             ax.set_title(f"{task.output_names[j]}: Pearson r = {r:.3f}")
     elif task.kind == "classification":
-        from sklearn.metrics import confusion_matrix
-
         cm = confusion_matrix(y, P.argmax(axis=1), labels=range(len(task.classes)))
         size = max(4, 0.5 * len(task.classes) + 2)
         fig, ax = plt.subplots(figsize=(size, size))

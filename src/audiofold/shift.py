@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .embed import load_embeddings
 from .io import save_npz, write_json
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,6 @@ def shift_report(
     above WARN_AUC (no shift to correct for) or could not be measured. The metrics step scores the nested
     blend with them (a shift-weighted estimate, reported beside the nested one, never used to choose).
     """
-    from .train import load_embeddings
-
     train_ids, X_train = load_embeddings(train_shards)
     _, X_test = load_embeddings(test_shards)
     auc, p_train = adversarial(X_train, X_test, seed)

@@ -121,3 +121,16 @@ def check_unique_ids(ids: list[str], where: str) -> None:
         if v in seen:
             raise DataError(f"{where}: id {v!r} appears on rows {seen[v] + 2} and {i + 2}; ids must be unique.")
         seen[v] = i
+
+
+DATA_TABLES = {
+    "train_csv": "training table (data.train_csv)",
+    "test_csv": "test table (data.test_csv)",
+    "sample_submission": "sample submission (data.sample_submission)",
+}
+
+
+def read_data_tables(data: dict) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The config's ``data`` tables: (training, test or None, sample submission or None)."""
+    train, test, sample = (read_table(data[k], what) if data.get(k) else None for k, what in DATA_TABLES.items())
+    return train, test, sample

@@ -467,3 +467,25 @@ def _natural_key(s: str):
 def load_task(path) -> TaskSpec:
     """The task a prepare step wrote (``task.json``'s ``task``)."""
     return TaskSpec.from_dict(read_json(path)["task"])
+
+
+def task_from_config(
+    train: pd.DataFrame, test: pd.DataFrame | None, sample: pd.DataFrame | None, config: dict
+) -> tuple[TaskSpec, list[str]]:
+    """``infer_task`` with what the config says (``data.*`` columns, ``task.*``); the group, fold and
+    path columns are never labels."""
+    data, task_cfg = config["data"], config.get("task", {})
+    return infer_task(
+        train,
+        test,
+        sample,
+        id_column=data.get("id_column"),
+        label_columns=data.get("label_columns"),
+        kind=task_cfg.get("kind", "auto"),
+        label_sep=task_cfg.get("label_sep"),
+        classes=task_cfg.get("classes"),
+        scale=task_cfg.get("scale"),
+        ignore_columns=tuple(
+            c for c in (data.get("group_column"), data.get("fold_column"), data.get("path_column")) if c
+        ),
+    )

@@ -11,81 +11,13 @@ import joblib
 import numpy as np
 
 from . import pseudo
-from .embed import unpack_sequences
+from .embed import load_embeddings
 from .errors import DataError, TrainingError
 from .heads import HEADS, build_head, head_options
 from .io import atomic_path, load_npz, save_npz, write_meta
 from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
-
-
-# Head input kind -> (shard key, backbone option that makes the embed step write it); "crops" is
-# what a head with train_on_crops fits on (its predictions stay on X).
-INPUT_KEYS = {
-    "pooled": ("X", None),
-    "layers": ("X_layers", "layer: all"),
-    "sequence": ("seq", "keep_sequence: true"),
-    "crops": ("X_crops", "tta: {keep_crops: true}"),
-}
-
-
-def load_embeddings(
-    paths: list[str | Path], inputs: str = "pooled", wanted: list[str] | None = None, what: str = "clips"
-) -> tuple[list[str], np.ndarray | list[np.ndarray]]:
-    """Gather embedding chunks: (ids, X) for ``inputs`` pooled / layers (arrays) or sequence (list of arrays).
-
-    With ``wanted``, X holds exactly those clips in that order (ids == wanted) and a clip with no
-    embedding is a DataError naming ``what``. Only the arrays the head reads are loaded from each
-    chunk (a chunk may also hold frame sequences many times its pooled size), and pooled / layer
-    rows go straight to their place in one preallocated array: a job's peak is the matrix plus one
-    chunk's block, never a second copy of the matrix.
-    """
-    key, option = INPUT_KEYS[inputs]
-    chunk_ids: list[list[str]] = []
-    for p in paths:  # np.load of an npz reads a key only when it is asked for
-        with np.load(p, allow_pickle=False) as shard:
-            if key not in shard.files:
-                who, instead = (
-                    ("train_on_crops: true", "drop the head's train_on_crops")
-                    if inputs == "crops"
-                    else (f"inputs: {inputs}", "give the head inputs: pooled")
-                )
-                raise DataError(
-                    f"{p}: has no {key!r}, which a head with {who} needs; set the backbone "
-                    f"option `{option}` in config.yaml (or {instead})."
-                )
-            chunk_ids.append([str(i) for i in shard["ids"]])
-    ids = [i for chunk in chunk_ids for i in chunk]
-    if wanted is None:
-        wanted = ids
-    else:
-        wanted = [str(w) for w in wanted]
-        known = set(ids)
-        missing = [w for w in wanted if w not in known]
-        if missing:
-            raise DataError(f"{what}: no embedding for {len(missing)} id(s), e.g. {missing[:5]}; rerun the embed step.")
-    position = {clip: row for row, clip in enumerate(wanted)}
-    X: np.ndarray | list | None = [None] * len(wanted) if inputs == "sequence" else None
-    for p, chunk in zip(paths, chunk_ids):
-        # where each of this chunk's rows goes (-1: a clip not wanted)
-        target = np.array([position.get(clip, -1) for clip in chunk], dtype=np.int64)
-        keep = target >= 0
-        if not keep.any():
-            continue
-        with np.load(p, allow_pickle=False) as shard:
-            if inputs == "sequence":
-                for row, frames in zip(target, unpack_sequences(shard["seq"], shard["seq_offsets"])):
-                    if row >= 0:
-                        X[row] = frames
-                continue
-            block = shard[key]
-        if X is None:
-            X = np.empty((len(wanted), *block.shape[1:]), dtype=np.float32)
-        X[target[keep]] = block[keep]
-    if X is None:
-        X = np.empty((0, 0), dtype=np.float32)
-    return list(wanted), X
 
 
 def take(X, mask: np.ndarray):

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .audio import decode_file
 from .clips import list_clips
 from .errors import DataError
+from .hashes import content_hashes
 from .io import save_npz, write_csv, write_json
 from .prepare import drop_skipped
 
@@ -218,8 +219,6 @@ def run_validation(
     ``hashes_path`` (the ``hashes`` step's table) when given, else computed here
     (``audiofold.duplicates.content_hashes``, remembered under ``cache_dir``).
     """
-    from .duplicates import content_hashes
-
     out_dir = Path(out_dir)
     clips = list_clips(data, shard_clips, missing_ok=policy != "error")
     if hashes_path is not None:

@@ -205,7 +205,7 @@ def embeddings(backbone, split):
 
 def final_outputs():
     curves = [f"{R}/plots/finetune_curves.png"] if FINETUNE else []
-    return [rules.submit.output.submission, rules.metrics.output.metrics, *curves]
+    return [rules.submit.output.submission, rules.report.output.metrics, *curves]
 
 
 wildcard_constraints:

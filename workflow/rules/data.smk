@@ -20,7 +20,7 @@ if config["demo"]["enabled"]:
             mem_mb=2000,
             runtime=10,
         conda:
-            "../envs/audiofold-slim.yaml"
+            "../../envs/rule-slim.yaml"
         script:
             "../../scripts/demo_data.py"
 
@@ -51,7 +51,7 @@ rule hashes:
         mem_mb=1000,
         runtime=30,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/hashes.py"
 
@@ -88,7 +88,7 @@ checkpoint validate:
         mem_mb=2000,
         runtime=30,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/validate.py"
 
@@ -123,7 +123,7 @@ if AUTO_GROUPS:
             mem_mb=8000,
             runtime=120,
         conda:
-            "../envs/audiofold.yaml"
+            "../../envs/rule-models.yaml"
         script:
             "../../scripts/auto_groups.py"
 
@@ -168,6 +168,6 @@ rule prepare:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/prepare.py"

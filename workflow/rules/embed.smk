@@ -20,7 +20,7 @@ rule embed:
         runtime=120,
         gpu=lambda wc: gpus("backbones", wc.backbone),
     conda:
-        "../envs/audiofold.yaml"
+        "../../envs/rule-models.yaml"
     script:
         "../../scripts/embed.py"
 

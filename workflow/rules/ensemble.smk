@@ -17,9 +17,25 @@ rule calibrate:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/calibrate.py"
+
+
+# The blend options (audiofold.ensemble.options.BlendOptions.from_params), read by blend and blend_nested
+# alike: one param per config key, named by the key's last part.
+BLEND_PARAMS = dict(
+    step=config["blend"]["step"],
+    max_candidates=config["blend"]["max_candidates"],
+    method=config["blend"]["method"],
+    greedy_rounds=config["blend"]["greedy_rounds"],
+    per_class=config["blend"]["per_class"],
+    per_class_min_positives=config["blend"]["per_class_min_positives"],
+    per_class_shrinkage=config["blend"]["per_class_shrinkage"],
+    per_class_threshold=config["submission"]["per_class_threshold"],
+    threshold_min_positives=config["submission"]["threshold_min_positives"],
+    round=config["submission"]["round"],
+)
 
 
 rule blend:
@@ -32,16 +48,7 @@ rule blend:
         test=f"{R}/blend/test.npz",
         weights=f"{R}/blend/weights.json",
     params:
-        step=config["blend"]["step"],
-        max_candidates=config["blend"]["max_candidates"],
-        method=config["blend"]["method"],
-        greedy_rounds=config["blend"]["greedy_rounds"],
-        per_class=config["blend"]["per_class"],
-        per_class_min_positives=config["blend"]["per_class_min_positives"],
-        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
-        per_class_threshold=config["submission"]["per_class_threshold"],
-        threshold_min_positives=config["submission"]["threshold_min_positives"],
-        round=config["submission"]["round"],
+        **BLEND_PARAMS,
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
         f"{R}/logs/blend.log",
@@ -51,7 +58,7 @@ rule blend:
         mem_mb=2000,
         runtime=30,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/blend.py"
 
@@ -66,17 +73,8 @@ rule blend_nested:
         oof=f"{R}/blend/nested_oof.npz",
         summary=f"{R}/blend/nested.json",
     params:
+        **BLEND_PARAMS,
         calibrate=config["calibrate"]["enabled"],
-        step=config["blend"]["step"],
-        max_candidates=config["blend"]["max_candidates"],
-        method=config["blend"]["method"],
-        greedy_rounds=config["blend"]["greedy_rounds"],
-        per_class=config["blend"]["per_class"],
-        per_class_min_positives=config["blend"]["per_class_min_positives"],
-        per_class_shrinkage=config["blend"]["per_class_shrinkage"],
-        per_class_threshold=config["submission"]["per_class_threshold"],
-        threshold_min_positives=config["submission"]["threshold_min_positives"],
-        round=config["submission"]["round"],
         seed=config["seed"],
         candidates=[f"{b}/{h}" for b, h in CANDIDATES],
     log:
@@ -87,68 +85,6 @@ rule blend_nested:
         mem_mb=2000,
         runtime=60,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/blend_nested.py"
-
-
-rule submit:
-    input:
-        test=rules.blend.output.test,
-        oof=rules.blend.output.oof,
-        weights=rules.blend.output.weights,
-        task=rules.prepare.output.task,
-        sample_submission=optional(DATA["sample_submission"]),
-    output:
-        submission=f"{R}/submission.csv",
-    params:
-        threshold=config["submission"]["threshold"],
-    log:
-        f"{R}/logs/submit.log",
-    benchmark:
-        f"{R}/benchmarks/submit.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/audiofold-slim.yaml"
-    script:
-        "../../scripts/submit.py"
-
-
-rule metrics:
-    input:
-        scores=[f"{R}/oof/{b}/{h}/scores.json" for b, h in CANDIDATES],
-        decisions=[f"{R}/calibrated/{b}/{h}/decision.json" for b, h in CANDIDATES],
-        candidates=[f"{R}/calibrated/{b}/{h}/oof.npz" for b, h in CANDIDATES],
-        blend_oof=rules.blend.output.oof,
-        weights=rules.blend.output.weights,
-        nested=rules.blend_nested.output.summary,
-        nested_oof=rules.blend_nested.output.oof,  # scored again with the shift weights
-        task=rules.prepare.output.task,
-        shift=rules.shift.output.shift,
-        shift_weights=rules.shift.output.weights,
-        duplicates=rules.duplicates.output.summary,
-    output:
-        metrics=f"{R}/metrics.json",
-        summary=report(f"{R}/plots/scores.png", category="1. Scores", caption="../report/scores.rst"),
-        truth=report(f"{R}/plots/oof_vs_truth.png", category="2. OOF predictions", caption="../report/oof_vs_truth.rst"),
-        weights=report(f"{R}/plots/blend_weights.png", category="3. Blend", caption="../report/blend_weights.rst"),
-        calibration=report(f"{R}/plots/calibration.png", category="4. Calibration", caption="../report/calibration.rst"),
-        table=report(f"{R}/plots/scores_table.html", category="1. Scores", caption="../report/scores_table.rst"),
-        # the same data as tables, declared as `dvc plots` in dvc.yaml
-        truth_data=f"{R}/plots/oof_vs_truth.csv",
-        per_class_data=f"{R}/plots/per_class.csv",
-    params:
-        candidates=[f"{b}/{h}" for b, h in CANDIDATES],
-    log:
-        f"{R}/logs/metrics.log",
-    benchmark:
-        f"{R}/benchmarks/metrics.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/audiofold-slim.yaml"
-    script:
-        "../../scripts/metrics.py"

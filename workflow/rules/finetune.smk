@@ -24,7 +24,7 @@ rule audio_store:
         mem_mb=2000,
         runtime=60,
     conda:
-        "../envs/audiofold.yaml"
+        "../../envs/rule-models.yaml"
     script:
         "../../scripts/audio_store.py"
 
@@ -58,7 +58,7 @@ rule finetune:
         runtime=720,
         gpu=lambda wc: ft_gpus(wc.ftmodel),
     conda:
-        "../envs/audiofold.yaml"
+        "../../envs/rule-models.yaml"
     script:
         "../../scripts/finetune.py"
 
@@ -93,7 +93,7 @@ rule finetune_refit:
         runtime=720,
         gpu=lambda wc: ft_gpus(wc.ftmodel),
     conda:
-        "../envs/audiofold.yaml"
+        "../../envs/rule-models.yaml"
     script:
         "../../scripts/finetune.py"
 
@@ -116,6 +116,6 @@ rule finetune_curves:
         mem_mb=1000,
         runtime=10,
     conda:
-        "../envs/audiofold-slim.yaml"
+        "../../envs/rule-slim.yaml"
     script:
         "../../scripts/finetune_curves.py"

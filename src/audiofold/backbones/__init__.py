@@ -35,7 +35,7 @@ def backbone_options(cls: type[Backbone]) -> dict[str, Any]:
     return keyword_options(cls)
 
 
-def _backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
+def backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
     backbone_type = params.get("type")
     if backbone_type not in BACKBONES:
         raise ConfigError(
@@ -46,7 +46,7 @@ def _backbone_class(name: str, params: dict[str, Any]) -> type[Backbone]:
 
 def build_backbone(name: str, params: dict[str, Any]) -> Backbone:
     """Instantiate ``params["type"]`` with the other keys as options; ``name`` is its key under ``backbones:``."""
-    cls = _backbone_class(name, params)
+    cls = backbone_class(name, params)
     options = config_options(cls, "backbones", name, params)
     try:
         backbone = cls(**options)
@@ -56,11 +56,19 @@ def build_backbone(name: str, params: dict[str, Any]) -> Backbone:
     return backbone
 
 
+def split_backbone_config(params: dict) -> tuple[dict, dict]:
+    """A ``backbones.<name>`` config entry -> (the backbone's own options, the embed step's options:
+    ``tta`` keys, ``batch_size``, ``max_padding``) as ``embed_clips`` takes them."""
+    backbone = {k: v for k, v in params.items() if k not in ("tta", "batch_size", "max_padding")}
+    extraction = {**params.get("tta", {}), **{k: params[k] for k in ("batch_size", "max_padding") if k in params}}
+    return backbone, extraction
+
+
 def declared_sample_rate(params: dict[str, Any], name: str | None = None) -> int:
     """The sample rate a backbone config asks for (its ``sample_rate`` key, else the class default),
     known without building the model, so the workflow can plan the decode jobs from config alone."""
     name = name or str(params.get("type"))
-    cls = _backbone_class(name, params)
+    cls = backbone_class(name, params)
     rate = params.get("sample_rate", backbone_options(cls).get("sample_rate", inspect.Parameter.empty))
     if rate is None and hasattr(cls, "default_sample_rate"):  # the rate follows another option (e.g. a variant)
         rate = cls.default_sample_rate(params)
@@ -85,4 +93,5 @@ __all__ = [
     "backbone_options",
     "build_backbone",
     "declared_sample_rate",
+    "split_backbone_config",
 ]

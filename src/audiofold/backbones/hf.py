@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import weights
+from .. import checkpoints
 from ..errors import ConfigError
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
@@ -41,6 +41,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 @contextlib.contextmanager
 def _quiet_transformers():
     """transformers' load-time logging and progress bars off (they would fill every embed job's log)."""
+    # deferred: transformers (and torch) take seconds to load; only HF model jobs need them
     from transformers.utils import logging
 
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
@@ -59,6 +60,7 @@ def _rowwise_cnn(model, lengths):
     """Run ``model.feature_extractor`` (the CNN) row by row on each row's real samples, padding its
     output with zero frames: group-norm CNNs normalise over the whole input, so a padded row would
     otherwise differ from the unpadded clip. The transformer still runs batched, with the padding mask."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
     import torch.nn.functional as F
 
@@ -183,7 +185,7 @@ class HFBackbone(Backbone):
         self.model = self.model.to(self.device)
 
         self.snapshot_dir = self._snapshot_dir()
-        files = weights.hf_weight_files(self.snapshot_dir)
+        files = checkpoints.hf_weight_files(self.snapshot_dir)
         self.weight_files = {str(path): file_sha256(path) for path in files}
         if len(files) == 1:
             self.checkpoint = {"path": str(files[0]), "sha256": self.weight_files[str(files[0])]}
@@ -194,7 +196,7 @@ class HFBackbone(Backbone):
     # -- loading ---------------------------------------------------------------------------------
 
     def _cache(self) -> Path:
-        return weights.hf_cache_dir(self.cache_dir)
+        return checkpoints.hf_cache_dir(self.cache_dir)
 
     def _fetch_hint(self) -> str:
         if Path(self.model_name).expanduser().is_dir():
@@ -203,7 +205,7 @@ class HFBackbone(Backbone):
                 "(what save_pretrained writes for the model and its feature extractor)"
             )
         return (
-            f"Run `{weights.hf_fetch_command(self.model_name, self.revision, self.cache_dir)}` on a machine with "
+            f"Run `{checkpoints.hf_fetch_command(self.model_name, self.revision, self.cache_dir)}` on a machine with "
             f"internet and copy its {self._cache() / ('models--' + self.model_name.replace('/', '--'))} folder to "
             f"the same place here (or set model: to a local folder written by save_pretrained)"
         )
@@ -226,6 +228,7 @@ class HFBackbone(Backbone):
                 "Hugging Face model id like microsoft/wavlm-base-plus); fix the path",
             )
         if self.local_files_only:
+            # deferred: only the Hub cache's users (weights commands, HF backbones) need it
             from huggingface_hub import try_to_load_from_cache
 
             found = try_to_load_from_cache(
@@ -243,6 +246,7 @@ class HFBackbone(Backbone):
         return self.model_name
 
     def _load(self, auto_class: str):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
         import transformers
 
@@ -281,6 +285,7 @@ class HFBackbone(Backbone):
     def _stop_after_deepest_layer(self) -> None:
         """Drop the transformer layers above the deepest selected one: nothing kept depends on them, and
         seed 003's first-10-of-12 or a middle layer of a large model then costs less."""
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         keep = max(self.layer_indices) + 1
@@ -307,6 +312,7 @@ class HFBackbone(Backbone):
         path = Path(self.source)
         if path.is_dir():
             return path.resolve()
+        # deferred: only the Hub cache's users (weights commands, HF backbones) need it
         from huggingface_hub import try_to_load_from_cache
 
         found = try_to_load_from_cache(self.model_name, "config.json", cache_dir=self.cache_dir, revision=self.revision)
@@ -319,6 +325,7 @@ class HFBackbone(Backbone):
         return self.hidden_size * (2 if self.pooling == "mean_std" else 1)
 
     def describe(self) -> dict[str, Any]:
+        # deferred: transformers (and torch) take seconds to load; only HF model jobs need them
         import transformers
 
         return {
@@ -361,6 +368,7 @@ class HFBackbone(Backbone):
     def _hidden(self, crops: np.ndarray, lengths: np.ndarray | None):
         """Selected layer outputs, float32 on CPU, (B, L_sel, T, D), and the valid frames per row ((B,)
         tensor; None when every row is whole)."""
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         rows = list(crops) if lengths is None else [c[: int(n)] for c, n in zip(crops, lengths)]
@@ -414,6 +422,7 @@ def tiny_model(path: str | Path, model_type: str = "wavlm", seed: int = 0, **con
     ``save_pretrained`` into ``path`` (tests and quick experiments without downloads). ``config``
     overrides the architecture (e.g. ``num_hidden_layers``, ``feat_extract_norm``); for the waveform
     models ``return_attention_mask`` goes to the feature extractor."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
     import transformers
 

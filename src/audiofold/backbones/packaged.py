@@ -13,10 +13,15 @@ All pool their frames (mean, or mean and standard deviation) and can keep them a
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
+import librosa
 import numpy as np
 
 from .base import Backbone, BackboneOptionError
@@ -66,6 +71,7 @@ class _PackagedBackbone(PooledWeightsMixin, Backbone):
         self.model = quantize_linear_int8(model) if self.precision == "int8" else model
 
     def embed_outputs(self, crops: np.ndarray) -> dict[str, Any]:
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         crops = np.ascontiguousarray(crops, dtype=np.float32)
@@ -84,8 +90,7 @@ class _PackagedBackbone(PooledWeightsMixin, Backbone):
     def _int8_context(self):
         """nn.TransformerEncoderLayer's fused fast path reads Linear weights as tensors, which quantized
         Linear layers do not have: int8 runs the plain path."""
-        import contextlib
-
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         if self.precision != "int8":
@@ -115,9 +120,6 @@ PACKAGE_MODULES = {
 
 def import_package_module(module: str):
     """Import one of PACKAGE_MODULES (here and in ``audiofold doctor``)."""
-    import importlib
-    import warnings
-
     with warnings.catch_warnings():  # resemblyzer imports scipy.ndimage.morphology, a deprecated alias
         warnings.simplefilter("ignore", DeprecationWarning)
         return importlib.import_module(module)
@@ -160,10 +162,11 @@ class AisfxBackbone(_PackagedBackbone):
             keep_sequence=keep_sequence,
             precision=precision,
         )
-        import librosa
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         inference = _package_import(self.type_name, "aisfx.inference")
+        # deferred: the packaged aisfx model loads only in aisfx jobs
         from aisfx.models.cnn2d import EmbeddingNet
 
         weights = Path(inference.get_path_modelWeights())
@@ -180,8 +183,6 @@ class AisfxBackbone(_PackagedBackbone):
 
     def log_mel(self, waves: np.ndarray) -> np.ndarray:
         """(B, T) -> (B, frames, 96) scaled to about [0, 1]; each crop is peak-normalised first."""
-        import librosa
-
         peak = np.abs(waves).max(axis=1, keepdims=True)
         waves = waves / np.where(peak > 0, peak, 1.0)
         power = np.abs(librosa.stft(waves, n_fft=self.N_FFT, hop_length=self.HOP)) ** 2
@@ -193,6 +194,7 @@ class AisfxBackbone(_PackagedBackbone):
         return max(1, (n_frames - self.BLOCK) // self.BLOCK_HOP + 1) if n_frames >= self.BLOCK else 1
 
     def frames(self, crops):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         spec = torch.from_numpy(self.log_mel(crops.numpy()))
@@ -229,8 +231,6 @@ class DistillMOSBackbone(_PackagedBackbone):
             precision=precision,
         )
         sqa = _package_import(self.type_name, "distillmos.sqa")
-        import contextlib
-        import io
 
         with contextlib.redirect_stdout(io.StringIO()):  # it prints where it loaded from
             model = sqa.ConvTransformerSQAModel(load_weights=True, segmenting_in_forward=False)
@@ -242,6 +242,7 @@ class DistillMOSBackbone(_PackagedBackbone):
         )
 
     def frames(self, crops):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         n, length = crops.shape
@@ -288,6 +289,7 @@ class ResemblyzerBackbone(_PackagedBackbone):
         self._adopt(encoder.VoiceEncoder("cpu", verbose=False), Path(encoder.__file__).with_name("pretrained.pt"))
 
     def frames(self, crops):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         out = []

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import librosa
 import numpy as np
 
-from .. import weights
+from .. import checkpoints
 from ..errors import ConfigError
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError
@@ -36,6 +37,7 @@ FRONT_END_KEYS = ("spectrogram_extractor.", "logmel_extractor.")
 
 def build_cnn14(n_classes: int = 527):
     """CNN14 with the official parameter names (bn0, conv_block1..6, fc1, fc_audioset)."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
     from torch import nn
 
@@ -100,19 +102,19 @@ class PannsBackbone(Backbone):
             sample_rate=spec["sample_rate"], crop_seconds=crop_seconds, variant=variant, checkpoint=checkpoint
         )
         try:
-            self.checkpoint_path = weights.resolve_checkpoint(spec["weights"], checkpoint)
+            self.checkpoint_path = checkpoints.resolve_checkpoint(spec["weights"], checkpoint)
         except ConfigError as exc:
             raise BackboneOptionError(kind, "checkpoint", str(exc)) from None
         self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
         self.spec = spec
         self.model = self._load()
-        import librosa
 
         self.mel_basis = librosa.filters.mel(
             sr=spec["sample_rate"], n_fft=spec["n_fft"], n_mels=N_MELS, fmin=spec["fmin"], fmax=spec["fmax"]
         ).astype(np.float32)
 
     def _load(self):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         try:
@@ -154,6 +156,7 @@ class PannsBackbone(Backbone):
 
     def log_mel(self, crops):
         """(B, T) tensor -> (B, frames, 64): power spectrogram (centred, reflect-padded Hann STFT), mel, dB re 1."""
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         n_fft, hop = self.spec["n_fft"], self.spec["hop"]
@@ -164,6 +167,7 @@ class PannsBackbone(Backbone):
         return (10 * torch.log10(mel.clamp(min=1e-10))).transpose(1, 2)
 
     def embed_batch(self, crops: np.ndarray) -> np.ndarray:
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
 
         with torch.inference_mode():

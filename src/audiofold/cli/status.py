@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .io import read_json
+from ..io import read_json
 
 _FOLD = re.compile(r"^fold(\d+)\.npz$")
 

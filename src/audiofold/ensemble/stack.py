@@ -21,8 +21,8 @@ from scipy.special import expit, softmax
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from threadpoolctl import threadpool_limits
 
-from .metrics import PROB_EPS
-from .tasks import TaskSpec
+from ..metrics import PROB_EPS
+from ..tasks import TaskSpec
 
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)
 # Fixed, mild L2 for the logistic stackers (inverse strength, sklearn's C); features are

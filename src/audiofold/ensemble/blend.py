@@ -6,7 +6,7 @@
 - ``greedy``: forward ensemble selection with replacement (Caruana et al. 2004, as AutoGluon's
   weighted ensemble; ``greedy_weights``): add the candidate that most improves the running
   average, for a number of rounds; weights are the pick counts. Scales to any number of candidates.
-- ``stack``: a linear level-2 model on the candidates (``audiofold.stack``), cross-fitted over the
+- ``stack``: a linear level-2 model on the candidates (``audiofold.ensemble.stack``), cross-fitted over the
   folds for its OOF prediction, refitted on every OOF row for the test prediction.
 - ``auto`` (``fit_blend``): each applicable method is cross-fitted over the folds (fitted on the
   other folds' OOF rows, applied to the held-out fold) and the best cross-validated one is fitted
@@ -16,7 +16,7 @@
   paid on average (benchmarks/results/blend_selection_esc10.md). A noisier choice costs more than it saves.
 
 Multilabel only, ``per_class``: grid or greedy weights refined per class column
-(``audiofold.classwise``: forward selection on each column, shrunk towards the global weights);
+(``audiofold.ensemble.classwise``: forward selection on each column, shrunk towards the global weights);
 ``auto`` keeps them only where their cross-fitted score beats the global weights'. The stacker is
 per class already.
 
@@ -38,21 +38,21 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from . import classwise, metrics
-from .errors import ConfigError, DataError
-from .io import load_npz, save_npz, write_json
+from .. import metrics
+from ..errors import ConfigError, DataError
+from ..io import load_npz, save_npz, write_json
+from ..postprocess import decide_label_thresholds, decide_rounding, finalize_predictions
+from ..tasks import TaskSpec
+from . import classwise
+from .options import METHODS, BlendOptions
 from .stack import candidate_shares, fit_stacker, predict_stacker
-from .submit import decide_label_thresholds, decide_rounding, finalize_predictions
-from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
 # A grid point replaces the incumbent only if better by more than this (float noise is no gain).
 MIN_IMPROVEMENT = 1e-12
-METHODS = ("single", "grid", "greedy", "stack")
 # What `auto` compares, in this order: it breaks ties towards the earlier (simpler) method.
 AUTO_METHODS = ("grid", "greedy", "stack")
-PER_CLASS_MODES = ("auto", True, False)
 
 
 def _log_loss(y: np.ndarray, P: np.ndarray) -> float:
@@ -182,8 +182,8 @@ def search_weights(
     candidates: dict[str, np.ndarray],
     y: np.ndarray,
     task: TaskSpec,
-    step: float = 0.1,
-    max_candidates: int = 6,
+    step: float = BlendOptions.step,
+    max_candidates: int = BlendOptions.max_candidates,
 ) -> dict[str, Any]:
     """Best simplex weights for the OOF candidates.
 
@@ -217,7 +217,7 @@ def search_weights(
 
 
 def greedy_weights(
-    candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec, rounds: int = 25
+    candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec, rounds: int = BlendOptions.greedy_rounds
 ) -> dict[str, Any]:
     """Forward ensemble selection with replacement (Caruana et al. 2004; AutoGluon's weighted ensemble).
 
@@ -258,7 +258,7 @@ def greedy_weights(
 
 
 def stack_weights(candidates: dict[str, np.ndarray], y: np.ndarray, task: TaskSpec) -> dict[str, Any]:
-    """The level-2 stacker (``audiofold.stack``) fitted on these rows.
+    """The level-2 stacker (``audiofold.ensemble.stack``) fitted on these rows.
 
     Returns stacker (its coefficients and ``candidates``, the feature order), weights (each
     candidate's share of the absolute coefficients, for the report), score (in-sample: the
@@ -282,41 +282,27 @@ def fit_method(
     candidates: dict[str, np.ndarray],
     y: np.ndarray,
     task: TaskSpec,
+    options: BlendOptions = BlendOptions(),
     *,
-    step: float = 0.1,
-    max_candidates: int = 6,
-    greedy_rounds: int = 25,
     per_class: bool = False,
-    per_class_min_positives: int = 10,
-    per_class_shrinkage: float = 10.0,
 ) -> dict[str, Any]:
     """One method fitted on these rows (``single_weights``, ``search_weights``, ``greedy_weights`` or
-    ``stack_weights``),
-    its result tagged with ``method``; ``predict_blend`` applies it. ``per_class`` (multilabel grid
-    or greedy): the weights are then refined per class (``_per_class_weights``)."""
+    ``stack_weights``, with ``options``' step, max_candidates, greedy_rounds), its result tagged with
+    ``method``; ``predict_blend`` applies it. ``per_class`` (multilabel grid or greedy; the decision,
+    not ``options.per_class``' mode): the weights are then refined per class (``_per_class_weights``)."""
     if method == "single":
         result = single_weights(candidates, y, task)
     elif method == "grid":
-        result = search_weights(candidates, y, task, step=step, max_candidates=max_candidates)
+        result = search_weights(candidates, y, task, step=options.step, max_candidates=options.max_candidates)
     elif method == "greedy":
-        result = greedy_weights(candidates, y, task, rounds=greedy_rounds)
+        result = greedy_weights(candidates, y, task, rounds=options.greedy_rounds)
     elif method == "stack":
         result = stack_weights(candidates, y, task)
     else:
         raise ConfigError(f"blend.method: {method!r} is not one of auto, {', '.join(METHODS)}.")
     result = {"method": method, **result}
     if per_class and task.kind == "multilabel" and method in ("grid", "greedy"):
-        result.update(
-            _per_class_weights(
-                result,
-                candidates,
-                y,
-                task,
-                rounds=greedy_rounds,
-                min_positives=per_class_min_positives,
-                shrinkage=per_class_shrinkage,
-            )
-        )
+        result.update(_per_class_weights(result, candidates, y, task, options))
     return result
 
 
@@ -325,12 +311,10 @@ def _per_class_weights(
     candidates: dict[str, np.ndarray],
     y: np.ndarray,
     task: TaskSpec,
-    *,
-    rounds: int,
-    min_positives: int,
-    shrinkage: float,
+    options: BlendOptions,
 ) -> dict[str, Any]:
-    """``result``'s global weights refined per class (``classwise.class_weights``).
+    """``result``'s global weights refined per class (``classwise.class_weights``: ``options``'
+    greedy_rounds, per_class_min_positives, per_class_shrinkage).
 
     Returns class_weights ({candidate: weight per class}, candidates with any weight),
     global_weights (the method's own weights), weights (each candidate's mean weight over the
@@ -340,7 +324,12 @@ def _per_class_weights(
     stack = np.stack([_transform(candidates[name], task) for name in names])
     global_weights = np.array([result["weights"][name] for name in names])
     W, share = classwise.class_weights(
-        stack, y, global_weights, rounds=rounds, min_positives=min_positives, shrinkage=shrinkage
+        stack,
+        y,
+        global_weights,
+        rounds=options.greedy_rounds,
+        min_positives=options.per_class_min_positives,
+        shrinkage=options.per_class_shrinkage,
     )
     used = W.sum(axis=0) > 0
     return {
@@ -394,38 +383,45 @@ def predict_blend(fitted: dict[str, Any], candidates: dict[str, np.ndarray], tas
 
 
 def cross_fit(
-    method: str, candidates: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, task: TaskSpec, **options
+    method: str,
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    task: TaskSpec,
+    options: BlendOptions = BlendOptions(),
 ) -> np.ndarray:
-    """Cross-fitted OOF prediction of one method: for each fold, fitted on the other folds' rows and
-    applied to the fold's rows (transformed over that block, as the test set is)."""
+    """Cross-fitted OOF prediction of one method with global weights: for each fold, fitted on the other
+    folds' rows and applied to the fold's rows (transformed over that block, as the test set is)."""
     folds = np.asarray(folds)
     first = np.asarray(next(iter(candidates.values())))
     out = np.full((len(first), first.reshape(len(first), -1).shape[1]), np.nan)
     for k in np.unique(folds):
         inner, outer = folds != k, folds == k
-        fitted = fit_method(method, {n: P[inner] for n, P in candidates.items()}, y[inner], task, **options)
+        fitted = fit_method(method, {n: P[inner] for n, P in candidates.items()}, y[inner], task, options)
         out[outer] = predict_blend(fitted, {n: P[outer] for n, P in candidates.items()}, task)
     return out
 
 
-def _cross_fit_per_class(method, candidates, y, folds, task, options) -> tuple[np.ndarray, np.ndarray]:
+def _cross_fit_per_class(
+    method: str,
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    task: TaskSpec,
+    options: BlendOptions,
+) -> tuple[np.ndarray, np.ndarray]:
     """``cross_fit`` of ``method`` with global and with per-class weights at once: per fold, the global
     weights are fitted once and refined per class (the refinement starts from them anyway)."""
     folds = np.asarray(folds)
     global_oof = np.full(np.shape(next(iter(candidates.values()))), np.nan)
     class_oof = global_oof.copy()
-    per_class_options = {
-        "rounds": options["greedy_rounds"],
-        "min_positives": options["per_class_min_positives"],
-        "shrinkage": options["per_class_shrinkage"],
-    }
     for k in np.unique(folds):
         inner, outer = folds != k, folds == k
         inner_cands = {n: P[inner] for n, P in candidates.items()}
         outer_cands = {n: P[outer] for n, P in candidates.items()}
-        fitted = fit_method(method, inner_cands, y[inner], task, **options)
+        fitted = fit_method(method, inner_cands, y[inner], task, options)
         global_oof[outer] = predict_blend(fitted, outer_cands, task)
-        refined = {**fitted, **_per_class_weights(fitted, inner_cands, y[inner], task, **per_class_options)}
+        refined = {**fitted, **_per_class_weights(fitted, inner_cands, y[inner], task, options)}
         class_oof[outer] = predict_blend(refined, outer_cands, task)
     return global_oof, class_oof
 
@@ -445,21 +441,14 @@ def fit_blend(
     y: np.ndarray,
     folds: np.ndarray,
     task: TaskSpec,
-    *,
-    method: str = "auto",
-    step: float = 0.1,
-    max_candidates: int = 6,
-    greedy_rounds: int = 25,
-    per_class: bool | str = False,
-    per_class_min_positives: int = 10,
-    per_class_shrinkage: float = 10.0,
+    options: BlendOptions = BlendOptions(),
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The whole blend step on OOF rows: choose the method, fit it on every row.
+    """The whole blend step on OOF rows: choose the method (``options.method``), fit it on every row.
 
     ``auto`` cross-fits every applicable method over ``folds`` and keeps the best cross-validated
     criterion (``method_scores``; ties go to the earlier of grid, greedy, stack), so the choice is
     judged on rows no method was fitted on. ``stack`` is cross-fitted as well, for its OOF.
-    Multilabel ``per_class`` (True, False or ``auto``): where grid or greedy is chosen, refine its
+    Multilabel ``options.per_class`` (True, False or ``auto``): where grid or greedy is chosen, refine its
     weights per class; ``auto`` cross-fits the chosen method with and without and keeps per-class
     weights only where they score better.
     Returns (result, oof blend): result = the winner's ``fit_method`` result on all rows plus
@@ -470,18 +459,8 @@ def fit_blend(
     cross-fitted for the stacker.
     """
     prep = _prepare(candidates, y, task)
-    if max_candidates < 1:
-        raise ConfigError(f"blend.max_candidates: must be >= 1, got {max_candidates}.")
-    if per_class not in PER_CLASS_MODES or not isinstance(per_class, (bool, str)):
-        raise ConfigError(f"blend.per_class: expected auto, true or false, got {per_class!r}.")
-    methods = applicable_methods(method, len(candidates), max_candidates)
-    options = {
-        "step": step,
-        "max_candidates": max_candidates,
-        "greedy_rounds": greedy_rounds,
-        "per_class_min_positives": per_class_min_positives,
-        "per_class_shrinkage": per_class_shrinkage,
-    }
+    method = options.method
+    methods = applicable_methods(method, len(candidates), options.max_candidates)
     n_folds = len(np.unique(folds))
     cross_fitted, method_scores = {}, {}
     if method in ("auto", "stack"):
@@ -491,31 +470,40 @@ def fit_blend(
                 "use blend.method single, grid or greedy, or more folds."
             )
         for m in methods:
-            cross_fitted[m] = cross_fit(m, candidates, y, folds, task, **options)
+            cross_fitted[m] = cross_fit(m, candidates, y, folds, task, options)
             method_scores[m] = float(prep["fn"](y, cross_fitted[m]))
     chosen, best = methods[0], -np.inf
     for m in methods if method_scores else []:
         if prep["sign"] * method_scores[m] > best + MIN_IMPROVEMENT:
             chosen, best = m, prep["sign"] * method_scores[m]
-    decision = _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options)
-    result = fit_method(chosen, candidates, y, task, per_class=bool(decision and decision["applied"]), **options)
+    decision = _decide_per_class(chosen, candidates, y, folds, task, prep, options)
+    result = fit_method(chosen, candidates, y, task, options, per_class=bool(decision and decision["applied"]))
     oof = cross_fitted["stack"] if chosen == "stack" else predict_blend(result, candidates, task)
     result.update(requested=method, method_scores=method_scores, score=float(prep["fn"](y, oof)))
     if decision is not None:
         result["per_class"] = {
             **decision,
-            "min_positives": per_class_min_positives,
-            "shrinkage": per_class_shrinkage,
+            "min_positives": options.per_class_min_positives,
+            "shrinkage": options.per_class_shrinkage,
         }
     return result, oof
 
 
-def _decide_per_class(per_class, chosen, candidates, y, folds, task, prep, options) -> dict[str, Any] | None:
-    """Whether the chosen method's weights are refined per class: None for single-label and regression
-    kinds; otherwise requested, applied, scores (cross-validated criterion of the global and the
-    per-class weights, where ``auto`` compared them) and, where not applied, the reason."""
+def _decide_per_class(
+    chosen: str,
+    candidates: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    task: TaskSpec,
+    prep: dict[str, Any],
+    options: BlendOptions,
+) -> dict[str, Any] | None:
+    """Whether the chosen method's weights are refined per class (``options.per_class``): None for
+    single-label and regression kinds; otherwise requested, applied, scores (cross-validated criterion
+    of the global and the per-class weights, where ``auto`` compared them) and, where not applied, the reason."""
     if task.kind != "multilabel":
         return None
+    per_class = options.per_class
     decision = {"requested": per_class, "applied": False, "scores": {}}
     if per_class is False:
         return {**decision, "reason": "blend.per_class false"}
@@ -567,46 +555,26 @@ def blend_files(
     oof_out,
     test_out,
     weights_out,
-    step: float = 0.1,
-    max_candidates: int = 6,
-    round_mode: str = "auto",
-    method: str = "auto",
-    greedy_rounds: int = 25,
-    per_class: bool | str = "auto",
-    per_class_min_positives: int = 10,
-    per_class_shrinkage: float = 10.0,
-    per_class_threshold: bool | str = "auto",
-    threshold_min_positives: int = 10,
+    options: BlendOptions = BlendOptions(),
 ) -> dict:
-    """Blend every ``{backbone}/{head}/{variant}`` candidate (``fit_blend``); write the blended OOF and
-    test predictions as submitted (``submit.finalize_predictions`` with the rounding decided on the
-    OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding`` (``submit.decide_rounding``)
-    and, for multilabel, ``labels``: the label-string thresholds chosen on the OOF blend
-    (``submit.decide_label_thresholds``), which ``submit`` applies under ``submission.threshold: auto``."""
+    """Blend every ``{backbone}/{head}/{variant}`` candidate (``fit_blend`` with ``options``); write the
+    blended OOF and test predictions as submitted (``postprocess.finalize_predictions`` with the rounding
+    decided on the OOF blend) and ``weights_out``: the ``fit_blend`` result plus ``rounding``
+    (``postprocess.decide_rounding``) and, for multilabel, ``labels``: the label-string thresholds chosen
+    on the OOF blend (``postprocess.decide_label_thresholds``), which ``submit`` applies under
+    ``submission.threshold: auto``."""
     oof_cands, test_cands, oof, test = load_candidates(oof_paths, test_paths)
-    result, oof_blend = fit_blend(
-        oof_cands,
-        oof["y"],
-        oof["fold"],
-        task,
-        method=method,
-        step=step,
-        max_candidates=max_candidates,
-        greedy_rounds=greedy_rounds,
-        per_class=per_class,
-        per_class_min_positives=per_class_min_positives,
-        per_class_shrinkage=per_class_shrinkage,
-    )
+    result, oof_blend = fit_blend(oof_cands, oof["y"], oof["fold"], task, options)
     log.info(
         "blend method %s (blend.method %s; cross-validated %s per method: %s); OOF %s %.4f",
         result["method"],
-        method,
+        options.method,
         result["criterion"],
         ", ".join(f"{m} {v:.4f}" for m, v in result["method_scores"].items()) or "not compared",
         result["criterion"],
         result["score"],
     )
-    result["rounding"] = decide_rounding(oof["y"], oof_blend, task, round_mode)
+    result["rounding"] = decide_rounding(oof["y"], oof_blend, task, options.round_mode)
     rounded = result["rounding"]["applied"]
     if task.kind == "multilabel":
         if result["per_class"]["applied"] or result["per_class"]["scores"]:
@@ -619,8 +587,8 @@ def blend_files(
             finalize_predictions(oof_blend, task),
             oof["y"],
             oof["fold"],
-            per_class_threshold,
-            min_positives=threshold_min_positives,
+            options.per_class_threshold,
+            min_positives=options.threshold_min_positives,
         )
     save_npz(
         oof_out,

@@ -22,6 +22,18 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
+
+from ..audio import load_mono
+from ..backbones import build_backbone, split_backbone_config
+from ..clips import list_clips, resolve_shard_clips
+from ..demo_data import CLIP_SECONDS, EVENT_TYPES
+from ..embed import extract
+from ..heads import build_head
+from ..tables import read_data_tables
+from ..tasks import TaskSpec, task_from_config
+from ..train import fit_head
+from .checks import Check
 
 PROBE_CLIPS = 3  # synthetic clips timed per backbone (after one warm-up clip)
 FIT_ROWS = 128  # rows of the synthetic fit per head; the time is scaled linearly to the fold's rows
@@ -40,9 +52,9 @@ RULE_IMPORTS = (
     "snakemake.script",
     "audiofold.rulekit",
     "audiofold.train",
-    "audiofold.oof",
-    "audiofold.calibrate",
-    "audiofold.blend",
+    "audiofold.collect_oof",
+    "audiofold.ensemble.calibrate",
+    "audiofold.ensemble.blend",
     "audiofold.embed",
     "audiofold.cache",
     "audiofold.clips",
@@ -92,8 +104,6 @@ def format_duration(seconds: float) -> str:
 
 def clip_seconds(paths: list[str], max_seconds: float | None) -> float | None:
     """Mean length of up to DURATION_FILES of ``paths`` (evenly spaced), read from their headers."""
-    import soundfile as sf
-
     step = max(1, len(paths) // DURATION_FILES)
     lengths = []
     for path in paths[::step][:DURATION_FILES]:
@@ -109,14 +119,10 @@ def clip_seconds(paths: list[str], max_seconds: float | None) -> float | None:
 
 def workload(config: dict) -> Workload:
     """Clip counts from the demo settings or the config's data tables, and the typical clip length."""
-    from .clips import list_clips, resolve_shard_clips
-
     shard = config["audio"].get("shard_clips", "auto")
     max_seconds = config["audio"].get("max_seconds")
     demo = config.get("demo", {})
     if demo.get("enabled"):
-        from .demo import CLIP_SECONDS
-
         n_train, n_test = int(demo["n_train"]), int(demo["n_test"])
         per_chunk = resolve_shard_clips(shard, n_train + n_test)
         chunks = math.ceil(n_train / per_chunk) + math.ceil(n_test / per_chunk)
@@ -168,10 +174,6 @@ def _torch_threads(threads: int | None) -> int | None:
 def measure_backbone(name: str, params: dict, seconds: float, paths: list[str] = (), max_seconds=None) -> dict:
     """Seconds to build the backbone, and per clip: embed (``seconds`` of synthetic noise, PROBE_CLIPS
     clips after a warm-up) and decode (a few of the data's files at the backbone's rate, when given)."""
-    from .audio import load_mono
-    from .backbones import build_backbone
-    from .embed import extract, split_backbone_config
-
     own, extraction = split_backbone_config(params)
     started = time.perf_counter()
     backbone = build_backbone(name, own)
@@ -220,9 +222,6 @@ def synthetic_targets(task, rows: int, rng: np.random.Generator) -> np.ndarray:
 def measure_head(params: dict, task, dim: int, rows: int, seed: int = 0) -> float | None:
     """Seconds one fit of the head takes on ``rows`` rows of ``dim`` features (timed on at most FIT_ROWS
     synthetic rows, scaled linearly); None for heads that read frame sequences (not simulated)."""
-    from .heads import build_head
-    from .train import fit_head
-
     params = {k: v for k, v in params.items() if k != "backbones"}
     head = build_head(params, task, seed)
     if getattr(head, "inputs", "pooled") != "pooled":
@@ -239,31 +238,14 @@ def measure_head(params: dict, task, dim: int, rows: int, seed: int = 0) -> floa
 
 def estimate_task(config: dict):
     """The TaskSpec the run will infer (from the tables), or a stand-in with the demo's labels."""
-    from .tasks import TaskSpec, infer_task
-
-    task_cfg = config.get("task", {})
     demo = config.get("demo", {})
     if demo.get("enabled"):
-        from .demo import EVENT_TYPES
-
         kind = demo.get("kind", "regression")
         labels = {"regression": ["rating"], "multitarget": ["valence", "arousal"]}.get(kind, ["label"])
         classes = None if kind in ("regression", "multitarget") else list(EVENT_TYPES)
         return TaskSpec(kind, "id", labels, classes=classes)
-    from .tables import read_table
 
-    data = config["data"]
-    tables = [read_table(data[k], k) if data.get(k) else None for k in ("train_csv", "test_csv", "sample_submission")]
-    spec, _ = infer_task(
-        *tables,
-        id_column=data.get("id_column"),
-        label_columns=data.get("label_columns"),
-        kind=task_cfg.get("kind", "auto"),
-        label_sep=task_cfg.get("label_sep"),
-        classes=task_cfg.get("classes"),
-        scale=task_cfg.get("scale"),
-        ignore_columns=tuple(c for c in (data.get("group_column"), data.get("fold_column")) if c),
-    )
+    spec, _ = task_from_config(*read_data_tables(config["data"]), config)
     return spec
 
 
@@ -318,8 +300,6 @@ def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[flo
 
 def check_run_time(config: dict):
     """``audiofold doctor``'s line; a failure to estimate is a fact, not a problem."""
-    from .doctor import Check
-
     try:
         return Check("run time", None, estimate_run_time(config).line())
     except Exception as exc:  # noqa: BLE001  the other checks name the broken piece

@@ -14,13 +14,18 @@ index) on half of them.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
+from sklearn.metrics import adjusted_rand_score
 
+from .backbones import build_backbone, split_backbone_config
+from .cache import EmbeddingCache, config_key
+from .embed import embed_clips, load_embeddings
 from .errors import ConfigError
 from .io import read_json, write_csv, write_json, write_meta
 
@@ -83,8 +88,6 @@ def purity(found: np.ndarray, true: np.ndarray) -> dict:
     what fold honesty needs, since a split group can land on both sides of a fold). ``split_groups``:
     true groups spread over more than one cluster. ``adjusted_rand``: chance-corrected agreement.
     """
-    from sklearn.metrics import adjusted_rand_score
-
     table = pd.crosstab(pd.Series(np.asarray(found)), pd.Series(np.asarray(true)))
     n = table.values.sum()
     return {
@@ -102,13 +105,7 @@ def embed_for_groups(
 ) -> tuple[list[str], np.ndarray]:
     """(ids, pooled embeddings) of the training clips ``rows`` (id, path, action) under ``backbone_options``,
     through the embedding cache the embed step shares (same key for the same options and max_seconds)."""
-    import tempfile
-
     # deferred: the backbones import torch, which prepare (the other user of this module) never needs
-    from .backbones import build_backbone
-    from .cache import EmbeddingCache, config_key
-    from .embed import embed_clips, split_backbone_config
-    from .train import load_embeddings
 
     params, extraction = split_backbone_config(backbone_options)
     try:

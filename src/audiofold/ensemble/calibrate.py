@@ -24,10 +24,10 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, logit, softmax
 from sklearn.isotonic import IsotonicRegression
 
-from . import metrics
-from .errors import DataError
-from .io import load_npz, save_npz, write_json
-from .tasks import TaskSpec
+from .. import metrics
+from ..errors import DataError
+from ..io import load_npz, save_npz, write_json
+from ..tasks import TaskSpec
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 # Per-class logit bias bounds; the scale uses 1 / TEMPERATURE_BOUNDS.

@@ -7,18 +7,21 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import AudiofoldError
-from .tasks import KINDS
+from .. import checkpoints
+from ..config import load_config, schema_reference
+from ..errors import AudiofoldError
+from ..tasks import KINDS
+from . import cache as cache_cmd
+from .doctor import check_imports, check_results_writable, run_checks
+from .scaffold import scaffold, write_config
+from .status import collect_status, format_status
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .config import load_config, schema_reference
-
     if args.reference:
         sys.stdout.write(schema_reference())
         return 0
     config = load_config(args.config)
-    from .doctor import check_results_writable
 
     results = check_results_writable(config, (Path(args.config).resolve().parent,), source=args.config)
     if not results.ok:
@@ -34,8 +37,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .scaffold import scaffold, write_config
-
     labels = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None
     # Snakemake resolves relative paths against the folder it runs in, not the config's folder:
     # write them relative to here, the project folder, wherever --output puts the file.
@@ -64,8 +65,6 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import check_imports, run_checks
-
     checks = check_imports() if args.imports_only else run_checks(args.config)
     for check in checks:
         print(check.line())
@@ -78,28 +77,24 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .status import collect_status, format_status
-
     status = collect_status(args.results)
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from . import weights
-
     if args.action == "fetch":
-        path = weights.fetch(args.name, args.dest, revision=args.revision)
-        for file in weights.hf_weight_files(path) if path.is_dir() else [path]:  # hf: a snapshot folder
-            print(f"{file}  sha256 {weights.file_sha256(file)}")
+        path = checkpoints.fetch(args.name, args.dest, revision=args.revision)
+        for file in checkpoints.hf_weight_files(path) if path.is_dir() else [path]:  # hf: a snapshot folder
+            print(f"{file}  sha256 {checkpoints.file_sha256(file)}")
         return 0
-    for name in weights.known_weights():
-        path = weights.checkpoint_dir() / weights.weights_spec(name).filename
+    for name in checkpoints.known_weights():
+        path = checkpoints.checkpoint_dir() / checkpoints.weights_spec(name).filename
         print(f"{name:32s} {'present' if path.is_file() else 'missing':8s} {path}")
-    for size in weights.WHISPER_SIZES:
-        folder = weights.cached_snapshot(weights.faster_whisper_repo(size))
-        where = folder or f"(Hugging Face cache) {weights.faster_whisper_repo(size)}"
-        print(f"{weights.WHISPER_PREFIX + size:32s} {'present' if folder else 'missing':8s} {where}")
+    for size in checkpoints.WHISPER_SIZES:
+        folder = checkpoints.cached_snapshot(checkpoints.faster_whisper_repo(size))
+        where = folder or f"(Hugging Face cache) {checkpoints.faster_whisper_repo(size)}"
+        print(f"{checkpoints.WHISPER_PREFIX + size:32s} {'present' if folder else 'missing':8s} {where}")
     return 0
 
 
@@ -172,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--revision", help="hf: only: branch, tag or commit (default: main)")
     weights_cmd.set_defaults(func=_weights)
+
+    cache_cmd.add_parser(sub)
     return parser
 
 
@@ -183,7 +180,3 @@ def main(argv: list[str] | None = None) -> int:
     except AudiofoldError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

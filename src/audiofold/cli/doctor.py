@@ -13,7 +13,7 @@ imported, not looked up: a version in the package metadata is no proof that the 
 torchaudio wheel built for another torch installs cleanly, then fails on ``libtorchaudio.so``).
 ``audiofold doctor --imports-only`` runs just those checks; ``make install`` ends with it.
 
-With a config, the last line estimates the run time on this machine (``audiofold.estimate``: per-clip
+With a config, the last line estimates the run time on this machine (``audiofold.cli.estimate``: per-clip
 and per-fit costs measured here on synthetic audio and features, times the config's clips and fits).
 """
 
@@ -23,10 +23,14 @@ import importlib
 import importlib.metadata
 import platform
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AudiofoldError
+from ..backbones import build_backbone, declared_sample_rate, split_backbone_config
+from ..backbones.packaged import PACKAGE_MODULES, import_package_module
+from ..config import check_output_folders, load_config
+from ..errors import AudiofoldError
+from .checks import Check
+from .estimate import check_run_time
 
 PACKAGES = ("snakemake", "dvc", "numpy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr")
 REINSTALL = (
@@ -36,17 +40,6 @@ REINSTALL = (
 # Embedding cache per second of audio: a shard holds one float32 vector per clip, far below the
 # decoded audio cache (float32 samples at the backbone rate), which dominates.
 BYTES_PER_SAMPLE = 4
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool | None
-    detail: str
-
-    def line(self) -> str:
-        mark = {True: "ok  ", False: "FAIL", None: "info"}[self.ok]
-        return f"[{mark}] {self.name}: {self.detail}"
 
 
 def check_python() -> Check:
@@ -72,6 +65,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _import_torch() -> str:
+    # doctor's check is the import itself
     import torch
 
     if torch.ones(2).sum().item() != 2:  # the C++ core runs, not just the Python side
@@ -80,6 +74,7 @@ def _import_torch() -> str:
 
 
 def _import_torchaudio() -> str:
+    # doctor's check is the import itself
     import torch
     import torchaudio
     from torchaudio._extension import _IS_TORCHAUDIO_EXT_AVAILABLE  # importing torchaudio loads libtorchaudio here
@@ -93,6 +88,7 @@ def _import_torchaudio() -> str:
 
 
 def _import_transformers() -> str:
+    # doctor's check is the import itself
     import transformers
     from transformers.utils import is_torch_available
 
@@ -127,8 +123,6 @@ def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -
         return Check(package, False if needed else None, detail)
 
     def probe() -> str:
-        from .backbones.packaged import import_package_module
-
         for module in modules:
             import_package_module(module)
         return f"{version} (imported {', '.join(modules)})"
@@ -138,8 +132,6 @@ def check_packaged_backbone(kind: str, modules: tuple[str, ...], needed: bool) -
 
 def check_imports(backbone_types: set[str] = frozenset()) -> list[Check]:
     """Import every compiled or heavy piece the pipeline loads, in dependency order."""
-    from .backbones.packaged import PACKAGE_MODULES
-
     checks = [
         check_import("torch", _import_torch),
         check_import("torchaudio", _import_torchaudio),
@@ -153,6 +145,7 @@ def check_imports(backbone_types: set[str] = frozenset()) -> list[Check]:
 
 def check_gpu() -> Check:
     try:
+        # doctor's check is the import itself
         import torch
     except Exception:  # noqa: BLE001  the torch check above names the error
         return Check("gpu", None, "unknown: torch does not import")
@@ -174,9 +167,6 @@ def check_ffmpeg() -> Check:
 def backbone_weights(name: str, params: dict) -> list[Check]:
     """Build the backbone as the embed step does: a missing checkpoint fails the build with a message
     naming the file and the fetch command; a built one reports its ``weights_status()`` if it has one."""
-    from .backbones import build_backbone
-    from .embed import split_backbone_config
-
     params, _ = split_backbone_config(params)  # as the embed step does
     try:
         backbone = build_backbone(name, params)
@@ -207,8 +197,6 @@ def estimate_cache_bytes(config: dict, data_bytes: int) -> int:
     Compressed audio is ~10x smaller than its decoded samples; a 16-bit wav ~2x; 6x is the middle
     ground used here, scaled by how the backbone rates compare with a 16 kHz source.
     """
-    from .backbones import declared_sample_rate
-
     rates = {declared_sample_rate(p, n) for n, p in config["backbones"].items()}
     return int(data_bytes * 6 * sum(rate / 16000 for rate in rates))
 
@@ -236,8 +224,6 @@ def check_results_writable(
 ) -> Check:
     """The results folder may be written: audiofold's own, and it (or the folder it will be made in)
     takes new files (``audiofold.config.check_output_folders``); the cache folder is no project folder."""
-    from .config import check_output_folders
-
     try:
         check_output_folders(config, [Path.cwd(), *project_dirs], source=source)
     except AudiofoldError as exc:
@@ -249,8 +235,6 @@ def check_results_writable(
 
 def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
     """Every check; the configured ones only when ``config_path`` exists and validates."""
-    from .config import load_config
-
     config, config_check = None, None
     if config_path is None or not Path(config_path).is_file():
         config_check = Check("config", None, f"{config_path} not found; skipped the backbone and disk checks")
@@ -274,7 +258,5 @@ def run_checks(config_path: str | Path | None = "config.yaml") -> list[Check]:
         checks += backbone_weights(name, params)
     checks.append(check_disk(config, Path(config_path).resolve().parent))
     if not broken:  # measured by building and running each backbone: only when they import
-        from .estimate import check_run_time
-
         checks.append(check_run_time(config))
     return checks

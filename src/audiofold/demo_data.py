@@ -319,7 +319,7 @@ def materialise_demo(out_dir: str | os.PathLike, demo: dict, outputs: dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audiofold.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m audiofold.demo_data", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", help="folder to write train.csv, test.csv, sample_submission.csv, train/, test/")
     parser.add_argument("--kind", choices=KINDS, default="regression")
     parser.add_argument("--n-train", type=int, default=240)

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from .config import find_schema, load_schema, validate_config
-from .errors import ConfigError, DataError
-from .tables import raw_column, read_table
-from .tasks import infer_task
+from ..backbones.packaged import PACKAGE_MODULES
+from ..config import find_schema, load_schema, validate_config
+from ..errors import ConfigError, DataError
+from ..io import atomic_path
+from ..tables import raw_column, read_table
+from ..tasks import infer_task
+from .doctor import check_packaged_backbone
 
 AUDIO_EXTENSIONS = ("wav", "flac", "ogg", "mp3", "m4a", "aac", "opus")
 _SAMPLE = re.compile(r"(sample|submission)", re.I)
@@ -84,9 +87,6 @@ BACKBONE_EVIDENCE = {
 def packaged_backbone_check(kind: str):
     """Whether the packaged backbone ``kind`` can be built here: ``audiofold doctor``'s import check
     (the package is imported, not just looked up) as a ``doctor.Check``."""
-    from .backbones.packaged import PACKAGE_MODULES
-    from .doctor import check_packaged_backbone
-
     return check_packaged_backbone(kind, PACKAGE_MODULES[kind], needed=True)
 
 
@@ -350,8 +350,6 @@ def scaffold(
 
 def write_config(result: Scaffold, path: str | Path, force: bool = False) -> Path:
     """Write the scaffolded config with a header listing the inferences; refuses to overwrite unless ``force``."""
-    from .io import atomic_path
-
     path = Path(path)
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; pass --force to overwrite it or --output to write elsewhere.")

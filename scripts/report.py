@@ -1,4 +1,4 @@
-"""Rule metrics -> audiofold.report.summarise (metrics.json and the report plots; folds from task.json)."""
+"""Rule report -> audiofold.report.summarise (metrics.json and the report plots; folds from task.json)."""
 
 from audiofold.io import read_json
 from audiofold.report import folds_entry, summarise

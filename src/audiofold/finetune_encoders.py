@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import librosa
 import numpy as np
 import torch
 from torch import nn
 
+from . import checkpoints
+from .backbones import AisfxBackbone, PannsBackbone, TorchaudioSSLBackbone
+from .backbones.panns import VARIANTS
 from .errors import ConfigError
+from .registry import keyword_options
 
 ENCODER_TYPES = ("cnn", "aisfx", "panns", "torchaudio")
 
@@ -46,8 +51,6 @@ class Encoder(nn.Module):
 
 
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
-    import librosa  # only the mel filter matrix
-
     return torch.from_numpy(
         librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
     )
@@ -105,7 +108,6 @@ class AisfxEncoder(Encoder):
 
     def __init__(self) -> None:
         super().__init__()
-        from .backbones import AisfxBackbone
 
         self.frontend = AisfxBackbone()  # loads the packaged weights (fp32: trained here); log_mel is numpy
         self.net = self.frontend.model
@@ -131,7 +133,6 @@ class PannsEncoder(Encoder):
 
     def __init__(self, *, variant: str = "cnn14", checkpoint: str | None = None) -> None:
         super().__init__()
-        from .backbones import PannsBackbone
 
         self.frontend = PannsBackbone(variant=variant, checkpoint=checkpoint)
         self.net = self.frontend.model
@@ -155,7 +156,6 @@ class TorchaudioEncoder(Encoder):
 
     def __init__(self, *, bundle: str = "wavlm_base_plus", checkpoint: str | None = None, arch: dict | None = None):
         super().__init__()
-        from .backbones import TorchaudioSSLBackbone
 
         self.frontend = TorchaudioSSLBackbone(bundle=bundle, checkpoint=checkpoint, arch=arch, device="cpu")
         self.net = self.frontend.model
@@ -195,19 +195,17 @@ def encoder_sample_rate(params: dict[str, Any], where: str = "encoder") -> int:
     """The rate an encoder reads, known from config alone (the workflow plans the audio stores with it)."""
     cls = encoder_class(where, params)
     if cls is PannsEncoder:
-        from .backbones.panns import VARIANTS
-
         variant = params.get("variant", "cnn14")
         if variant not in VARIANTS:
             raise ConfigError(f"{where}.variant: must be one of {', '.join(VARIANTS)}, got {variant!r}")
         return VARIANTS[variant]["sample_rate"]
     if cls is TorchaudioEncoder:
-        from . import weights
-
         bundle = str(params.get("bundle", "wavlm_base_plus")).lower()
-        if bundle not in weights.TORCHAUDIO_BUNDLES:
-            raise ConfigError(f"{where}.bundle: unknown bundle {bundle!r}; choose one of {weights.TORCHAUDIO_BUNDLES}")
-        return int(weights.torchaudio_bundle(bundle).sample_rate)
+        if bundle not in checkpoints.TORCHAUDIO_BUNDLES:
+            raise ConfigError(
+                f"{where}.bundle: unknown bundle {bundle!r}; choose one of {checkpoints.TORCHAUDIO_BUNDLES}"
+            )
+        return int(checkpoints.torchaudio_bundle(bundle).sample_rate)
     if cls is CNNEncoder:
         return int(params.get("sample_rate", 16000))
     return cls.sample_rate
@@ -215,8 +213,6 @@ def encoder_sample_rate(params: dict[str, Any], where: str = "encoder") -> int:
 
 def check_encoder_options(params: dict[str, Any], where: str = "encoder") -> None:
     """ConfigError naming the key for an unknown encoder type or option (nothing is loaded)."""
-    from .registry import keyword_options
-
     cls = encoder_class(where, params)
     allowed = keyword_options(cls)
     unknown = sorted(set(params) - {"type"} - set(allowed))

@@ -12,12 +12,14 @@ fits noise. Classes with fewer than ``min_positives`` positives keep the global 
 others are shrunk towards them, ``n / (n + shrinkage)`` of their own weights and the rest global
 (``shrinkage`` acts as that many pseudo-positives voting for the global weights). Whether the
 result beats global weights at all is decided by ``blend.fit_blend`` on cross-fitted rows, and the
-nested score (``audiofold.nested``) re-makes that decision per outer fold.
+nested score (``audiofold.ensemble.blend_nested``) re-makes that decision per outer fold.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .options import BlendOptions
 
 # A pick must improve the running column by more than float noise to count as better.
 MIN_IMPROVEMENT = 1e-12
@@ -95,9 +97,9 @@ def class_weights(
     y: np.ndarray,
     global_weights: np.ndarray,
     *,
-    rounds: int = 25,
-    min_positives: int = 10,
-    shrinkage: float = 10.0,
+    rounds: int = BlendOptions.greedy_rounds,
+    min_positives: int = BlendOptions.per_class_min_positives,
+    shrinkage: float = BlendOptions.per_class_shrinkage,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class weights (C, K) for transformed candidates ``stack`` (K, N, C) of targets y (N, C).
 

@@ -4,7 +4,7 @@ The blend's own OOF score is in-sample: calibration keep/drop, the blend method,
 pruning, blend weights and the rounding decision are all chosen on the very OOF rows they are
 then scored on (on the demo that flatters RMSE by 0.5-2.5 %, and pure-noise candidates still win
 weight). Here, for each outer fold k, the same code (``calibrate.calibrate_candidate``,
-``blend.fit_blend`` with its method choice, ``submit.decide_rounding``) makes those choices from
+``blend.fit_blend`` with its method choice, ``postprocess.decide_rounding``) makes those choices from
 the OOF rows of the other folds only (``auto`` compares the methods cross-fitted over those
 folds), and the choices are applied to fold k's rows as they are applied to the test set:
 calibrated by the mean of the inner folds' calibrators, blended with the inner weights or
@@ -12,7 +12,7 @@ stacker (multilabel: ranks over fold k's own block, as the test blend ranks the 
 rounded or not. The concatenated
 fold-k predictions form a nested OOF prediction whose score estimates what the submission scores.
 Multilabel: the per-class weights decision (``blend.per_class``) is re-made per outer fold too,
-and so are the label-string thresholds (global and per class, ``submit.decide_label_thresholds``
+and so are the label-string thresholds (global and per class, ``postprocess.decide_label_thresholds``
 on the inner blend, applied through fold k's own score quantiles); ``labels`` reports the nested
 sample-averaged F1 of the label strings (no metric of the task scores them, so they are reported
 beside it, not in it).
@@ -27,13 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
-from .blend import fit_blend, load_candidates, predict_blend
-from .bootstrap import paired_bootstrap
-from .calibrate import calibrate_candidate
-from .errors import DataError
-from .io import load_npz, save_npz, write_json
-from .submit import (
+from .. import metrics
+from ..errors import DataError
+from ..io import load_npz, save_npz, write_json
+from ..postprocess import (
     decide_label_thresholds,
     decide_rounding,
     finalize_predictions,
@@ -41,7 +38,11 @@ from .submit import (
     label_thresholds,
     samples_f1,
 )
-from .tasks import TaskSpec
+from ..tasks import TaskSpec
+from .blend import fit_blend, load_candidates, predict_blend
+from .bootstrap import paired_bootstrap
+from .calibrate import calibrate_candidate
+from .options import BlendOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +73,13 @@ def nested_blend(
     y: np.ndarray,
     folds: np.ndarray,
     task: TaskSpec,
+    options: BlendOptions = BlendOptions(),
     *,
     calibrate: bool = True,
-    step: float = 0.1,
-    max_candidates: int = 6,
-    round_mode: str = "auto",
-    method: str = "auto",
-    greedy_rounds: int = 25,
-    per_class: bool | str = False,
-    per_class_min_positives: int = 10,
-    per_class_shrinkage: float = 10.0,
-    per_class_threshold: bool | str = "auto",
-    threshold_min_positives: int = 10,
     label_masks: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Nested OOF prediction of the calibrate -> blend -> round chain and what each outer fold chose.
+    """Nested OOF prediction of the calibrate -> blend -> round chain and what each outer fold chose,
+    every choice made as the blend step makes it under ``options``.
 
     ``candidates``: uncalibrated OOF predictions (name -> (n, D)), rows aligned with ``y`` and
     ``folds``. Fold k's rows of the result depend on fold k's targets through nothing.
@@ -101,10 +94,11 @@ def nested_blend(
     folds = np.asarray(folds)
     fold_ids = np.unique(folds)
     multilabel = task.kind == "multilabel"
-    minimum = min_folds(calibrate, method, multilabel and per_class == "auto")
+    minimum = min_folds(calibrate, options.method, multilabel and options.per_class == "auto")
     if len(fold_ids) < minimum:
         raise DataError(
-            f"nested blend score: {len(fold_ids)} fold(s); it needs cv.n_folds >= {minimum}" + _why(calibrate, method)
+            f"nested blend score: {len(fold_ids)} fold(s); it needs cv.n_folds >= {minimum}"
+            + _why(calibrate, options.method)
         )
     first = next(iter(candidates.values()))
     nested = np.full((len(first), np.asarray(first).reshape(len(first), -1).shape[1]), np.nan)
@@ -123,20 +117,8 @@ def nested_blend(
                     calibrated.append(name)
             else:
                 inner_cands[name], outer_cands[name] = P[inner], P[outer]
-        fitted, inner_blend = fit_blend(
-            inner_cands,
-            y[inner],
-            folds[inner],
-            task,
-            method=method,
-            step=step,
-            max_candidates=max_candidates,
-            greedy_rounds=greedy_rounds,
-            per_class=per_class,
-            per_class_min_positives=per_class_min_positives,
-            per_class_shrinkage=per_class_shrinkage,
-        )
-        rounding = decide_rounding(y[inner], inner_blend, task, round_mode)
+        fitted, inner_blend = fit_blend(inner_cands, y[inner], folds[inner], task, options)
+        rounding = decide_rounding(y[inner], inner_blend, task, options.round_mode)
         nested[outer] = finalize_predictions(
             predict_blend(fitted, outer_cands, task), task, round_to_step=rounding["applied"]
         )
@@ -155,8 +137,8 @@ def nested_blend(
                 finalize_predictions(inner_blend, task),
                 y[inner],
                 folds[inner],
-                per_class_threshold,
-                min_positives=threshold_min_positives,
+                options.per_class_threshold,
+                min_positives=options.threshold_min_positives,
             )
             record["labels"] = {key: labels[key] for key in ("applied", "quantile", "cross_validated_f1")}
             if label_masks is not None:
@@ -244,22 +226,14 @@ def nested_files(
     task: TaskSpec,
     oof_out,
     summary_out,
+    options: BlendOptions = BlendOptions(),
     *,
     calibrate: bool = True,
-    step: float = 0.1,
-    max_candidates: int = 6,
-    round_mode: str = "auto",
-    method: str = "auto",
-    greedy_rounds: int = 25,
-    per_class: bool | str = "auto",
-    per_class_min_positives: int = 10,
-    per_class_shrinkage: float = 10.0,
-    per_class_threshold: bool | str = "auto",
-    threshold_min_positives: int = 10,
     targets_path: str | None = None,
     seed: int = 0,
 ) -> dict:
-    """Nested blend of the uncalibrated candidate files; write its OOF (ids, fold, y, P) and a summary.
+    """Nested blend (``nested_blend`` under ``options``) of the uncalibrated candidate files; write its
+    OOF (ids, fold, y, P) and a summary.
 
     Summary: overall and per_fold (the task's metrics of the nested OOF prediction), folds
     (what each outer fold chose, ``nested_blend``) and best_single (``nested_best_single``: overall,
@@ -273,7 +247,7 @@ def nested_files(
     candidates, _, oof, _ = load_candidates(oof_paths)
     y, folds = oof["y"], oof["fold"]
     n_folds = len(np.unique(folds))
-    minimum = min_folds(calibrate, method, task.kind == "multilabel" and per_class == "auto")
+    minimum = min_folds(calibrate, options.method, task.kind == "multilabel" and options.per_class == "auto")
     if n_folds < minimum:  # too few folds to nest: say so instead of failing the run
         reason = f"not computed: {n_folds} folds; the nested score needs cv.n_folds >= {minimum}"
         save_npz(
@@ -287,24 +261,7 @@ def nested_files(
         write_json(summary_out, summary)
         return summary
     masks: dict[str, np.ndarray] = {}
-    P, chosen = nested_blend(
-        candidates,
-        y,
-        folds,
-        task,
-        calibrate=calibrate,
-        step=step,
-        max_candidates=max_candidates,
-        round_mode=round_mode,
-        method=method,
-        greedy_rounds=greedy_rounds,
-        per_class=per_class,
-        per_class_min_positives=per_class_min_positives,
-        per_class_shrinkage=per_class_shrinkage,
-        per_class_threshold=per_class_threshold,
-        threshold_min_positives=threshold_min_positives,
-        label_masks=masks,
-    )
+    P, chosen = nested_blend(candidates, y, folds, task, options, calibrate=calibrate, label_masks=masks)
 
     def scored(pred: np.ndarray) -> dict:
         return {

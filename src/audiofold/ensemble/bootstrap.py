@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import sparse
 
-from .errors import DataError
-from .metrics import GREATER_IS_BETTER, METRICS, as_2d, lwlrap_cells, metrics_for, normalize_probabilities
-from .tasks import TaskSpec
+from ..errors import DataError
+from ..metrics import GREATER_IS_BETTER, METRICS, as_2d, lwlrap_cells, metrics_for, normalize_probabilities
+from ..tasks import TaskSpec
 
 WeightedScorer = Callable[[np.ndarray], np.ndarray]
 

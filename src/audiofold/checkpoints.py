@@ -9,6 +9,7 @@ backbone) likewise with ``audiofold weights fetch whisper:<size>`` (faster-whisp
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class WeightsSpec:
 
 def torchaudio_bundle(name: str):
     """The torchaudio pipeline bundle for a lower-case bundle name (e.g. ``wavlm_base_plus``)."""
+    # deferred: torchaudio (and torch) take seconds to load; only model jobs need them
     from torchaudio import pipelines
 
     return getattr(pipelines, name.upper())
@@ -79,6 +81,7 @@ def weights_spec(name: str) -> WeightsSpec:
 
 def checkpoint_dir() -> Path:
     """Where torch hub caches checkpoints: ``$TORCH_HOME/hub/checkpoints`` (default ~/.cache/torch)."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -119,6 +122,7 @@ def fetch(
 
     ``hf:<model id>`` downloads a Hugging Face model snapshot into the Hugging Face cache
     (``dest_dir`` as its cache_dir) and returns the snapshot folder."""
+    # deferred: torch takes seconds to load, and only the jobs that run a model need it
     import torch.hub
 
     if name.startswith(HF_PREFIX):
@@ -153,6 +157,7 @@ def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The Hugging Face hub cache that ``cache_dir`` names, or huggingface_hub's default ($HF_HOME/hub)."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
+    # deferred: only the Hub cache's users (weights commands, HF backbones) need it
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
@@ -169,8 +174,6 @@ def hf_fetch_command(model: str, revision: str | None = None, cache_dir: str | o
 
 def hf_weight_files(snapshot_dir: str | os.PathLike) -> list[Path]:
     """The weight file(s) transformers loads from a model folder: one file, or the shards an index lists."""
-    import json
-
     folder = Path(snapshot_dir)
     for name in HF_WEIGHT_FILES:
         path = folder / name
@@ -185,6 +188,7 @@ def hf_weight_files(snapshot_dir: str | os.PathLike) -> list[Path]:
 def fetch_hf(model: str, cache_dir: str | os.PathLike | None = None, revision: str | None = None) -> Path:
     """Download a Hugging Face model snapshot (config, feature extractor and one weight format) into
     the Hugging Face cache; returns the snapshot folder (``models--ORG--NAME/snapshots/<commit>``)."""
+    # deferred: only the Hub cache's users (weights commands, HF backbones) need it
     from huggingface_hub import HfApi, snapshot_download
 
     files = HfApi().list_repo_files(model, revision=revision)
@@ -212,6 +216,7 @@ def faster_whisper_repo(size: str) -> str:
 
 def cached_snapshot(repo: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
     """The newest local snapshot folder of a Hugging Face repository, without any network access."""
+    # deferred: only the Hub cache's users (weights commands, HF backbones) need it
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 

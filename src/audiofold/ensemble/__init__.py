@@ -1,0 +1,1 @@
+"""The ensemble steps: calibrate candidates, blend them, score the blend nested."""
