@@ -5,7 +5,7 @@ CORES ?= 8
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lock lint run test report dryrun clean
+.PHONY: install lock lint run test test-fast report dryrun clean
 
 # The venv is exactly requirements.lock.txt (every package pinned, torch/torchaudio as the one pair
 # that imports together), installed with the pinned uv; `make lock` refreshes the lock. The install
@@ -49,6 +49,11 @@ lint: install
 test: install lint
 	@bash .ci/system-packages.sh || echo "system packages not installed; the tests that need them skip" >&2
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=40
+
+# The unit tier only (tests/unit: the library, no Snakemake run; a few minutes on two cores), while you
+# work; `make test` (tests/unit and tests/e2e) is the full suite that CI runs.
+test-fast: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10 tests/unit
 
 clean:
 	rm -rf results .snakemake

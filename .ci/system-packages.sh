@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System tools the tests exercise for real, installed only when missing (run it any number of times):
-#   ffmpeg                                  m4a/aac decoding (tests/test_audio.py)
-#   slurmctld slurmd slurm-client munge     a single-node SLURM cluster (tests/test_slurm.py)
-#   chromium                                renders the Snakemake HTML report (tests/test_report_e2e.py)
+#   ffmpeg                                  m4a/aac decoding (tests/unit/test_audio.py)
+#   slurmctld slurmd slurm-client munge     a single-node SLURM cluster (tests/e2e/test_slurm.py)
+#   chromium                                renders the Snakemake HTML report (tests/e2e/test_report_e2e.py)
 # Installs with apt-get when run as root; otherwise it says what is missing and exits 0: the tests
 # that need a missing tool skip, naming it (tests/conftest.py: requires_tool). Exits non-zero only
 # when an install was attempted and failed. Called by `make test` and .ci/run.

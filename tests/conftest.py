@@ -109,6 +109,27 @@ def small_config(kind: str, **overrides) -> dict:
     return config
 
 
+def demo_config(kind: str) -> dict:
+    """The test config on one kind: the demo runs that several end-to-end modules share (finished_runs)."""
+    config = small_config(kind)
+    if kind == "multilabel":  # seed 004's setting: 5 deterministic crops per clip, embeddings averaged
+        config["backbones"]["logmel"].update(crop_seconds=1.0, tta={"n_crops": 5})
+    return config
+
+
+def jobs_to_run(workdir, *extra):
+    """Rule name -> job count of what a dry run would execute."""
+    out = snakemake(
+        workdir, "-n", *extra, "--quiet", "rules"
+    ).stdout  # after --configfile, before --quiet: both take lists
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
 @pytest.fixture
 def workdir(tmp_path):
     def make(config: dict) -> Path:

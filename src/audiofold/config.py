@@ -298,7 +298,7 @@ def schema_reference(schema: dict | None = None) -> str:
         "# Configuration reference",
         "",
         "<!-- Generated from workflow/schemas/config.schema.yaml by audiofold.config.schema_reference();",
-        "     regenerate with `audiofold check --reference > docs/CONFIG.md` (tests/test_docs.py checks it). -->",
+        "     regenerate with `audiofold check --reference > docs/CONFIG.md` (tests/unit/test_docs.py checks it). -->",
         "",
         " ".join(str(schema.get("description", "")).split()),
         "",

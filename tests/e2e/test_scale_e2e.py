@@ -7,9 +7,8 @@ import pytest
 import yaml
 
 from audiofold.io import load_npz
-from test_workflow_e2e import _jobs_to_run, demo_config
 
-from conftest import snakemake
+from conftest import demo_config, jobs_to_run, snakemake
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("scale")]
@@ -31,7 +30,7 @@ def first_run(tmp_path_factory, finished_runs):
 def test_fold_changes_rerun_nothing_upstream_of_train(first_run, change):
     wd, config, _ = first_run
     (wd / "change.yaml").write_text(yaml.safe_dump(change))
-    planned = _jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml"))
+    planned = jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml"))
     assert planned.get("prepare") == 1 and planned.get("train")
     assert not {"demo_data", "validate", "decode", "embed"} & set(planned), planned
 

@@ -17,9 +17,10 @@ from audiofold.embed import embed_clips
 from audiofold.hashes import content_hashes
 from audiofold.io import load_npz
 
+from conftest import ROOT
+
 CONFIG = {"type": "logmel", "sample_rate": 16000, "n_mels": 16}
 KEY = config_key(CONFIG, 5.0)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write_clips(folder: Path, n: int, samples: int = 1600, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -161,7 +162,7 @@ def test_the_cache_grows_by_chunks_not_clips(tmp_path):
 
 
 def test_prune_keeps_the_used_keys_and_removes_others_and_the_old_layout(tmp_path, caplog, capsys):
-    config = load_config(REPO / "config.yaml")
+    config = load_config(ROOT / "config.yaml")
     used = config_key(config["backbones"]["logmel"], config["audio"]["max_seconds"])
     cache_dir = tmp_path / "cache"
     rng = np.random.default_rng(2)
@@ -194,7 +195,7 @@ def test_prune_keeps_the_used_keys_and_removes_others_and_the_old_layout(tmp_pat
             "cache",
             "prune",
             "--config",
-            str(REPO / "config.yaml"),
+            str(ROOT / "config.yaml"),
             "--cache-dir",
             str(cache_dir),
             "--max-gb",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a throw-away single-node SLURM cluster (Debian 12's slurm 22.05 + munge) as root, without
-# systemd, for tests/test_slurm.py. Usage: tests/slurm/up.sh STATE_DIR. Every daemon writes its pid
-# under STATE_DIR, so tests/slurm/down.sh STATE_DIR stops exactly these processes.
+# systemd, for tests/e2e/test_slurm.py. Usage: tests/e2e/slurm/up.sh STATE_DIR. Every daemon writes its pid
+# under STATE_DIR, so tests/e2e/slurm/down.sh STATE_DIR stops exactly these processes.
 # The node advertises one GPU (gres File=/dev/null) so `--gpus=1` jobs schedule without real hardware.
 set -euo pipefail
 D=${1:?usage: up.sh STATE_DIR}

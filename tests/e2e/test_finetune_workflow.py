@@ -9,9 +9,8 @@ import yaml
 from audiofold.config import load_config
 from audiofold.errors import ConfigError
 from audiofold.io import load_npz, read_json
-from test_workflow_e2e import _jobs_to_run
 
-from conftest import ROOT, small_config, snakemake
+from conftest import ROOT, jobs_to_run, small_config, snakemake
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("finetune_workflow")]
@@ -47,7 +46,7 @@ def done(tmp_path_factory, finished_runs):
 
 def _planned(wd, change: dict) -> set[str]:
     (wd / "change.yaml").write_text(yaml.safe_dump(change))
-    return set(_jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
+    return set(jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
 
 
 def test_the_fine_tuned_candidate_goes_through_collect_calibrate_and_blend(done):

@@ -14,9 +14,7 @@ from audiofold.backbones.hf import tiny_model
 from audiofold.cli import main as cli_main
 from audiofold.embed import extract
 from audiofold.errors import ConfigError
-from audiofold.io import file_sha256, load_npz
-
-from conftest import small_config, snakemake
+from audiofold.io import file_sha256
 
 FAMILIES = ["wavlm", "wav2vec2", "hubert", "data2vec-audio", "whisper"]
 # wav2vec2 large-style: per-frame layer norm in the CNN, pre-norm transformer, attention mask
@@ -293,22 +291,3 @@ def test_schema_accepts_the_hf_options():
     config["backbones"]["w"]["local_files_only"] = "no"
     with pytest.raises(ConfigError, match="local_files_only"):
         validate_config(config, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
-
-
-@pytest.mark.e2e
-def test_workflow_runs_with_an_hf_backbone(workdir, models):
-    config = small_config("regression")
-    config["backbones"] = {
-        "wavlm": {"type": "hf", "model": str(models["wavlm"]), "layer": "all", "crop_seconds": 1.0, "batch_size": 16}
-    }
-    config["heads"] = {"linear": {"type": "linear"}}
-    wd = workdir(config)
-    snakemake(wd, "--cores", "2")
-    emb = load_npz(wd / "results/embeddings/wavlm/train0.npz")
-    assert emb["X"].shape[1] == 32 and emb["X_layers"].shape[1:] == (2, 32) and np.isfinite(emb["X"]).all()
-    meta = json.loads((wd / "results/embeddings/wavlm/train0.meta.json").read_text())
-    assert meta["backbone"]["checkpoint"]["sha256"] == file_sha256(models["wavlm"] / "model.safetensors")
-    assert meta["backbone"]["hf"]["model_type"] == "wavlm"
-    metrics = json.loads((wd / "results/metrics.json").read_text())
-    assert "wavlm/linear/main" in metrics["candidates"]
-    assert (wd / "results/submission.csv").exists()

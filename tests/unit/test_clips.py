@@ -9,6 +9,8 @@ from audiofold.clips import assign_chunks, jump_hash, resolve_shard_clips
 from audiofold.embed import embed_clips
 from audiofold.io import load_npz, read_json
 
+from helpers import noise_clips
+
 IDS = [f"clip{i:05d}" for i in range(2000)]
 
 
@@ -31,19 +33,8 @@ def test_jump_hash_is_balanced_and_auto_chunk_size_is_bounded():
     assert resolve_shard_clips(50, 10**6) == 50
 
 
-def _clips(tmp_path, n=6):
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(n):
-        path = tmp_path / "audio" / f"c{i}.wav"
-        path.parent.mkdir(exist_ok=True)
-        sf.write(path, rng.normal(0, 0.1, 16000 + 800 * i).astype(np.float32), 16000)
-        rows.append((f"c{i}", str(path), "decode"))
-    return rows
-
-
 def test_embed_clips_reuses_the_cache_and_a_changed_file_gets_a_new_key(tmp_path, caplog):
-    rows = _clips(tmp_path)
+    rows = noise_clips(tmp_path)
     config = {"type": "logmel", "sample_rate": 16000, "n_mels": 16}
     backbone = build_backbone("logmel", {k: v for k, v in config.items()})
     cache = EmbeddingCache(tmp_path / "cache", config_key(config, 5.0))

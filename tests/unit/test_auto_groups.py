@@ -4,13 +4,10 @@ each inside one fold, and a real group column (or too few clusters) leaves the f
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from audiofold.auto_groups import DEFAULT_THRESHOLD, auto_groups, cluster_groups, purity, read_auto_groups
 from audiofold.io import read_json
 from audiofold.prepare import prepare
-
-from conftest import small_config, snakemake
 
 K = 8
 
@@ -114,50 +111,3 @@ def test_a_real_group_column_wins_over_pseudo_groups(tmp_path):
     without = prepare(config, tmp_path / "b")
     assert "auto_groups" not in with_auto and with_auto == without
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a/folds.csv"), pd.read_csv(tmp_path / "b/folds.csv"))
-
-
-def _rules(workdir, config):
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return snakemake(workdir, "--list-rules").stdout.split()
-
-
-@pytest.mark.parametrize(
-    ("demo", "auto", "group_column", "fold_column", "in_graph"),
-    [
-        (False, "auto", None, None, True),
-        (False, "auto", "speaker", None, False),  # a real group column: nothing changes
-        (False, "auto", None, "fold", False),  # predefined folds: nothing changes
-        (True, "auto", None, None, False),  # the demo's clips are independent by construction
-    ],
-)
-def test_the_auto_groups_step_runs_only_without_group_and_fold_columns(
-    tmp_path, demo, auto, group_column, fold_column, in_graph
-):
-    config = small_config("regression")
-    config["demo"]["enabled"] = demo
-    config["cv"]["auto_groups"] = auto
-    config["data"].update(group_column=group_column, fold_column=fold_column)
-    assert ("auto_groups" in _rules(tmp_path, config)) == in_graph
-
-
-@pytest.mark.e2e
-def test_workflow_makes_folds_from_pseudo_groups(workdir):
-    """The real step on the demo clips: resemblyzer embeddings, clusters, prepare's folds (no training)."""
-    config = small_config("regression")
-    config["cv"]["auto_groups"] = True
-    wd = workdir(config)
-    snakemake(wd, "--cores", "2", "results/task.json")
-    groups = pd.read_csv(wd / "results/validation/auto_groups.csv", dtype=str)
-    summary = read_json(wd / "results/validation/auto_groups.json")
-    task = read_json(wd / "results/task.json")
-    assert len(groups) == config["demo"]["n_train"] == summary["n_clips"]
-    assert summary["backbone"] == "resemblyzer" and summary["threshold"] == DEFAULT_THRESHOLD
-    assert task["auto_groups"]["n_groups"] == groups["group"].nunique()
-    folds = pd.read_csv(wd / "results/folds.csv", dtype=str).merge(groups, on="id", suffixes=("", "_auto"))
-    if task["auto_groups"]["used"]:
-        assert folds.groupby("group_auto")["fold"].nunique().max() == 1
-    else:
-        assert "pseudo-groups not used" in task["auto_groups"]["why"]
-    # a seed change remakes the folds without re-embedding or re-clustering
-    plan = snakemake(wd, "-n", "results/task.json", "--config", "seed=1").stdout
-    assert "prepare" in plan and "auto_groups" not in plan.replace("validation/auto_groups", "")

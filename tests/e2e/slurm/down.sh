@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the daemons tests/slurm/up.sh STATE_DIR started, by the pids they wrote, and remove the config links.
+# Stop the daemons tests/e2e/slurm/up.sh STATE_DIR started, by the pids they wrote, and remove the config links.
 set -uo pipefail
 D=${1:?usage: down.sh STATE_DIR}
 for f in "$D/slurmd.pid" "$D/slurmctld.pid" "$D/munge/munged.pid"; do

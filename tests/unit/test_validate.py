@@ -17,7 +17,8 @@ from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
 from audiofold.tasks import TaskSpec
 from audiofold.validate import inspect_clip, run_validation, validate
-from test_prepare import make_data
+
+from helpers import make_rating_data
 
 
 def tone(sr, seconds, channels=1):
@@ -247,7 +248,7 @@ def test_one_hour_file_reads_only_max_seconds(tmp_path):
 
 
 def test_manifest_rows_without_a_file_are_missing_under_a_lenient_policy(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     next((tmp_path / "audio").glob("0005.*")).unlink()
     report = run_validation(
         config["data"], policy="skip", max_seconds=5, shard_clips=4, out_dir=tmp_path / "results/validation"
@@ -269,7 +270,7 @@ def _rewrite(tmp_path, name, edit):
 
 
 def test_misnamed_id_or_label_column_is_named(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     config["data"]["id_column"] = "id"
     with pytest.raises(DataError, match=r"data.id_column 'id' is not a column .*clip_id"):
         prepare(config, tmp_path / "results")
@@ -279,14 +280,14 @@ def test_misnamed_id_or_label_column_is_named(tmp_path):
 
 
 def test_missing_label_column_in_the_table_is_named(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     _rewrite(tmp_path, "train.csv", lambda df: df.drop(columns=["rating"]))
     with pytest.raises(DataError, match="label columns"):
         prepare(config, tmp_path / "results")
 
 
 def test_empty_regression_label_names_the_row(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
 
     def blank(df):
         df.loc[4, "rating"] = ""
@@ -344,7 +345,7 @@ def test_non_utf8_table_is_read_as_latin1(tmp_path):
 
 
 def test_test_ids_and_sample_submission_ids_must_agree(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     test = pd.read_csv(tmp_path / "test.csv", dtype=str)
     sample = pd.DataFrame({"clip_id": test["clip_id"].tolist()[1:] + ["9999"], "rating": 0.0})
     sample.to_csv(tmp_path / "sample.csv", index=False)
@@ -359,7 +360,7 @@ def test_test_ids_and_sample_submission_ids_must_agree(tmp_path):
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
 def test_ids_escaping_the_audio_folder_are_refused_in_every_form(tmp_path, kind):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     outside = tmp_path / "secret.wav"
     sf.write(outside, np.zeros(10, dtype=np.float32), 8000)
     if kind == "symlink":

@@ -11,9 +11,8 @@ import pytest
 from audiofold.cli import main as cli
 from audiofold.cli.status import collect_status
 from audiofold.clips import chunk_names, read_clips
-from test_workflow_e2e import demo_config
 
-from conftest import find_tool, requires_tool, snakemake
+from conftest import demo_config, find_tool, requires_tool, snakemake
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("report")]

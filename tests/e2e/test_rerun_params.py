@@ -4,7 +4,7 @@ key reruns only the jobs that read it (and what follows them), as `snakemake -n`
 import pytest
 import yaml
 
-from test_workflow_e2e import _jobs_to_run, demo_config
+from conftest import demo_config, jobs_to_run
 
 # One worker runs the whole module, so its module-scoped run is made once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rerun_params")]
@@ -34,7 +34,7 @@ def done(tmp_path_factory, finished_runs):
 
 def _planned(wd, change: dict) -> set[str]:
     (wd / "change.yaml").write_text(yaml.safe_dump(change))
-    return set(_jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
+    return set(jobs_to_run(wd, "--configfile", str(wd / "config.yaml"), str(wd / "change.yaml")))
 
 
 @pytest.mark.parametrize(

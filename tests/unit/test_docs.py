@@ -10,9 +10,9 @@ import pytest
 from audiofold.cli import build_parser
 from audiofold.cli import main as cli
 from audiofold.config import load_schema, schema_reference
-from test_init import make_folder
 
 from conftest import ROOT
+from helpers import make_folder
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
