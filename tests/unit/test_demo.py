@@ -21,6 +21,8 @@ from audiofold.tasks import infer_task
 
 KINDS = ("regression", "multitarget", "classification", "multilabel")
 N_TRAIN = 120  # enough for a stable 4-fold estimate of learnability
+# One worker makes the data sets (about 10 s) for the whole module, not each worker its own copy.
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 @pytest.fixture(scope="module")
