@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+try:  # structured node ids (pytest >= 9.2): see _keep_xdist_groups
+    from _pytest.nodeid import NodeId
+except ImportError:
+    NodeId = ()
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Daemons (slurmctld, munged) live in sbin, which a non-root PATH often lacks.
@@ -90,11 +95,28 @@ def _keep_thread_variables(monkeypatch):
             monkeypatch.delenv(var)
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)  # after xdist's own hook, whose group suffix this checks
+def pytest_collection_modifyitems(config, items):
     """Longest first: the SLURM test, then the other end-to-end runs, then the quick tests. Under
     xdist (`make test`: --dist loadgroup --no-loadscope-reorder) a worker takes the next test in this
     order whenever it runs low, so a long test no longer starts last and runs alone on one worker."""
+    if getattr(config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup
+        _keep_xdist_groups(items)
     items.sort(key=lambda item: 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("e2e") else 2)
+
+
+def _keep_xdist_groups(items) -> None:
+    """pytest-xdist 3.8 sends an `xdist_group` to one worker by appending "@group" to `item._nodeid`,
+    which pytest 9.2's structured node ids ignore (pytest-dev/pytest-xdist#1386): every group was spread
+    over both workers and each built the module's fixtures. Append it to the id pytest 9.2 reads; a
+    no-op once xdist's suffix shows in the node id again (or on a pytest without structured ids)."""
+    for item in items:
+        names = sorted(
+            {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        )
+        suffix = f"@{'_'.join(names)}"
+        if names and not item.nodeid.endswith(suffix) and isinstance(getattr(item, "_id", None), NodeId):
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 TEST_CONFIG = ROOT / ".test/config.yaml"
