@@ -58,6 +58,8 @@ rule hashes:
 
 # The clip list and its audio checks: everything embedding depends on, and nothing about labels or
 # folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
+# It also writes validation/chunks/{chunk}.tsv, each chunk's manifest (the embed jobs' input), only
+# when changed and not as declared outputs, which Snakemake would delete first (common.smk chunk_manifest).
 checkpoint validate:
     input:
         train_csv=DATA["train_csv"],
