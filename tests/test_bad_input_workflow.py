@@ -212,3 +212,13 @@ def test_an_edited_clip_reruns_exactly_its_chunks_embed_jobs(validated):
     rerun = sorted(f"{p.parent.name}/{p.stem}" for p in shards if p.stat().st_mtime_ns != before[p])
     assert rerun == sorted(f"{backbone}/{chunk}" for backbone in config["backbones"])
     assert "tr3" in np.load(validated / f"results/embeddings/{next(iter(config['backbones']))}/{chunk}.npz")["ids"]
+
+
+def test_a_results_folder_without_chunk_manifests_reruns_validate(validated):
+    """One made before the manifests existed: its validate outputs lack chunks.json, so validate reruns
+    (instead of the embed jobs failing on a missing manifest)."""
+    shutil.rmtree(validated / "results/validation/chunks")
+    (validated / "results/validation/chunks.json").unlink()
+    assert "rule validate" in planned(validated)
+    snakemake(validated, "--cores", "1", REPORT, TARGETS)
+    assert sorted(p.name for p in (validated / "results/validation/chunks").iterdir()) == ["test0.tsv", "train0.tsv"]

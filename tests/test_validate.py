@@ -390,7 +390,7 @@ def test_validation_writes_each_chunks_manifest_only_when_it_changed(tmp_path):
     run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
     clips = pd.read_csv(out / "clips.csv", dtype=str, keep_default_na=False).set_index("id")
     manifests = {p.stem: p for p in (out / "chunks").iterdir()}
-    assert sorted(manifests) == sorted(set(clips["chunk"]))
+    assert sorted(manifests) == sorted(set(clips["chunk"])) == sorted(read_json(out / "chunks.json")["clips"])
     first = pd.read_csv(manifests[clips.loc["0003", "chunk"]], sep="\t", dtype=str).set_index("id")
     assert first.loc["0003", "hash"] == clips.loc["0003", "hash"] != ""
     mtimes = {name: p.stat().st_mtime_ns for name, p in manifests.items()}

@@ -214,9 +214,10 @@ def run_validation(
 ) -> dict:
     """File-level entry point for the rule script: list the clips (with their chunks), then check them.
 
-    Writes ``report.json``, ``clips.csv`` (``id, split, path, chunk, hash, action``) and, under
-    ``chunks/``, one manifest per chunk (``audiofold.clips.write_chunk_manifests``: written only when
-    changed, stale ones removed) under ``out_dir``. ``hash`` is the file's content hash (empty without
+    Writes ``report.json``, ``clips.csv`` (``id, split, path, chunk, hash, action``), under
+    ``chunks/`` one manifest per chunk (``audiofold.clips.write_chunk_manifests``: written only when
+    changed, stale ones removed) and ``chunks.json`` (clips per chunk, the manifests rewritten) under
+    ``out_dir``. ``hash`` is the file's content hash (empty without
     a readable file): copied from ``hashes_path`` (the ``hashes`` step's table) when given, else
     computed here (``audiofold.hashes.content_hashes``, remembered under ``cache_dir``).
     """
@@ -250,5 +251,9 @@ def run_validation(
     )
     table = read_clips(out_dir / "clips.csv").merge(states, on=["id", "split"], how="left", validate="one_to_one")
     written = write_chunk_manifests(table[["chunk", *MANIFEST_COLUMNS]], out_dir / "chunks")
-    log.info("chunk manifests: %d of %d written (the others unchanged)", len(written), table["chunk"].nunique())
+    sizes = table.groupby("chunk", sort=False).size()
+    # the step's declared output for the manifests (they are not, see write_chunk_manifests): a results
+    # folder without it, made before the manifests existed, reruns this step
+    write_json(out_dir / "chunks.json", {"folder": "chunks", "clips": sizes.to_dict(), "rewritten": written})
+    log.info("chunk manifests: %d of %d written (the others unchanged)", len(written), len(sizes))
     return report

@@ -27,7 +27,8 @@ if config["demo"]["enabled"]:
 
 # Content hash (blake2b of the bytes) of every clip's file: identical clips are duplicates. Its own step,
 # not validate's, so that audio.* (validate's params) never reruns prepare, which reads it under
-# cv.group_duplicates. Hashes are remembered in the embedding cache, which the embed jobs then reuse.
+# cv.group_duplicates. Hashes are remembered in the embedding cache; the embed jobs get them through
+# their chunk's manifest.
 rule hashes:
     input:
         train_csv=DATA["train_csv"],
@@ -70,6 +71,8 @@ checkpoint validate:
     output:
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
+        # the manifests validation/chunks/*.tsv are not outputs (see above); this lists them
+        chunks=f"{R}/validation/chunks.json",
     params:
         # functions, not strings: `--lint` takes a folder that prefixes a table's path (results/demo/train,
         # results/demo/train.csv) for a hard-coded file prefix
