@@ -69,10 +69,11 @@ checkpoint validate:
         audio=audio_inputs,  # an added, removed or edited clip reruns the clip list and what follows
         hashes=rules.hashes.output.hashes,  # copied into clips.csv
     output:
+        # first: what a rule waiting on the checkpoint asks for, so a results folder made before the
+        # manifests (validation/chunks/*.tsv, not outputs: see above) reruns validate
+        chunks=f"{R}/validation/chunks.json",
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
-        # the manifests validation/chunks/*.tsv are not outputs (see above); this lists them
-        chunks=f"{R}/validation/chunks.json",
     params:
         # functions, not strings: `--lint` takes a folder that prefixes a table's path (results/demo/train,
         # results/demo/train.csv) for a hard-coded file prefix
