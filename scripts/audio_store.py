@@ -1,12 +1,13 @@
 """Rule audio_store -> audiofold.audio_store.audio_store (one chunk of clips at one sample rate)."""
 
 from audiofold.audio_store import audio_store
+from audiofold.clips import read_chunk_manifest
 from audiofold.rulekit import run_rule
 
 
 def main(smk):
     audio_store(
-        smk.params.clips,
+        read_chunk_manifest(smk.input.manifest),
         int(smk.wildcards.sr),
         smk.output.waves,
         smk.output.index,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .io import write_text_if_changed
 from .tables import check_unique_ids, id_column_values, raw_column, read_data_tables
 from .tasks import infer_id_column
 
@@ -133,6 +134,65 @@ def chunk_names(clips: pd.DataFrame, split: str) -> list[str]:
     no clip hashed to it, and then it is left out."""
     names = clips.loc[clips["split"] == split, "chunk"].unique().tolist()
     return sorted(names, key=lambda s: int(s[len(split) :]))
+
+
+# One manifest per chunk (validation/chunks/{chunk}.tsv): the embed and audio_store jobs' one data
+# input instead of the chunk's audio files, so Snakemake's scheduler stats O(chunks) files, not O(clips).
+# size and mtime_ns are the file's state when the hashes step hashed it: a job trusts ``hash`` only
+# while the file still has that state. Any edit changes the manifest, which reruns exactly its chunk.
+MANIFEST_COLUMNS = ["id", "path", "action", "hash", "size", "mtime_ns"]
+
+
+def manifest_path(folder: str | Path, chunk: str) -> Path:
+    return Path(folder) / f"{chunk}.tsv"
+
+
+def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
+    """One manifest per chunk of ``clips`` (columns ``chunk`` and ``MANIFEST_COLUMNS``), in clip-table
+    order, each written only when its content changed (an unchanged chunk's keeps its mtime); manifests
+    of chunks that no longer exist are removed. Returns the chunks written."""
+    folder = Path(folder)
+    written = []
+    for chunk, rows in clips.groupby("chunk", sort=False):
+        text = rows[MANIFEST_COLUMNS].to_csv(sep="\t", index=False, lineterminator="\n")
+        if write_text_if_changed(manifest_path(folder, chunk), text):
+            written.append(chunk)
+    current = set(clips["chunk"])
+    for old in folder.glob("*.tsv"):
+        if old.stem not in current:
+            old.unlink(missing_ok=True)
+    return written
+
+
+def read_chunk_manifest(path: str | Path) -> list[tuple[str, str, str]]:
+    """(id, path, action) of one chunk's clips, in clip-table order."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    return list(zip(table["id"], table["path"], table["action"]))
+
+
+def manifest_digests(path: str | Path) -> list[str | None]:
+    """Each clip's content hash from its chunk's manifest where its file still has the state it was
+    hashed in; None otherwise (edited since: hash it again), and for clips with no file to decode."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    digests: list[str | None] = []
+    for clip_path, action, digest, size, mtime in zip(
+        table["path"], table["action"], table["hash"], table["size"], table["mtime_ns"]
+    ):
+        known = action == "decode" and digest and file_state(clip_path) == (size, mtime)
+        digests.append(digest if known else None)
+    changed = sum(d is None for d, a in zip(digests, table["action"]) if a == "decode")
+    if changed:
+        log.warning("%s: %d clip(s) without a hash or changed since hashed: hashed again", path, changed)
+    return digests
+
+
+def file_state(path: str) -> tuple[str, str]:
+    """(size, mtime_ns) of a file as text, ("", "") when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return "", ""
+    return str(st.st_size), str(st.st_mtime_ns)
 
 
 class AudioFolder:

@@ -193,6 +193,7 @@ def embed_clips(
     threads: int | None = None,
     decode_workers: int = 2,
     meta: dict | None = None,
+    known_digests: list[str | None] | None = None,
 ) -> dict:
     """Embed one chunk of clips straight from their files; writes the embedding shard and its metadata.
 
@@ -200,9 +201,14 @@ def embed_clips(
     ``zeros`` rows embed ``ZERO_FILL_SECONDS`` of silence. With ``cache`` (an
     ``audiofold.cache.EmbeddingCache``) a clip whose file content was embedded before under the same
     config is read back, and only the misses are decoded and run through the model, then written as
-    one pack. Decoding runs in a
+    one pack. ``known_digests`` (one per row, from the chunk's manifest) are the files' content hashes
+    where known, so the job hashes only the others. Decoding runs in a
     thread pool one block ahead of the model, so a job holds at most two blocks of audio.
     """
+    known = [None] * len(rows) if known_digests is None else list(known_digests)
+    if len(known) != len(rows):
+        raise ValueError(f"{len(known)} known digests for {len(rows)} rows")
+    known = [d for r, d in zip(rows, known) if r[2] != "skip"]
     rows = [tuple(r) for r in rows if r[2] != "skip"]
     sr = backbone.sample_rate
     if threads:
@@ -213,7 +219,7 @@ def embed_clips(
     if cache is not None:
         for i, (_, path, action) in enumerate(rows):
             if action != "zeros":
-                digests[i] = cache.digest(path)
+                digests[i] = known[i] or cache.digest(path)
         cache.memo.flush()  # file states this job hashed, remembered even if embedding fails below
         found = cache.get_many(d for d in digests if d is not None)
         per_clip = [None if d is None else found.get(d) for d in digests]

@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .cache import FileMemo, file_digest
-from .clips import list_clips
+from .clips import file_state, list_clips
 from .folds import duplicate_sets
 from .io import write_csv
 
@@ -39,13 +39,17 @@ def content_hashes(paths: list[str], cache_dir: str | Path | None, progress: boo
 
 
 def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progress: bool = True) -> pd.DataFrame:
-    """The ``hashes`` step: ``id, split, path, hash`` of every clip the tables name -> ``out`` (csv).
+    """The ``hashes`` step: ``id, split, path, hash, size, mtime_ns`` of every clip the tables name ->
+    ``out`` (csv). ``size`` and ``mtime_ns`` are the file's state, taken before it is hashed, so a file
+    edited meanwhile never looks unchanged to a job that trusts the hash (``clips.read_chunk_manifest``).
 
     Lenient about missing and unreadable files (empty hash): the validate step applies the bad-audio
     policy to them.
     """
     clips = list_clips(data, missing_ok=True)[["id", "split", "path"]].copy()
+    clips["size"], clips["mtime_ns"] = _states(clips["path"].tolist())
     clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
+    clips = clips[["id", "split", "path", "hash", "size", "mtime_ns"]]
     write_csv(out, clips)
     log.info(
         "hashed %d clip(s); %d set(s) of training clips with identical content",
@@ -53,6 +57,11 @@ def hash_clips(data: dict, cache_dir: str | Path | None, out: str | Path, progre
         len(identical_sets(clips)),
     )
     return clips
+
+
+def _states(paths: list[str]) -> tuple[list[str], list[str]]:
+    states = [file_state(p) if p else ("", "") for p in paths]
+    return [s for s, _ in states], [m for _, m in states]
 
 
 def identical_sets(clips: pd.DataFrame, split: str = "train") -> list[list[str]]:

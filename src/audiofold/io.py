@@ -45,6 +45,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """Write ``text`` (atomically) unless the file already holds exactly it; True when written.
+
+    An unchanged file keeps its mtime, so Snakemake reruns nothing that reads it.
+    """
+    try:
+        if Path(path).read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass  # missing or unreadable: written below
+    write_text(path, text)
+    return True
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)

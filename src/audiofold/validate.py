@@ -20,7 +20,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .audio import decode_file
-from .clips import list_clips
+from .clips import MANIFEST_COLUMNS, file_state, list_clips, read_clips, write_chunk_manifests
 from .errors import DataError
 from .hashes import content_hashes
 from .io import save_npz, write_csv, write_json
@@ -214,21 +214,33 @@ def run_validation(
 ) -> dict:
     """File-level entry point for the rule script: list the clips (with their chunks), then check them.
 
-    Writes ``report.json`` and ``clips.csv`` (``id, split, path, chunk, hash, action``) under
-    ``out_dir``. ``hash`` is the file's content hash (empty without a readable file): copied from
-    ``hashes_path`` (the ``hashes`` step's table) when given, else computed here
-    (``audiofold.duplicates.content_hashes``, remembered under ``cache_dir``).
+    Writes ``report.json``, ``clips.csv`` (``id, split, path, chunk, hash, action``), under
+    ``chunks/`` one manifest per chunk (``audiofold.clips.write_chunk_manifests``: written only when
+    changed, stale ones removed) and ``chunks.json`` (clips per chunk, the manifests rewritten) under
+    ``out_dir``. ``hash`` is the file's content hash (empty without
+    a readable file): copied from ``hashes_path`` (the ``hashes`` step's table) when given, else
+    computed here (``audiofold.hashes.content_hashes``, remembered under ``cache_dir``).
     """
     out_dir = Path(out_dir)
     clips = list_clips(data, shard_clips, missing_ok=policy != "error")
     if hashes_path is not None:
-        hashes = pd.read_csv(hashes_path, dtype=str, keep_default_na=False)[["id", "split", "hash"]]
-        clips = clips.merge(hashes, on=["id", "split"], how="left", validate="one_to_one").fillna({"hash": ""})
+        hashes = pd.read_csv(hashes_path, dtype=str, keep_default_na=False)
+        for column in ("size", "mtime_ns"):  # a table of an older hashes step: no file states
+            if column not in hashes.columns:
+                hashes[column] = ""
+        hashes = hashes[["id", "split", "hash", "size", "mtime_ns"]]
+        clips = clips.merge(hashes, on=["id", "split"], how="left", validate="one_to_one").fillna(
+            {"hash": "", "size": "", "mtime_ns": ""}
+        )
     else:
+        states = [file_state(p) if p else ("", "") for p in clips["path"]]  # taken before hashing
+        clips["size"] = [s for s, _ in states]
+        clips["mtime_ns"] = [m for _, m in states]
         clips["hash"] = content_hashes(clips["path"].tolist(), cache_dir, progress=progress)
+    states = clips[["id", "split", "size", "mtime_ns"]]
     audio_dirs = [d for d in (data["train_audio_dir"], data.get("test_audio_dir")) if d]
-    return validate(
-        clips,
+    report = validate(
+        clips.drop(columns=["size", "mtime_ns"]),
         None,
         policy=policy,
         max_seconds=max_seconds,
@@ -237,3 +249,11 @@ def run_validation(
         manifest_out=out_dir / "clips.csv",
         progress=progress,
     )
+    table = read_clips(out_dir / "clips.csv").merge(states, on=["id", "split"], how="left", validate="one_to_one")
+    written = write_chunk_manifests(table[["chunk", *MANIFEST_COLUMNS]], out_dir / "chunks")
+    sizes = table.groupby("chunk", sort=False).size()
+    # the step's declared output for the manifests (they are not, see write_chunk_manifests): a results
+    # folder without it, made before the manifests existed, reruns this step
+    write_json(out_dir / "chunks.json", {"folder": "chunks", "clips": sizes.to_dict(), "rewritten": written})
+    log.info("chunk manifests: %d of %d written (the others unchanged)", len(written), len(sizes))
+    return report

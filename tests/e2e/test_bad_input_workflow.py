@@ -177,3 +177,48 @@ def test_an_id_with_braces_is_embedded(validated):
     assert "x{y}" in np.load(validated / shard)["ids"].tolist()
     sf.write(validated / "train/x{y}.wav", tone(900), 8000)  # edited after the run: its chunk reruns
     assert "rule embed" in snakemake(validated, "-n", shard).stdout
+
+
+def _embed_inputs(wd) -> dict[str, str]:
+    """Shard -> the input line of each embed job a forced dry run of embed_all would run."""
+    out = snakemake(wd, "-n", "--forcerun", "embed", "--", "embed_all").stdout
+    blocks = [b for b in out.split("\n\n") if "rule embed:" in b]
+    inputs = {}
+    for block in blocks:
+        fields = dict(line.strip().split(": ", 1) for line in block.splitlines() if ": " in line)
+        inputs[f"{fields['wildcards']}"] = fields["input"]
+    return inputs
+
+
+def test_an_edited_clip_reruns_exactly_its_chunks_embed_jobs(validated):
+    """Each embed job's one data input is its chunk's manifest (written by validate only when changed),
+    not the chunk's audio files, which Snakemake's scheduler would stat every round."""
+    config = yaml.safe_load((validated / "config.yaml").read_text())
+    config["audio"]["shard_clips"] = 4  # 2 training chunks, 1 test chunk
+    (validated / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    snakemake(validated, "--cores", "1", "validate")
+    inputs = _embed_inputs(validated)
+    assert len(inputs) == 3 * len(config["backbones"]), inputs
+    for wildcards, listed in inputs.items():
+        shard = wildcards.split("shard=")[1]
+        assert listed == f"results/validation/chunks/{shard}.tsv", (wildcards, listed)
+
+    snakemake(validated, "--cores", "2", "embed_all")
+    shards = sorted((validated / "results/embeddings").glob("*/*.npz"))
+    before = {p: p.stat().st_mtime_ns for p in shards}
+    chunk = pd.read_csv(validated / "results/validation/clips.csv").set_index("id").loc["tr3", "chunk"]
+    sf.write(validated / "train/tr3.wav", tone(1234, seconds=0.7), 8000)
+    snakemake(validated, "--cores", "2", "embed_all")
+    rerun = sorted(f"{p.parent.name}/{p.stem}" for p in shards if p.stat().st_mtime_ns != before[p])
+    assert rerun == sorted(f"{backbone}/{chunk}" for backbone in config["backbones"])
+    assert "tr3" in np.load(validated / f"results/embeddings/{next(iter(config['backbones']))}/{chunk}.npz")["ids"]
+
+
+def test_a_results_folder_without_chunk_manifests_reruns_validate(validated):
+    """One made before the manifests existed: validate's first output, chunks.json, what a job waiting
+    on the checkpoint asks for, is missing, so validate reruns (instead of an embed job failing on a
+    missing manifest, or nothing being embedded)."""
+    shutil.rmtree(validated / "results/validation/chunks")
+    (validated / "results/validation/chunks.json").unlink()
+    plan = snakemake(validated, "-n", "embed_all").stdout
+    assert "checkpoint validate:" in plan and "reason: Missing output files" in plan, plan

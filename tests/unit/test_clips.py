@@ -1,11 +1,23 @@
 """Chunks of clips: stable under growth and independent of folds; the embedding cache."""
 
+import os
+
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 from audiofold.backbones import build_backbone
 from audiofold.cache import EmbeddingCache, FileMemo, config_key, file_digest
-from audiofold.clips import assign_chunks, jump_hash, resolve_shard_clips
+from audiofold.clips import (
+    MANIFEST_COLUMNS,
+    assign_chunks,
+    file_state,
+    jump_hash,
+    manifest_digests,
+    read_chunk_manifest,
+    resolve_shard_clips,
+    write_chunk_manifests,
+)
 from audiofold.embed import embed_clips
 from audiofold.io import load_npz, read_json
 
@@ -75,3 +87,75 @@ def test_file_digest_follows_content_and_is_remembered_per_file_state(tmp_path):
     assert file_digest(path, FileMemo(tmp_path / "cache")) == d1 == file_digest(path)
     path.write_bytes(b"abd")
     assert file_digest(path, FileMemo(tmp_path / "cache")) != d1
+
+
+def test_embed_clips_takes_known_hashes_and_hashes_only_the_others(tmp_path):
+    rows = _clips(tmp_path, n=3)
+    config = {"type": "logmel", "sample_rate": 16000, "n_mels": 16}
+    backbone = build_backbone("logmel", dict(config))
+    first = embed_clips(
+        rows,
+        backbone,
+        tmp_path / "a.npz",
+        max_seconds=5.0,
+        cache=EmbeddingCache(tmp_path / "cache", config_key(config, 5.0)),
+        known_digests=[file_digest(p) for _, p, _ in rows],
+    )
+    assert first["cache"]["misses"] == 3
+    assert not (tmp_path / "cache/files").exists()  # nothing hashed by the job: no file-hash table
+    # the same clips, one of them without a known hash (edited since the hashes step): hashed, all hits
+    second = embed_clips(
+        rows,
+        backbone,
+        tmp_path / "b.npz",
+        max_seconds=5.0,
+        cache=EmbeddingCache(tmp_path / "cache", config_key(config, 5.0)),
+        known_digests=[None, file_digest(rows[1][1]), file_digest(rows[2][1])],
+    )
+    assert second["cache"]["hits"] == 3 and len(list((tmp_path / "cache/files").iterdir())) == 1
+    np.testing.assert_array_equal(load_npz(tmp_path / "a.npz")["X"], load_npz(tmp_path / "b.npz")["X"])
+
+
+def _table(tmp_path, chunks):
+    rows = []
+    for chunk, names in chunks.items():
+        for name in names:
+            path = tmp_path / "audio" / f"{name}.bin"
+            path.parent.mkdir(exist_ok=True)
+            if not path.exists():
+                path.write_bytes(name.encode())
+            size, mtime = file_state(str(path))
+            rows.append((chunk, name, str(path), "decode", file_digest(path), size, mtime))
+    return pd.DataFrame(rows, columns=["chunk", *MANIFEST_COLUMNS])
+
+
+def test_chunk_manifests_are_written_only_when_changed_and_stale_ones_removed(tmp_path):
+    folder = tmp_path / "chunks"
+    table = _table(tmp_path, {"train0": ["a", "b"], "train1": ["c"], "test0": ["d"]})
+    assert write_chunk_manifests(table, folder) == ["train0", "train1", "test0"]
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert read_chunk_manifest(folder / "train0.tsv") == [
+        ("a", table.path[0], "decode"),
+        ("b", table.path[1], "decode"),
+    ]
+
+    assert write_chunk_manifests(table, folder) == []  # nothing changed: nothing written
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+    (tmp_path / "audio/c.bin").write_bytes(b"other")  # an edited clip changes its chunk's manifest alone
+    os.utime(tmp_path / "audio/c.bin", ns=(10**18, 10**18))  # even when older (cp -p)
+    edited = _table(tmp_path, {"train0": ["a", "b"], "train1": ["c"]})  # test0 is gone
+    assert write_chunk_manifests(edited, folder) == ["train1"]
+    assert sorted(p.name for p in folder.iterdir()) == ["train0.tsv", "train1.tsv"]
+    assert (folder / "train0.tsv").stat().st_mtime_ns == before["train0.tsv"]
+
+
+def test_manifest_hashes_are_trusted_only_while_the_file_is_unchanged(tmp_path, caplog):
+    folder = tmp_path / "chunks"
+    table = _table(tmp_path, {"train0": ["a", "b", "c"]})
+    table.loc[2, "action"] = "zeros"
+    write_chunk_manifests(table, folder)
+    assert manifest_digests(folder / "train0.tsv") == [table.hash[0], table.hash[1], None]
+    (tmp_path / "audio/b.bin").write_bytes(b"edited after the hashes step")
+    assert manifest_digests(folder / "train0.tsv") == [table.hash[0], None, None]
+    assert "1 clip(s) without a hash or changed since hashed" in caplog.text

@@ -1,7 +1,19 @@
+import os
+
 import numpy as np
 import pytest
 
-from audiofold.io import atomic_path, load_npz, meta_path, read_json, save_npz, stable_hash, write_json, write_meta
+from audiofold.io import (
+    atomic_path,
+    load_npz,
+    meta_path,
+    read_json,
+    save_npz,
+    stable_hash,
+    write_json,
+    write_meta,
+    write_text_if_changed,
+)
 
 
 def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):
@@ -27,3 +39,12 @@ def test_npz_round_trip_and_sidecar(tmp_path):
 def test_stable_hash_ignores_key_order_but_not_values():
     assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+def test_write_text_if_changed_keeps_an_unchanged_file_and_its_mtime(tmp_path):
+    path = tmp_path / "sub/a.tsv"
+    assert write_text_if_changed(path, "x\n") is True
+    os.utime(path, ns=(10**18, 10**18))
+    assert write_text_if_changed(path, "x\n") is False and path.stat().st_mtime_ns == 10**18
+    assert write_text_if_changed(path, "y\n") is True and path.read_text() == "y\n"
+    assert path.stat().st_mtime_ns != 10**18 and [p.name for p in path.parent.iterdir()] == ["a.tsv"]

@@ -13,6 +13,7 @@ from audiofold.backbones import build_backbone
 from audiofold.clips import list_clips
 from audiofold.embed import embed_clips
 from audiofold.errors import DataError
+from audiofold.hashes import hash_clips
 from audiofold.io import load_npz, read_json
 from audiofold.prepare import prepare
 from audiofold.tasks import TaskSpec
@@ -380,3 +381,32 @@ def test_ids_escaping_the_audio_folder_are_refused_in_every_form(tmp_path, kind)
     config["audio"]["bad_audio"] = "zeros"  # refused whatever the bad-audio policy
     with pytest.raises(DataError, match="outside the audio folder.*refused"):
         list_clips(config["data"], missing_ok=True)
+
+
+def test_validation_writes_each_chunks_manifest_only_when_it_changed(tmp_path):
+    config = make_data(tmp_path)
+    out = tmp_path / "results/validation"
+    hashes = tmp_path / "hashes.csv"
+    hash_clips(config["data"], None, hashes, progress=False)
+    run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
+    clips = pd.read_csv(out / "clips.csv", dtype=str, keep_default_na=False).set_index("id")
+    manifests = {p.stem: p for p in (out / "chunks").iterdir()}
+    assert sorted(manifests) == sorted(set(clips["chunk"])) == sorted(read_json(out / "chunks.json")["clips"])
+    first = pd.read_csv(manifests[clips.loc["0003", "chunk"]], sep="\t", dtype=str).set_index("id")
+    assert first.loc["0003", "hash"] == clips.loc["0003", "hash"] != ""
+    mtimes = {name: p.stat().st_mtime_ns for name, p in manifests.items()}
+
+    edited = next((tmp_path / "audio").glob("0003.*"))
+    sf.write(edited, np.ones(800, dtype=np.float32) * 0.1, 8000)
+    os.utime(edited, ns=(10**18, 10**18))  # older than everything (cp -p): the hash still changes
+    hash_clips(config["data"], None, hashes, progress=False)
+    run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
+    changed = {name for name, p in manifests.items() if p.stat().st_mtime_ns != mtimes[name]}
+    assert changed == {clips.loc["0003", "chunk"]}
+
+    train = pd.read_csv(tmp_path / "train.csv", dtype=str)
+    train.iloc[:4].to_csv(tmp_path / "train.csv", index=False)  # fewer chunks
+    hash_clips(config["data"], None, hashes, progress=False)
+    run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
+    now = set(pd.read_csv(out / "clips.csv", dtype=str)["chunk"])
+    assert {p.stem for p in (out / "chunks").iterdir()} == now and len(now) < len(manifests)

@@ -160,36 +160,16 @@ def chunks(split):
     return chunk_names(clip_table(), split)
 
 
-def chunk_rows(shard):
-    """(id, path, action) of one chunk's clips, in clip-table order: the embed job's param, so a job
-    reruns exactly when its own clip list changes."""
-    table = clip_table()
-    return table.loc[table["chunk"] == shard, ["id", "path", "action"]].values.tolist()
-
-
-def _chunk_files(shard):
-    return [path for _, path, action in chunk_rows(shard) if action == "decode"]
-
-
-def chunk_audio(wc):
-    """The audio files one embed job reads: an edited file reruns only its chunk. Names with "{x}" are
-    left out (Snakemake would read them as wildcards): chunk_fingerprint tracks them."""
-    return [path for path in _chunk_files(wc.shard) if not contains_wildcard(path)]
-
-
-def chunk_fingerprint(wc):
-    """Size and mtime of each of the chunk's files: a clip replaced by an older file (``cp -p``) reruns
-    its chunk too (the newer-than-output check alone misses it; the cache rehashes it)."""
-    stats = [(path, *_stat(path)) for path in _chunk_files(wc.shard)]
-    return hashlib.sha256(repr(stats).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _stat(path):
-    try:
-        st = os.stat(path)
-        return st.st_size, st.st_mtime_ns
-    except OSError:
-        return None, None
+def chunk_manifest(wc):
+    """The one data input of a job that reads one chunk's clips (embed, audio_store): the chunk's
+    manifest (id, path, action, content hash, file state), written by the validate checkpoint only when
+    it changed. Not the audio files: Snakemake's scheduler stats every input of every ready job each
+    round. An edited, added or removed clip changes its chunk's manifest and so reruns that chunk alone.
+    Not an output of validate (Snakemake would delete every manifest before the step, giving each a
+    new mtime): a source file that exists once the checkpoint ran. Asking for the checkpoint first puts
+    it (and the hashes step) before a job asked for by name, so an edited clip reruns it there too."""
+    checkpoints.validate.get()
+    return f"{R}/validation/chunks/{wc.shard}.tsv"
 
 
 def train_clip_rows():

@@ -27,7 +27,8 @@ if config["demo"]["enabled"]:
 
 # Content hash (blake2b of the bytes) of every clip's file: identical clips are duplicates. Its own step,
 # not validate's, so that audio.* (validate's params) never reruns prepare, which reads it under
-# cv.group_duplicates. Hashes are remembered in the embedding cache, which the embed jobs then reuse.
+# cv.group_duplicates. Hashes are remembered in the embedding cache; the embed jobs get them through
+# their chunk's manifest.
 rule hashes:
     input:
         train_csv=DATA["train_csv"],
@@ -58,6 +59,8 @@ rule hashes:
 
 # The clip list and its audio checks: everything embedding depends on, and nothing about labels or
 # folds, so cv.*, seed, groups and labels never rerun it. A checkpoint: its clips.csv gives the chunks.
+# It also writes validation/chunks/{chunk}.tsv, each chunk's manifest (the embed jobs' input), only
+# when changed and not as declared outputs, which Snakemake would delete first (common.smk chunk_manifest).
 checkpoint validate:
     input:
         train_csv=DATA["train_csv"],
@@ -66,6 +69,9 @@ checkpoint validate:
         audio=audio_inputs,  # an added, removed or edited clip reruns the clip list and what follows
         hashes=rules.hashes.output.hashes,  # copied into clips.csv
     output:
+        # first: what a rule waiting on the checkpoint asks for, so a results folder made before the
+        # manifests (validation/chunks/*.tsv, not outputs: see above) reruns validate
+        chunks=f"{R}/validation/chunks.json",
         report=f"{R}/validation/report.json",
         clips=f"{R}/validation/clips.csv",
     params:

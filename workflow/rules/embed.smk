@@ -1,14 +1,13 @@
 # One job per backbone x chunk of clips: decodes its clips (a thread pool one block ahead of the
-# model), reuses cached per-clip embeddings (audiofold.cache) and embeds only the misses.
+# model), reuses cached per-clip embeddings (audiofold.cache) and embeds only the misses. Its input is
+# the chunk's manifest, not its audio files (common.smk chunk_manifest).
 rule embed:
     input:
-        audio=chunk_audio,
+        manifest=chunk_manifest,
     output:
         f"{R}/embeddings/{{backbone}}/{{shard}}.npz",
     params:
         backbone=lambda wc: config["backbones"][wc.backbone],
-        clips=lambda wc: chunk_rows(wc.shard),
-        fingerprint=chunk_fingerprint,
         max_seconds=config["audio"]["max_seconds"],
     log:
         f"{R}/logs/embed/{{backbone}}/{{shard}}.log",

@@ -5,13 +5,11 @@
 # fine-tune key reruns it.
 rule audio_store:
     input:
-        audio=chunk_audio,
+        manifest=chunk_manifest,
     output:
         waves=f"{R}/audio/{{sr}}/{{shard}}.f32",
         index=f"{R}/audio/{{sr}}/{{shard}}.npz",
     params:
-        clips=lambda wc: chunk_rows(wc.shard),
-        fingerprint=chunk_fingerprint,
         max_seconds=config["audio"]["max_seconds"],
     wildcard_constraints:
         sr=r"\d+",
