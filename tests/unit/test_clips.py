@@ -90,7 +90,7 @@ def test_file_digest_follows_content_and_is_remembered_per_file_state(tmp_path):
 
 
 def test_embed_clips_takes_known_hashes_and_hashes_only_the_others(tmp_path):
-    rows = _clips(tmp_path, n=3)
+    rows = noise_clips(tmp_path, n=3)
     config = {"type": "logmel", "sample_rate": 16000, "n_mels": 16}
     backbone = build_backbone("logmel", dict(config))
     first = embed_clips(

@@ -384,7 +384,7 @@ def test_ids_escaping_the_audio_folder_are_refused_in_every_form(tmp_path, kind)
 
 
 def test_validation_writes_each_chunks_manifest_only_when_it_changed(tmp_path):
-    config = make_data(tmp_path)
+    config = make_rating_data(tmp_path)
     out = tmp_path / "results/validation"
     hashes = tmp_path / "hashes.csv"
     hash_clips(config["data"], None, hashes, progress=False)
