@@ -10,6 +10,7 @@ cache (audiofold.cache) then serves every moved clip without running the model a
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .io import write_text_if_changed
+from .io import meta_path, write_text_if_changed
 from .tables import check_unique_ids, id_column_values, raw_column, read_data_tables
 from .tasks import infer_id_column
 
@@ -155,12 +156,23 @@ def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
     written = []
     for chunk, rows in clips.groupby("chunk", sort=False):
         text = rows[MANIFEST_COLUMNS].to_csv(sep="\t", index=False, lineterminator="\n")
-        if write_text_if_changed(manifest_path(folder, chunk), text):
+        path = manifest_path(folder, chunk)
+        if write_text_if_changed(path, text):
             written.append(chunk)
+        # its sidecar, like every artifact's: what made it and what it holds (unchanged with the manifest)
+        meta = {
+            "step": "validate",
+            "chunk": chunk,
+            "rows": len(rows),
+            "columns": MANIFEST_COLUMNS,
+            "bytes": len(text.encode("utf-8")),
+        }
+        write_text_if_changed(meta_path(path), json.dumps(meta, indent=2) + "\n")
     current = set(clips["chunk"])
     for old in folder.glob("*.tsv"):
         if old.stem not in current:
             old.unlink(missing_ok=True)
+            meta_path(old).unlink(missing_ok=True)
     return written
 
 

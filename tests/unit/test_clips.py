@@ -146,7 +146,12 @@ def test_chunk_manifests_are_written_only_when_changed_and_stale_ones_removed(tm
     os.utime(tmp_path / "audio/c.bin", ns=(10**18, 10**18))  # even when older (cp -p)
     edited = _table(tmp_path, {"train0": ["a", "b"], "train1": ["c"]})  # test0 is gone
     assert write_chunk_manifests(edited, folder) == ["train1"]
-    assert sorted(p.name for p in folder.iterdir()) == ["train0.tsv", "train1.tsv"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "train0.meta.json",
+        "train0.tsv",
+        "train1.meta.json",
+        "train1.tsv",
+    ]
     assert (folder / "train0.tsv").stat().st_mtime_ns == before["train0.tsv"]
 
 

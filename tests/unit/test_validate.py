@@ -390,7 +390,7 @@ def test_validation_writes_each_chunks_manifest_only_when_it_changed(tmp_path):
     hash_clips(config["data"], None, hashes, progress=False)
     run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
     clips = pd.read_csv(out / "clips.csv", dtype=str, keep_default_na=False).set_index("id")
-    manifests = {p.stem: p for p in (out / "chunks").iterdir()}
+    manifests = {p.stem: p for p in (out / "chunks").glob("*.tsv")}
     assert sorted(manifests) == sorted(set(clips["chunk"])) == sorted(read_json(out / "chunks.json")["clips"])
     first = pd.read_csv(manifests[clips.loc["0003", "chunk"]], sep="\t", dtype=str).set_index("id")
     assert first.loc["0003", "hash"] == clips.loc["0003", "hash"] != ""
@@ -409,4 +409,4 @@ def test_validation_writes_each_chunks_manifest_only_when_it_changed(tmp_path):
     hash_clips(config["data"], None, hashes, progress=False)
     run_validation(config["data"], policy="error", max_seconds=5, shard_clips=4, out_dir=out, hashes_path=hashes)
     now = set(pd.read_csv(out / "clips.csv", dtype=str)["chunk"])
-    assert {p.stem for p in (out / "chunks").iterdir()} == now and len(now) < len(manifests)
+    assert {p.stem for p in (out / "chunks").glob("*.tsv")} == now and len(now) < len(manifests)
