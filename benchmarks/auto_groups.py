@@ -198,13 +198,28 @@ def clustering(workdir: Path, train: pd.DataFrame, name: str) -> dict:
     return out
 
 
+def embed_through_cache(rows: list, cache: Path) -> tuple[list[str], np.ndarray]:
+    """(ids, pooled embeddings) of ``rows`` under the grouping backbone, read back from (or added to) the
+    embedding cache the workflow runs filled (same key as the auto_groups embed jobs at max_seconds 60)."""
+    from audiofold.auto_groups import DEFAULT_BACKBONE
+    from audiofold.backbones import build_backbone, split_backbone_config
+    from audiofold.cache import EmbeddingCache, config_key
+    from audiofold.embed import embed_clips
+
+    params, extraction = split_backbone_config(DEFAULT_BACKBONE)
+    backbone = build_backbone("auto_groups", params)
+    store = EmbeddingCache(str(cache), config_key(DEFAULT_BACKBONE, 60))
+    with tempfile.TemporaryDirectory(prefix="auto_groups") as tmp:
+        shard = Path(tmp) / "train.npz"
+        embed_clips(rows, backbone, shard, max_seconds=60, cache=store, threads=1, **extraction)
+        return load_embeddings([shard])
+
+
 def clustering_from_cache(name: str, train: pd.DataFrame, audio: Path, cache: Path) -> dict:
     """Threshold sweep on the grouping backbone's embeddings read back from the cache (esc10mix: the
     auto_groups step embedded them itself)."""
-    from audiofold.auto_groups import DEFAULT_BACKBONE, embed_for_groups
-
     rows = [(i, str(audio / p), "decode") for i, p in zip(train["id"], train["path"])]
-    ids, X = embed_for_groups(rows, DEFAULT_BACKBONE, max_seconds=60, cache_dir=str(cache), threads=1)
+    ids, X = embed_through_cache(rows, cache)
     true = train.set_index("id").loc[ids, "group"].to_numpy()
     return {str(t): purity(cluster_groups(X, t), true) for t in THRESHOLDS}
 
@@ -212,11 +227,9 @@ def clustering_from_cache(name: str, train: pd.DataFrame, audio: Path, cache: Pa
 def calibration(train: pd.DataFrame, test: pd.DataFrame, audio: Path, cache: Path) -> dict:
     """How the default threshold was chosen: adjusted Rand index per threshold on each half of
     speechocean762's 125 speakers (alternate speakers); the default is the best on half A."""
-    from audiofold.auto_groups import DEFAULT_BACKBONE, embed_for_groups
-
     table = pd.concat([train, test], ignore_index=True)
     rows = [(i, str(audio / p), "decode") for i, p in zip(table["id"], table["path"])]
-    ids, X = embed_for_groups(rows, DEFAULT_BACKBONE, max_seconds=60, cache_dir=str(cache), threads=1)
+    ids, X = embed_through_cache(rows, cache)
     group = table.set_index("id").loc[ids, "group"].to_numpy()
     speakers = sorted(set(group))
     half = np.asarray([speakers.index(g) % 2 for g in group])

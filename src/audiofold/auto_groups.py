@@ -14,7 +14,6 @@ index) on half of them.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,6 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_rand_score
 
-from .backbones import build_backbone, split_backbone_config
-from .cache import EmbeddingCache, config_key
-from .embed import embed_clips, load_embeddings
-from .errors import ConfigError
 from .io import read_json, write_csv, write_json, write_meta
 
 log = logging.getLogger(__name__)
@@ -98,28 +93,6 @@ def purity(found: np.ndarray, true: np.ndarray) -> dict:
         "split_groups": int(((table > 0).sum(axis=0) > 1).sum()),
         "adjusted_rand": round(float(adjusted_rand_score(true, found)), 4),
     }
-
-
-def embed_for_groups(
-    rows: list[tuple[str, str, str]], backbone_options: dict, *, max_seconds: float | None, cache_dir: str, threads: int
-) -> tuple[list[str], np.ndarray]:
-    """(ids, pooled embeddings) of the training clips ``rows`` (id, path, action) under ``backbone_options``,
-    through the embedding cache the embed step shares (same key for the same options and max_seconds)."""
-    # deferred: the backbones import torch, which prepare (the other user of this module) never needs
-
-    params, extraction = split_backbone_config(backbone_options)
-    try:
-        backbone = build_backbone(str(backbone_options.get("type")), params)
-    except ConfigError as exc:
-        raise ConfigError(
-            f"cv.auto_groups_backbone: {exc}. Pseudo-groups (cv.auto_groups, on because data.group_column is "
-            "null) need it: fix it, name another backbone, set data.group_column, or set cv.auto_groups: false."
-        ) from None
-    cache = EmbeddingCache(cache_dir, config_key(backbone_options, max_seconds))
-    with tempfile.TemporaryDirectory(prefix="auto_groups") as tmp:
-        shard = Path(tmp) / "train.npz"
-        embed_clips(rows, backbone, shard, max_seconds=max_seconds, cache=cache, threads=threads, **extraction)
-        return load_embeddings([shard])
 
 
 def auto_groups(

@@ -319,6 +319,16 @@ def check_config_options(config: dict[str, Any]) -> None:
     for name, params in config.get("backbones", {}).items():
         own, _ = split_backbone_config(params)  # tta, batch_size, ...: the embed step's, not the class's
         config_options(backbone_class(name, own), "backbones", name, own)
+    groups = config.get("cv", {}).get("auto_groups_backbone")
+    if isinstance(groups, dict):  # the auto_groups step's own backbone (embed jobs name it auto_groups)
+        own, _ = split_backbone_config(groups)
+        try:
+            config_options(backbone_class("auto_groups", own), "backbones", "auto_groups", own)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cv.auto_groups_backbone: {exc} Pseudo-groups (cv.auto_groups) need it: fix it, name a backbone "
+                "under `backbones`, set data.group_column, or set cv.auto_groups: false."
+            ) from None
     for name, params in config.get("heads", {}).items():
         head_type = params.get("type")
         if head_type not in HEADS:

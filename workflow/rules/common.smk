@@ -36,6 +36,23 @@ def groups_backbone():
 
 
 GROUPS_BACKBONE, GROUPS_BACKBONE_OPTIONS = groups_backbone()
+# The auto_groups step's embeddings: a configured backbone's, else its own, made by embed jobs per
+# training chunk (cached and restartable like any backbone's) under this name.
+GROUPS_EMBEDDING = GROUPS_BACKBONE or "auto_groups"
+EMBEDDED = BACKBONES + ([GROUPS_EMBEDDING] if AUTO_GROUPS and not GROUPS_BACKBONE else [])
+if AUTO_GROUPS and not GROUPS_BACKBONE and "auto_groups" in config["backbones"]:
+    from audiofold.errors import ConfigError
+
+    raise ConfigError(
+        "config.yaml: backbones.auto_groups: the name is taken by the auto_groups step's own embeddings "
+        "(cv.auto_groups_backbone, here other options); rename the backbone, or set "
+        "cv.auto_groups_backbone: auto_groups to cluster on it."
+    )
+
+
+def backbone_options(name):
+    """Options of a backbone the embed step runs: a configured one, or the auto_groups step's own."""
+    return config["backbones"][name] if name in config["backbones"] else GROUPS_BACKBONE_OPTIONS
 
 
 def backbone_sr(backbone):
@@ -45,7 +62,8 @@ def backbone_sr(backbone):
 def gpus(section, name):
     """GPUs one job of this backbone/head asks the executor for: listed in resources.gpu_<section>, or device cuda."""
     listed = config["resources"].get(f"gpu_{section}", [])
-    return int(name in listed or config[section][name].get("device") == "cuda")
+    options = backbone_options(name) if section == "backbones" else config[section][name]
+    return int(name in listed or options.get("device") == "cuda")
 
 
 def head_backbones(head):
@@ -172,13 +190,6 @@ def chunk_manifest(wc):
     return f"{R}/validation/chunks/{wc.shard}.tsv"
 
 
-def train_clip_rows():
-    """(id, path, action) of every training clip: what the auto_groups step embeds when no configured
-    backbone has its embeddings."""
-    table = clip_table()
-    return table.loc[table["split"] == "train", ["id", "path", "action"]].values.tolist()
-
-
 def embeddings(backbone, split):
     return [f"{R}/embeddings/{backbone}/{s}.npz" for s in chunks(split)]
 
@@ -189,7 +200,7 @@ def final_outputs():
 
 
 wildcard_constraints:
-    backbone="|".join(BACKBONES + FT_BACKBONES),
+    backbone="|".join(EMBEDDED + FT_BACKBONES),
     head="|".join(HEADS + FT_HEADS),
     shard=r"(train|test)\d+",
     fold=r"\d+",

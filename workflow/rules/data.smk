@@ -100,26 +100,20 @@ checkpoint validate:
 
 
 # Pseudo-groups when the table names none (cv.auto_groups): the training clips clustered on a speaker
-# embedding. Reuses a configured backbone's embeddings where it is the one asked for, else embeds the
-# training clips itself (through the embedding cache). No fold or seed param: a fold change never re-embeds.
+# embedding: a configured backbone's where it is the one asked for, else its own, made by embed jobs per
+# training chunk (embed.smk, backbone `auto_groups`). No fold or seed param: a fold change never re-embeds.
 if AUTO_GROUPS:
 
     rule auto_groups:
         input:
-            embeddings=lambda wc: embeddings(GROUPS_BACKBONE, "train") if GROUPS_BACKBONE else [],
-            audio=lambda wc: (
-                [] if GROUPS_BACKBONE else [path for _, path, action in train_clip_rows() if action == "decode"]
-            ),
+            embeddings=lambda wc: embeddings(GROUPS_EMBEDDING, "train"),
         output:
             groups=f"{R}/validation/auto_groups.csv",
             summary=f"{R}/validation/auto_groups.json",
         params:
-            # the clip list it embeds itself (not the clip table: audio.shard_clips must not rerun it)
-            clips=lambda wc: [] if GROUPS_BACKBONE else train_clip_rows(),
             backbone_name=GROUPS_BACKBONE or GROUPS_BACKBONE_OPTIONS["type"],
             backbone=GROUPS_BACKBONE_OPTIONS,
             threshold=config["cv"]["auto_groups_threshold"],
-            max_seconds=config["audio"]["max_seconds"],
         log:
             f"{R}/logs/auto_groups.log",
         benchmark:

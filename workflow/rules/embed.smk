@@ -7,7 +7,7 @@ rule embed:
     output:
         f"{R}/embeddings/{{backbone}}/{{shard}}.npz",
     params:
-        backbone=lambda wc: config["backbones"][wc.backbone],
+        backbone=lambda wc: backbone_options(wc.backbone),
         max_seconds=config["audio"]["max_seconds"],
     log:
         f"{R}/logs/embed/{{backbone}}/{{shard}}.log",
@@ -31,6 +31,7 @@ rule embed_all:
     input:
         lambda wc: [
             path for backbone in BACKBONES for split in ("train", "test") for path in embeddings(backbone, split)
-        ],
+        ]
+        + (embeddings(GROUPS_EMBEDDING, "train") if AUTO_GROUPS else []),
     localrule: True
     default_target: False
