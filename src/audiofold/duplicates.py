@@ -13,8 +13,8 @@ BirdCLEF data). Two guards:
   warned about, never used to move folds: folds are made before embeddings so that a fold change
   never re-embeds.
 
-Similarities are computed in row blocks (``sklearn.metrics.pairwise_distances_chunked``), so tens of
-thousands of clips never need an N x N matrix in memory.
+Similarities are float32 matrix products over tiles of the upper triangle (``similar_pairs``), so
+100k clips need neither an N x N matrix in memory nor N^2 float64 products.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import pairwise_distances_chunked
 from sklearn.preprocessing import StandardScaler
 
 from .embed import load_embeddings
@@ -39,34 +38,56 @@ PAIR_COLUMNS = ["id_a", "id_b", "split_a", "split_b", "fold_a", "fold_b", "simil
 MAX_LISTED = 10  # pairs shown in duplicates.json (and so in metrics.json and the report)
 
 
+def _unit_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 rows scaled to unit length (zero rows stay zero), their norms)."""
+    X = np.asarray(X, dtype=np.float64)
+    norms = np.linalg.norm(X, axis=1)
+    return np.divide(X, norms[:, None], out=np.zeros_like(X), where=norms[:, None] > 0), norms
+
+
+# float32 similarities are within ~1e-6 of float64: candidates within this margin of the threshold are
+# re-scored in float64, so the result is float64's
+_MARGIN = 1e-4
+
+
 def similar_pairs(
     A: np.ndarray, B: np.ndarray | None = None, *, threshold: float, working_memory: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine similarity) of every row pair at or above ``threshold``: rows of A against rows
-    of B, or, without B, pairs of A's rows with i < j. Computed a block of rows at a time
-    (``working_memory`` MiB per block, scikit-learn's default when None)."""
+    of B, or, without B, pairs of A's rows with i < j; sorted by i, then j.
+
+    Computed as float32 matrix products over tiles of ``working_memory`` MiB (64 when None), only
+    the upper triangle without B, so 100k clips need neither an N x N matrix nor float64 products;
+    the pairs found are re-scored in float64.
+    """
     within = B is None
-    A = np.asarray(A, dtype=np.float64)
-    B = A if within else np.asarray(B, dtype=np.float64)
-    limit = 1.0 - threshold
-    found_i, found_j, found_s = [], [], []
-    start = 0
-    chunks = pairwise_distances_chunked(
-        A, B, metric="cosine", working_memory=working_memory, reduce_func=lambda D, _: (D <= limit, D)
-    )
-    for close, D in chunks:
-        rows, cols = np.nonzero(close)
-        rows = rows + start
-        if within:
-            keep = cols > rows
-            rows, cols = rows[keep], cols[keep]
-        found_i.append(rows)
-        found_j.append(cols)
-        found_s.append(1.0 - D[rows - start, cols])
-        start += len(D)
-    if not found_i:
+    U64, _ = _unit_rows(A)
+    V64 = U64 if within else _unit_rows(B)[0]
+    U, V = U64.astype(np.float32), V64.astype(np.float32)
+    n, m = len(U), len(V)
+    if not n or not m:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(found_i), np.concatenate(found_j), np.clip(np.concatenate(found_s), -1.0, 1.0)
+    cells = max(1, (working_memory or 64) * 2**20 // 4)  # float32 similarities per tile
+    row_block = max(1, min(n, 1024, cells))
+    col_block = max(1, cells // row_block)
+    found_i, found_j = [], []
+    for i0 in range(0, n, row_block):
+        i1 = min(n, i0 + row_block)
+        for j0 in range(i0 if within else 0, m, col_block):
+            j1 = min(m, j0 + col_block)
+            rows, cols = np.nonzero(U[i0:i1] @ V[j0:j1].T >= threshold - _MARGIN)
+            rows, cols = rows + i0, cols + j0
+            if within:
+                keep = cols > rows
+                rows, cols = rows[keep], cols[keep]
+            found_i.append(rows)
+            found_j.append(cols)
+    i, j = np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64)
+    s = np.clip(np.einsum("kd,kd->k", U64[i], V64[j]), -1.0, 1.0)
+    keep = s >= threshold
+    i, j, s = i[keep], j[keep], s[keep]
+    order = np.lexsort((j, i))
+    return i[order], j[order], s[order]
 
 
 def find_duplicates(

@@ -218,6 +218,19 @@ def test_chunked_similarity_matches_brute_force():
     np.testing.assert_allclose(s, S[i, j], atol=1e-12)
 
 
+def test_tiled_similarity_over_several_row_and_column_tiles_matches_brute_force():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((2300, 8)).astype(np.float32)
+    A[2000:2200] = A[:200] + 0.02 * rng.standard_normal((200, 8))  # copies in another row tile
+    A[5] = 0.0  # a zero row is similar to nothing
+    # 1 MiB tiles: 1024 rows x 256 columns, so 3 row tiles and 9 column tiles
+    i, j, s = similar_pairs(A, threshold=0.99, working_memory=1)
+    S = cosine_similarity(A.astype(np.float64))
+    bi, bj = np.nonzero(np.triu(S >= 0.99, k=1))
+    assert list(zip(i.tolist(), j.tolist())) == list(zip(bi.tolist(), bj.tolist())) and len(bi) >= 190
+    np.testing.assert_allclose(s, S[i, j], atol=1e-12)
+
+
 def _logmel(waves):
     from audiofold.backbones import build_backbone
     from audiofold.embed import embed_waves

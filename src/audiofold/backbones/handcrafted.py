@@ -54,8 +54,11 @@ class _MelBackbone(Backbone):
         with warnings.catch_warnings():  # crops shorter than n_fft are fine: librosa centres and pads them
             warnings.filterwarnings("ignore", message="n_fft=.* is too large")
             power = np.abs(librosa.stft(crops, n_fft=self.params["n_fft"], hop_length=self.params["hop_length"])) ** 2
-        # Same as librosa.feature.melspectrogram, but matmul is ~40x faster than its einsum on numpy 2.x.
-        mel = self.mel_basis @ power
+        # Same as librosa.feature.melspectrogram, as one GEMM over all clips' frames: ~7x faster than the
+        # broadcast (n_mels, F) @ (B, F, T) matmul, which loops over B (0.15 vs 1.0 ms of CPU per 1-s clip).
+        n_clips, n_freqs, n_frames = power.shape
+        stacked = power.transpose(1, 0, 2).reshape(n_freqs, n_clips * n_frames)
+        mel = (self.mel_basis @ stacked).reshape(-1, n_clips, n_frames).transpose(1, 0, 2)
         # top_db=None: clipping relative to the batch maximum would make a clip's features depend on its batch.
         return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
 
