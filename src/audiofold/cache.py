@@ -255,6 +255,17 @@ class EmbeddingCache:
                 self._index.setdefault(d, []).append(pack_id)
         return path
 
+    def discard(self, pack: Path) -> None:
+        """Remove a pack this job wrote and has since folded into a bigger one (its index first, so
+        no index names a missing pack for long; a reader that still finds it gone counts a miss)."""
+        pack_id = pack.name[: -len(".npz")]
+        self._index_of(pack_id).unlink(missing_ok=True)
+        pack.unlink(missing_ok=True)
+        if self._index is not None:
+            for holders in self._index.values():
+                if pack_id in holders:
+                    holders.remove(pack_id)
+
 
 def _scandir(folder: Path) -> list[os.DirEntry]:
     try:

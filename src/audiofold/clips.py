@@ -26,10 +26,11 @@ from .tables import check_unique_ids, id_column_values, raw_column, read_data_ta
 from .tasks import infer_id_column
 
 # shard_clips "auto": about 8 chunks so small data still runs in parallel, at least 32 clips per job
-# and at most 1024. A job's memory does not grow with its chunk (embed_clips decodes 32 clips at a
-# time), but its start-up is fixed: a log-mel job of 256 one-second clips spent ~7 s of ~8.5 s
-# starting Python and importing librosa (benchmarks/scale.py), so 100k clips made 430 mostly idle jobs.
-AUTO_CHUNKS, AUTO_MIN_CLIPS, AUTO_MAX_CLIPS = 8, 32, 1024
+# and at most 4096. A job's memory does not grow with its chunk (embed_clips decodes 32 clips at a
+# time), but its start-up is fixed: each job starts Snakemake and Python again (~5 s of CPU here), so
+# at 100k clips 1024-clip chunks made 108 embed jobs per backbone, a fifth of the run's CPU
+# (benchmarks/results/scale.md). A killed job loses at most embed.CHECKPOINT_CLIPS clips of work.
+AUTO_CHUNKS, AUTO_MIN_CLIPS, AUTO_MAX_CLIPS = 8, 32, 4096
 SPLITS = ("train", "test")
 
 log = logging.getLogger(__name__)

@@ -174,6 +174,9 @@ def _embed_crops(waves, backbone, crop_len, n_crops, pad, batch_size, seed, bar,
 
 # Clips decoded per block in embed_clips: the next block decodes while the model runs on this one
 DECODE_BLOCK = 32
+# A job with a cache writes what it embedded every this many clips, so a killed job loses at most
+# that much work; at the end one pack of the chunk's new clips replaces these checkpoint packs.
+CHECKPOINT_CLIPS = 1024
 
 
 def embed_clips(
@@ -256,6 +259,7 @@ def embed_clips(
         tqdm(total=len(todo), desc=f"embed {backbone.name}", unit="clip", disable=not todo) as bar,
     ):
         pending = [pool.submit(decode, i) for i in blocks[0]] if blocks else []
+        checkpoints, unsaved = [], []
         for k, block in enumerate(blocks):
             waves = [f.result() for f in pending]
             pending = [pool.submit(decode, i) for i in blocks[k + 1]] if k + 1 < len(blocks) else []
@@ -264,8 +268,15 @@ def embed_clips(
                 per_clip[i] = {key: value[j] for key, value in out.items()}
             bar.update(len(block))
             del waves, out
+            unsaved += block
+            if cache is not None and len(unsaved) >= CHECKPOINT_CLIPS and k + 1 < len(blocks):
+                checkpoints.append(cache.put_many({digests[i]: per_clip[i] for i in unsaved if digests[i] is not None}))
+                unsaved = []
     if cache is not None:  # one pack of this chunk's new clips (those cached already are in other packs)
-        cache.put_many({digests[i]: per_clip[i] for i in todo if digests[i] is not None})
+        final = cache.put_many({digests[i]: per_clip[i] for i in todo if digests[i] is not None})
+        for pack in checkpoints:
+            if pack is not None and pack != final:
+                cache.discard(pack)
 
     arrays = {"ids": np.array([r[0] for r in rows], dtype=str)}
     keys = per_clip[0].keys() if per_clip else ["X"]

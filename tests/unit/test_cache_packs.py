@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audiofold import embed as embed_module
 from audiofold.backbones import build_backbone
 from audiofold.cache import EmbeddingCache, FileMemo, config_key, prune
 from audiofold.cli import main as cli
@@ -211,3 +212,40 @@ def test_prune_keeps_the_used_keys_and_removes_others_and_the_old_layout(tmp_pat
         os.listdir(cache_dir / "emb") == [used] and len(list((cache_dir / "emb" / used / "packs").glob("*.npz"))) == 2
     )
     assert len(EmbeddingCache(cache_dir, used).get_many([f"{used}{0:04d}{i:020x}" for i in range(10)])) == 10
+
+
+class _DiesAfter:
+    """The real log-mel backbone, killed (an exception) once it has embedded ``clips`` clips: a job killed mid-chunk."""
+
+    def __init__(self, clips: int) -> None:
+        self.inner, self.clips = build_backbone("logmel", dict(CONFIG)), clips
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed_outputs(self, crops):
+        if self.clips <= 0:
+            raise KeyboardInterrupt("killed")
+        self.clips -= len(crops)
+        return self.inner.embed_outputs(crops)
+
+
+def test_a_long_chunk_checkpoints_its_work_and_ends_as_one_pack(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed_module, "CHECKPOINT_CLIPS", 64)
+    rows = write_clips(tmp_path / "audio", 200, samples=800)
+    whole = embed(rows, tmp_path / "cache", tmp_path / "whole.npz")  # 200 clips: 3 checkpoints, then one pack
+    assert whole["cache"]["misses"] == 200
+    packs = sorted((tmp_path / "cache/emb" / KEY / "packs").glob("*.npz"))
+    assert [len(load_npz(p)["digests"]) for p in packs] == [200]
+    assert len(cache_files(tmp_path / "cache/emb")) == 2  # the pack and its index
+
+    # killed after 96 clips (3 decode blocks): the checkpoint of the first 64 survives, the run resumes from it
+    cache_dir = tmp_path / "killed"
+    try:
+        embed_clips(rows, _DiesAfter(96), tmp_path / "k.npz", max_seconds=5.0, cache=EmbeddingCache(cache_dir, KEY))
+    except KeyboardInterrupt:
+        pass
+    assert not (tmp_path / "k.npz").exists()
+    resumed = embed(rows, cache_dir, tmp_path / "k.npz")
+    assert (resumed["cache"]["hits"], resumed["cache"]["misses"]) == (64, 136)
+    np.testing.assert_array_equal(load_npz(tmp_path / "k.npz")["X"], load_npz(tmp_path / "whole.npz")["X"])

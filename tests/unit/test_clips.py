@@ -41,7 +41,7 @@ def test_chunks_do_not_move_between_old_chunks_as_clips_are_added():
 def test_jump_hash_is_balanced_and_auto_chunk_size_is_bounded():
     counts = np.bincount([jump_hash(k * 7919 + 13, 8) for k in range(8000)], minlength=8)
     assert counts.min() > 800 and counts.max() < 1200
-    assert resolve_shard_clips("auto", 100) == 32 and resolve_shard_clips("auto", 10**6) == 1024
+    assert resolve_shard_clips("auto", 100) == 32 and resolve_shard_clips("auto", 10**6) == 4096
     assert resolve_shard_clips(50, 10**6) == 50
 
 
