@@ -33,6 +33,7 @@ MAX_ROWS_PER_SIDE = 10_000
 # Importance weights (mean 1) are cut here: unclipped odds let a few test-like rows dominate and the
 # weighted score's variance explode; 10 is a common cut for importance-weighted CV.
 WEIGHT_CLIP = 10.0
+PREDICT_BLOCK = 8192
 
 
 def cap_rows(X: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,8 +73,10 @@ def adversarial(X_train: np.ndarray, X_test: np.ndarray, seed: int = 0) -> tuple
     for fit_rows, held_out in splits.split(X, is_test):
         fitted = model.fit(X[fit_rows], is_test[fit_rows])
         P[held_out] = fitted.predict_proba(X[held_out])[:, 1]
-        if len(unseen):
-            p_unseen += fitted.predict_proba(X_train[unseen])[:, 1] / k
+        # the rows left out of the sample, a block at a time: no copy of the (up to N-row) matrix
+        for start in range(0, len(unseen), PREDICT_BLOCK):
+            block = unseen[start : start + PREDICT_BLOCK]
+            p_unseen[start : start + len(block)] += fitted.predict_proba(X_train[block])[:, 1] / k
     p_train = np.empty(len(X_train))
     p_train[train_rows] = P[: len(train_rows)]
     p_train[unseen] = p_unseen

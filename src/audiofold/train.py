@@ -21,8 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def take(X, mask: np.ndarray):
-    """Rows of X where ``mask`` is True, for arrays and per-clip lists alike."""
-    return [x for x, keep in zip(X, mask) if keep] if isinstance(X, list) else X[mask]
+    """Rows of X where ``mask`` is True, for arrays and per-clip lists alike; a view, not a copy,
+    when those rows are one contiguous run (``train_fold`` loads a fold's training rows first)."""
+    if isinstance(X, list):
+        return [x for x, keep in zip(X, mask) if keep]
+    rows = np.flatnonzero(mask)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return X[rows[0] : rows[-1] + 1]
+    return X[mask]
 
 
 def require_finite(preds: dict[str, np.ndarray], split: str, where: str) -> None:
@@ -46,7 +52,7 @@ def training_rows(X, X_crops: np.ndarray | None, y: np.ndarray, groups: np.ndarr
     fit_groups = None if groups is None else groups[rows]
     if X_crops is None:
         return take(X, rows), y[rows], fit_groups
-    block = X_crops[rows]  # (m, K, D): the only copy; the reshape below is a view
+    block = take(X_crops, rows)  # (m, K, D): a view or the only copy; the reshape below is a view
     m, k = block.shape[:2]
     if fit_groups is None:
         fit_groups = np.flatnonzero(rows)
@@ -125,9 +131,13 @@ def train_fold(
     collect can compare refit against fold-averaging one level down. With ``pseudo_labels``
     (config block, ``enabled``) a second round (``student_round``) adds the variants ``{variant}+pl``."""
     targets = load_npz(targets_path)
-    all_ids = [str(i) for i in targets["ids"]]
     y, folds = targets["y"], targets["fold"]
-    groups = targets.get("group")
+    # the fold's training rows first, then its validation rows (each in table order): the rows a head
+    # fits on are then a view of the loaded matrix, not a copy of most of it
+    order = np.argsort(folds == fold, kind="stable") if fold is not None else np.arange(len(folds))
+    all_ids = [str(targets["ids"][i]) for i in order]
+    y, folds = y[order], folds[order]
+    groups = None if targets.get("group") is None else targets["group"][order]
     head_type = HEADS.get(head_params.get("type"))
     if head_type is not None and "threads" in head_options(head_type) and "threads" not in head_params:
         head_params = {**head_params, "threads": threads}  # e.g. LightGBM's num_threads follows the rule's threads

@@ -9,7 +9,7 @@ from audiofold.errors import DataError
 from audiofold.heads import LinearHead
 from audiofold.io import load_npz, read_json, save_npz
 from audiofold.tasks import TaskSpec
-from audiofold.train import train_fold
+from audiofold.train import take, train_fold
 
 TASK = TaskSpec("classification", "id", ["y"], classes=["a", "b", "c"])
 
@@ -251,3 +251,14 @@ def test_load_embeddings_puts_wanted_clips_in_order_with_one_matrix_in_memory(tm
     np.testing.assert_array_equal(frames, np.stack([blocks["c0_3"], blocks["c0_1"]]))
     with pytest.raises(DataError, match=r"training clips: no embedding for 1 id\(s\), e.g. \['nope'\]"):
         load_embeddings(paths, wanted=["c0_0", "nope"], what="training clips")
+
+
+def test_a_contiguous_run_of_rows_is_taken_as_a_view_and_other_rows_as_a_copy():
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    run = np.zeros(10, dtype=bool)
+    run[:7] = True  # a fold's training rows, loaded first by train_fold
+    assert np.shares_memory(take(X, run), X) and take(X, run).shape == (7, 2)
+    scattered = run.copy()
+    scattered[3] = False
+    assert not np.shares_memory(take(X, scattered), X)
+    np.testing.assert_array_equal(take(X, scattered), X[scattered])
