@@ -135,7 +135,7 @@ def step_breakdown(results: Path, rules: list[str], n_clips: int) -> dict:
                 for log in (results / "logs/embed").rglob("*.log")
                 for x in re.findall(r"embedding cache: ([\d.]+)s reading and writing", log.read_text())
             ]
-            row["cache_s"] = round(sum(cache), 1)
+            row["cache_s"] = round(sum(cache), 1) if cache else None  # older versions log no cache time
         out[rule] = row
     return out
 
@@ -315,7 +315,7 @@ def write_tables(rows: list[dict], out: Path, group_components: int) -> None:
         for rule, st in sorted(r["steps"].items(), key=lambda kv: -kv[1]["wall_s"]):
             lines.append(
                 f"| {rule} | {st['jobs']} | {st['wall_s']} | {st['cpu_s']} | {st['startup_s']} | "
-                f"{st.get('cache_s', '')} | {st['ms_per_clip']} | {st['peak_rss_mb']} |"
+                f"{'' if st.get('cache_s') is None else st['cache_s']} | {st['ms_per_clip']} | {st['peak_rss_mb']} |"
             )
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

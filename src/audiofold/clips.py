@@ -158,8 +158,11 @@ def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
     for chunk, rows in clips.groupby("chunk", sort=False):
         text = rows[MANIFEST_COLUMNS].to_csv(sep="\t", index=False, lineterminator="\n")
         path = manifest_path(folder, chunk)
+        before = _manifest_rows(path)
         if write_text_if_changed(path, text):
             written.append(chunk)
+            if before is not None:
+                _say_what_changed(chunk, before, rows[MANIFEST_COLUMNS])
         # its sidecar, like every artifact's: what made it and what it holds (unchanged with the manifest)
         meta = {
             "step": "validate",
@@ -175,6 +178,29 @@ def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
             old.unlink(missing_ok=True)
             meta_path(old).unlink(missing_ok=True)
     return written
+
+
+def _manifest_rows(path: Path) -> pd.DataFrame | None:
+    """A manifest as written before (None when there is none or it cannot be read)."""
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+
+
+def _say_what_changed(chunk: str, before: pd.DataFrame, after: pd.DataFrame, shown: int = 5) -> None:
+    """Log which clips made a chunk's manifest change (and so rerun its embed jobs)."""
+    old = {r[0]: tuple(r[1:]) for r in before.astype(str).itertuples(index=False)}
+    new = {r[0]: tuple(r[1:]) for r in after.astype(str).itertuples(index=False)}
+    parts = []
+    for what, ids in (
+        ("added", sorted(new.keys() - old.keys())),
+        ("removed", sorted(old.keys() - new.keys())),
+        ("changed", sorted(i for i in new.keys() & old.keys() if new[i] != old[i])),
+    ):
+        if ids:
+            parts.append(f"{len(ids)} {what} ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})")
+    log.info("chunk %s: %s; its embed jobs rerun", chunk, "; ".join(parts) or "clip order changed")
 
 
 def read_chunk_manifest(path: str | Path) -> list[tuple[str, str, str]]:

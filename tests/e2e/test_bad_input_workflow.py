@@ -4,6 +4,7 @@ Only prepare and validate run (a few seconds), then dry runs say what an edit wo
 """
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -77,11 +78,15 @@ def validated(validated_once, tmp_path):
     return wd
 
 
-def test_an_overwritten_clip_reruns_validate(validated):
+def test_an_overwritten_clip_reruns_validate_whose_log_names_it(validated):
     clip = validated / "test/te1.wav"
     sf.write(clip, tone(1234, seconds=0.7), 8000)  # other audio, written after the run
     plan = planned(validated)
-    assert "rule validate" in plan and "te1.wav" in plan
+    # seen by the clips' fingerprint (a param of hashes and validate), not by one Snakemake input per clip
+    assert "rule validate" in plan and "params have changed since last execution:\n        hashes" in plan
+    snakemake(validated, "--cores", "1", "results/validation/clips.csv")
+    log = (validated / "results/logs/validate.log").read_text()
+    assert re.search(r"chunk test\d+: 1 changed \(te1\); its embed jobs rerun", log), log[-2000:]
 
 
 def test_a_clip_replaced_by_an_older_file_reruns_validate(validated):
