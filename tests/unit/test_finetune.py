@@ -441,3 +441,11 @@ def test_a_job_killed_in_the_student_round_resumes_to_the_same_predictions(tmp_p
     assert sorted(a) == sorted(b)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_refit_student_predicts_the_test_set_only(tmp_path):
+    info = _run(tmp_path, _skewed(tmp_path), fold=None, epochs=2, options=_options(**CONFIDENT), pseudo_labels=PSEUDO)
+    preds = load_npz(tmp_path / "preds.npz")
+    assert info["pseudo_labels"]["n_pseudo"] > 0 and info["pseudo_labels"]["epochs_run"] == 2
+    assert sorted(k for k in preds if "__" in k) == ["test__main", "test__main+pl"]
+    assert preds["test__main+pl"].shape == (6, 3) and np.isfinite(preds["test__main+pl"]).all()
