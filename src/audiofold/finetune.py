@@ -7,10 +7,11 @@ collect_oof, calibrate and the blends take its candidate unchanged.
 
 The seed's recipe, as options: attention pooling with context gating and dropout before the last
 layer; BCE with label smoothing on positives and inverse-sqrt class weights (tags), cross-entropy
-(classes), MSE or CCC (ratings, standardised) or label distribution learning (``ldl``, below); AdamW with separate encoder / head learning rates, a
-cosine schedule after a linear warm-up, gradient clipping; mixed precision on CUDA; random crop with
-loop padding, random gain, SpecAugment masks on spectrogram inputs, mixup, an optional class-balanced
-sampler; early stopping on the task's primary metric, keeping the best epoch.
+(classes), MSE or CCC (ratings, standardised) or label distribution learning (``ldl``, below); AdamW
+with separate encoder / head learning rates, a cosine schedule after a linear warm-up, gradient
+clipping; mixed precision on CUDA; random crop with loop padding, random gain, SpecAugment masks on
+spectrogram inputs, mixup, an optional class-balanced sampler; early stopping on the task's primary
+metric, keeping the best epoch.
 
 Every epoch ends with a checkpoint (atomic, outside the job's outputs): a killed job resumes from its
 last finished epoch. Each epoch's randomness (order, crops, gains, masks, mixup, dropout) is seeded
