@@ -328,6 +328,25 @@ class Objective:
             self.std = np.where(y_fit.std(axis=0) > 0, y_fit.std(axis=0), 1.0)
         if self.ldl:
             self.values = rating_grid(task, y_fit, options.ldl_bins)
+            self.prior = self._label_distribution(y_fit)
+
+    def _label_distribution(self, y_fit: np.ndarray) -> np.ndarray:
+        """(targets, bins): the mean Gaussian label distribution of the training rows."""
+        values = torch.as_tensor(self.values, dtype=torch.float64)
+        y = torch.as_tensor(np.asarray(y_fit, dtype=np.float64).reshape(len(y_fit), -1))
+        return np.stack(
+            [
+                gaussian_label_distribution(y[:, t], values[t], self.options.ldl_sigma).mean(dim=0).numpy()
+                for t in range(len(values))
+            ]
+        )
+
+    def init_output(self, layer: nn.Linear) -> None:
+        """ldl: start the output bias at the log of the training rows' mean label distribution, so the first
+        prediction is near the training mean (as the standardised losses start), not the grid's centre."""
+        if self.ldl:
+            with torch.no_grad():
+                layer.bias.copy_(torch.from_numpy(np.log(np.maximum(self.prior, 1e-6)).reshape(-1)))
 
     @property
     def n_out(self) -> int:
@@ -519,6 +538,7 @@ class Trainer:
         epochs = epochs or o.epochs
         objective = Objective(self.task, o, y_fit)
         model = self.build(objective.n_out)
+        objective.init_output(model.out)
         targets = objective.targets(y_fit)
         row_weight = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
         head = model.head_parameters()

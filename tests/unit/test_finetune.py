@@ -368,6 +368,16 @@ def test_ldl_loss_is_least_when_the_distribution_peaks_at_the_true_bin(mse_weigh
     np.testing.assert_allclose(objective.predictions(best[None]), [[2.5]], atol=1e-9)  # the expectation
 
 
+def test_ldl_output_starts_at_the_training_mean_not_the_grid_centre():
+    task = _task("regression", {"min": 0.0, "max": 10.0, "step": None})
+    objective = finetune.Objective(task, _options(rating_loss="ldl"), np.array([[7.0], [8.0]]))
+    layer = torch.nn.Linear(4, objective.n_out)
+    torch.nn.init.zeros_(layer.weight)
+    objective.init_output(layer)
+    start = objective.predictions(layer(torch.zeros(1, 4)).detach().numpy())
+    np.testing.assert_allclose(start, [[7.5]], atol=1e-3)  # an untouched head would start at 5.0
+
+
 def test_ldl_on_a_class_task_is_a_config_error_before_training(tmp_path):
     data = _data(tmp_path, "classification")
     with pytest.raises(ConfigError, match=r"finetune\.tiny\.rating_loss: ldl .* this task is classification"):
