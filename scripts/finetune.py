@@ -24,6 +24,7 @@ def main(smk):
         checkpoint_dir=smk.params.checkpoint_dir,
         epochs=refit_epochs(smk.input.folds) if refit else None,
         threads=max(1, int(smk.threads or 1)),
+        pseudo_labels=dict(smk.params.pseudo_labels),
         meta={"backbone": candidate_backbone(model), "config_hash": stable_hash(smk.params.model)},
     )
 

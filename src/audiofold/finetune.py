@@ -7,15 +7,28 @@ collect_oof, calibrate and the blends take its candidate unchanged.
 
 The seed's recipe, as options: attention pooling with context gating and dropout before the last
 layer; BCE with label smoothing on positives and inverse-sqrt class weights (tags), cross-entropy
-(classes), MSE or CCC (ratings, standardised); AdamW with separate encoder / head learning rates, a
-cosine schedule after a linear warm-up, gradient clipping; mixed precision on CUDA; random crop with
-loop padding, random gain, SpecAugment masks on spectrogram inputs, mixup, an optional class-balanced
-sampler; early stopping on the task's primary metric, keeping the best epoch.
+(classes), MSE or CCC (ratings, standardised) or label distribution learning (``ldl``, below); AdamW
+with separate encoder / head learning rates, a cosine schedule after a linear warm-up, gradient
+clipping; mixed precision on CUDA; random crop with loop padding, random gain, SpecAugment masks on
+spectrogram inputs, mixup, an optional class-balanced sampler; early stopping on the task's primary
+metric, keeping the best epoch.
 
 Every epoch ends with a checkpoint (atomic, outside the job's outputs): a killed job resumes from its
 last finished epoch. Each epoch's randomness (order, crops, gains, masks, mixup, dropout) is seeded
 from (seed, fold, epoch), so a resumed run ends with the same predictions as an uninterrupted one, and
 the same seed gives the same predictions (on CPU).
+
+``rating_loss: ldl`` (label distribution learning, seed 000's LDL target): for each rating target the
+head outputs one logit per bin of the rating grid (``rating_grid``); the loss is KL(a Gaussian of width
+``ldl_sigma`` around the rating || softmax) plus ``ldl_mse_weight`` x the squared error of the
+expectation (standardised by the training targets' spread), and the prediction is the expectation, so
+it always lies inside the grid. Valence/arousal (multitarget) get one distribution per target.
+
+With ``pseudo_labels`` enabled the job runs the teacher-student round of ``audiofold.pseudo``: the fold's
+model is the teacher; a fresh model (same options and seed, from the pretrained encoder again) is
+fine-tuned on the training rows plus the confidently predicted test rows (audio read from the test
+stores), weighted by the pseudo-label weights, and written as the variant ``main+pl``. The student has
+its own checkpoint, so a job killed in either round resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,12 +49,13 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import metrics, pseudo
 from .audio_store import AudioStores
 from .crops import crop_batches
 from .errors import ConfigError, DataError, TrainingError
 from .finetune_encoders import Encoder, build_encoder, check_encoder_options, encoder_sample_rate
 from .heads.mlp import inverse_sqrt_class_weights, smooth_positives
+from .heads.prompt import gaussian_label_distribution, scale_values
 from .heads.torch_base import mixup
 from .io import atomic_path, load_npz, meta_path, read_json, save_npz, stable_hash, write_csv, write_meta
 from .tasks import TaskSpec
@@ -50,6 +64,7 @@ log = logging.getLogger(__name__)
 
 HEAD_NAME = "finetune"  # the candidate's head; its backbone is ``ft-<model>``
 VARIANT = "main"
+RATING_LOSSES = ("mse", "ccc", "ldl")
 
 
 def candidate_backbone(model: str) -> str:
@@ -82,7 +97,10 @@ class FinetuneOptions:
     balanced_sampler: bool = False
     label_smoothing: float = 0.05
     dropout: float = 0.5
-    rating_loss: str = "mse"  # mse | ccc (concordance, the usual valence/arousal loss)
+    rating_loss: str = "mse"  # mse | ccc (concordance, the usual valence/arousal loss) | ldl
+    ldl_sigma: float = 0.5  # seed 000's SIGMA_LDL, in rating units
+    ldl_bins: int = 21  # grid bins over a scale without a step (or, with no scale, the targets' range)
+    ldl_mse_weight: float = 0.78  # seed 000: W_MSE / W_KLD = 0.35 / 0.45
     tta_crops: int = 5
     validation: str = (
         "inner"  # inner: early stopping on rows carved from the fold's training rows; fold: on its OOF rows
@@ -113,14 +131,22 @@ class FinetuneOptions:
         u = self.unfreeze
         if not (u in ("all", "none") or (isinstance(u, int) and not isinstance(u, bool) and u >= 0)):
             raise bad("unfreeze", "must be all, none or a number of last blocks (>= 0)")
-        for key in ("epochs", "patience", "batch_size", "tta_crops"):
+        for key in ("epochs", "patience", "batch_size", "tta_crops", "ldl_bins"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(key, "must be a positive integer")
-        for key in ("lr_encoder", "lr_head", "grad_clip", "crop_seconds"):
+        for key in ("lr_encoder", "lr_head", "grad_clip", "crop_seconds", "ldl_sigma"):
             if not getattr(self, key) > 0:
                 raise bad(key, "must be positive")
-        for key in ("weight_decay", "warmup_epochs", "gain_db", "mixup_alpha", "time_masks", "freq_masks"):
+        for key in (
+            "weight_decay",
+            "warmup_epochs",
+            "gain_db",
+            "mixup_alpha",
+            "time_masks",
+            "freq_masks",
+            "ldl_mse_weight",
+        ):
             if not getattr(self, key) >= 0:
                 raise bad(key, "must be >= 0")
         for key in ("loop_pad_prob", "mixup_prob", "label_smoothing"):
@@ -129,8 +155,10 @@ class FinetuneOptions:
         for key in ("dropout", "time_mask_frac", "inner_val_fraction"):
             if not 0 <= getattr(self, key) < 1:
                 raise bad(key, "must be in [0, 1)")
-        if self.rating_loss not in ("mse", "ccc"):
-            raise bad("rating_loss", "must be mse or ccc")
+        if self.rating_loss not in RATING_LOSSES:
+            raise bad("rating_loss", f"must be one of {', '.join(RATING_LOSSES)}")
+        if self.ldl_bins < 2:
+            raise bad("ldl_bins", "must be at least 2")
         if self.validation not in ("inner", "fold"):
             raise bad("validation", "must be inner or fold")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -138,6 +166,14 @@ class FinetuneOptions:
         w = self.num_workers
         if not (w == "auto" or (isinstance(w, int) and not isinstance(w, bool) and w >= 0)):
             raise bad("num_workers", "must be auto or an integer >= 0")
+
+    def check_task(self, task: TaskSpec, where: str) -> None:
+        """ConfigError for options the task's kind cannot use (a rating loss set for a class task)."""
+        if self.rating_loss != "mse" and not task.is_regression:
+            raise ConfigError(
+                f"{where}.rating_loss: {self.rating_loss} is a loss for rating tasks (regression, multitarget), "
+                f"but this task is {task.kind}; remove the key (class kinds use cross-entropy or BCE)."
+            )
 
     @property
     def sample_rate(self) -> int:
@@ -266,36 +302,106 @@ def balanced_weights(y: np.ndarray, task: TaskSpec, cap: float = 5.0) -> np.ndar
 
 
 # ---- losses and outputs ---------------------------------------------------------------------
+def rating_grid(task: TaskSpec, y_fit: np.ndarray, bins: int) -> np.ndarray:
+    """(targets, bins) grid values for ``rating_loss: ldl``: the task's scale from min to max by its step,
+    ``bins`` even values over a scale without a step, or (no declared scale) over each target's range in
+    the training rows."""
+    scale = task.scale or {}
+    n_targets = task.n_outputs
+    if scale.get("min") is not None and scale.get("max") is not None:
+        return np.tile(scale_values(scale, n_default=bins), (n_targets, 1))
+    y = np.asarray(y_fit, dtype=np.float64).reshape(len(y_fit), -1)
+    return np.stack([np.linspace(lo, hi, bins) for lo, hi in zip(y.min(axis=0), y.max(axis=0))])
+
+
 class Objective:
     """The task kind's loss on model outputs and its outputs -> predictions (probabilities or ratings)."""
 
     def __init__(self, task: TaskSpec, options: FinetuneOptions, y_fit: np.ndarray) -> None:
         self.task, self.options = task, options
+        self.ldl = task.is_regression and options.rating_loss == "ldl"
         if task.kind == "multilabel":
             self.class_weights = torch.from_numpy(inverse_sqrt_class_weights(y_fit > 0.5))
         if task.is_regression:
             y_fit = y_fit.reshape(len(y_fit), -1).astype(np.float64)
             self.mean = y_fit.mean(axis=0)
             self.std = np.where(y_fit.std(axis=0) > 0, y_fit.std(axis=0), 1.0)
+        if self.ldl:
+            self.values = rating_grid(task, y_fit, options.ldl_bins)
+            self.prior = self._label_distribution(y_fit)
+
+    def _label_distribution(self, y_fit: np.ndarray) -> np.ndarray:
+        """(targets, bins): the mean Gaussian label distribution of the training rows."""
+        values = torch.as_tensor(self.values, dtype=torch.float64)
+        y = torch.as_tensor(np.asarray(y_fit, dtype=np.float64).reshape(len(y_fit), -1))
+        return np.stack(
+            [
+                gaussian_label_distribution(y[:, t], values[t], self.options.ldl_sigma).mean(dim=0).numpy()
+                for t in range(len(values))
+            ]
+        )
+
+    def init_output(self, layer: nn.Linear) -> None:
+        """ldl: start the output bias at the log of the training rows' mean label distribution, so the first
+        prediction is near the training mean (as the standardised losses start), not the grid's centre."""
+        if self.ldl:
+            with torch.no_grad():
+                layer.bias.copy_(torch.from_numpy(np.log(np.maximum(self.prior, 1e-6)).reshape(-1)))
+
+    @property
+    def n_out(self) -> int:
+        """Model outputs: one per class / target, or one logit per grid bin and target under ldl."""
+        return self.values.size if self.ldl else self.task.n_outputs
 
     def targets(self, y: np.ndarray) -> torch.Tensor:
         if self.task.kind == "classification":
             return torch.from_numpy(np.asarray(y, dtype=np.int64))
+        if self.ldl:  # the grid is in rating units
+            return torch.from_numpy(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
         if self.task.is_regression:
             return torch.from_numpy(((y.reshape(len(y), -1) - self.mean) / self.std).astype(np.float32))
         return torch.from_numpy((np.asarray(y) > 0.5).astype(np.float32))
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch loss: the mean of per-row losses, weighted by ``weight`` (pseudo-labelled rows) when
+        given. CCC is a batch statistic, so it ignores the weights."""
         out = out.float()
         if self.task.kind == "classification":
-            return nn.functional.cross_entropy(out, y)
-        if self.task.kind == "multilabel":
+            per_row = nn.functional.cross_entropy(out, y, reduction="none")
+        elif self.task.kind == "multilabel":
             target = smooth_positives(y, self.options.label_smoothing)
             per_entry = nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none")
-            return (per_entry * self.class_weights.to(out.device)).mean()
-        if self.options.rating_loss == "ccc":
+            per_row = (per_entry * self.class_weights.to(out.device)).mean(dim=1)
+        elif self.ldl:
+            per_row = self.ldl_loss(out, y)
+        elif self.options.rating_loss == "ccc":
             return (1.0 - concordance(out, y)).mean()
-        return nn.functional.mse_loss(out, y)
+        else:
+            per_row = ((out - y) ** 2).mean(dim=1)
+        if weight is None:
+            return per_row.mean()
+        return (per_row * weight).sum() / weight.sum()
+
+    def ldl_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per row: mean over targets of KL(Gaussian label distribution || softmax over the grid) plus
+        ``ldl_mse_weight`` x the standardised squared error of the expectation."""
+        values = torch.as_tensor(self.values, dtype=torch.float32, device=out.device)
+        log_probs = torch.log_softmax(out.reshape(len(out), *values.shape), dim=2)
+        kl = torch.stack(
+            [
+                nn.functional.kl_div(
+                    log_probs[:, t],
+                    gaussian_label_distribution(y[:, t], values[t], self.options.ldl_sigma),
+                    reduction="none",
+                ).sum(dim=1)
+                for t in range(len(values))
+            ],
+            dim=1,
+        )
+        expectation = (log_probs.exp() * values).sum(dim=2)
+        std = torch.as_tensor(self.std, dtype=torch.float32, device=out.device)
+        squared = ((expectation - y) / std) ** 2
+        return (kl + self.options.ldl_mse_weight * squared).mean(dim=1)
 
     def predictions(self, logits: np.ndarray) -> np.ndarray:
         logits = logits.astype(np.float64)
@@ -304,10 +410,14 @@ class Objective:
             return z / z.sum(axis=1, keepdims=True)
         if self.task.kind == "multilabel":
             return 1.0 / (1.0 + np.exp(-logits))
+        if self.ldl:  # the expectation over each target's grid
+            z = logits.reshape(len(logits), *self.values.shape)
+            z = np.exp(z - z.max(axis=2, keepdims=True))
+            return ((z / z.sum(axis=2, keepdims=True)) * self.values).sum(axis=2)
         return logits * self.std + self.mean
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("mean", "std") if hasattr(self, k)}
+        return {k: getattr(self, k) for k in ("mean", "std", "values") if hasattr(self, k)}
 
 
 def concordance(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -418,15 +528,19 @@ class Trainer:
         run_key: str,
         epochs: int | None = None,
         stop_after: int | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> tuple[FinetuneModel, Objective, list[dict], int]:
         """Train; returns (model at its best epoch, objective, per-epoch history, best epoch).
 
-        Without validation rows every epoch runs and the last one is kept (the refit)."""
+        Without validation rows every epoch runs and the last one is kept (the refit). ``sample_weight``
+        (one per fit row) weights each row's loss."""
         o = self.options
         epochs = epochs or o.epochs
         objective = Objective(self.task, o, y_fit)
-        model = self.build(self.task.n_outputs)
+        model = self.build(objective.n_out)
+        objective.init_output(model.out)
         targets = objective.targets(y_fit)
+        row_weight = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
         head = model.head_parameters()
         encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
         groups = [{"params": head, "lr": o.lr_head}]
@@ -458,7 +572,9 @@ class Trainer:
             if state["stale"] >= o.patience:
                 break
             started = time.perf_counter()
-            train_loss = self._epoch(model, dataset, targets, weights, objective, optimizer, scheduler, scaler, epoch)
+            train_loss = self._epoch(
+                model, dataset, targets, row_weight, weights, objective, optimizer, scheduler, scaler, epoch
+            )
             record = {"epoch": epoch + 1, "train_loss": train_loss, "lr_head": optimizer.param_groups[0]["lr"]}
             if val_rows is not None and len(val_rows):
                 P = objective.predictions(self.logits(model, val_rows))
@@ -502,7 +618,9 @@ class Trainer:
             model.load_state_dict(state["best"])
         return model, objective, state["history"], state["best_epoch"]
 
-    def _epoch(self, model, dataset, targets, weights, objective, optimizer, scheduler, scaler, epoch) -> float:
+    def _epoch(
+        self, model, dataset, targets, row_weight, weights, objective, optimizer, scheduler, scaler, epoch
+    ) -> float:
         o = self.options
         torch.manual_seed(self.seed * 1_000_003 + self.fold_code * 1009 + epoch)  # dropout
         rng = np.random.default_rng([self.seed, self.fold_code, epoch, 3])  # masks and mixup
@@ -524,6 +642,7 @@ class Trainer:
                 if model.encoder.spectrogram and (o.time_masks or o.freq_masks):
                     feats = spec_augment(feats, rng, o)
             yb = targets[items].to(self.device)
+            wb = None if row_weight is None else row_weight[items].to(self.device)
             mix = None
             # draw every batch, mixed or not, so the random stream does not depend on the outcomes
             if o.mixup_alpha > 0 and rng.random() < o.mixup_prob and len(feats) > 1:
@@ -531,9 +650,12 @@ class Trainer:
                 mix = (lam, perm.to(self.device))
             with self._autocast():
                 out = model(feats)
-                loss = objective.loss(out, yb)
-                if mix is not None:  # each loss is affine in its target, so this is the mixed target's loss
-                    loss = mix[0] * loss + (1.0 - mix[0]) * objective.loss(out, yb[mix[1]])
+                loss = objective.loss(out, yb, wb)
+                if (
+                    mix is not None
+                ):  # each loss is affine in its target (ldl: its target distribution): the mixed target's loss
+                    mixed_weight = None if wb is None else wb[mix[1]]
+                    loss = mix[0] * loss + (1.0 - mix[0]) * objective.loss(out, yb[mix[1]], mixed_weight)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"{self.where}, epoch {epoch + 1}: non-finite training loss ({float(loss.detach())}); lower lr_head / "
@@ -572,13 +694,19 @@ def finetune_fold(
     checkpoint_dir: str | os.PathLike | None = None,
     epochs: int | None = None,
     threads: int = 1,
+    pseudo_labels: dict | None = None,
     stop_after: int | None = None,
+    stop_student_after: int | None = None,
     meta: dict | None = None,
 ) -> dict:
     """Fine-tune ``model_name`` on the training rows outside ``fold`` (every row with ``fold=None``: the
     refit, for ``epochs`` epochs and test predictions only) and write the train step's prediction
-    contract to ``preds_out``, the best weights to ``model_out`` and the per-epoch log to ``history_out``."""
+    contract to ``preds_out``, the best weights to ``model_out`` and the per-epoch log to ``history_out``.
+    With ``pseudo_labels`` (config block, ``enabled``) a student round adds the variant ``main+pl``.
+    ``stop_after`` / ``stop_student_after`` stop the teacher / student after that many epochs (tests)."""
     where = f"finetune model {model_name!r}, " + (f"fold {fold}" if fold is not None else "refit")
+    options.check_task(task, f"finetune.{model_name}")
+    settings = pseudo.settings(pseudo_labels)
     device = resolve_device(options.device)
     torch.use_deterministic_algorithms(True, warn_only=True)
     num_workers = max(0, threads - 1) if options.num_workers == "auto" else int(options.num_workers)
@@ -612,33 +740,54 @@ def finetune_fold(
         },
         length=16,
     )
-    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / "last.pt"
+    checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    checkpoint = None if checkpoint_dir is None else checkpoint_dir / "last.pt"
+    stop_rows, stop_y = (rows[stop_pos], y[stop_pos]) if fold is not None else (None, None)
     started = time.perf_counter()
     model, objective, history, best_epoch = trainer.fit(
-        rows[fit_pos],
-        y[fit_pos],
-        rows[stop_pos] if fold is not None else None,
-        y[stop_pos] if fold is not None else None,
-        checkpoint,
-        run_key,
-        epochs=epochs,
-        stop_after=stop_after,
+        rows[fit_pos], y[fit_pos], stop_rows, stop_y, checkpoint, run_key, epochs=epochs, stop_after=stop_after
     )
     fit_seconds = time.perf_counter() - started
 
-    val_pred = objective.predictions(trainer.logits(model, rows[is_val])) if is_val.any() else None
-    test_rows = np.arange(len(test))
-    test_pred = objective.predictions(trainer.logits(model, test_rows))
-    for split, P in (("validation", val_pred), ("test", test_pred)):
-        if P is not None and not np.isfinite(P).all():
-            raise TrainingError(f"{where}: non-finite {split} predictions; see the per-epoch log {history_out}.")
+    val_pred = {VARIANT: objective.predictions(trainer.logits(model, rows[is_val]))} if is_val.any() else {}
+    test_pred = {VARIANT: objective.predictions(trainer.logits(model, np.arange(len(test))))}
+    saved = {"state": model.state_dict(), "options": options.to_dict(), "objective": objective.state()}
+    student_info = None
+    if settings is not None:
+        student = StudentRound(options, task, settings, where, seed, fold_code + 1, device, num_workers)
+        val_pl, test_pl, student_state, student_info = student.run(
+            list(train_stores) + list(test_stores),
+            len(train),
+            rows,
+            y,
+            fit_pos,
+            is_val,
+            (stop_rows, stop_y),
+            val_pred.get(VARIANT),
+            test_pred[VARIANT],
+            None if checkpoint_dir is None else checkpoint_dir / "student.pt",
+            run_key,
+            epochs,
+            stop_student_after,
+        )
+        val_pred.update(val_pl)
+        test_pred.update(test_pl)
+        if student_state is not None:
+            saved["student"] = student_state
+    for split, preds in (("validation", val_pred), ("test", test_pred)):
+        for variant, P in preds.items():
+            if not np.isfinite(P).all():
+                raise TrainingError(
+                    f"{where}: non-finite {split} predictions ({variant}); see the per-epoch log {history_out}."
+                )
 
     with atomic_path(model_out) as tmp:
-        torch.save({"state": model.state_dict(), "options": options.to_dict(), "objective": objective.state()}, tmp)
+        torch.save(saved, tmp)
     arrays = {"val_ids": np.asarray(all_ids, dtype=str)[is_val], "test_ids": np.asarray(test.ids, dtype=str)}
-    if val_pred is not None:
-        arrays[f"val__{VARIANT}"] = val_pred.astype(np.float32)
-    arrays[f"test__{VARIANT}"] = test_pred.astype(np.float32)
+    for variant, P in test_pred.items():
+        if variant in val_pred:
+            arrays[f"val__{variant}"] = val_pred[variant].astype(np.float32)
+        arrays[f"test__{variant}"] = P.astype(np.float32)
     save_npz(preds_out, **arrays)
     write_csv(history_out, pd.DataFrame(history), index=False)
     info = {
@@ -650,7 +799,7 @@ def finetune_fold(
         "early_stopping_rows": options.validation if fold is not None else None,
         "n_val": int(is_val.sum()),
         "n_test": len(test),
-        "variants": [VARIANT],
+        "variants": sorted(test_pred),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "fit_seconds": round(fit_seconds, 3),
@@ -661,11 +810,87 @@ def finetune_fold(
         "history": history,
         **(meta or {}),
     }
+    if student_info is not None:
+        info["pseudo_labels"] = student_info
     write_meta(preds_out, **info)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)  # finished: the outputs replace it
+    if checkpoint_dir is not None:  # finished: the outputs replace them
+        for name in ("last.pt", "student.pt"):
+            (checkpoint_dir / name).unlink(missing_ok=True)
     log.info("%s: best epoch %d of %d, %.1fs", where, best_epoch, len(history), fit_seconds)
     return info
+
+
+class StudentRound:
+    """The teacher-student round of ``audiofold.pseudo`` for one fine-tuning job: pseudo-labels from the
+    teacher's test predictions, a fresh model fine-tuned on the fit rows plus those test rows (read from
+    the test stores, after the training stores), early-stopped on the teacher's rows, its predictions
+    renamed ``{variant}+pl``. No validation row and no test label enters its training."""
+
+    def __init__(self, options, task, settings, where, seed, fold_code, device, num_workers) -> None:
+        self.options, self.task, self.settings = options, task, settings
+        self.where = f"{where}, pseudo-label student"
+        self.seed, self.fold_code, self.device, self.num_workers = seed, fold_code, device, num_workers
+
+    def run(
+        self,
+        store_paths: list,
+        n_train: int,
+        rows: np.ndarray,
+        y: np.ndarray,
+        fit_pos: np.ndarray,
+        is_val: np.ndarray,
+        stopping: tuple,
+        teacher_val: np.ndarray | None,
+        teacher_test: np.ndarray,
+        checkpoint: Path | None,
+        teacher_key: str,
+        epochs: int | None,
+        stop_after: int | None,
+    ) -> tuple[dict, dict, dict | None, dict]:
+        """(validation and test predictions ``main+pl``, the student's weights or None, its summary)."""
+        selection = pseudo.select(
+            teacher_test,
+            self.task,
+            self.settings["min_confidence"],
+            y[fit_pos],
+            weighted=self.settings["weight"] == "confidence",
+        )
+        both = AudioStores(store_paths, self.options.sample_rate)  # training rows first, then the test rows
+        test_rows = n_train + np.arange(len(both) - n_train)
+        name = pseudo.variant_name(VARIANT)
+        info = {**selection.summary(len(test_rows)), **self.settings}
+        if not len(selection.rows):  # the student would be the teacher fitted again on the same rows
+            log.info("%s: no confident test row; the teacher stands in", self.where)
+            val = {} if teacher_val is None else {name: teacher_val}
+            return val, {name: teacher_test}, None, {**info, "student": "teacher (no pseudo-labelled row)"}
+        fit_rows = np.concatenate([rows[fit_pos], test_rows[selection.rows]])
+        y_fit = np.concatenate([np.asarray(y[fit_pos]), selection.y])
+        weight = np.concatenate([np.ones(len(fit_pos)), selection.weight])
+        key = stable_hash(
+            {
+                "teacher": teacher_key,
+                "rows": selection.rows.tolist(),
+                "y": stable_hash(np.asarray(selection.y).tolist()),
+                "weight": np.round(selection.weight, 6).tolist(),
+            },
+            length=16,
+        )
+        trainer = Trainer(
+            self.options, self.task, both, self.where, self.seed, self.fold_code, self.device, self.num_workers
+        )
+        started = time.perf_counter()
+        model, objective, history, best_epoch = trainer.fit(
+            fit_rows, y_fit, *stopping, checkpoint, key, epochs=epochs, stop_after=stop_after, sample_weight=weight
+        )
+        val = {name: objective.predictions(trainer.logits(model, rows[is_val]))} if is_val.any() else {}
+        test = {name: objective.predictions(trainer.logits(model, test_rows))}
+        info.update(
+            best_epoch=best_epoch,
+            epochs_run=len(history),
+            fit_seconds=round(time.perf_counter() - started, 3),
+            history=history,
+        )
+        return val, test, {"state": model.state_dict(), "objective": objective.state()}, info
 
 
 def refit_epochs(fold_preds: list[str | os.PathLike]) -> int:

@@ -23,8 +23,9 @@ Rules (seed 002, "Noisy Data Protocol", adapted to unlabelled test rows):
 
 The teacher's prediction is the mean of the head's variants (one variant for most heads; e.g. the
 prompt head's ``main`` and ``knn``), an ensemble as the seed's teacher averages its fold models.
-Sample weights reach heads whose ``fit`` takes ``sample_weight`` (linear, lgbm); the others
-(knn, torch heads) train on the pseudo rows unweighted.
+Sample weights reach heads whose ``fit`` takes ``sample_weight`` (linear, lgbm) and fine-tuned
+students (``audiofold.finetune``, each row's loss weighted; not ``rating_loss: ccc``, a batch
+statistic); the others (knn, torch heads) train on the pseudo rows unweighted.
 """
 
 from __future__ import annotations

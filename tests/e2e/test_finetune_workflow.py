@@ -8,7 +8,7 @@ import yaml
 
 from audiofold.config import load_config
 from audiofold.errors import ConfigError
-from audiofold.io import load_npz, read_json
+from audiofold.io import load_npz, meta_path, read_json
 
 from conftest import ROOT, jobs_to_run, small_config, snakemake
 
@@ -77,8 +77,17 @@ def test_the_fine_tuned_candidate_goes_through_collect_calibrate_and_blend(done)
             {"train", "refit", "collect_oof", "calibrate"} | ENSEMBLE,
         ),
         ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
+        ({"pseudo_labels": {"min_confidence": 0.9}}, set()),  # disabled: its settings are no job's params
+        ({"pseudo_labels": {"enabled": True}}, {"train", "refit"} | FT_DOWNSTREAM),
     ],
-    ids=["nothing", "finetune.cnn.lr_head", "heads.linear", "calibrate.enabled"],
+    ids=[
+        "nothing",
+        "finetune.cnn.lr_head",
+        "heads.linear",
+        "calibrate.enabled",
+        "pseudo_labels.min_confidence (disabled)",
+        "pseudo_labels.enabled",
+    ],
 )
 def test_only_the_finetune_keys_rerun_finetune(done, change, expected):
     assert _planned(done, change) == expected
@@ -103,3 +112,15 @@ def test_bad_finetune_options_fail_at_start_up(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"finetune/m.*unfreez|finetune\.m.*unfreez"):
         load_config(tmp_path / "config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+
+
+def test_pseudo_labels_give_the_fine_tuned_fold_a_student_variant(done):
+    """The rule passes the pseudo_labels block to the job (one fold only, to stay cheap; the student's
+    training itself is unit-tested in tests/unit/test_finetune.py)."""
+    (done / "change.yaml").write_text(yaml.safe_dump({"pseudo_labels": {"enabled": True, "min_confidence": 0.51}}))
+    target = "results/preds/ft-cnn/finetune/fold0.npz"
+    snakemake(done, "--cores", "2", target, "--configfile", str(done / "config.yaml"), str(done / "change.yaml"))
+    preds = load_npz(done / target)
+    assert preds["val__main+pl"].shape == preds["val__main"].shape and np.isfinite(preds["test__main+pl"]).all()
+    summary = read_json(meta_path(done / target))["pseudo_labels"]
+    assert summary["enabled"] and summary["n_test"] == 12 and summary["min_confidence"] == 0.51

@@ -28,11 +28,11 @@ def _options(**overrides) -> FinetuneOptions:
     return FinetuneOptions.from_config({**params, **overrides})
 
 
-def _task(kind: str) -> TaskSpec:
+def _task(kind: str, scale: dict | None = None) -> TaskSpec:
     if kind in ("classification", "multilabel"):
         return TaskSpec(kind=kind, id_column="id", label_columns=["label"], classes=CLASSES)
     columns = ["rating"] if kind == "regression" else ["valence", "arousal"]
-    return TaskSpec(kind=kind, id_column="id", label_columns=columns)
+    return TaskSpec(kind=kind, id_column="id", label_columns=columns, scale=scale)
 
 
 def _data(root, kind: str, n: int = 24, n_test: int = 6):
@@ -248,6 +248,9 @@ def test_audio_store_holds_what_load_mono_decodes(tmp_path):
         ({"encoder": {"type": "cnn", "n_mel": 3}}, "encoder.n_mel"),
         ({"encoder": {"type": "vit"}}, "encoder.type"),
         ({"lr": 1e-3}, "lr"),
+        ({"rating_loss": "huber"}, "rating_loss"),
+        ({"ldl_sigma": 0}, "ldl_sigma"),
+        ({"ldl_bins": 1}, "ldl_bins"),
     ],
 )
 def test_bad_options_name_their_key(change, key):
@@ -323,3 +326,136 @@ def test_panns_encoder_loads_a_cnn14_checkpoint_and_unfreezes_its_last_blocks(tm
     assert model.freeze(2) == sum(p.numel() for b in encoder.blocks()[-2:] for p in b.parameters())
     out = model(encoder.features(torch.zeros(2, 16000)))
     assert out.shape == (2, 4)
+
+
+# ---- rating_loss: ldl (label distribution learning) ---------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "scale", "grid"),
+    [("regression", {"min": -1.0, "max": 3.0, "step": 0.5}, (1, 9)), ("multitarget", None, (2, 21))],
+    ids=["regression on its scale's grid", "multitarget without a scale: 21 bins per target"],
+)
+def test_ldl_predicts_the_expectation_inside_the_rating_grid(tmp_path, kind, scale, grid):
+    train, test, targets, _ = _data(tmp_path, kind)
+    _run(tmp_path, (train, test, targets, _task(kind, scale)), options=_options(rating_loss="ldl"))
+    preds = load_npz(tmp_path / "preds.npz")
+    values = torch.load(tmp_path / "model.pt", weights_only=False)["objective"]["values"]
+    assert values.shape == grid
+    n_targets = grid[0]
+    assert preds["val__main"].shape == (8, n_targets) and preds["test__main"].shape == (6, n_targets)
+    for P in (preds["val__main"], preds["test__main"]):
+        assert np.isfinite(P).all()
+        assert (P >= values.min(axis=1) - 1e-6).all() and (P <= values.max(axis=1) + 1e-6).all()
+    if kind == "multitarget":  # each target's range on the fit rows (fold 0 holds every label-0 clip)
+        np.testing.assert_allclose(values[:, [0, -1]], [[1, 2], [-2, -1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("mse_weight", [0.0, 0.78])
+def test_ldl_loss_is_least_when_the_distribution_peaks_at_the_true_bin(mse_weight):
+    task = _task("regression", {"min": 0.0, "max": 5.0, "step": 0.5})
+    options = _options(rating_loss="ldl", ldl_mse_weight=mse_weight)
+    objective = finetune.Objective(task, options, np.array([[1.0], [4.0]]))
+    grid = objective.values[0]
+    assert objective.n_out == 11 and grid[5] == 2.5
+    y = objective.targets(np.array([[2.5]]))
+    # logits of a Gaussian centred on each grid value in turn; the true one is the target distribution
+    losses = [
+        float(objective.loss(torch.tensor(-0.5 * ((grid - centre) / 0.5) ** 2, dtype=torch.float32)[None], y))
+        for centre in grid
+    ]
+    assert int(np.argmin(losses)) == 5 and losses[5] < 1e-5
+    assert all(a > b for a, b in zip(losses[:5], losses[1:6])) and all(a < b for a, b in zip(losses[5:], losses[6:]))
+    best = -0.5 * ((grid - 2.5) / 0.5) ** 2
+    np.testing.assert_allclose(objective.predictions(best[None]), [[2.5]], atol=1e-9)  # the expectation
+
+
+def test_ldl_output_starts_at_the_training_mean_not_the_grid_centre():
+    task = _task("regression", {"min": 0.0, "max": 10.0, "step": None})
+    objective = finetune.Objective(task, _options(rating_loss="ldl"), np.array([[7.0], [8.0]]))
+    layer = torch.nn.Linear(4, objective.n_out)
+    torch.nn.init.zeros_(layer.weight)
+    objective.init_output(layer)
+    start = objective.predictions(layer(torch.zeros(1, 4)).detach().numpy())
+    np.testing.assert_allclose(start, [[7.5]], atol=1e-3)  # an untouched head would start at 5.0
+
+
+def test_ldl_on_a_class_task_is_a_config_error_before_training(tmp_path):
+    data = _data(tmp_path, "classification")
+    with pytest.raises(ConfigError, match=r"finetune\.tiny\.rating_loss: ldl .* this task is classification"):
+        _run(tmp_path, data, options=_options(rating_loss="ldl"))
+    assert not (tmp_path / "preds.npz").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_sample_weights_weight_each_rows_loss():
+    objective = finetune.Objective(_task("classification"), _options(), np.array([0, 1, 2]))
+    out = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, -3.0]])
+    y = torch.tensor([0, 1, 2])
+    per_row = torch.nn.functional.cross_entropy(out, y, reduction="none")
+    weighted = objective.loss(out, y, torch.tensor([1.0, 0.5, 0.0]))
+    assert float(weighted) == pytest.approx(float((per_row[0] + 0.5 * per_row[1]) / 1.5))
+    assert float(objective.loss(out, y)) == pytest.approx(float(per_row.mean()))
+
+
+# ---- pseudo_labels: the teacher-student round --------------------------------------------------
+PSEUDO = {"enabled": True, "min_confidence": 0.6}
+CONFIDENT = dict(epochs=2, warmup_epochs=0, lr_head=3e-2)  # a teacher sure of the majority class in 2 epochs
+
+
+def _skewed(root):
+    """Classification data where 5 of 6 clips are class 0 (so the tiny teacher predicts test rows
+    confidently and the student has pseudo-labelled rows to train on)."""
+    train, test, targets, task = _data(root, "classification")
+    saved = load_npz(targets)
+    y = np.zeros_like(saved["y"])
+    y[::6] = 1
+    save_npz(targets, ids=saved["ids"], y=y, fold=saved["fold"])
+    return train, test, targets, task
+
+
+def test_pseudo_labels_add_a_student_variant_trained_on_the_confident_test_rows(tmp_path):
+    info = _run(tmp_path, _skewed(tmp_path), options=_options(**CONFIDENT), pseudo_labels=PSEUDO)
+    preds = load_npz(tmp_path / "preds.npz")
+    summary = info["pseudo_labels"]
+    assert info["variants"] == ["main", "main+pl"]
+    assert summary["n_pseudo"] > 0 and summary["n_test"] == 6 and summary["epochs_run"] == 2
+    assert 0.6 <= summary["mean_weight"] <= 1.0
+    for split, n in (("val", 8), ("test", 6)):
+        P = preds[f"{split}__main+pl"]
+        assert P.shape == (n, 3) and np.isfinite(P).all()
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(preds["test__main+pl"], preds["test__main"])  # a model of its own
+    assert "student" in torch.load(tmp_path / "model.pt", weights_only=False)
+    assert not list((tmp_path / "ckpt").glob("*.pt"))
+
+
+@pytest.mark.parametrize("block", [None, {}, {"enabled": False, "min_confidence": 0.6}])
+def test_without_pseudo_labels_enabled_there_is_no_student_variant(tmp_path, block):
+    info = _run(tmp_path, _skewed(tmp_path), options=_options(**{**CONFIDENT, "epochs": 1}), pseudo_labels=block)
+    assert info["variants"] == ["main"] and "pseudo_labels" not in info
+    assert not [key for key in load_npz(tmp_path / "preds.npz") if key.endswith("+pl")]
+
+
+def test_a_job_killed_in_the_student_round_resumes_to_the_same_predictions(tmp_path, caplog):
+    options = _options(**CONFIDENT)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole.mkdir(), parts.mkdir()
+    _run(whole, _skewed(whole), options=options, pseudo_labels=PSEUDO)
+    data = _skewed(parts)
+    with pytest.raises(finetune.Interrupted, match="pseudo-label student"):
+        _run(parts, data, options=options, pseudo_labels=PSEUDO, stop_student_after=1)
+    assert (parts / "ckpt" / "last.pt").is_file() and (parts / "ckpt" / "student.pt").is_file()
+    with caplog.at_level("INFO", logger="audiofold.finetune"):
+        info = _run(parts, data, options=options, pseudo_labels=PSEUDO)
+    assert "pseudo-label student: resuming after epoch 1" in caplog.text
+    assert [h["epoch"] for h in info["pseudo_labels"]["history"]] == [1, 2]
+    a, b = load_npz(whole / "preds.npz"), load_npz(parts / "preds.npz")
+    assert sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_refit_student_predicts_the_test_set_only(tmp_path):
+    info = _run(tmp_path, _skewed(tmp_path), fold=None, epochs=2, options=_options(**CONFIDENT), pseudo_labels=PSEUDO)
+    preds = load_npz(tmp_path / "preds.npz")
+    assert info["pseudo_labels"]["n_pseudo"] > 0 and info["pseudo_labels"]["epochs_run"] == 2
+    assert sorted(k for k in preds if "__" in k) == ["test__main", "test__main+pl"]
+    assert preds["test__main+pl"].shape == (6, 3) and np.isfinite(preds["test__main+pl"]).all()

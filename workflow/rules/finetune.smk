@@ -42,6 +42,7 @@ rule finetune:
     params:
         model=lambda wc: config["finetune"][wc.ftmodel],
         seed=config["seed"],
+        pseudo_labels=pseudo_label_params,  # the teacher-student round (variant main+pl) when enabled
         # resumable state, outside the outputs (Snakemake deletes those of a failed job)
         checkpoint_dir=lambda wc: f"{R}/checkpoints/ft-{wc.ftmodel}/fold{wc.fold}",
     wildcard_constraints:
@@ -78,6 +79,7 @@ rule finetune_refit:
     params:
         model=lambda wc: config["finetune"][wc.ftmodel],
         seed=config["seed"],
+        pseudo_labels=pseudo_label_params,
         checkpoint_dir=lambda wc: f"{R}/checkpoints/ft-{wc.ftmodel}/refit",
     wildcard_constraints:
         ftmodel="|".join(FINETUNE) or "(?!)",
