@@ -28,20 +28,27 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import ROOT, write_config  # noqa: E402
 
+LINKS_PER_FILE = 60_000
+
 
 def make_linked_data(root: Path, n_train: int) -> None:
-    """n_train training and n_train/10 test clips, every one a hard link to one 1-s tone."""
-    source = root / "one.wav"
+    """n_train training and n_train/10 test clips, each a hard link to one 1-s tone (one copy of the tone
+    per LINKS_PER_FILE clips: ext4 allows 65,000 links to a file)."""
     root.mkdir(parents=True)
     t = np.arange(16000) / 16000
-    sf.write(source, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000, subtype="PCM_16")
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     rng = np.random.default_rng(0)
+    made = 0
     for split, n, prefix in (("train", n_train, "tr"), ("test", max(10, n_train // 10), "te")):
         folder = root / split
         folder.mkdir()
         ids = [f"{prefix}{i:07d}" for i in range(n)]
         for clip in ids:
+            source = root / f"tone{made // LINKS_PER_FILE}.wav"
+            if made % LINKS_PER_FILE == 0:
+                sf.write(source, tone, 16000, subtype="PCM_16")
             os.link(source, folder / f"{clip}.wav")
+            made += 1
         table = pd.DataFrame({"clip_id": ids})
         if split == "train":
             table["rating"] = np.round(rng.uniform(0, 5, n), 1)
