@@ -54,7 +54,7 @@ rule finetune:
     resources:
         mem_mb=8000,
         runtime=720,
-        gpu=lambda wc: ft_gpus(wc.ftmodel),
+        gpu=lambda wc: gpus("finetune", wc.ftmodel),
     conda:
         "../../envs/rule-models.yaml"
     script:
@@ -89,7 +89,7 @@ rule finetune_refit:
     resources:
         mem_mb=8000,
         runtime=720,
-        gpu=lambda wc: ft_gpus(wc.ftmodel),
+        gpu=lambda wc: gpus("finetune", wc.ftmodel),
     conda:
         "../../envs/rule-models.yaml"
     script:
