@@ -36,8 +36,9 @@ pytestmark = [
     ),
 ]
 
-# two embed jobs side by side on the 2-core test node (the rule asks for 2 threads for real data)
-ONE_THREAD_EMBED = ("--set-threads", "embed=1")
+# two jobs side by side on the 2-core test node (the rules ask for 2 threads for real data); the local
+# run uses the same threads, so the fine-tuned model is trained alike in both
+ONE_THREAD_JOBS = ("--set-threads", "embed=1", "audio_store=1", "finetune=1")
 SLURM_ARGS = (
     "--executor",
     "slurm",
@@ -59,7 +60,7 @@ SLURM_ARGS = (
     "--set-resources",
     "embed:mem_mb=2000",
     "finetune:mem_mb=2000",
-    *ONE_THREAD_EMBED,
+    *ONE_THREAD_JOBS,
 )
 
 
@@ -124,7 +125,7 @@ def test_demo_through_slurm(slurm_cluster, tmp_path_factory):
     config = _small()
     local = _workdir(tmp_path_factory.mktemp("local"), config)
     t0 = time.perf_counter()
-    snakemake(local, "--cores", "2", *ONE_THREAD_EMBED)
+    snakemake(local, "--cores", "2", *ONE_THREAD_JOBS)
     local_s = time.perf_counter() - t0
 
     wd = _workdir(tmp_path_factory.mktemp("slurm"), config)
