@@ -694,6 +694,8 @@ def time_training_step(options: FinetuneOptions, task: TaskSpec, y: np.ndarray, 
         device = resolve_device(options.device)
     except ConfigError:
         device = torch.device("cpu")
+    # as finetune_fold runs: deterministic algorithms are several times slower on some CPU convolutions
+    torch.use_deterministic_algorithms(True, warn_only=True)
     trainer = Trainer(options, task, None, "finetune timing", seed, 0, device, num_workers=0)
     rng = np.random.default_rng(seed)
     objective = Objective(task, options, y)
