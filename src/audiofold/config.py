@@ -226,6 +226,14 @@ def _check_consistency(config: dict, source: str) -> None:
             f"{source}: key cv.auto_groups_backbone: {groups_backbone!r} is not a backbone in this config; "
             f"choose from {', '.join(config.get('backbones', {}))}, or give backbone options (type: ...)."
         )
+    for section in ("backbones", "heads", "finetune"):
+        names = config.get(section) or {}
+        unknown = [n for n in config.get("resources", {}).get(f"gpu_{section}", []) if n not in names]
+        if unknown:
+            raise ConfigError(
+                f"{source}: key resources.gpu_{section}: {capped(repr(unknown[0]))} is not under `{section}` in "
+                f"this config; list names from: {', '.join(names) or f'(none: `{section}` is empty)'}."
+            )
     scale = config.get("task", {}).get("scale")
     if scale is not None and not scale["min"] < scale["max"]:
         raise ConfigError(

@@ -482,7 +482,8 @@ class Trainer:
     ) -> None:
         self.options, self.task, self.stores, self.where = options, task, stores, where
         self.seed, self.fold_code, self.device, self.num_workers = seed, fold_code, device, num_workers
-        self.crop_len = max(1, round(options.crop_seconds * stores.sample_rate))
+        # the stores are read at the encoder's rate (finetune_fold opens them so); None: no audio (doctor's timing)
+        self.crop_len = max(1, round(options.crop_seconds * options.sample_rate))
         self.amp_dtype = None
         if device.type == "cuda" and options.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -504,13 +505,17 @@ class Trainer:
         out = np.zeros((len(rows), model.out.out_features), dtype=np.float64)
         clips = (self.stores.read(int(row)) for row in rows)
         for crops, group in crop_batches(clips, self.crop_len, k, "zeros", 0, batch):
-            with torch.no_grad(), self._autocast():
-                z = model(model.encoder.features(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
+            z = self.crop_logits(model, crops)
             at = 0
             for i, distinct, index in group:
                 out[i] = z[at + index].mean(axis=0)
                 at += len(distinct)
         return out
+
+    def crop_logits(self, model: FinetuneModel, crops: np.ndarray) -> np.ndarray:
+        """Logits of a batch of (n, crop_len) crops, in inference mode."""
+        with torch.no_grad(), self._autocast():
+            return model(model.encoder.features(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -541,15 +546,7 @@ class Trainer:
         objective.init_output(model.out)
         targets = objective.targets(y_fit)
         row_weight = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
-        head = model.head_parameters()
-        encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-        groups = [{"params": head, "lr": o.lr_head}]
-        if encoder_params:
-            groups.append({"params": encoder_params, "lr": o.lr_encoder})
-        optimizer = torch.optim.AdamW(groups, weight_decay=o.weight_decay)
-        steps = max(1, math.ceil(len(fit_rows) / o.batch_size))
-        scheduler = warmup_cosine(optimizer, max(1, round(o.warmup_epochs * steps)), epochs * steps)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        optimizer, scheduler, scaler = self.optimization(model, len(fit_rows), epochs)
         weights = balanced_weights(np.asarray(y_fit), self.task) if o.balanced_sampler else None
         dataset = CropDataset(self.stores, fit_rows, self.crop_len, o, self.seed * 1000 + self.fold_code)
         name, greater = metrics.primary(self.task.kind)
@@ -618,6 +615,19 @@ class Trainer:
             model.load_state_dict(state["best"])
         return model, objective, state["history"], state["best_epoch"]
 
+    def optimization(self, model: FinetuneModel, n_fit: int, epochs: int):
+        """(AdamW with the head's and the encoder's learning rates, warm-up + cosine schedule, AMP grad scaler)."""
+        o = self.options
+        encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
+        groups = [{"params": model.head_parameters(), "lr": o.lr_head}]
+        if encoder_params:
+            groups.append({"params": encoder_params, "lr": o.lr_encoder})
+        optimizer = torch.optim.AdamW(groups, weight_decay=o.weight_decay)
+        steps = max(1, math.ceil(n_fit / o.batch_size))
+        scheduler = warmup_cosine(optimizer, max(1, round(o.warmup_epochs * steps)), epochs * steps)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        return optimizer, scheduler, scaler
+
     def _epoch(
         self, model, dataset, targets, row_weight, weights, objective, optimizer, scheduler, scaler, epoch
     ) -> float:
@@ -637,40 +647,46 @@ class Trainer:
         model.train()
         total, seen = 0.0, 0
         for waves, items in loader:
-            with torch.no_grad():
-                feats = model.encoder.features(waves.to(self.device, non_blocking=True))
-                if model.encoder.spectrogram and (o.time_masks or o.freq_masks):
-                    feats = spec_augment(feats, rng, o)
-            yb = targets[items].to(self.device)
-            wb = None if row_weight is None else row_weight[items].to(self.device)
-            mix = None
-            # draw every batch, mixed or not, so the random stream does not depend on the outcomes
-            if o.mixup_alpha > 0 and rng.random() < o.mixup_prob and len(feats) > 1:
-                feats, _, lam, perm = mixup(feats, None, rng, o.mixup_alpha)
-                mix = (lam, perm.to(self.device))
-            with self._autocast():
-                out = model(feats)
-                loss = objective.loss(out, yb, wb)
-                if (
-                    mix is not None
-                ):  # each loss is affine in its target (ldl: its target distribution): the mixed target's loss
-                    mixed_weight = None if wb is None else wb[mix[1]]
-                    loss = mix[0] * loss + (1.0 - mix[0]) * objective.loss(out, yb[mix[1]], mixed_weight)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{self.where}, epoch {epoch + 1}: non-finite training loss ({float(loss.detach())}); lower lr_head / "
-                    "lr_encoder, check the audio for NaN/inf, or set amp: false."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], o.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            total += float(loss.detach()) * len(items)
+            wb = None if row_weight is None else row_weight[items]
+            loss = self.step(model, waves, targets[items], objective, optimizer, scheduler, scaler, rng, epoch, wb)
+            total += loss * len(items)
             seen += len(items)
         return total / max(seen, 1)
+
+    def step(self, model, waves, yb, objective, optimizer, scheduler, scaler, rng, epoch: int, wb=None) -> float:
+        """One training step on a batch of crops (features, SpecAugment, mixup, loss weighted by the rows'
+        ``wb`` when given, backward, clipped optimizer and schedule step); returns the batch's loss."""
+        o = self.options
+        with torch.no_grad():
+            feats = model.encoder.features(waves.to(self.device, non_blocking=True))
+            if model.encoder.spectrogram and (o.time_masks or o.freq_masks):
+                feats = spec_augment(feats, rng, o)
+        yb = yb.to(self.device)
+        wb = None if wb is None else wb.to(self.device)
+        mix = None
+        # draw every batch, mixed or not, so the random stream does not depend on the outcomes
+        if o.mixup_alpha > 0 and rng.random() < o.mixup_prob and len(feats) > 1:
+            feats, _, lam, perm = mixup(feats, None, rng, o.mixup_alpha)
+            mix = (lam, perm.to(self.device))
+        with self._autocast():
+            out = model(feats)
+            loss = objective.loss(out, yb, wb)
+            if mix is not None:  # each loss is affine in its target (ldl: its target distribution): the mixed target's
+                mixed_weight = None if wb is None else wb[mix[1]]
+                loss = mix[0] * loss + (1.0 - mix[0]) * objective.loss(out, yb[mix[1]], mixed_weight)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{self.where}, epoch {epoch + 1}: non-finite training loss ({float(loss.detach())}); lower lr_head / "
+                "lr_encoder, check the audio for NaN/inf, or set amp: false."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], o.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        return float(loss.detach())
 
 
 def _cpu_state(model: nn.Module) -> dict:
@@ -891,6 +907,47 @@ class StudentRound:
             history=history,
         )
         return val, test, {"state": model.state_dict(), "objective": objective.state()}, info
+
+
+def time_training_step(options: FinetuneOptions, task: TaskSpec, y: np.ndarray, seed: int = 0, steps: int = 2) -> dict:
+    """What ``audiofold doctor`` scales to a run: seconds to build the model as a job does, per training
+    step on a batch of ``len(y)`` noise crops of ``crop_seconds`` (``steps`` timed after a warm-up step),
+    and per crop at inference; on the configured device, or the CPU where that is cuda and torch sees no
+    GPU (``device`` says which)."""
+    try:
+        device = resolve_device(options.device)
+    except ConfigError:
+        device = torch.device("cpu")
+    # as finetune_fold runs: deterministic algorithms are several times slower on some CPU convolutions
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    trainer = Trainer(options, task, None, "finetune timing", seed, 0, device, num_workers=0)
+    rng = np.random.default_rng(seed)
+    objective = Objective(task, options, y)
+    targets = objective.targets(y)
+
+    def now() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    started = now()
+    model = trainer.build(objective.n_out)
+    objective.init_output(model.out)
+    build = now() - started
+    optimizer, scheduler, scaler = trainer.optimization(model, len(y) * (steps + 1), 1)
+    waves = torch.from_numpy(rng.normal(0, 0.1, (len(y), trainer.crop_len)).astype(np.float32))
+    model.train()
+    for i in range(steps + 1):
+        if i == 1:  # after the warm-up: lazy inits, the allocator, the first AdamW state
+            started = now()
+        trainer.step(model, waves, targets, objective, optimizer, scheduler, scaler, rng, 0)
+    per_step = (now() - started) / steps
+    crops = waves.numpy()
+    model.eval()
+    trainer.crop_logits(model, crops)  # warm-up
+    started = now()
+    trainer.crop_logits(model, crops)
+    return {"build": build, "step": per_step, "crop": (now() - started) / len(crops), "device": device.type}
 
 
 def refit_epochs(fold_preds: list[str | os.PathLike]) -> int:

@@ -79,6 +79,7 @@ def test_the_fine_tuned_candidate_goes_through_collect_calibrate_and_blend(done)
         ({"calibrate": {"enabled": False}}, {"calibrate"} | ENSEMBLE),
         ({"pseudo_labels": {"min_confidence": 0.9}}, set()),  # disabled: its settings are no job's params
         ({"pseudo_labels": {"enabled": True}}, {"train", "refit"} | FT_DOWNSTREAM),
+        ({"resources": {"gpu_finetune": ["cnn"]}}, set()),
     ],
     ids=[
         "nothing",
@@ -87,6 +88,7 @@ def test_the_fine_tuned_candidate_goes_through_collect_calibrate_and_blend(done)
         "calibrate.enabled",
         "pseudo_labels.min_confidence (disabled)",
         "pseudo_labels.enabled",
+        "resources.gpu_finetune",
     ],
 )
 def test_only_the_finetune_keys_rerun_finetune(done, change, expected):
@@ -99,11 +101,27 @@ def test_a_fold_or_seed_change_decodes_nothing_again(done, change):
     assert "finetune" in planned and "audio_store" not in planned and "embed" not in planned
 
 
-def test_a_cuda_model_asks_the_executor_for_a_gpu(done):
-    (done / "change.yaml").write_text(yaml.safe_dump({"finetune": {"cnn": {"device": "cuda"}}}))
+@pytest.mark.parametrize(
+    "change",
+    # a scheduling hint reruns nothing (test above): a changed key puts the jobs in the plan
+    [
+        {"finetune": {"cnn": {"device": "cuda"}}},
+        {"finetune": {"cnn": {"lr_head": 1e-3}}, "resources": {"gpu_finetune": ["cnn"]}},
+    ],
+    ids=["device.cuda", "resources.gpu_finetune"],
+)
+def test_a_cuda_or_listed_model_asks_the_executor_for_a_gpu(done, change):
+    (done / "change.yaml").write_text(yaml.safe_dump(change))
     plan = snakemake(done, "-n", "--configfile", str(done / "config.yaml"), str(done / "change.yaml")).stdout
     blocks = [b for b in plan.split("\n\n") if "rule finetune:" in b or "rule finetune_refit:" in b]
     assert len(blocks) == 4 and all("gpu=1" in b for b in blocks)  # 3 folds and the refit
+
+
+def test_a_model_neither_listed_nor_on_cuda_asks_for_no_gpu(done):
+    (done / "change.yaml").write_text(yaml.safe_dump({"finetune": {"cnn": {"lr_head": 1e-3}}}))
+    plan = snakemake(done, "-n", "--configfile", str(done / "config.yaml"), str(done / "change.yaml")).stdout
+    blocks = [b for b in plan.split("\n\n") if "rule finetune:" in b or "rule finetune_refit:" in b]
+    assert len(blocks) == 4 and not any("gpu=1" in b for b in blocks)
 
 
 def test_bad_finetune_options_fail_at_start_up(tmp_path):

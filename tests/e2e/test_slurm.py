@@ -5,6 +5,7 @@ as root); without them it skips, naming what is missing. The cluster advertises 
 """
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -35,8 +36,9 @@ pytestmark = [
     ),
 ]
 
-# two embed jobs side by side on the 2-core test node (the rule asks for 2 threads for real data)
-ONE_THREAD_EMBED = ("--set-threads", "embed=1")
+# two jobs side by side on the 2-core test node (the rules ask for 2 threads for real data); the local
+# run uses the same threads, so the fine-tuned model is trained alike in both
+ONE_THREAD_JOBS = ("--set-threads", "embed=1", "audio_store=1", "finetune=1")
 SLURM_ARGS = (
     "--executor",
     "slurm",
@@ -57,7 +59,8 @@ SLURM_ARGS = (
     # asking for less keeps them schedulable on a small CI node
     "--set-resources",
     "embed:mem_mb=2000",
-    *ONE_THREAD_EMBED,
+    "finetune:mem_mb=2000",
+    *ONE_THREAD_JOBS,
 )
 
 
@@ -90,7 +93,19 @@ def _jobs(part: str, workdir: Path) -> list[str]:
 
 def _small():
     config = small_config("classification")
-    config["resources"] = {"gpu_backbones": ["logmel"]}  # the logmel embed jobs ask for the advertised GPU
+    # the logmel embed jobs and the fine-tune jobs ask for the advertised GPU
+    config["resources"] = {"gpu_backbones": ["logmel"], "gpu_finetune": ["cnn"]}
+    # one tiny fine-tuned candidate (a from-scratch CNN, one epoch): 3 fold jobs and an audio store per chunk
+    config["finetune"] = {
+        "cnn": {
+            "encoder": {"type": "cnn", "n_mels": 32, "channels": [8, 16]},
+            "epochs": 1,
+            "batch_size": 8,
+            "crop_seconds": 1.0,
+            "tta_crops": 1,
+            "num_workers": 0,  # no DataLoader worker processes to start
+        }
+    }
     config["heads"] = {"linear": config["heads"]["linear"]}  # fewer jobs: every SLURM job pays a start-up
     config["cv"]["test_predictions"] = "folds"  # no refit jobs, for the same reason
     # 90 + 20 clips in chunks of at most 14: 7 + 2 chunks, 18 embed jobs over two backbones
@@ -105,11 +120,12 @@ def _workdir(path: Path, config: dict) -> Path:
 
 def test_demo_through_slurm(slurm_cluster, tmp_path_factory):
     """The demo in many chunks through SLURM, one embed job cancelled while it runs: Snakemake submits
-    it again (--retries 1), GPU requests go where configured, and the submission is a local run's."""
+    it again (--retries 1), GPU requests go where configured (logmel embed jobs, fine-tune jobs), and the
+    submission, fine-tuned candidate included, is a local run's."""
     config = _small()
     local = _workdir(tmp_path_factory.mktemp("local"), config)
     t0 = time.perf_counter()
-    snakemake(local, "--cores", "2", *ONE_THREAD_EMBED)
+    snakemake(local, "--cores", "2", *ONE_THREAD_JOBS)
     local_s = time.perf_counter() - t0
 
     wd = _workdir(tmp_path_factory.mktemp("slurm"), config)
@@ -129,6 +145,14 @@ def test_demo_through_slurm(slurm_cluster, tmp_path_factory):
     for job in embed_jobs:
         assert ("TresPerJob=gres:gpu:1" in job) == (job in logmel), job
         assert "JobState=COMPLETED" in job or job.startswith(f"JobId={killed} "), job
+    # resources.gpu_finetune: each fold's fine-tune job went to SLURM with the GPU request, and finished
+    finetune_jobs = _jobs("Comment=rule_finetune_wildcards_", wd)
+    assert len(finetune_jobs) == 3, f"one fine-tune job per fold:\n{log[-3000:]}"
+    for job in finetune_jobs:
+        assert "TresPerJob=gres:gpu:1" in job and "JobState=COMPLETED" in job, job
+    stores = _jobs("Comment=rule_audio_store_", wd)
+    assert len(stores) == n_chunks and not any("gres:gpu" in j for j in stores), stores
+    assert "ft-cnn/finetune/main" in json.loads((wd / "results/metrics.json").read_text())["candidates"]
 
 
 def _cluster_state(state: Path) -> str:

@@ -60,12 +60,25 @@ def test_default_config_is_valid_and_defaults_are_filled(base, schema):
         (lambda c: c["blend"].update(greedy_rounds=0), "blend.greedy_rounds"),
         (lambda c: c.update(duplicates={"backbone": "wavlm"}), "duplicates.backbone: 'wavlm' is not a backbone"),
         (lambda c: c.update(duplicates={"threshold": 1.5}), "duplicates.threshold"),
+        (lambda c: c.update(resources={"gpu_backbones": ["wavlm"]}), "resources.gpu_backbones: 'wavlm' is not under"),
+        (lambda c: c.update(resources={"gpu_heads": ["mlp"]}), "resources.gpu_heads: 'mlp' is not under `heads`"),
+        (lambda c: c.update(resources={"gpu_finetune": ["cnn"]}), "resources.gpu_finetune: 'cnn' is not under"),
+        (
+            lambda c: c.update(finetune={"cnn": {"encoder": {"type": "cnn"}}}, resources={"gpu_finetune": ["cn"]}),
+            r"resources.gpu_finetune: 'cn' is not under `finetune` in this config; list names from: cnn",
+        ),
     ],
 )
 def test_bad_values_name_their_key(base, schema, mutate, named):
     mutate(base)
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         validate_config(base, schema)
+
+
+def test_gpu_lists_take_the_configs_names(base, schema):
+    base["finetune"] = {"cnn": {"encoder": {"type": "cnn"}}}
+    base["resources"] = {"gpu_backbones": ["logmel"], "gpu_heads": ["knn"], "gpu_finetune": ["cnn"]}
+    assert validate_config(base, schema)["resources"]["gpu_finetune"] == ["cnn"]
 
 
 def test_unknown_key_lists_allowed_keys(base, schema):

@@ -276,3 +276,70 @@ def test_run_time_estimate_measures_this_machine(tmp_path):
     assert all(seconds > 0 for seconds in est.parts.values())
     measured = measure_backbone("logmel", config["backbones"]["logmel"], 2.0, est.workload.paths, 60)
     assert measured["per_clip"] > 0 and measured["decode"] > 0 and measured["dim"] > 0 and not measured["torch"]
+
+
+TINY_CNN = {"encoder": {"type": "cnn", "n_mels": 32, "channels": [8, 16]}, "crop_seconds": 1.0, "batch_size": 4}
+
+
+def _with_finetune(config: dict, **options) -> dict:
+    from audiofold.config import load_schema, validate_config
+
+    config = copy.deepcopy(config)
+    config["finetune"] = {"cnn": {**copy.deepcopy(TINY_CNN), **options}}
+    return validate_config(config, load_schema(), source="test")
+
+
+def test_run_time_estimate_times_a_fine_tuning_step(tmp_path):
+    """Unstubbed: the fine-tuned model is built as its job builds it and a training step is timed."""
+    from audiofold.cli.estimate import SCHEDULER_SECONDS, estimate_run_time
+
+    config = _with_finetune(_init_config(_data_folder(tmp_path, 20, 4, seconds=2.0), fast=True), epochs=3)
+    est = estimate_run_time(config, cores=2, startup=(0.5, 1.0))
+    # 5 folds and the refit, one at a time on 2 cores: more than their start-ups, by the timed training
+    assert est.parts["finetune cnn"] > 6 * (0.5 + SCHEDULER_SECONDS + 1.0) and est.parts["audio stores"] > 0
+    line = est.line()
+    assert "finetune cnn " in line and "all 3 epochs counted (the upper bound: early stopping may stop sooner)" in line
+
+
+def test_run_time_estimate_of_fine_tuning_scales_with_epochs_rows_and_refit(tmp_path, monkeypatch):
+    """One training step costs 1 s, inference and the build nothing: the fine-tune part counts the steps."""
+    from audiofold.cli import estimate
+    from audiofold.finetune import FinetuneOptions
+
+    monkeypatch.setattr(
+        estimate,
+        "measure_finetune",
+        lambda name, params, task, seed=0: {
+            "build": 0.0,
+            "step": 1.0,
+            "crop": 0.0,
+            "device": "cpu",
+            "options": {**FinetuneOptions.from_config(params).to_dict(), "sample_rate": 16000},
+        },
+    )
+    monkeypatch.setattr(
+        estimate,
+        "measure_backbone",
+        lambda name, params, seconds, paths=(), max_seconds=None: {
+            "build": 0.0,
+            "per_clip": 0.0,
+            "decode": 0.0,
+            "dim": 8,
+            "torch": False,
+        },
+    )
+    monkeypatch.setattr(estimate, "measure_head", lambda params, task, dim, rows, seed=0: 0.0)
+    base = _init_config(_data_folder(tmp_path, 20, 4), fast=True)  # 5 folds, refit
+
+    def part(**options) -> float:
+        config = _with_finetune(base, **options)
+        return estimate.estimate_run_time(config, cores=2, startup=(2.0, 3.0)).parts["finetune cnn"]
+
+    # each fold fits 16 x 0.85 = 13.6 rows (4 steps of 4), the refit 20 rows (5 steps): 25 steps an epoch,
+    # and 6 jobs each starting Python and torch; one job at a time on 2 cores (2 threads a job)
+    job = 2.0 + estimate.SCHEDULER_SECONDS + 3.0
+    assert part(epochs=2) == pytest.approx(2 * 25 + 6 * job)
+    assert part(epochs=6) == pytest.approx(6 * 25 + 6 * job)
+    assert part(epochs=2, validation="fold") == pytest.approx(2 * (5 * 4 + 5) + 6 * job)  # 16 rows: 4 steps
+    base["cv"]["test_predictions"] = "folds"
+    assert part(epochs=2) == pytest.approx(2 * 20 + 5 * job)

@@ -58,7 +58,8 @@ def backbone_sr(backbone):
 
 
 def gpus(section, name):
-    """GPUs one job of this backbone/head asks the executor for: listed in resources.gpu_<section>, or device cuda."""
+    """GPUs one job of this backbone/head/fine-tuned model asks the executor for: listed in
+    resources.gpu_<section>, or device cuda (profiles/slurm then sends it to the GPU partition)."""
     listed = config["resources"].get(f"gpu_{section}", [])
     options = backbone_options(name) if section == "backbones" else config[section][name]
     return int(name in listed or options.get("device") == "cuda")
@@ -103,11 +104,6 @@ if FINETUNE:
 
 def ft_store(model, split, suffix):
     return [f"{R}/audio/{FT_RATE[model]}/{s}.{suffix}" for s in chunks(split)]
-
-
-def ft_gpus(model):
-    """One GPU for a model whose device is cuda (profiles/slurm then sends it to the GPU partition)."""
-    return int(config["finetune"][model].get("device") == "cuda")
 
 
 def optional(path):

@@ -55,7 +55,7 @@ rule finetune:
     resources:
         mem_mb=8000,
         runtime=720,
-        gpu=lambda wc: ft_gpus(wc.ftmodel),
+        gpu=lambda wc: gpus("finetune", wc.ftmodel),
     conda:
         "../../envs/rule-models.yaml"
     script:
@@ -91,7 +91,7 @@ rule finetune_refit:
     resources:
         mem_mb=8000,
         runtime=720,
-        gpu=lambda wc: ft_gpus(wc.ftmodel),
+        gpu=lambda wc: gpus("finetune", wc.ftmodel),
     conda:
         "../../envs/rule-models.yaml"
     script:

@@ -14,7 +14,8 @@ torchaudio wheel built for another torch installs cleanly, then fails on ``libto
 ``audiofold doctor --imports-only`` runs just those checks; ``make install`` ends with it.
 
 With a config, the last line estimates the run time on this machine (``audiofold.cli.estimate``: per-clip
-and per-fit costs measured here on synthetic audio and features, times the config's clips and fits).
+and per-fit costs measured here on synthetic audio and features, times the config's clips and fits; per
+fine-tuned model, a timed training step of the model its jobs build, times every epoch of every fold job).
 """
 
 from __future__ import annotations

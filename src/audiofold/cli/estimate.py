@@ -3,22 +3,30 @@
     embedding  = clips x (measured per-clip cost of each backbone) + embed jobs x (start-up + model load)
     heads      = fits (folds, refit, nested fits) x (measured fit cost of each head on that backbone's dim)
     start-up   = the other jobs x (measured Python start-up of a rule script + Snakemake's bookkeeping)
+    fine-tune  = per `finetune.<model>`: jobs (folds, + the refit unless cv.test_predictions is folds) x
+                 (epochs x steps per epoch x measured training step + TTA crops x measured inference
+                 per crop), plus the audio stores (decoding once per chunk and sample rate)
 
 Measured here, at doctor time, on a few synthetic clips of the data's typical length and on synthetic
 features: per-clip costs differ by orders of magnitude between backbones and between machines, and
 benchmarks/results/extract_speed.json has a per-clip number for distillmos alone. Every Snakemake job
 is a fresh interpreter, so on small data the start-ups dominate; they are measured too. The parts are
-divided over the cores as the workflow's rules ask for them (embed: 2 threads a job, train: 1).
+divided over the cores as the workflow's rules ask for them (embed and finetune: 2 threads a job,
+train: 1). A fine-tune step is timed on the model the job builds (audiofold.finetune.time_training_step:
+encoder, head, optimizer, SpecAugment and mixup) on a batch of ``crop_seconds`` of noise, in a fresh
+interpreter as a job is; every epoch is counted, so early stopping can only make the run shorter.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import subprocess
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +48,22 @@ FIT_ROWS = 128  # rows of the synthetic fit per head; the time is scaled linearl
 DURATION_FILES = 12  # audio files whose length is read for the typical clip length
 FALLBACK_CLIP_SECONDS = 5.0
 EMBED_THREADS = 2  # workflow/rules/embed.smk `threads:`
+FINETUNE_THREADS = 2  # workflow/rules/finetune.smk `threads:` (finetune, finetune_refit, audio_store)
+FINETUNE_STEPS = 2  # training steps timed per fine-tuned model, after one warm-up step
+# measure_finetune's fresh interpreter: reads the job from stdin, prints the timings and options as JSON
+FINETUNE_PROBE = """
+import json, sys
+import numpy as np
+import torch
+from audiofold.finetune import FinetuneOptions, time_training_step
+from audiofold.tasks import TaskSpec
+job = json.load(sys.stdin)
+torch.set_num_threads(job["threads"])
+options = FinetuneOptions.from_config(job["params"], job["where"])
+task = TaskSpec.from_dict(job["task"])
+out = time_training_step(options, task, np.asarray(job["y"]), job["seed"], job["steps"])
+print(json.dumps({**out, "options": {**options.to_dict(), "sample_rate": options.sample_rate}}))
+"""
 # Snakemake's own work per job in its main process (DAG update, output checks, the script's preamble
 # written and read back), on top of the measured imports: a fast-config run of 48 jobs on 2 idle cores
 # took 171 s where the jobs' imports measured ~2-4 s each and their benchmarks 4-9 s each.
@@ -189,20 +213,24 @@ def measure_backbone(name: str, params: dict, seconds: float, paths: list[str] =
         per_clip = (time.perf_counter() - started) / PROBE_CLIPS
     finally:
         _torch_threads(previous)
-    decode = 0.0
-    if paths:
-        started = time.perf_counter()
-        for path in paths:
-            load_mono(path, backbone.sample_rate, max_seconds)
-        decode = (time.perf_counter() - started) / len(paths)
     return {
         "build": build,
         "per_clip": per_clip,
-        "decode": decode,
+        "decode": decode_seconds(paths, backbone.sample_rate, max_seconds),
         "dim": backbone.dim,
         # a neural backbone (one with weights) imports torch in its job; the hand-crafted ones never do
         "torch": hasattr(backbone, "weights_status"),
     }
+
+
+def decode_seconds(paths: list[str], sample_rate: int, max_seconds=None) -> float:
+    """Seconds to decode one of ``paths`` (a few of the data's files) at ``sample_rate``; 0 without any."""
+    if not paths:
+        return 0.0
+    started = time.perf_counter()
+    for path in paths:
+        load_mono(path, sample_rate, max_seconds)
+    return (time.perf_counter() - started) / len(paths)
 
 
 def synthetic_targets(task, rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -234,6 +262,54 @@ def measure_head(params: dict, task, dim: int, rows: int, seed: int = 0) -> floa
     fit_head(head, X, y, None)
     head.predict(X[: min(m, 16)])
     return (time.perf_counter() - started) * rows / m
+
+
+def measure_finetune(name: str, params: dict, task, seed: int = 0) -> dict:
+    """audiofold.finetune.time_training_step on the model of ``finetune.<name>``, in a fresh interpreter
+    with the job's threads (as the job runs; importing torch here would slow every ``audiofold``
+    command): seconds to build, per training step on a batch of ``batch_size`` crops, per TTA crop;
+    the device it ran on; and the options (``sample_rate`` among them)."""
+    rng = np.random.default_rng(seed)
+    job = {
+        "params": params,
+        "where": f"finetune.{name}",
+        "task": task.to_dict(),
+        "y": synthetic_targets(task, int(params.get("batch_size", 16)), rng).tolist(),
+        "seed": seed,
+        "steps": FINETUNE_STEPS,
+        "threads": min(FINETUNE_THREADS, os.cpu_count() or 1),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", FINETUNE_PROBE], input=json.dumps(job), capture_output=True, text=True, timeout=900
+    )
+    if out.returncode:
+        lines = out.stderr.strip().splitlines()
+        raise RuntimeError(f"timing finetune.{name} failed: {lines[-1] if lines else out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def finetune_seconds(m: dict, n_train: int, n_test: int, config: dict) -> tuple[float, int]:
+    """(Seconds of every job of one fine-tuned model, their number), from ``measure_finetune``'s ``m``:
+    each fold trains on its other folds' rows (less the inner early-stopping rows), scores its early-
+    stopping rows with TTA after every epoch and predicts its fold and the test clips; the refit trains
+    on every row and predicts the test clips. All ``epochs`` run (the upper bound)."""
+    o = types.SimpleNamespace(**m["options"])
+    k = int(config["cv"]["n_folds"])
+    refit = config["cv"].get("test_predictions", "refit") != "folds"
+    train_rows = n_train * (k - 1) / k
+    n_fit, n_stop = train_rows, n_train / k
+    if o.validation == "inner":
+        n_fit, n_stop = train_rows * (1 - o.inner_val_fraction), train_rows * o.inner_val_fraction
+
+    def job(fit_rows: float, stop_rows: float, predict_rows: float) -> float:
+        steps = math.ceil(max(1.0, fit_rows) / o.batch_size)
+        epoch = steps * m["step"] + stop_rows * o.tta_crops * m["crop"]
+        return m["build"] + o.epochs * epoch + predict_rows * o.tta_crops * m["crop"]
+
+    seconds = k * job(n_fit, n_stop, n_train / k + n_test)
+    if refit:
+        seconds += job(n_train, 0.0, n_test)
+    return seconds, k + refit
 
 
 def estimate_task(config: dict):
@@ -292,8 +368,28 @@ def estimate_run_time(config: dict, cores: int | None = None, startup: tuple[flo
             seconds += fits * fit
         parts[f"head {head}"] = seconds / cores
     # per candidate: train/refit jobs, collect_oof and calibrate, side by side; then the serial steps
+    ft_slots = max(1, cores // FINETUNE_THREADS)
+    rates: dict[int, float] = {}  # sample rate -> per-clip decode seconds of its audio store
+    for model, params in (config.get("finetune") or {}).items():
+        m = measure_finetune(model, params, task, seed=int(config.get("seed", 0)))
+        seconds, jobs = finetune_seconds(m, work.n_train, work.n_test, config)
+        job = startup_s + SCHEDULER_SECONDS + torch_s
+        parts[f"finetune {model}"] = (seconds + jobs * job) / ft_slots
+        rate = m["options"]["sample_rate"]
+        if rate not in rates:
+            rates[rate] = decode_seconds(work.paths, rate, max_seconds)
+        where = "" if m["device"] == "cuda" or m["options"]["device"] != "cuda" else ", timed on CPU (no GPU here)"
+        notes.append(
+            f"finetune {model}: all {m['options']['epochs']} epochs counted (the upper bound: early stopping may "
+            f"stop sooner){where}"
+        )
+    if rates:
+        job = startup_s + SCHEDULER_SECONDS
+        parts["audio stores"] = sum(n_clips * d + work.n_chunks * job for d in rates.values()) / ft_slots
     job = startup_s + SCHEDULER_SECONDS
-    parallel_jobs = n_candidates * (train_jobs + 2) + SIDE_JOBS
+    # a fine-tuned candidate's collect_oof and calibrate (its own jobs are in its part), and finetune_curves
+    n_finetune = len(config.get("finetune") or {})
+    parallel_jobs = n_candidates * (train_jobs + 2) + SIDE_JOBS + 2 * n_finetune + bool(n_finetune)
     parts["job start-ups"] = parallel_jobs * job / cores + SERIAL_JOBS * job
     return Estimate(work, cores, parts, notes)
 
