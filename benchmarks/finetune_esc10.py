@@ -7,6 +7,7 @@ asked-for fold, and the fold's accuracy next to the frozen-embedding reference (
 0.903-0.912 over the 5 folds, benchmarks/results/quality.md).
 
     .venv/bin/python benchmarks/finetune_esc10.py [--folds 0] [--epochs 6] [--data-dir ../shared/datasets]
+        [--device auto|cpu|cuda] [--no-amp]   # on a GPU: run twice, --amp and --no-amp, for the AMP check
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--lr-head", type=float, default=2e-4)
     parser.add_argument("--lr-encoder", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision on CUDA")
     parser.add_argument("--data-dir", type=Path, default=DATASETS_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/finetune_esc10.json")
     args = parser.parse_args()
@@ -59,6 +62,8 @@ def main() -> None:
             "unfreeze": unfreeze,
             "lr_head": args.lr_head,
             "lr_encoder": args.lr_encoder,
+            "device": args.device,
+            "amp": args.amp,
         }
     )
     results = []
