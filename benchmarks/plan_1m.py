@@ -98,7 +98,8 @@ def main() -> None:
     v, d = row["validate"], row["dry_run"]
     (args.out / "plan_1m.md").write_text(
         "# Planning a million clips (benchmarks/plan_1m.py)\n\n"
-        f"{row['n_clips']:,} clips ({row['n_train']:,} training), hard links to one 1-s WAV, log-mel + linear head.\n\n"
+        f"{row['n_clips']:,} clips ({row['n_train']:,} training), hard links to a 1-s WAV, log-mel + linear head; "
+        f"measured {time.strftime('%Y-%m-%d')} on 2 cores shared with other work.\n\n"
         "| step | wall s | peak RSS MB |\n|---|---|---|\n"
         f"| hashes + validate (lists and hashes every clip, writes the chunk manifests) | {v['wall_s']} | {v['peak_rss_mb']} |\n"
         f"| `snakemake -n` (the whole plan{', ' + str(d['jobs']) + ' jobs' if 'jobs' in d else ''}) | {d['wall_s']} | {d['peak_rss_mb']} |\n"
