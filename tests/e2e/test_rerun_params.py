@@ -54,7 +54,8 @@ def _planned(wd, change: dict) -> set[str]:
         ({"duplicates": {"backbone": "mfcc"}}, {"duplicates", "report", "all"}),
         ({"cv": {"group_duplicates": False}}, {"prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
         ({"cv": {"auto_groups_threshold": 0.3}}, set()),  # the demo has no pseudo-groups under auto
-        ({"cv": {"auto_groups": True}}, {"auto_groups", "prepare"} | DOWNSTREAM_OF_EMBED - {"embed", "shift"}),
+        # its own embed jobs (backbone auto_groups), then the folds and all training; no other backbone re-embeds
+        ({"cv": {"auto_groups": True}}, {"auto_groups", "prepare", "embed"} | DOWNSTREAM_OF_EMBED - {"shift"}),
         ({"pseudo_labels": {"min_confidence": 0.9}}, set()),  # disabled: its settings are no job's params
         ({"pseudo_labels": {"enabled": True}}, {"train", "refit", "collect_oof", "calibrate"} | ENSEMBLE),
     ],
