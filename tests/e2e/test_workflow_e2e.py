@@ -194,3 +194,19 @@ def test_pseudo_labels_add_a_second_round_candidate(finished_runs, tmp_path):
     weights = json.loads((results / "blend/weights.json").read_text())
     assert any(name.endswith("/main+pl") for name in weights["weights"])
     assert np.isfinite(load_npz(results / "blend/nested_oof.npz")["P"]).all()
+
+
+def test_embed_jobs_ask_for_the_cores_their_backbone_keeps_busy(workdir):
+    """librosa front ends run on one thread: their jobs take one core each (two run side by side on two);
+    a torch model's job takes the rule's two."""
+    config = small_config("classification")
+    config["backbones"] = {"logmel": config["backbones"]["logmel"], "speech": {"type": "resemblyzer"}}
+    wd = workdir(config)
+    snakemake(wd, "--cores", "2", "validate")
+    plan = snakemake(wd, "-n", "-F", "results/embeddings/logmel/train0.npz", "results/embeddings/speech/train0.npz")
+    jobs = {
+        block.split("wildcards: backbone=")[1].split(",")[0]: block
+        for block in plan.stdout.split("\nrule ")
+        if block.startswith("embed:") and "wildcards: backbone=" in block
+    }
+    assert "threads: 2" in jobs["speech"] and "threads:" not in jobs["logmel"]  # Snakemake shows threads > 1 only

@@ -3,7 +3,7 @@ import functools
 import hashlib
 import os
 
-from audiofold.backbones import declared_sample_rate
+from audiofold.backbones import backbone_class, declared_sample_rate, split_backbone_config
 from audiofold.clips import chunk_names, read_clips
 
 R = config["results_dir"]
@@ -51,6 +51,12 @@ if AUTO_GROUPS and not GROUPS_BACKBONE and "auto_groups" in config["backbones"]:
 def backbone_options(name):
     """Options of a backbone the embed step runs: a configured one, or the auto_groups step's own."""
     return config["backbones"][name] if name in config["backbones"] else GROUPS_BACKBONE_OPTIONS
+
+
+def embed_threads(backbone):
+    """Cores of one embed job: what the backbone can keep busy (Backbone.job_threads), else 2."""
+    options = backbone_options(backbone)
+    return backbone_class(backbone, split_backbone_config(options)[0]).job_threads or 2
 
 
 def backbone_sr(backbone):

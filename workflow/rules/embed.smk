@@ -13,7 +13,7 @@ rule embed:
         f"{R}/logs/embed/{{backbone}}/{{shard}}.log",
     benchmark:
         f"{R}/benchmarks/embed/{{backbone}}/{{shard}}.tsv"
-    threads: 2
+    threads: lambda wc: embed_threads(wc.backbone)
     resources:
         mem_mb=8000,
         runtime=120,

@@ -56,6 +56,9 @@ class Backbone(abc.ABC):
     # these from their options and override ``embed_outputs``.
     n_layers: int | None = None  # L when the backbone returns pooled per-layer embeddings (X_layers)
     keeps_sequence: bool = False  # True when it returns frame sequences (seq)
+    # Cores one embed job can keep busy: 1 for numpy front ends that run one thread at a time (two
+    # such jobs side by side use two cores); None: the rule's default, for torch models that use them.
+    job_threads: int | None = None
     # True when embed_outputs takes ``lengths`` and masks the zero padding (clips of different
     # lengths then share a batch); the others only see batches of equal-length crops.
     accepts_lengths: bool = False

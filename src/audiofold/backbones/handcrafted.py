@@ -13,6 +13,10 @@ from .base import Backbone, BackboneOptionError, positive_int
 class _MelBackbone(Backbone):
     """Shared log-mel front end; ``embed_batch`` runs librosa on the whole (B, T) batch at once."""
 
+    # librosa's STFT runs on one thread: a second core idles (load 1.3 of 2 at 100k clips), so the embed
+    # rule gives these jobs one core each and runs two at once
+    job_threads = 1
+
     def __init__(
         self,
         *,
