@@ -10,6 +10,7 @@ cache (audiofold.cache) then serves every moved clip without running the model a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -158,11 +159,11 @@ def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
     for chunk, rows in clips.groupby("chunk", sort=False):
         text = rows[MANIFEST_COLUMNS].to_csv(sep="\t", index=False, lineterminator="\n")
         path = manifest_path(folder, chunk)
-        before = _manifest_rows(path)
+        before = _read_text(path)
         if write_text_if_changed(path, text):
             written.append(chunk)
-            if before is not None:
-                _say_what_changed(chunk, before, rows[MANIFEST_COLUMNS])
+            if before is not None:  # parsed only for a changed chunk
+                _say_what_changed(chunk, _manifest_rows(before), rows[MANIFEST_COLUMNS])
         # its sidecar, like every artifact's: what made it and what it holds (unchanged with the manifest)
         meta = {
             "step": "validate",
@@ -180,12 +181,16 @@ def write_chunk_manifests(clips: pd.DataFrame, folder: str | Path) -> list[str]:
     return written
 
 
-def _manifest_rows(path: Path) -> pd.DataFrame | None:
-    """A manifest as written before (None when there is none or it cannot be read)."""
+def _read_text(path: Path) -> str | None:
+    """A manifest's text as written before (None when there is none or it cannot be read)."""
     try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, ValueError):
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
+
+
+def _manifest_rows(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
 
 
 def _say_what_changed(chunk: str, before: pd.DataFrame, after: pd.DataFrame, shown: int = 5) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import StandardScaler, normalize
 
 from .embed import load_embeddings
 from .folds import duplicate_sets
@@ -36,13 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.995
 PAIR_COLUMNS = ["id_a", "id_b", "split_a", "split_b", "fold_a", "fold_b", "similarity", "kind"]
 MAX_LISTED = 10  # pairs shown in duplicates.json (and so in metrics.json and the report)
-
-
-def _unit_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 rows scaled to unit length (zero rows stay zero), their norms)."""
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1)
-    return np.divide(X, norms[:, None], out=np.zeros_like(X), where=norms[:, None] > 0), norms
 
 
 # float32 similarities are within ~1e-6 of float64: candidates within this margin of the threshold are
@@ -61,8 +54,9 @@ def similar_pairs(
     the pairs found are re-scored in float64.
     """
     within = B is None
-    U64, _ = _unit_rows(A)
-    V64 = U64 if within else _unit_rows(B)[0]
+    # unit rows (zero rows stay zero, similar to nothing)
+    U64 = normalize(np.asarray(A, dtype=np.float64))
+    V64 = U64 if within else normalize(np.asarray(B, dtype=np.float64))
     U, V = U64.astype(np.float32), V64.astype(np.float32)
     n, m = len(U), len(V)
     if not n or not m:
